@@ -1,0 +1,260 @@
+// Wiring and lifetime of the daemon's parts.
+#include "daemon.h"
+
+#include <unistd.h>
+
+#include "pool.h"
+#include "requests.h"
+#include "router.h"
+#include "torii/log.h"
+#include "torii/migrations.h"
+#include "torii/pg.h"
+#include "uv_util.h"
+
+namespace torii::daemon {
+
+namespace {
+
+void PackKey(Packer& pk, std::string_view k) {
+  pk.pack_str(static_cast<uint32_t>(k.size()));
+  pk.pack_str_body(k.data(), static_cast<uint32_t>(k.size()));
+}
+
+}  // namespace
+
+Daemon::Daemon(Config config, std::string config_path)
+    : config_(std::move(config)), config_path_(std::move(config_path)), zmq_(1) {
+  uv_loop_init(&loop_);
+}
+
+Daemon::~Daemon() {
+  requests_.reset();
+  router_.reset();
+  pool_.reset();
+  // Let the close callbacks of everything above run.
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  if (uv_loop_close(&loop_) != 0) TLOG_WARN("daemon: loop closed with handles still open");
+  zmq_.close();
+  if (embedded_) (void)embedded_->Stop(false);
+}
+
+Status Daemon::StartDatabase() {
+  auto url = config_.DatabaseUrl();
+  if (!url.ok()) return url.error();
+  if (!url->empty()) {
+    conninfo_ = *url;
+    TLOG_INFO("daemon: database %s", RedactConninfo(conninfo_).c_str());
+    return {};
+  }
+  EmbeddedPgOptions opt;
+  opt.data_dir = config_.database.data_dir.empty() ? EmbeddedPostgres::DefaultDataDir() : config_.database.data_dir;
+  opt.run_as = config_.database.embedded_user;
+  opt.settings = {{"max_connections", "200"}};
+  embedded_ = std::make_unique<EmbeddedPostgres>(opt);
+  if (auto st = embedded_->Init(); !st.ok()) return st;
+  if (auto st = embedded_->Start(); !st.ok()) return st;
+  if (auto st = embedded_->EnsureDatabase("torii"); !st.ok()) return st;
+  conninfo_ = embedded_->ConnInfo("torii");
+  TLOG_INFO("daemon: embedded database in %s", opt.data_dir.c_str());
+  return {};
+}
+
+Status Daemon::RunMigrations() {
+  std::string ci = conninfo_;
+  auto conn = ConnectBlocking(ci);
+  if (!conn.ok()) {
+    return Error(conn.error().code(), "cannot connect to the database: " + conn.error().message());
+  }
+  auto report = ApplyMigrations(conn->get());
+  if (!report.ok()) return report.error();
+  TLOG_INFO("daemon: schema at version %d (%d applied now)", report->current, report->applied);
+  return {};
+}
+
+Status Daemon::MigrateOnly() {
+  if (auto st = StartDatabase(); !st.ok()) return st;
+  return RunMigrations();
+}
+
+Status Daemon::Start() {
+  started_ms_ = uv_now(&loop_);
+  if (auto st = StartDatabase(); !st.ok()) return st;
+  if (auto st = RunMigrations(); !st.ok()) return st;
+
+  PoolOptions po;
+  po.conninfo = conninfo_;
+  po.min_connections = static_cast<int>(config_.database.min_connections);
+  po.max_connections = static_cast<int>(config_.database.max_connections);
+  po.connect_timeout_ms = static_cast<int>(config_.database.connect_timeout_ms);
+  po.ssl_mode = config_.database.ssl_mode;
+  po.tcp_user_timeout_ms = static_cast<int>(config_.database.tcp_user_timeout_ms);
+  po.pipeline_depth = static_cast<int>(config_.server.pipeline_depth);
+  po.max_pending = static_cast<size_t>(config_.server.max_pending);
+  pool_ = std::make_unique<Pool>(&loop_, po);
+
+  router_ = std::make_unique<Router>(&loop_, zmq_, [this](Envelope&& env, zmq::message_t&& body) {
+    requests_->OnMessage(std::move(env), std::move(body));
+  });
+  if (auto st = router_->Bind(config_.server.requests, config_.server.max_message_bytes); !st.ok()) return st;
+
+  DecodeLimits limits;
+  limits.max_str = limits.max_bin = static_cast<size_t>(config_.server.max_message_bytes);
+  requests_ = std::make_unique<Requests>(&loop_, *router_, *pool_, limits);
+  requests_->set_default_timeout_ms(static_cast<uint64_t>(config_.server.request_timeout_ms));
+  requests_->AddLocalOp("ping", [](const Args&, Requests::LocalReply reply) {
+    msgpack::sbuffer buf;
+    Packer pk(buf);
+    pk.pack_map(2);
+    PackKey(pk, "version");
+    PackKey(pk, TORII_VERSION);
+    PackKey(pk, "protocol");
+    pk.pack_uint64(1);
+    reply(std::string(buf.data(), buf.size()));
+  });
+  requests_->AddLocalOp("stats", [this](const Args&, Requests::LocalReply reply) { reply(StatsBody()); });
+
+  for (auto [sig, handle] : {std::pair{SIGTERM, &sigterm_}, {SIGINT, &sigint_}, {SIGHUP, &sighup_}}) {
+    uv_signal_init(&loop_, handle);
+    handle->data = this;
+    uv_signal_start(handle, [](uv_signal_t* h, int signum) { static_cast<Daemon*>(h->data)->OnSignal(signum); }, sig);
+  }
+  uv_timer_init(&loop_, &shutdown_timer_);
+  shutdown_timer_.data = this;
+
+  pool_->Start([this](Status st) {
+    if (!st.ok()) {
+      TLOG_WARN("daemon: no database connection yet (%s); retrying", st.error().message().c_str());
+      return;
+    }
+    router_->Start();
+    ready_ = true;
+    TLOG_INFO("daemon: ready in %lu ms", (unsigned long)(uv_now(&loop_) - started_ms_));
+  });
+  return {};
+}
+
+int Daemon::Run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  return exit_code_;
+}
+
+void Daemon::OnSignal(int signum) {
+  if (signum == SIGHUP) {
+    Reload();
+    return;
+  }
+  if (stopping_) {
+    TLOG_WARN("daemon: second stop signal; answering what is left with errors");
+    requests_->FailAll(Error::Unavailable("the daemon is shutting down"));
+    FinishShutdown();
+    return;
+  }
+  TLOG_INFO("daemon: %s received; finishing %zu requests in flight", signum == SIGTERM ? "SIGTERM" : "SIGINT",
+            requests_->in_flight());
+  BeginShutdown();
+}
+
+void Daemon::BeginShutdown() {
+  stopping_ = true;
+  router_->StopReceiving();
+  // Every request has a deadline, so waiting for in_flight == 0 ends; the
+  // cap covers requests that asked for very long deadlines.
+  uint64_t cap = static_cast<uint64_t>(config_.server.request_timeout_ms) + 1000;
+  uint64_t begun = uv_now(&loop_);
+  shutdown_timer_.data = this;
+  struct State {
+    Daemon* d;
+    uint64_t begun, cap;
+  };
+  static State state;
+  state = {this, begun, cap};
+  shutdown_timer_.data = &state;
+  uv_timer_start(&shutdown_timer_, [](uv_timer_t* t) {
+    auto* s = static_cast<State*>(t->data);
+    if (s->d->requests_->in_flight() == 0) {
+      s->d->FinishShutdown();
+    } else if (uv_now(t->loop) - s->begun > s->cap) {
+      s->d->requests_->FailAll(Error::Timeout("the daemon stopped before the request completed"));
+      s->d->FinishShutdown();
+    }
+  }, 0, 5);
+}
+
+void Daemon::FinishShutdown() {
+  uv_timer_stop(&shutdown_timer_);
+  CloseEmbedded(&shutdown_timer_);
+  CloseEmbedded(&sigterm_);
+  CloseEmbedded(&sigint_);
+  CloseEmbedded(&sighup_);
+  requests_->Close();
+  pool_->Close(Error::Unavailable("the daemon is shutting down"));
+  pool_.reset();
+  router_->Close();
+  TLOG_INFO("daemon: stopped");
+}
+
+void Daemon::Reload() {
+  auto next = Config::Load(config_path_);
+  if (config_path_.empty()) {
+    TLOG_INFO("daemon: SIGHUP: no config file to reload");
+    return;
+  }
+  if (!next.ok()) {
+    TLOG_ERROR("daemon: reload refused, keeping the running config: %s", next.error().message().c_str());
+    return;
+  }
+  std::vector<std::string> changed = config_.Diff(*next);
+  std::vector<std::string> need_restart = config_.ApplyReloadable(*next);
+  for (const auto& k : changed) {
+    bool restart = std::find(need_restart.begin(), need_restart.end(), k) != need_restart.end();
+    TLOG_INFO("daemon: reload: %s %s", k.c_str(), restart ? "changed, takes effect after a restart" : "changed");
+  }
+  LogLevel level;
+  if (ParseLogLevel(config_.log.level, &level)) SetLogLevel(level);
+  requests_->set_default_timeout_ms(static_cast<uint64_t>(config_.server.request_timeout_ms));
+  pool_->SetPipelineDepth(static_cast<int>(config_.server.pipeline_depth));
+  pool_->SetMaxPending(static_cast<size_t>(config_.server.max_pending));
+  TLOG_INFO("daemon: reloaded %s (%zu keys changed)", config_path_.c_str(), changed.size());
+}
+
+std::string Daemon::StatsBody() {
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  PoolStats ps = pool_->Stats();
+  const RequestStats& rs = requests_->stats();
+  const RouterStats& ro = router_->stats();
+  pk.pack_map(7);
+  PackKey(pk, "requests");
+  pk.pack_uint64(rs.requests);
+  PackKey(pk, "errors");
+  pk.pack_uint64(rs.errors);
+  PackKey(pk, "timeouts");
+  pk.pack_uint64(rs.timeouts);
+  PackKey(pk, "overloaded");
+  pk.pack_uint64(rs.overloaded);
+  PackKey(pk, "undeliverable");
+  pk.pack_uint64(ro.undeliverable);
+  PackKey(pk, "uptime_ms");
+  pk.pack_uint64(uv_now(&loop_) - started_ms_);
+  PackKey(pk, "pool");
+  pk.pack_map(8);
+  PackKey(pk, "size");
+  pk.pack_int(ps.size);
+  PackKey(pk, "idle");
+  pk.pack_int(ps.idle);
+  PackKey(pk, "busy");
+  pk.pack_int(ps.busy);
+  PackKey(pk, "waiting");
+  pk.pack_uint64(ps.waiting);
+  PackKey(pk, "connects");
+  pk.pack_uint64(ps.connects);
+  PackKey(pk, "connect_failures");
+  pk.pack_uint64(ps.connect_failures);
+  PackKey(pk, "broken");
+  pk.pack_uint64(ps.broken);
+  PackKey(pk, "cancels");
+  pk.pack_uint64(ps.cancels);
+  return std::string(buf.data(), buf.size());
+}
+
+}  // namespace torii::daemon

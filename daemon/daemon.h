@@ -1,0 +1,65 @@
+// The daemon: wires config, the embedded PostgreSQL, migrations, the pool,
+// the ROUTER request path and (later modules) events and cleanup onto one
+// libuv loop, and owns their lifetimes. Signals are loop events: SIGTERM and
+// SIGINT drain and stop, SIGHUP reloads.
+//
+// Start() blocks for the start-up work (embedded server, migrations), which
+// is the only place blocking libpq calls are made. Run() returns the exit
+// status once the loop has stopped and every handle is closed.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <zmq.hpp>
+
+#include "torii/config.h"
+#include "torii/embedded_pg.h"
+#include "torii/error.h"
+
+namespace torii::daemon {
+
+class Pool;
+class Router;
+class Requests;
+
+class Daemon {
+ public:
+  Daemon(Config config, std::string config_path);
+  ~Daemon();
+
+  // Embedded server (when no URL), migrations, sockets, pool. Blocking.
+  Status Start();
+  // Runs the loop until shutdown; returns the process exit status.
+  int Run();
+  // Applies migrations and returns (toriid --migrate).
+  Status MigrateOnly();
+
+ private:
+  Status StartDatabase();
+  Status RunMigrations();
+  void OnSignal(int signum);
+  void BeginShutdown();
+  void FinishShutdown();
+  void Reload();
+  std::string StatsBody();
+
+  Config config_;
+  std::string config_path_;
+  std::string conninfo_;
+  std::unique_ptr<EmbeddedPostgres> embedded_;
+  uv_loop_t loop_;
+  zmq::context_t zmq_;
+  std::unique_ptr<Pool> pool_;
+  std::unique_ptr<Router> router_;
+  std::unique_ptr<Requests> requests_;
+  uv_signal_t sigterm_, sigint_, sighup_;
+  uv_timer_t shutdown_timer_;
+  bool stopping_ = false;
+  bool ready_ = false;
+  int exit_code_ = 0;
+  uint64_t started_ms_ = 0;
+};
+
+}  // namespace torii::daemon

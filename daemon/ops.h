@@ -1,0 +1,44 @@
+// The operation table of PROTOCOL.md section 2: for each database op, how
+// its arguments become statements (a Plan) and how the statement's result
+// becomes the reply's `result`. Pure functions over lib/'s codec; no I/O.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pool.h"
+#include "torii/protocol.h"
+
+namespace torii::daemon {
+
+struct Plan;
+// Packs the result value from the main command's result, or returns the
+// error to reply with instead (not_found, ...).
+using RenderFn = Status (*)(const PGresult* res, const Plan& plan, Packer& pk);
+
+struct Plan {
+  std::vector<Command> cmds;
+  size_t main = 0;  // the command whose result is rendered
+  RenderFn render = nullptr;
+  std::string token;  // create_session: the new bearer token, returned once
+  int64_t limit = 0;  // list ops: the page size, to tell whether more follow
+};
+
+using BuildFn = Result<Plan> (*)(const Args& args);
+
+struct OpDef {
+  const char* name;
+  BuildFn build;
+};
+
+// nullptr when `name` is not a database operation.
+const OpDef* FindDatabaseOp(std::string_view name);
+// Builds the plan; with an actor, the statements run under row-level
+// security as that user (a set_config command goes first).
+Result<Plan> BuildPlan(const OpDef& op, const Args& args, const std::optional<std::string>& actor);
+
+}  // namespace torii::daemon

@@ -1,0 +1,659 @@
+// Pooled libpq connections in pipeline mode, driven by uv_poll on PQsocket.
+#include "pool.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "torii/log.h"
+#include "uv_util.h"
+
+namespace torii::daemon {
+
+namespace {
+
+constexpr int kBackoffStartMs = 50;
+constexpr int kBackoffCapMs = 5000;
+constexpr uint64_t kIdleCloseMs = 30000;
+// A connection that owes results and sends nothing for this long is dead
+// (a silent network path); its jobs fail and it is replaced.
+constexpr uint64_t kStallMs = 15000;
+
+}  // namespace
+
+enum class ConnState {
+  kConnecting,  // PQconnectPoll under way; in Pool::conns_, takes no jobs
+  kPreparing,   // connected, statements being prepared; takes no jobs
+  kReady,       // takes jobs: idle with none in flight, busy with some
+  kClosing,     // being closed on purpose (shrink, shutdown); takes no jobs
+  kBroken,      // failed; its jobs have been failed; removed once closed
+};
+
+const char* StateName(ConnState s) {
+  switch (s) {
+    case ConnState::kConnecting: return "connecting";
+    case ConnState::kPreparing: return "preparing";
+    case ConnState::kReady: return "ready";
+    case ConnState::kClosing: return "closing";
+    case ConnState::kBroken: return "broken";
+  }
+  return "?";
+}
+
+// One pooled connection. Owned by Pool::conns_.
+class PoolConn {
+ public:
+  PoolConn(Pool* pool, uint64_t id) : pool_(pool), id_(id) {}
+  ~PoolConn() { Release(); }
+
+  uint64_t id() const { return id_; }
+  ConnState state() const { return state_; }
+  size_t inflight() const { return inflight_.size(); }
+  uint64_t idle_since() const { return idle_since_; }
+  uint64_t last_progress() const { return last_progress_; }
+
+  void Connect();
+  bool Send(Job* job);
+  void Cancel();
+  // Fails every job in flight with `why` and releases the connection.
+  void Break(const std::string& why);
+  void CloseIdle();
+  void Abandoned(Job* job);
+
+ private:
+  void SetState(ConnState to);
+  void OnPoll(int status, int events);
+  void ContinueConnect();
+  void StartPreparing();
+  void ReadResults();
+  void HandleResult(PGresult* r);
+  void FinishHead();
+  bool Flush();
+  void Watch(int events);
+  void Release();
+  uint64_t Now() const { return uv_now(pool_->loop_); }
+
+  Pool* pool_;
+  uint64_t id_;
+  ConnState state_ = ConnState::kConnecting;
+  PGconn* conn_ = nullptr;
+  uv_poll_t* poll_ = nullptr;
+  int polled_fd_ = -1;
+  int watched_ = 0;
+  uv_timer_t* connect_timer_ = nullptr;
+  std::deque<Job*> inflight_;
+  int prepares_left_ = 0;
+  bool cancel_sent_ = false;
+  uint64_t cancel_sent_at_ = 0;
+  uint64_t idle_since_ = 0;
+  uint64_t last_progress_ = 0;
+};
+
+void PoolConn::SetState(ConnState to) {
+  static constexpr bool kLegal[5][5] = {
+      // to: connecting preparing ready closing broken
+      {false, true, false, true, true},   // from connecting
+      {false, false, true, true, true},   // from preparing
+      {false, false, false, true, true},  // from ready
+      {false, false, false, false, true}, // from closing
+      {false, false, false, false, false},// from broken
+  };
+  if (!kLegal[static_cast<int>(state_)][static_cast<int>(to)]) {
+    TLOG_ERROR("pool: conn %lu: illegal state change %s -> %s", (unsigned long)id_, StateName(state_), StateName(to));
+    return;
+  }
+  TLOG_DEBUG("pool: conn %lu: %s -> %s", (unsigned long)id_, StateName(state_), StateName(to));
+  state_ = to;
+}
+
+void PoolConn::Connect() {
+  const PoolOptions& o = pool_->opt_;
+  std::string tcp_user_timeout = std::to_string(o.tcp_user_timeout_ms);
+  std::string keepalive_idle = std::to_string(std::max(1, o.tcp_user_timeout_ms / 3000));
+  // Our defaults first: values in the configured string override them.
+  std::vector<const char*> keys = {"sslmode", "application_name", "keepalives", "keepalives_idle",
+                                   "keepalives_interval", "keepalives_count"};
+  std::vector<const char*> vals = {o.ssl_mode.c_str(), "toriid", "1", keepalive_idle.c_str(), "1", "3"};
+  if (o.tcp_user_timeout_ms > 0) {
+    keys.push_back("tcp_user_timeout");
+    vals.push_back(tcp_user_timeout.c_str());
+  }
+  keys.push_back("dbname");
+  vals.push_back(o.conninfo.c_str());
+  keys.push_back(nullptr);
+  vals.push_back(nullptr);
+  conn_ = PQconnectStartParams(keys.data(), vals.data(), 1);
+  last_progress_ = Now();
+  if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
+    pool_->OnConnectFailed(this, ErrorFromConn(conn_));
+    return;
+  }
+  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+  connect_timer_ = new uv_timer_t;
+  uv_timer_init(pool_->loop_, connect_timer_);
+  connect_timer_->data = this;
+  uv_timer_start(connect_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<PoolConn*>(t->data);
+    self->pool_->OnConnectFailed(self, Error::Unavailable("connection attempt timed out"));
+  }, o.connect_timeout_ms, 0);
+  // As if PQconnectPoll had returned PGRES_POLLING_WRITING.
+  Watch(UV_WRITABLE);
+}
+
+void PoolConn::Watch(int events) {
+  int fd = PQsocket(conn_);
+  if (fd < 0) return;
+  if (poll_ != nullptr && fd != polled_fd_) {
+    // libpq moved to another socket (next host or address): re-register.
+    CloseAndDelete(poll_);
+    poll_ = nullptr;
+  }
+  if (poll_ == nullptr) {
+    poll_ = new uv_poll_t;
+    if (uv_poll_init(pool_->loop_, poll_, fd) != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      return;
+    }
+    poll_->data = this;
+    polled_fd_ = fd;
+    watched_ = 0;
+  }
+  if (events == watched_) return;
+  watched_ = events;
+  uv_poll_start(poll_, events, [](uv_poll_t* p, int status, int ev) { static_cast<PoolConn*>(p->data)->OnPoll(status, ev); });
+}
+
+void PoolConn::OnPoll(int status, int events) {
+  if (state_ == ConnState::kConnecting) {
+    ContinueConnect();
+    return;
+  }
+  if (state_ == ConnState::kBroken || state_ == ConnState::kClosing) return;
+  if (status < 0) {
+    Break(std::string("socket error: ") + uv_strerror(status));
+    return;
+  }
+  if (events & UV_WRITABLE) {
+    if (!Flush()) return;
+  }
+  if (events & UV_READABLE) ReadResults();
+}
+
+void PoolConn::ContinueConnect() {
+  PostgresPollingStatusType st = PQconnectPoll(conn_);
+  switch (st) {
+    case PGRES_POLLING_READING: Watch(UV_READABLE); return;
+    case PGRES_POLLING_WRITING: Watch(UV_WRITABLE); return;
+    case PGRES_POLLING_FAILED: pool_->OnConnectFailed(this, ErrorFromConn(conn_)); return;
+    case PGRES_POLLING_OK: break;
+    default: return;
+  }
+  CloseAndDelete(connect_timer_);
+  connect_timer_ = nullptr;
+  if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1) {
+    pool_->OnConnectFailed(this, ErrorFromConn(conn_));
+    return;
+  }
+  SetState(ConnState::kPreparing);
+  StartPreparing();
+}
+
+void PoolConn::StartPreparing() {
+  for (int i = 0; i < kStatementCount; i++) {
+    const StatementDef& def = Statement(static_cast<Stmt>(i));
+    if (PQsendPrepare(conn_, def.name, def.sql, 0, nullptr) != 1) {
+      Break("cannot send statements");
+      return;
+    }
+  }
+  prepares_left_ = kStatementCount;
+  if (PQpipelineSync(conn_) != 1) {
+    Break("cannot send statements");
+    return;
+  }
+  Watch(UV_READABLE);
+  Flush();
+}
+
+bool PoolConn::Flush() {
+  int r = PQflush(conn_);
+  if (r < 0) {
+    Break("write failed");
+    return false;
+  }
+  Watch(r == 1 ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
+  return true;
+}
+
+bool PoolConn::Send(Job* job) {
+  for (const Command& cmd : job->cmds_) {
+    const StatementDef& def = Statement(cmd.stmt);
+    size_t n = cmd.values.size();
+    const char* values[16];
+    int lengths[16];
+    int formats[16];
+    if (n > 16) {
+      pool_->FailJob(job, Error::Internal("too many parameters"));
+      return true;
+    }
+    for (size_t i = 0; i < n; i++) {
+      values[i] = cmd.nulls[i] ? nullptr : cmd.values[i].data();
+      lengths[i] = static_cast<int>(cmd.values[i].size());
+      formats[i] = (def.binary_params >> i) & 1;
+    }
+    if (PQsendQueryPrepared(conn_, def.name, static_cast<int>(n), values, lengths, formats, 0) != 1) {
+      // The pipeline is in an unknown state now: give the job back and fail the connection.
+      pool_->pending_.push_front(job);
+      Break(std::string("send failed: ") + PQerrorMessage(conn_));
+      return false;
+    }
+  }
+  if (PQpipelineSync(conn_) != 1) {
+    pool_->pending_.push_front(job);
+    Break("send failed");
+    return false;
+  }
+  if (inflight_.empty()) last_progress_ = Now();
+  job->conn_ = this;
+  job->cur_ = 0;
+  job->got_current_ = false;
+  inflight_.push_back(job);
+  return Flush();
+}
+
+void PoolConn::ReadResults() {
+  if (PQconsumeInput(conn_) != 1) {
+    Break(std::string("read failed: ") + PQerrorMessage(conn_));
+    return;
+  }
+  last_progress_ = Now();
+  for (;;) {
+    if (state_ != ConnState::kPreparing && inflight_.empty()) break;
+    if (PQisBusy(conn_)) break;
+    PGresult* r = PQgetResult(conn_);
+    if (r == nullptr) {
+      // End of one command's results.
+      if (state_ == ConnState::kReady && !inflight_.empty()) {
+        Job* head = inflight_.front();
+        if (head->got_current_) {
+          head->cur_++;
+          head->got_current_ = false;
+          continue;
+        }
+      }
+      if (state_ == ConnState::kPreparing) continue;
+      break;
+    }
+    HandleResult(r);
+    if (state_ == ConnState::kBroken || state_ == ConnState::kClosing) return;
+  }
+  if (PQstatus(conn_) == CONNECTION_BAD) Break("connection lost");
+}
+
+void PoolConn::HandleResult(PGresult* r) {
+  ExecStatusType st = PQresultStatus(r);
+  if (state_ == ConnState::kPreparing) {
+    if (st == PGRES_PIPELINE_SYNC) {
+      PQclear(r);
+      if (prepares_left_ != 0) {
+        Break("statement preparation did not complete");
+        return;
+      }
+      SetState(ConnState::kReady);
+      idle_since_ = Now();
+      pool_->OnConnReady(this);
+      return;
+    }
+    if (st == PGRES_COMMAND_OK) {
+      prepares_left_--;
+      PQclear(r);
+      return;
+    }
+    Error e = ErrorFromResult(r);
+    PQclear(r);
+    Break("preparing statements failed (is the schema migrated?): " + e.message());
+    return;
+  }
+  if (inflight_.empty()) {
+    PQclear(r);
+    return;
+  }
+  Job* head = inflight_.front();
+  if (st == PGRES_PIPELINE_SYNC) {
+    PQclear(r);
+    FinishHead();
+    return;
+  }
+  head->got_current_ = true;
+  if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+    head->results_.emplace_back(r);
+  } else if (st == PGRES_PIPELINE_ABORTED) {
+    PQclear(r);  // an earlier command of this job failed; its error stands
+    if (!head->error_) head->error_ = std::make_unique<Error>(Error::Storage("statement aborted"));
+  } else {
+    if (!head->error_) head->error_ = std::make_unique<Error>(ErrorFromResult(r));
+    PQclear(r);
+  }
+}
+
+void PoolConn::FinishHead() {
+  Job* job = inflight_.front();
+  inflight_.pop_front();
+  job->conn_ = nullptr;
+  // A cancel lands on whatever runs when it arrives; one sent lately may
+  // have hit this job instead of the abandoned one it was aimed at.
+  bool recent_cancel = cancel_sent_at_ != 0 && Now() - cancel_sent_at_ < 2000;
+  cancel_sent_ = false;
+  if (!inflight_.empty() && inflight_.front()->abandoned_) Cancel();
+  if (inflight_.empty()) idle_since_ = Now();
+  if (job->abandoned_) {
+    delete job;
+  } else if (job->error_ && job->error_->code() == Code::kTimeout && recent_cancel && !job->retried_) {
+    // Its transaction rolled back, so running it again is safe.
+    job->retried_ = true;
+    job->error_.reset();
+    job->results_.clear();
+    pool_->pending_.push_front(job);
+  } else {
+    Result<std::vector<PgResult>> out = job->error_ ? Result<std::vector<PgResult>>(*job->error_)
+                                                    : Result<std::vector<PgResult>>(std::move(job->results_));
+    auto done = std::move(job->done_);
+    delete job;
+    done(std::move(out));
+  }
+  pool_->Dispatch();
+}
+
+void PoolConn::Cancel() {
+  PGcancel* c = PQgetCancel(conn_);
+  if (c == nullptr) return;
+  cancel_sent_ = true;
+  cancel_sent_at_ = Now();
+  pool_->counters_.cancels++;
+  // PQcancel blocks (it opens a connection): run it on libuv's thread pool.
+  struct Work {
+    uv_work_t req;
+    PGcancel* cancel;
+  };
+  auto* w = new Work{{}, c};
+  w->req.data = w;
+  uv_queue_work(
+      pool_->loop_, &w->req,
+      [](uv_work_t* req) {
+        auto* w = static_cast<Work*>(req->data);
+        char err[256];
+        PQcancel(w->cancel, err, sizeof(err));
+      },
+      [](uv_work_t* req, int) {
+        auto* w = static_cast<Work*>(req->data);
+        PQfreeCancel(w->cancel);
+        delete w;
+      });
+}
+
+void PoolConn::Abandoned(Job* job) {
+  if (!inflight_.empty() && inflight_.front() == job && !cancel_sent_) Cancel();
+}
+
+void PoolConn::Break(const std::string& why) {
+  if (state_ == ConnState::kBroken) return;
+  bool was_ready = state_ == ConnState::kReady || state_ == ConnState::kPreparing;
+  TLOG_WARN("pool: conn %lu: disconnected (%s), %zu jobs in flight", (unsigned long)id_, why.c_str(),
+            inflight_.size());
+  SetState(ConnState::kBroken);
+  std::deque<Job*> jobs;
+  jobs.swap(inflight_);
+  Release();
+  for (Job* job : jobs) {
+    job->conn_ = nullptr;
+    if (job->abandoned_) {
+      delete job;
+      continue;
+    }
+    pool_->FailJob(job, Error::Unavailable("database connection lost: " + why));
+  }
+  if (was_ready) pool_->counters_.broken++;
+  pool_->OnConnBroken(this, Error::Unavailable(why));
+}
+
+void PoolConn::CloseIdle() {
+  SetState(ConnState::kClosing);
+  Release();
+}
+
+void PoolConn::Release() {
+  if (connect_timer_ != nullptr) {
+    uv_timer_stop(connect_timer_);
+    CloseAndDelete(connect_timer_);
+    connect_timer_ = nullptr;
+  }
+  if (poll_ != nullptr) {
+    uv_poll_stop(poll_);
+    CloseAndDelete(poll_);
+    poll_ = nullptr;
+  }
+  if (conn_ != nullptr) {
+    PQfinish(conn_);
+    conn_ = nullptr;
+  }
+}
+
+Pool::Pool(uv_loop_t* loop, PoolOptions options) : loop_(loop), opt_(std::move(options)) {
+  uv_timer_init(loop_, &retry_timer_);
+  retry_timer_.data = this;
+  uv_timer_init(loop_, &maintenance_timer_);
+  maintenance_timer_.data = this;
+}
+
+Pool::~Pool() {
+  conns_.clear();
+  CloseEmbedded(&retry_timer_);
+  CloseEmbedded(&maintenance_timer_);
+}
+
+void Pool::Start(std::function<void(Status)> on_ready) {
+  on_ready_ = std::move(on_ready);
+  int n = std::max(1, opt_.min_connections);
+  for (int i = 0; i < n; i++) {
+    conns_.push_back(std::make_unique<PoolConn>(this, next_conn_id_++));
+    counters_.connects++;
+    conns_.back()->Connect();
+  }
+  uv_timer_start(&maintenance_timer_, OnMaintenanceTimer, 1000, 1000);
+}
+
+bool Pool::available() const {
+  for (const auto& c : conns_) {
+    if (c->state() == ConnState::kReady) return true;
+  }
+  return !last_connect_failed_;
+}
+
+bool Pool::Submit(Job* job) {
+  if (closing_) {
+    FailJob(job, Error::Unavailable("the daemon is shutting down"));
+    return false;
+  }
+  if (!available()) {
+    FailJob(job, Error::Unavailable("the database cannot be reached"));
+    return false;
+  }
+  if (pending_.size() >= opt_.max_pending) {
+    FailJob(job, Error::Overloaded("too many requests waiting for the database; retry later"));
+    return false;
+  }
+  job->queued_at_ms_ = uv_now(loop_);
+  pending_.push_back(job);
+  Dispatch();
+  return true;
+}
+
+void Pool::Dispatch() {
+  while (!pending_.empty()) {
+    PoolConn* best = nullptr;
+    for (auto& c : conns_) {
+      if (c->state() != ConnState::kReady) continue;
+      if (c->inflight() >= static_cast<size_t>(opt_.pipeline_depth)) continue;
+      if (best == nullptr || c->inflight() < best->inflight()) best = c.get();
+    }
+    if (best == nullptr) break;
+    if (best->inflight() > 0) MaybeGrow();
+    Job* job = pending_.front();
+    pending_.pop_front();
+    if (!best->Send(job)) continue;  // the job went back to the queue
+  }
+  if (!pending_.empty()) MaybeGrow();
+}
+
+void Pool::MaybeGrow() {
+  if (closing_ || last_connect_failed_) return;
+  int open = 0;
+  for (auto& c : conns_) {
+    if (c->state() == ConnState::kConnecting || c->state() == ConnState::kPreparing) return;  // one at a time
+    if (c->state() == ConnState::kReady) open++;
+  }
+  if (open >= opt_.max_connections) return;
+  conns_.push_back(std::make_unique<PoolConn>(this, next_conn_id_++));
+  counters_.connects++;
+  conns_.back()->Connect();
+}
+
+void Pool::OnConnReady(PoolConn* c) {
+  TLOG_INFO("pool: conn %lu: ready", (unsigned long)c->id());
+  backoff_ms_ = 0;
+  last_connect_failed_ = false;
+  if (on_ready_) {
+    auto cb = std::move(on_ready_);
+    on_ready_ = nullptr;
+    cb({});
+  }
+  Dispatch();
+}
+
+void Pool::OnConnectFailed(PoolConn* c, const Error& why) {
+  counters_.connect_failures++;
+  TLOG_WARN("pool: conn %lu: connect failed: %s", (unsigned long)c->id(), why.message().c_str());
+  last_connect_failed_ = true;
+  c->Break("connect failed");
+}
+
+void Pool::OnConnBroken(PoolConn* c, const Error& why) {
+  // Remove it after the current callback has unwound.
+  for (auto it = conns_.begin(); it != conns_.end(); ++it) {
+    if (it->get() == c) {
+      auto owned = std::move(*it);
+      conns_.erase(it);
+      struct Later {
+        uv_idle_t idle;
+        std::unique_ptr<PoolConn> conn;
+      };
+      auto* later = new Later{{}, std::move(owned)};
+      uv_idle_init(loop_, &later->idle);
+      later->idle.data = later;
+      uv_idle_start(&later->idle, [](uv_idle_t* h) {
+        uv_idle_stop(h);
+        auto* l = static_cast<Later*>(h->data);
+        l->conn.reset();
+        uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) { delete static_cast<Later*>(hh->data); });
+      });
+      break;
+    }
+  }
+  if (closing_) return;
+  if (!available()) FailAllPending(Error::Unavailable("the database cannot be reached: " + why.message()));
+  if (on_ready_ && last_connect_failed_) {
+    auto cb = std::move(on_ready_);
+    on_ready_ = nullptr;
+    cb(Error::Unavailable(why.message()));
+  }
+  ScheduleReconnect();
+}
+
+void Pool::ScheduleReconnect() {
+  if (closing_ || uv_is_active(reinterpret_cast<uv_handle_t*>(&retry_timer_))) return;
+  int ready = 0;
+  for (auto& c : conns_) ready += c->state() != ConnState::kBroken && c->state() != ConnState::kClosing;
+  if (ready >= std::max(1, opt_.min_connections)) return;
+  // The first retry after a loss is immediate; failures back off, capped.
+  int delay = last_connect_failed_ ? (backoff_ms_ = std::min(kBackoffCapMs, std::max(kBackoffStartMs, backoff_ms_ * 2)))
+                                   : 0;
+  uv_timer_start(&retry_timer_, OnRetryTimer, delay, 0);
+}
+
+void Pool::OnRetryTimer(uv_timer_t* t) {
+  auto* self = static_cast<Pool*>(t->data);
+  if (self->closing_) return;
+  int live = 0;
+  for (auto& c : self->conns_) live += c->state() != ConnState::kBroken && c->state() != ConnState::kClosing;
+  int want = std::max(1, self->opt_.min_connections);
+  for (int i = live; i < want; i++) {
+    self->conns_.push_back(std::make_unique<PoolConn>(self, self->next_conn_id_++));
+    self->counters_.connects++;
+    self->conns_.back()->Connect();
+  }
+}
+
+void Pool::OnMaintenanceTimer(uv_timer_t* t) {
+  auto* self = static_cast<Pool*>(t->data);
+  uint64_t now = uv_now(self->loop_);
+  int ready = 0;
+  for (auto& c : self->conns_) ready += c->state() == ConnState::kReady;
+  std::vector<PoolConn*> stalled;
+  for (auto& c : self->conns_) {
+    if (c->state() != ConnState::kReady) continue;
+    if (c->inflight() > 0 && now - c->last_progress() > kStallMs) {
+      stalled.push_back(c.get());
+    } else if (c->inflight() == 0 && ready > self->opt_.min_connections && now - c->idle_since() > kIdleCloseMs) {
+      TLOG_INFO("pool: conn %lu: closing, idle", (unsigned long)c->id());
+      c->CloseIdle();
+      ready--;
+    }
+  }
+  for (PoolConn* c : stalled) c->Break("no reply from the server within 15 s");
+  self->conns_.erase(std::remove_if(self->conns_.begin(), self->conns_.end(),
+                                    [](auto& c) { return c->state() == ConnState::kClosing; }),
+                     self->conns_.end());
+}
+
+void Pool::FailJob(Job* job, Error error) {
+  auto done = std::move(job->done_);
+  delete job;
+  if (done) done(Result<std::vector<PgResult>>(std::move(error)));
+}
+
+void Pool::FailAllPending(const Error& error) {
+  std::deque<Job*> jobs;
+  jobs.swap(pending_);
+  for (Job* j : jobs) FailJob(j, error);
+}
+
+void Pool::Abandon(Job* job) {
+  if (job->conn_ == nullptr) {
+    auto it = std::find(pending_.begin(), pending_.end(), job);
+    if (it != pending_.end()) pending_.erase(it);
+    delete job;
+    return;
+  }
+  job->abandoned_ = true;
+  job->conn_->Abandoned(job);
+}
+
+void Pool::Close(const Error& error) {
+  closing_ = true;
+  uv_timer_stop(&retry_timer_);
+  uv_timer_stop(&maintenance_timer_);
+  FailAllPending(error);
+}
+
+PoolStats Pool::Stats() const {
+  PoolStats s = counters_;
+  for (const auto& c : conns_) {
+    if (c->state() == ConnState::kBroken || c->state() == ConnState::kClosing) continue;
+    s.size++;
+    if (c->state() == ConnState::kReady) (c->inflight() == 0 ? s.idle : s.busy)++;
+  }
+  s.waiting = pending_.size();
+  return s;
+}
+
+}  // namespace torii::daemon

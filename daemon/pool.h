@@ -1,0 +1,161 @@
+// The pool of non-blocking libpq connections that runs every request's
+// statements. Each connection is in pipeline mode, with up to
+// server.pipeline_depth jobs in flight; a job is a few commands and one
+// Sync, so it is one implicit transaction and a failure aborts only that job.
+//
+// Owned by the Daemon; every method runs on the loop thread. A job handed to
+// Submit() is owned by the pool until its `done` callback has run (exactly
+// once, with results or an error). Abandon() detaches a job whose caller no
+// longer wants it (deadline passed): it is then freed without a callback.
+#pragma once
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "statements.h"
+#include "torii/error.h"
+#include "torii/pg.h"
+
+namespace torii::daemon {
+
+// One statement execution with its parameters.
+struct Command {
+  Stmt stmt;
+  std::vector<std::string> values;
+  std::vector<bool> nulls;
+
+  Command(Stmt s) : stmt(s) {}
+  Command& Add(std::string v) {
+    values.push_back(std::move(v));
+    nulls.push_back(false);
+    return *this;
+  }
+  Command& AddNull() {
+    values.emplace_back();
+    nulls.push_back(true);
+    return *this;
+  }
+  template <typename T>
+  Command& AddOpt(const std::optional<T>& v) {
+    if (v) return Add(ToParam(*v));
+    return AddNull();
+  }
+
+ private:
+  static std::string ToParam(const std::string& s) { return s; }
+  static std::string ToParam(int64_t v) { return std::to_string(v); }
+};
+
+class Job {
+ public:
+  // Outcome: on success one result per command; on failure the error.
+  // A command's SQL error fails the whole job with that error.
+  using Done = std::function<void(Result<std::vector<PgResult>>&&)>;
+
+  Job(std::vector<Command> cmds, Done done) : cmds_(std::move(cmds)), done_(std::move(done)) {}
+
+  const std::vector<Command>& commands() const { return cmds_; }
+
+ private:
+  friend class Pool;
+  friend class PoolConn;
+  std::vector<Command> cmds_;
+  Done done_;
+  std::vector<PgResult> results_;
+  std::unique_ptr<Error> error_;
+  size_t cur_ = 0;           // command whose results are being read
+  bool got_current_ = false;
+  bool abandoned_ = false;
+  bool retried_ = false;
+  class PoolConn* conn_ = nullptr;  // set while in flight
+  uint64_t queued_at_ms_ = 0;
+};
+
+struct PoolOptions {
+  std::string conninfo;
+  int min_connections = 1;
+  int max_connections = 8;
+  int connect_timeout_ms = 30000;
+  std::string ssl_mode = "prefer";
+  int tcp_user_timeout_ms = 10000;
+  int pipeline_depth = 128;
+  size_t max_pending = 10000;
+};
+
+struct PoolStats {
+  int size = 0;      // connections open or opening
+  int idle = 0;      // ready, nothing in flight
+  int busy = 0;      // ready, jobs in flight
+  size_t waiting = 0;  // jobs queued for a connection
+  uint64_t connects = 0;
+  uint64_t connect_failures = 0;
+  uint64_t broken = 0;
+  uint64_t cancels = 0;
+};
+
+class PoolConn;
+
+class Pool {
+ public:
+  Pool(uv_loop_t* loop, PoolOptions options);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Opens min_connections (at least one). `on_ready` runs once, when the
+  // first connection is ready or, with an error, when it failed.
+  void Start(std::function<void(Status)> on_ready);
+  // Queues a job. Fails it at once (overloaded, unavailable) when the queue
+  // is full or no connection can be made now; returns false then and the
+  // `done` callback has already run.
+  bool Submit(Job* job);
+  // The caller gave up on the job (deadline). Queued: removed and freed.
+  // In flight: its results are discarded when they come, and its statement
+  // is cancelled when it is the one running.
+  void Abandon(Job* job);
+  // Fails queued jobs with `error`, lets in-flight ones finish, closes all.
+  void Close(const Error& error);
+
+  void SetPipelineDepth(int depth) { opt_.pipeline_depth = depth; }
+  void SetMaxPending(size_t n) { opt_.max_pending = n; }
+  PoolStats Stats() const;
+  // The pool can take work: a connection is ready, or one is being made and
+  // the last attempt did not fail.
+  bool available() const;
+
+ private:
+  friend class PoolConn;
+  void Dispatch();
+  void MaybeGrow();
+  void OnConnReady(PoolConn* c);
+  void OnConnBroken(PoolConn* c, const Error& why);
+  void OnConnectFailed(PoolConn* c, const Error& why);
+  void ScheduleReconnect();
+  void FailJob(Job* job, Error error);
+  void FailAllPending(const Error& error);
+  static void OnRetryTimer(uv_timer_t* t);
+  static void OnMaintenanceTimer(uv_timer_t* t);
+
+  uv_loop_t* loop_;
+  PoolOptions opt_;
+  std::vector<std::unique_ptr<PoolConn>> conns_;
+  std::deque<Job*> pending_;
+  std::function<void(Status)> on_ready_;
+  uv_timer_t retry_timer_;
+  uv_timer_t maintenance_timer_;
+  int backoff_ms_ = 0;
+  bool last_connect_failed_ = false;
+  bool closing_ = false;
+  uint64_t next_conn_id_ = 1;
+  PoolStats counters_;
+};
+
+}  // namespace torii::daemon

@@ -1,0 +1,182 @@
+// Request lifecycle: decode, dispatch, deadline, reply.
+#include "requests.h"
+
+#include "torii/log.h"
+#include "uv_util.h"
+
+namespace torii::daemon {
+
+struct Requests::Ctx {
+  uint64_t seq = 0;
+  Envelope env;
+  std::string id_raw;
+  std::multimap<uint64_t, Ctx*>::iterator deadline_it;
+  Job* job = nullptr;  // while the pool holds it
+  Plan plan;
+};
+
+Requests::Requests(uv_loop_t* loop, Router& router, Pool& pool, DecodeLimits limits)
+    : loop_(loop), router_(router), pool_(pool), limits_(limits) {
+  uv_timer_init(loop_, &timer_);
+  timer_.data = this;
+}
+
+Requests::~Requests() { Close(); }
+
+void Requests::Close() {
+  for (auto& [seq, ctx] : live_) {
+    if (ctx->job != nullptr) pool_.Abandon(ctx->job);
+    delete ctx;
+  }
+  live_.clear();
+  deadlines_.clear();
+  CloseEmbedded(&timer_);
+}
+
+void Requests::AddLocalOp(std::string name, LocalOp op) { local_[std::move(name)] = std::move(op); }
+
+void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
+  stats_.requests++;
+  auto* ctx = new Ctx;
+  ctx->seq = next_seq_++;
+  ctx->env = std::move(env);
+  live_[ctx->seq] = ctx;
+  ctx->deadline_it = deadlines_.end();
+
+  Request req;
+  Status decoded = DecodeRequest(static_cast<const char*>(body.data()), body.size(), limits_, &req);
+  ctx->id_raw = std::move(req.id_raw);
+  if (!decoded.ok()) {
+    ReplyError(ctx, decoded.error());
+    return;
+  }
+  uint64_t timeout = req.timeout_ms.value_or(default_timeout_ms_);
+  ctx->deadline_it = deadlines_.emplace(uv_now(loop_) + timeout, ctx);
+  ArmTimer();
+
+  Args args(req.args);
+  if (auto it = local_.find(req.op); it != local_.end()) {
+    if (req.actor) {
+      ReplyError(ctx, Error::InvalidArgument("'" + req.op + "' does not take an actor"));
+      return;
+    }
+    uint64_t seq = ctx->seq;
+    it->second(args, [this, seq](Result<std::string> result) {
+      auto found = live_.find(seq);
+      if (found == live_.end()) return;  // already answered (timeout)
+      if (result.ok()) {
+        ReplyOk(found->second, result->data(), result->size());
+      } else {
+        ReplyError(found->second, result.error());
+      }
+    });
+    return;
+  }
+  const OpDef* op = FindDatabaseOp(req.op);
+  if (op == nullptr) {
+    ReplyError(ctx, Error::UnknownOp("no operation named '" + req.op + "'"));
+    return;
+  }
+  auto plan = BuildPlan(*op, args, req.actor);
+  if (!plan.ok()) {
+    ReplyError(ctx, plan.error());
+    return;
+  }
+  ctx->plan = std::move(plan.value());
+  uint64_t seq = ctx->seq;
+  ctx->job = new Job(std::move(ctx->plan.cmds), [this, seq](Result<std::vector<PgResult>>&& out) {
+    OnJobDone(seq, std::move(out));
+  });
+  pool_.Submit(ctx->job);  // may complete (fail) at once
+}
+
+void Requests::OnJobDone(uint64_t seq, Result<std::vector<PgResult>>&& out) {
+  auto found = live_.find(seq);
+  if (found == live_.end()) return;
+  Ctx* ctx = found->second;
+  ctx->job = nullptr;
+  if (!out.ok()) {
+    ReplyError(ctx, out.error());
+    return;
+  }
+  const Plan& plan = ctx->plan;
+  if (plan.main >= out->size()) {
+    ReplyError(ctx, Error::Internal("missing statement result"));
+    return;
+  }
+  msgpack::sbuffer buf;
+  BeginOkReply(buf, ctx->id_raw);
+  Packer pk(buf);
+  Status st = plan.render((*out)[plan.main].get(), plan, pk);
+  if (!st.ok()) {
+    ReplyError(ctx, st.error());
+    return;
+  }
+  router_.Reply(ctx->env, buf.data(), buf.size());
+  Finish(ctx);
+}
+
+void Requests::ReplyOk(Ctx* ctx, const char* result, size_t len) {
+  msgpack::sbuffer buf;
+  BeginOkReply(buf, ctx->id_raw);
+  buf.write(result, len);
+  router_.Reply(ctx->env, buf.data(), buf.size());
+  Finish(ctx);
+}
+
+void Requests::ReplyError(Ctx* ctx, const Error& e) {
+  stats_.errors++;
+  if (e.code() == Code::kOverloaded) stats_.overloaded++;
+  std::string body = EncodeErrorReply(ctx->id_raw, e);
+  router_.Reply(ctx->env, body.data(), body.size());
+  Finish(ctx);
+}
+
+void Requests::Finish(Ctx* ctx) {
+  if (ctx->deadline_it != deadlines_.end()) deadlines_.erase(ctx->deadline_it);
+  live_.erase(ctx->seq);
+  delete ctx;
+}
+
+void Requests::ArmTimer() {
+  if (deadlines_.empty()) {
+    uv_timer_stop(&timer_);
+    timer_due_ = 0;
+    return;
+  }
+  uint64_t due = deadlines_.begin()->first;
+  if (timer_due_ == due && uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_))) return;
+  uint64_t now = uv_now(loop_);
+  timer_due_ = due;
+  uv_timer_start(&timer_, OnTimer, due > now ? due - now : 0, 0);
+}
+
+void Requests::OnTimer(uv_timer_t* t) {
+  auto* self = static_cast<Requests*>(t->data);
+  uint64_t now = uv_now(self->loop_);
+  self->timer_due_ = 0;
+  while (!self->deadlines_.empty() && self->deadlines_.begin()->first <= now) {
+    Ctx* ctx = self->deadlines_.begin()->second;
+    if (ctx->job != nullptr) {
+      self->pool_.Abandon(ctx->job);
+      ctx->job = nullptr;
+    }
+    self->stats_.timeouts++;
+    self->ReplyError(ctx, Error::Timeout("the request's deadline passed before it completed"));
+  }
+  self->ArmTimer();
+}
+
+void Requests::FailAll(const Error& error) {
+  std::vector<Ctx*> all;
+  for (auto& [seq, ctx] : live_) all.push_back(ctx);
+  for (Ctx* ctx : all) {
+    if (ctx->job != nullptr) {
+      pool_.Abandon(ctx->job);
+      ctx->job = nullptr;
+    }
+    ReplyError(ctx, error);
+  }
+}
+
+}  // namespace torii::daemon

@@ -1,0 +1,74 @@
+// The request path between the ROUTER socket and the pool: decodes each
+// body, finds its operation, enforces its deadline, submits its statements,
+// and sends exactly one reply (result, error, or timeout) per request.
+//
+// Loop thread only. A request lives from receipt until its reply is sent;
+// a job still running in the pool when its deadline passes is abandoned.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <unordered_map>
+
+#include "ops.h"
+#include "pool.h"
+#include "router.h"
+#include "torii/protocol.h"
+
+namespace torii::daemon {
+
+struct RequestStats {
+  uint64_t requests = 0;
+  uint64_t errors = 0;
+  uint64_t timeouts = 0;
+  uint64_t overloaded = 0;
+};
+
+class Requests {
+ public:
+  // Completes a local operation: the packed result value, or an error.
+  using LocalReply = std::function<void(Result<std::string>)>;
+  using LocalOp = std::function<void(const Args& args, LocalReply reply)>;
+
+  Requests(uv_loop_t* loop, Router& router, Pool& pool, DecodeLimits limits);
+  ~Requests();
+
+  // Operations answered by the daemon itself (ping, stats, ...).
+  void AddLocalOp(std::string name, LocalOp op);
+  void OnMessage(Envelope&& env, zmq::message_t&& body);
+
+  void set_default_timeout_ms(uint64_t ms) { default_timeout_ms_ = ms; }
+  size_t in_flight() const { return live_.size(); }
+  const RequestStats& stats() const { return stats_; }
+  // Answers every open request with `error` now (shutdown deadline).
+  void FailAll(const Error& error);
+  void Close();
+
+ private:
+  struct Ctx;
+  void ReplyOk(Ctx* ctx, const char* result, size_t len);
+  void ReplyError(Ctx* ctx, const Error& e);
+  void Finish(Ctx* ctx);
+  void OnJobDone(uint64_t seq, Result<std::vector<PgResult>>&& out);
+  void ArmTimer();
+  static void OnTimer(uv_timer_t* t);
+
+  uv_loop_t* loop_;
+  Router& router_;
+  Pool& pool_;
+  DecodeLimits limits_;
+  uint64_t default_timeout_ms_ = 5000;
+  std::unordered_map<std::string, LocalOp> local_;
+  std::unordered_map<uint64_t, Ctx*> live_;
+  std::multimap<uint64_t, Ctx*> deadlines_;
+  uv_timer_t timer_;
+  uint64_t timer_due_ = 0;
+  uint64_t next_seq_ = 1;
+  RequestStats stats_;
+};
+
+}  // namespace torii::daemon

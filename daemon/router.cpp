@@ -1,0 +1,146 @@
+// ROUTER socket under libuv.
+#include "router.h"
+
+#include "torii/log.h"
+#include "uv_util.h"
+
+namespace torii::daemon {
+
+namespace {
+
+constexpr int kBudget = 512;     // messages per pass before yielding to the loop
+constexpr size_t kMaxFrames = 64;  // envelope frames a request may carry
+
+}  // namespace
+
+Router::Router(uv_loop_t* loop, zmq::context_t& ctx, OnMessage on_message)
+    : loop_(loop), socket_(ctx, zmq::socket_type::router), on_message_(std::move(on_message)) {}
+
+Router::~Router() { Close(); }
+
+Status Router::Bind(const std::vector<std::string>& endpoints, int64_t max_message_bytes) {
+  try {
+    socket_.set(zmq::sockopt::router_mandatory, 1);
+    socket_.set(zmq::sockopt::maxmsgsize, max_message_bytes);
+    socket_.set(zmq::sockopt::sndhwm, 100000);
+    socket_.set(zmq::sockopt::rcvhwm, 100000);
+    socket_.set(zmq::sockopt::linger, 0);
+    for (const auto& ep : endpoints) {
+      socket_.bind(ep);
+      TLOG_INFO("router: listening on %s", ep.c_str());
+    }
+  } catch (const zmq::error_t& e) {
+    return Error::Internal("cannot listen for requests: " + std::string(e.what()));
+  }
+  return {};
+}
+
+void Router::Start() {
+  if (!started_) {
+    int fd = socket_.get(zmq::sockopt::fd);
+    uv_poll_init(loop_, &poll_, fd);
+    poll_.data = this;
+    uv_prepare_init(loop_, &prepare_);
+    prepare_.data = this;
+    uv_idle_init(loop_, &idle_);
+    idle_.data = this;
+    started_ = true;
+  }
+  receiving_ = true;
+  uv_poll_start(&poll_, UV_READABLE, OnPoll);
+  uv_prepare_start(&prepare_, OnPrepare);
+  Pump();
+}
+
+void Router::StopReceiving() {
+  receiving_ = false;
+  if (!started_) return;
+  uv_poll_stop(&poll_);
+  uv_idle_stop(&idle_);
+}
+
+void Router::Close() {
+  if (!started_) return;
+  started_ = false;
+  receiving_ = false;
+  CloseEmbedded(&poll_);
+  CloseEmbedded(&prepare_);
+  CloseEmbedded(&idle_);
+  socket_.close();
+}
+
+void Router::OnPoll(uv_poll_t* h, int, int) { static_cast<Router*>(h->data)->Pump(); }
+void Router::OnPrepare(uv_prepare_t* h) { static_cast<Router*>(h->data)->Pump(); }
+void Router::OnIdle(uv_idle_t* h) { static_cast<Router*>(h->data)->Pump(); }
+
+void Router::Pump() {
+  if (!receiving_ || !started_) return;
+  for (int n = 0; n < kBudget; n++) {
+    if ((socket_.get(zmq::sockopt::events) & ZMQ_POLLIN) == 0) {
+      uv_idle_stop(&idle_);
+      return;
+    }
+    Envelope env;
+    zmq::message_t part;
+    bool ok = true;
+    for (;;) {
+      zmq::recv_result_t r;
+      try {
+        r = socket_.recv(part, zmq::recv_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        TLOG_WARN("router: receive failed: %s", e.what());
+        ok = false;
+        break;
+      }
+      if (!r) {
+        ok = false;
+        break;
+      }
+      if (!part.more()) break;
+      if (env.frames.size() < kMaxFrames) {
+        env.frames.push_back(std::move(part));
+      } else {
+        ok = false;  // keep reading the message to its end, then drop it
+      }
+      part = zmq::message_t();
+    }
+    if (!ok || env.frames.empty()) {
+      // A message of only one frame cannot come from ROUTER (it adds the
+      // peer identity), so this is a broken or oversized envelope.
+      stats_.malformed_frames++;
+      continue;
+    }
+    stats_.received++;
+    on_message_(std::move(env), std::move(part));
+  }
+  // Budget spent with messages left: poll again without blocking.
+  uv_idle_start(&idle_, OnIdle);
+}
+
+void Router::Reply(Envelope& env, const char* body, size_t len) {
+  if (!started_) return;
+  try {
+    for (size_t i = 0; i < env.frames.size(); i++) {
+      zmq::message_t copy;
+      copy.move(env.frames[i]);
+      auto r = socket_.send(copy, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      if (!r) {
+        stats_.undeliverable++;
+        return;
+      }
+    }
+    zmq::message_t msg(body, len);
+    auto r = socket_.send(msg, zmq::send_flags::dontwait);
+    if (!r) {
+      stats_.undeliverable++;
+      return;
+    }
+    stats_.replied++;
+  } catch (const zmq::error_t& e) {
+    // EHOSTUNREACH: the peer left (ROUTER_MANDATORY); never fatal.
+    stats_.undeliverable++;
+    TLOG_DEBUG("router: reply not delivered: %s", e.what());
+  }
+}
+
+}  // namespace torii::daemon

@@ -1,0 +1,73 @@
+// The ZeroMQ ROUTER socket that takes requests, joined to the libuv loop.
+//
+// ZMQ_FD is edge-triggered: it signals a change, not a level. So the socket
+// is drained until ZMQ_EVENTS shows nothing after every wakeup, and a
+// uv_prepare re-checks ZMQ_EVENTS before the loop blocks, because a send
+// from any other callback may have consumed the edge. A budget per pass keeps
+// a flood of requests from starving database results; leftovers keep a
+// uv_idle running so the loop polls without blocking.
+//
+// Loop thread only. Messages are [envelope frames..., body]; Reply() sends
+// the same envelope back before the reply body.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "torii/error.h"
+
+namespace torii::daemon {
+
+struct Envelope {
+  std::vector<zmq::message_t> frames;
+};
+
+struct RouterStats {
+  uint64_t received = 0;
+  uint64_t replied = 0;
+  uint64_t undeliverable = 0;  // peer gone (EHOSTUNREACH) or its queue full
+  uint64_t malformed_frames = 0;
+};
+
+class Router {
+ public:
+  using OnMessage = std::function<void(Envelope&& env, zmq::message_t&& body)>;
+
+  Router(uv_loop_t* loop, zmq::context_t& ctx, OnMessage on_message);
+  ~Router();
+
+  // Binds every endpoint; sets ROUTER_MANDATORY, MAXMSGSIZE and HWMs.
+  Status Bind(const std::vector<std::string>& endpoints, int64_t max_message_bytes);
+  // Applies CURVE server options before Bind (see security.h).
+  zmq::socket_t& socket() { return socket_; }
+  // Starts and stops taking messages; replies still go out when stopped.
+  void Start();
+  void StopReceiving();
+  void Close();
+
+  void Reply(Envelope& env, const char* body, size_t len);
+  const RouterStats& stats() const { return stats_; }
+
+ private:
+  void Pump();
+  static void OnPoll(uv_poll_t* h, int status, int events);
+  static void OnPrepare(uv_prepare_t* h);
+  static void OnIdle(uv_idle_t* h);
+
+  uv_loop_t* loop_;
+  zmq::socket_t socket_;
+  OnMessage on_message_;
+  uv_poll_t poll_;
+  uv_prepare_t prepare_;
+  uv_idle_t idle_;
+  bool receiving_ = false;
+  bool started_ = false;
+  RouterStats stats_;
+};
+
+}  // namespace torii::daemon

@@ -1,0 +1,40 @@
+// Every SQL statement the request path runs, prepared once on each pooled
+// connection. Parameters are text, except those marked binary (bytea).
+#pragma once
+
+#include <cstdint>
+
+namespace torii::daemon {
+
+enum class Stmt : uint8_t {
+  kSetActor,
+  kCreateUser,
+  kGetUser,
+  kGetUserByEmail,
+  kUpdateUser,
+  kVerifyEmail,
+  kDeleteUser,
+  kListUsers,
+  kCreateSession,
+  kGetSessionByToken,
+  kGetSessionById,
+  kExtendSessionByToken,
+  kExtendSessionById,
+  kDeleteSessionByToken,
+  kDeleteSessionById,
+  kListSessions,
+  kDeleteUserSessions,
+  kCount,
+};
+
+struct StatementDef {
+  Stmt id;
+  const char* name;     // prepared statement name
+  const char* sql;
+  uint32_t binary_params;  // bit i set: parameter i+1 is binary
+};
+
+const StatementDef& Statement(Stmt s);
+constexpr int kStatementCount = static_cast<int>(Stmt::kCount);
+
+}  // namespace torii::daemon
