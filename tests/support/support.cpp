@@ -1,0 +1,1 @@
+// Test support library: see the headers in this folder.
