@@ -3,7 +3,11 @@
 
 #include <unistd.h>
 
+#include "janitor.h"
+#include "listener.h"
+#include "notify.h"
 #include "pool.h"
+#include "publisher.h"
 #include "requests.h"
 #include "router.h"
 #include "torii/log.h"
@@ -31,6 +35,10 @@ Daemon::~Daemon() {
   requests_.reset();
   router_.reset();
   pool_.reset();
+  listener_.reset();
+  janitor_.reset();
+  publisher_.reset();
+  notifier_.reset();
   // Let the close callbacks of everything above run.
   uv_run(&loop_, UV_RUN_DEFAULT);
   if (uv_loop_close(&loop_) != 0) TLOG_WARN("daemon: loop closed with handles still open");
@@ -68,6 +76,13 @@ Status Daemon::RunMigrations() {
   auto report = ApplyMigrations(conn->get());
   if (!report.ok()) return report.error();
   TLOG_INFO("daemon: schema at version %d (%d applied now)", report->current, report->applied);
+  // The audit switches live in the database so that triggers (which also
+  // see plain-SQL writes) can read them.
+  std::string enabled = config_.audit.enabled ? "true" : "false";
+  std::string sessions = config_.audit.sessions ? "true" : "false";
+  auto configured = ExecParamsBlocking(conn->get(), "SELECT torii_configure_audit($1::bool, $2::bool)",
+                                       {enabled.c_str(), sessions.c_str()});
+  if (!configured.ok()) return Error(configured.error().code(), "cannot set the audit switches: " + configured.error().message());
   return {};
 }
 
@@ -113,6 +128,38 @@ Status Daemon::Start() {
   });
   requests_->AddLocalOp("stats", [this](const Args&, Requests::LocalReply reply) { reply(StatsBody()); });
 
+  requests_->AddLocalOp("cleanup_expired_sessions", [this](const Args& args, Requests::LocalReply reply) {
+    if (auto st = args.OnlyKeys({}); !st.ok()) {
+      reply(st.error());
+      return;
+    }
+    janitor_->RunNow([reply = std::move(reply)](Result<uint64_t> n) {
+      if (!n.ok()) {
+        reply(n.error());
+        return;
+      }
+      msgpack::sbuffer buf;
+      Packer pk(buf);
+      pk.pack_map(1);
+      PackKey(pk, "deleted");
+      pk.pack_uint64(*n);
+      reply(std::string(buf.data(), buf.size()));
+    });
+  });
+
+  ConnectOptions co{conninfo_, config_.database.ssl_mode, static_cast<int>(config_.database.connect_timeout_ms),
+                    static_cast<int>(config_.database.tcp_user_timeout_ms), "toriid"};
+  publisher_ = std::make_unique<Publisher>(&loop_, zmq_);
+  if (auto st = publisher_->Bind(config_.server.events, config_.events.send_hwm); !st.ok()) return st;
+  listener_ = std::make_unique<Listener>(&loop_, co, *publisher_, config_.events.heartbeat_ms,
+                                         config_.events.probe_interval_ms, config_.events.probe_timeout_ms);
+  janitor_ = std::make_unique<Janitor>(
+      &loop_, co,
+      JanitorOptions{static_cast<uint64_t>(config_.cleanup.interval_s), static_cast<uint64_t>(config_.cleanup.batch_size),
+                     static_cast<uint64_t>(config_.cleanup.time_budget_ms),
+                     static_cast<uint64_t>(config_.audit.retention_days)});
+  notifier_ = std::make_unique<Notifier>(&loop_, [this] { return StatusLine(); });
+
   for (auto [sig, handle] : {std::pair{SIGTERM, &sigterm_}, {SIGINT, &sigint_}, {SIGHUP, &sighup_}}) {
     uv_signal_init(&loop_, handle);
     handle->data = this;
@@ -126,11 +173,36 @@ Status Daemon::Start() {
       TLOG_WARN("daemon: no database connection yet (%s); retrying", st.error().message().c_str());
       return;
     }
+    pool_ready_ = true;
     router_->Start();
-    ready_ = true;
-    TLOG_INFO("daemon: ready in %lu ms", (unsigned long)(uv_now(&loop_) - started_ms_));
+    MaybeReady();
   });
+  listener_->Start([this] {
+    listening_ = true;
+    MaybeReady();
+  });
+  janitor_->Start();
   return {};
+}
+
+void Daemon::MaybeReady() {
+  if (ready_ || !pool_ready_ || !listening_ || stopping_) return;
+  ready_ = true;
+  TLOG_INFO("daemon: ready in %lu ms", (unsigned long)(uv_now(&loop_) - started_ms_));
+  notifier_->Ready();
+}
+
+std::string Daemon::StatusLine() {
+  PoolStats ps = pool_ ? pool_->Stats() : PoolStats{};
+  uint64_t now = uv_now(&loop_);
+  uint64_t reqs = requests_ ? requests_->stats().requests : 0;
+  double rate = now > status_at_ms_ && status_at_ms_ != 0 ? (reqs - status_requests_) * 1000.0 / (now - status_at_ms_) : 0;
+  status_requests_ = reqs;
+  status_at_ms_ = now;
+  char line[160];
+  std::snprintf(line, sizeof(line), "%d connections (%d busy), %.0f requests/s, events %s", ps.size, ps.busy, rate,
+                listener_ && listener_->stats().listening ? "flowing" : "paused");
+  return line;
 }
 
 int Daemon::Run() {
@@ -156,6 +228,7 @@ void Daemon::OnSignal(int signum) {
 
 void Daemon::BeginShutdown() {
   stopping_ = true;
+  notifier_->Stopping();
   router_->StopReceiving();
   // Every request has a deadline, so waiting for in_flight == 0 ends; the
   // cap covers requests that asked for very long deadlines.
@@ -190,17 +263,23 @@ void Daemon::FinishShutdown() {
   pool_->Close(Error::Unavailable("the daemon is shutting down"));
   pool_.reset();
   router_->Close();
+  listener_->Close();
+  janitor_->Close();
+  publisher_->Close();
+  notifier_->Close();
   TLOG_INFO("daemon: stopped");
 }
 
 void Daemon::Reload() {
-  auto next = Config::Load(config_path_);
   if (config_path_.empty()) {
     TLOG_INFO("daemon: SIGHUP: no config file to reload");
     return;
   }
+  notifier_->Reloading();
+  auto next = Config::Load(config_path_);
   if (!next.ok()) {
     TLOG_ERROR("daemon: reload refused, keeping the running config: %s", next.error().message().c_str());
+    notifier_->Ready();
     return;
   }
   std::vector<std::string> changed = config_.Diff(*next);
@@ -214,7 +293,20 @@ void Daemon::Reload() {
   requests_->set_default_timeout_ms(static_cast<uint64_t>(config_.server.request_timeout_ms));
   pool_->SetPipelineDepth(static_cast<int>(config_.server.pipeline_depth));
   pool_->SetMaxPending(static_cast<size_t>(config_.server.max_pending));
+  listener_->SetTimings(config_.events.heartbeat_ms, config_.events.probe_interval_ms, config_.events.probe_timeout_ms);
+  janitor_->SetOptions({static_cast<uint64_t>(config_.cleanup.interval_s), static_cast<uint64_t>(config_.cleanup.batch_size),
+                        static_cast<uint64_t>(config_.cleanup.time_budget_ms),
+                        static_cast<uint64_t>(config_.audit.retention_days)});
+  ConfigureAudit();
   TLOG_INFO("daemon: reloaded %s (%zu keys changed)", config_path_.c_str(), changed.size());
+  notifier_->Ready();
+}
+
+void Daemon::ConfigureAudit() {
+  janitor_->Exec("SELECT torii_configure_audit($1::bool, $2::bool)",
+                 {config_.audit.enabled ? "true" : "false", config_.audit.sessions ? "true" : "false"}, [](Status st) {
+                   if (!st.ok()) TLOG_WARN("daemon: cannot set the audit switches: %s", st.error().message().c_str());
+                 });
 }
 
 std::string Daemon::StatsBody() {
@@ -223,7 +315,7 @@ std::string Daemon::StatsBody() {
   PoolStats ps = pool_->Stats();
   const RequestStats& rs = requests_->stats();
   const RouterStats& ro = router_->stats();
-  pk.pack_map(7);
+  pk.pack_map(9);
   PackKey(pk, "requests");
   pk.pack_uint64(rs.requests);
   PackKey(pk, "errors");
@@ -254,6 +346,63 @@ std::string Daemon::StatsBody() {
   pk.pack_uint64(ps.broken);
   PackKey(pk, "cancels");
   pk.pack_uint64(ps.cancels);
+
+  const ListenerStats& ls = listener_->stats();
+  const PublisherStats& pb = publisher_->stats();
+  PackKey(pk, "events");
+  pk.pack_map(10);
+  PackKey(pk, "seq");
+  pk.pack_map(static_cast<uint32_t>(publisher_->seqs().size()));
+  for (const auto& [family, seq] : publisher_->seqs()) {
+    PackKey(pk, family);
+    pk.pack_uint64(seq);
+  }
+  PackKey(pk, "epoch");
+  PackKey(pk, publisher_->epoch());
+  PackKey(pk, "published");
+  pk.pack_uint64(pb.published);
+  PackKey(pk, "received");
+  pk.pack_uint64(ls.received);
+  PackKey(pk, "malformed");
+  pk.pack_uint64(ls.malformed);
+  PackKey(pk, "listening");
+  ls.listening ? pk.pack_true() : pk.pack_false();
+  PackKey(pk, "reconnects");
+  pk.pack_uint64(ls.reconnects);
+  PackKey(pk, "probe_failures");
+  pk.pack_uint64(ls.probe_failures);
+  PackKey(pk, "last_probe_rtt_us");
+  pk.pack_int64(ls.last_probe_rtt_us);
+  PackKey(pk, "queue_usage");
+  pk.pack_double(ls.queue_usage);
+
+  const JanitorStats& js = janitor_->stats();
+  PackKey(pk, "cleanup");
+  pk.pack_map(8);
+  PackKey(pk, "runs");
+  pk.pack_uint64(js.runs);
+  PackKey(pk, "deleted");
+  pk.pack_uint64(js.deleted);
+  PackKey(pk, "skipped");
+  pk.pack_uint64(js.skipped);
+  PackKey(pk, "audit_pruned");
+  pk.pack_uint64(js.audit_pruned);
+  PackKey(pk, "last_run_at");
+  if (js.last_run_at_us != 0) {
+    PackTimestamp(pk, js.last_run_at_us);
+  } else {
+    pk.pack_nil();
+  }
+  PackKey(pk, "last_duration_ms");
+  pk.pack_uint64(js.last_duration_ms);
+  PackKey(pk, "last_deleted");
+  pk.pack_uint64(js.last_deleted);
+  PackKey(pk, "last_error");
+  if (js.last_error.empty()) {
+    pk.pack_nil();
+  } else {
+    PackKey(pk, js.last_error);
+  }
   return std::string(buf.data(), buf.size());
 }
 

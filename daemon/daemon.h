@@ -23,6 +23,10 @@ namespace torii::daemon {
 class Pool;
 class Router;
 class Requests;
+class Publisher;
+class Listener;
+class Janitor;
+class Notifier;
 
 class Daemon {
  public:
@@ -43,7 +47,10 @@ class Daemon {
   void BeginShutdown();
   void FinishShutdown();
   void Reload();
+  void MaybeReady();
+  void ConfigureAudit();
   std::string StatsBody();
+  std::string StatusLine();
 
   Config config_;
   std::string config_path_;
@@ -54,10 +61,18 @@ class Daemon {
   std::unique_ptr<Pool> pool_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<Requests> requests_;
+  std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<Listener> listener_;
+  std::unique_ptr<Janitor> janitor_;
+  std::unique_ptr<Notifier> notifier_;
   uv_signal_t sigterm_, sigint_, sighup_;
   uv_timer_t shutdown_timer_;
   bool stopping_ = false;
   bool ready_ = false;
+  bool pool_ready_ = false;
+  bool listening_ = false;
+  uint64_t status_requests_ = 0;
+  uint64_t status_at_ms_ = 0;
   int exit_code_ = 0;
   uint64_t started_ms_ = 0;
 };

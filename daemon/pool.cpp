@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "pgconn.h"
 #include "torii/log.h"
 #include "uv_util.h"
 
@@ -107,20 +108,10 @@ void PoolConn::SetState(ConnState to) {
 
 void PoolConn::Connect() {
   const PoolOptions& o = pool_->opt_;
-  std::string tcp_user_timeout = std::to_string(o.tcp_user_timeout_ms);
-  std::string keepalive_idle = std::to_string(std::max(1, o.tcp_user_timeout_ms / 3000));
-  // Our defaults first: values in the configured string override them.
-  std::vector<const char*> keys = {"sslmode", "application_name", "keepalives", "keepalives_idle",
-                                   "keepalives_interval", "keepalives_count"};
-  std::vector<const char*> vals = {o.ssl_mode.c_str(), "toriid", "1", keepalive_idle.c_str(), "1", "3"};
-  if (o.tcp_user_timeout_ms > 0) {
-    keys.push_back("tcp_user_timeout");
-    vals.push_back(tcp_user_timeout.c_str());
-  }
-  keys.push_back("dbname");
-  vals.push_back(o.conninfo.c_str());
-  keys.push_back(nullptr);
-  vals.push_back(nullptr);
+  ConnectOptions co{o.conninfo, o.ssl_mode, o.connect_timeout_ms, o.tcp_user_timeout_ms, "toriid"};
+  std::vector<std::string> storage;
+  std::vector<const char*> keys, vals;
+  BuildConnectParams(co, storage, keys, vals);
   conn_ = PQconnectStartParams(keys.data(), vals.data(), 1);
   last_progress_ = Now();
   if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {

@@ -1,4 +1,5 @@
-# cmake -DOUT=file.cpp -DFILES="a.sql;b.sql" -P embed.cmake
+# cmake -DOUT=file.cpp -DFILES="a.sql|b.sql" -P embed.cmake
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "// Generated from schema/*.sql by schema/embed.cmake. Do not edit.\n#include \"torii/migrations.h\"\n\nnamespace torii {\n\nconst std::vector<Migration>& EmbeddedMigrations() {\n  static const std::vector<Migration> all = {\n")
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME_WE)

@@ -1,0 +1,238 @@
+// LISTEN connection: notifications in, events out.
+#include "listener.h"
+
+#include <nlohmann/json.hpp>
+
+#include "torii/log.h"
+#include "torii/values.h"
+#include "uv_util.h"
+
+namespace torii::daemon {
+
+namespace {
+
+constexpr int kBackoffStartMs = 50;
+constexpr int kBackoffCapMs = 5000;
+
+void PackKey(Packer& pk, std::string_view k) {
+  pk.pack_str(static_cast<uint32_t>(k.size()));
+  pk.pack_str_body(k.data(), static_cast<uint32_t>(k.size()));
+}
+
+// Packs j[key] as a string, or nil when missing.
+void PackStringField(Packer& pk, const nlohmann::json& j, const char* key) {
+  PackKey(pk, key);
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) {
+    pk.pack_nil();
+  } else {
+    PackKey(pk, it->get_ref<const std::string&>());
+  }
+}
+
+void PackMicrosField(Packer& pk, const nlohmann::json& j, const char* key) {
+  PackKey(pk, key);
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number()) {
+    pk.pack_nil();
+  } else {
+    PackTimestamp(pk, it->get<int64_t>());
+  }
+}
+
+}  // namespace
+
+Listener::Listener(uv_loop_t* loop, ConnectOptions options, Publisher& publisher, uint64_t heartbeat_ms,
+                   uint64_t probe_interval_ms, uint64_t probe_timeout_ms)
+    : loop_(loop),
+      publisher_(publisher),
+      options_(std::move(options)),
+      heartbeat_ms_(heartbeat_ms),
+      probe_interval_ms_(probe_interval_ms),
+      probe_timeout_ms_(probe_timeout_ms) {
+  std::string epoch = publisher_.epoch();
+  probe_channel_ = "torii_probe_";
+  for (char c : epoch) {
+    if (c != '-') probe_channel_ += c;
+  }
+  options_.application_name = "toriid-listener";
+  for (uv_timer_t* t : {&retry_timer_, &probe_timer_, &probe_deadline_}) {
+    uv_timer_init(loop_, t);
+    t->data = this;
+  }
+}
+
+Listener::~Listener() { Close(); }
+
+void Listener::Start(std::function<void()> on_listening) {
+  on_listening_ = std::move(on_listening);
+  Connect();
+}
+
+void Listener::Close() {
+  if (closed_) return;
+  closed_ = true;
+  if (conn_) conn_->Close("daemon stopping");
+  conn_.reset();
+  for (uv_timer_t* t : {&retry_timer_, &probe_timer_, &probe_deadline_}) {
+    uv_timer_stop(t);
+    CloseEmbedded(t);
+  }
+}
+
+void Listener::SetTimings(uint64_t heartbeat_ms, uint64_t probe_interval_ms, uint64_t probe_timeout_ms) {
+  heartbeat_ms_ = heartbeat_ms;
+  probe_interval_ms_ = probe_interval_ms;
+  probe_timeout_ms_ = probe_timeout_ms;
+  if (stats_.listening) {
+    publisher_.StartHeartbeat(heartbeat_ms_);
+    uv_timer_start(&probe_timer_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->SendProbe(); },
+                   probe_interval_ms_, probe_interval_ms_);
+  }
+}
+
+void Listener::Connect() {
+  if (closed_) return;
+  conn_ = std::make_unique<AsyncConn>(loop_, "listener", options_);
+  conn_->set_on_notify([this](const char* channel, const char* payload) { OnNotify(channel, payload); });
+  conn_->Connect([this] { OnConnected(); }, [this](const Error& why) { OnLost(why); });
+}
+
+void Listener::OnConnected() {
+  std::string sql = "LISTEN torii_events; LISTEN " + probe_channel_;
+  conn_->Query(sql, {}, [this](Result<PgResult>&& r) {
+    if (!r.ok()) {
+      TLOG_WARN("listener: LISTEN failed: %s", r.error().message().c_str());
+      conn_->Close("LISTEN failed");
+      OnLost(r.error());
+      return;
+    }
+    backoff_ms_ = 0;
+    stats_.listening = true;
+    TLOG_INFO("listener: listening on torii_events");
+    // Whatever happened while we were not listening is unknown.
+    publisher_.Resync(started_before_ ? "the daemon's LISTEN connection was lost and re-established"
+                                      : "the daemon started");
+    started_before_ = true;
+    publisher_.StartHeartbeat(heartbeat_ms_);
+    probe_outstanding_ = false;
+    uv_timer_start(&probe_timer_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->SendProbe(); },
+                   probe_interval_ms_, probe_interval_ms_);
+    if (on_listening_) on_listening_();
+  });
+}
+
+void Listener::OnLost(const Error& why) {
+  if (closed_) return;
+  if (stats_.listening) {
+    TLOG_WARN("listener: lost LISTEN connection: %s", why.message().c_str());
+    stats_.reconnects++;
+  }
+  stats_.listening = false;
+  // No heartbeats while events may be missing.
+  uv_timer_stop(&probe_timer_);
+  uv_timer_stop(&probe_deadline_);
+  publisher_.StopHeartbeat();
+  backoff_ms_ = backoff_ms_ == 0 ? kBackoffStartMs : std::min(kBackoffCapMs, backoff_ms_ * 2);
+  // Release the connection after this callback has unwound.
+  uv_timer_start(&retry_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<Listener*>(t->data);
+    self->conn_.reset();
+    self->Connect();
+  }, backoff_ms_, 0);
+}
+
+void Listener::SendProbe() {
+  if (!stats_.listening || probe_outstanding_) return;
+  probe_outstanding_ = true;
+  probe_seq_++;
+  probe_sent_us_ = uv_hrtime() / 1000;
+  stats_.probes++;
+  uv_timer_start(&probe_deadline_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->ProbeTimedOut(); },
+                 probe_timeout_ms_, 0);
+  conn_->Query("SELECT pg_notify($1, $2), pg_notification_queue_usage()",
+               {probe_channel_, std::to_string(probe_seq_)}, [this](Result<PgResult>&& r) {
+                 if (!r.ok() || PQntuples(r->get()) != 1) return;
+                 stats_.queue_usage = std::atof(PQgetvalue(r->get(), 0, 1));
+                 if (stats_.queue_usage > 0.5) {
+                   TLOG_WARN("listener: the NOTIFY queue is %.0f%% full: a listener somewhere is not reading",
+                             stats_.queue_usage * 100);
+                 }
+               });
+}
+
+void Listener::ProbeTimedOut() {
+  if (!probe_outstanding_ || !stats_.listening) return;
+  stats_.probe_failures++;
+  TLOG_WARN("listener: probe not heard back within %lu ms; reconnecting", (unsigned long)probe_timeout_ms_);
+  probe_outstanding_ = false;
+  conn_->Close("probe timed out");
+  OnLost(Error::Unavailable("probe timed out"));
+}
+
+void Listener::OnNotify(const char* channel, const char* payload) {
+  if (probe_channel_ == channel) {
+    if (probe_outstanding_ && std::to_string(probe_seq_) == payload) {
+      probe_outstanding_ = false;
+      uv_timer_stop(&probe_deadline_);
+      stats_.last_probe_rtt_us = static_cast<int64_t>(uv_hrtime() / 1000 - probe_sent_us_);
+    }
+    return;
+  }
+  stats_.received++;
+  Publish(payload);
+}
+
+void Listener::Publish(const std::string& payload) {
+  nlohmann::json j = nlohmann::json::parse(payload, nullptr, false);
+  auto str = [&](const char* k) -> std::string {
+    auto it = j.find(k);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (j.is_discarded() || !j.is_object()) {
+    stats_.malformed++;
+    TLOG_WARN("listener: ignoring a torii_events payload that is not a JSON object");
+    return;
+  }
+  std::string family = str("f");
+  std::string kind = str("k");
+  if (family == "user" && (kind == "created" || kind == "deleted")) {
+    publisher_.Publish(family, kind, 2, [&](Packer& pk) {
+      PackStringField(pk, j, "id");
+      PackStringField(pk, j, "email");
+    });
+  } else if (family == "user" && kind == "updated") {
+    bool email_changed = j.contains("old_email") && j["old_email"].is_string();
+    publisher_.Publish(family, kind, email_changed ? 4 : 3, [&](Packer& pk) {
+      PackStringField(pk, j, "id");
+      PackStringField(pk, j, "email");
+      PackKey(pk, "changed");
+      const auto& changed = j.contains("changed") && j["changed"].is_array() ? j["changed"] : nlohmann::json::array();
+      pk.pack_array(static_cast<uint32_t>(changed.size()));
+      for (const auto& c : changed) PackKey(pk, c.is_string() ? c.get_ref<const std::string&>() : "");
+      if (email_changed) PackStringField(pk, j, "old_email");
+    });
+  } else if (family == "session" && (kind == "created" || kind == "deleted")) {
+    publisher_.Publish(family, kind, 2, [&](Packer& pk) {
+      PackStringField(pk, j, "id");
+      PackStringField(pk, j, "user_id");
+    });
+  } else if (family == "session" && kind == "updated") {
+    publisher_.Publish(family, kind, 3, [&](Packer& pk) {
+      PackStringField(pk, j, "id");
+      PackStringField(pk, j, "user_id");
+      PackMicrosField(pk, j, "expires_at");
+    });
+  } else if (family == "session" && kind == "expired") {
+    publisher_.Publish(family, kind, 2, [&](Packer& pk) {
+      PackKey(pk, "count");
+      pk.pack_uint64(j.contains("count") && j["count"].is_number_unsigned() ? j["count"].get<uint64_t>() : 0);
+      PackMicrosField(pk, j, "before");
+    });
+  } else {
+    stats_.malformed++;
+    TLOG_WARN("listener: ignoring an unknown event kind '%s.%s'", family.c_str(), kind.c_str());
+  }
+}
+
+}  // namespace torii::daemon

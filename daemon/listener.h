@@ -1,0 +1,79 @@
+// The dedicated LISTEN connection (not from the pool): turns the triggers'
+// NOTIFY payloads on channel `torii_events` into published events.
+//
+// A connection can look alive and deliver nothing, so a probe NOTIFYs a
+// channel of this daemon's own every events.probe_interval_ms and expects
+// it back within events.probe_timeout_ms; TCP keepalives and
+// tcp_user_timeout cover a silent network path too. On any loss it
+// reconnects with capped exponential backoff, forever; only once LISTEN is
+// in place again does it publish torii.resync, because notifications sent
+// while it was away are lost. Heartbeats pause while it is not listening, so
+// subscribers also notice a long outage from their side.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "pgconn.h"
+#include "publisher.h"
+
+namespace torii::daemon {
+
+struct ListenerStats {
+  uint64_t received = 0;     // notifications on torii_events
+  uint64_t malformed = 0;    // payloads that were not a known event
+  uint64_t reconnects = 0;
+  uint64_t probes = 0;
+  uint64_t probe_failures = 0;
+  int64_t last_probe_rtt_us = -1;
+  double queue_usage = 0;    // pg_notification_queue_usage()
+  bool listening = false;
+};
+
+class Listener {
+ public:
+  Listener(uv_loop_t* loop, ConnectOptions options, Publisher& publisher, uint64_t heartbeat_ms,
+           uint64_t probe_interval_ms, uint64_t probe_timeout_ms);
+  ~Listener();
+
+  // `on_listening` runs each time LISTEN is (re-)established.
+  void Start(std::function<void()> on_listening);
+  void Close();
+  void SetTimings(uint64_t heartbeat_ms, uint64_t probe_interval_ms, uint64_t probe_timeout_ms);
+  const ListenerStats& stats() const { return stats_; }
+
+ private:
+  void Connect();
+  void OnConnected();
+  void OnLost(const Error& why);
+  void OnNotify(const char* channel, const char* payload);
+  void SendProbe();
+  void ProbeTimedOut();
+  void Publish(const std::string& payload);
+
+  uv_loop_t* loop_;
+  Publisher& publisher_;
+  std::function<void()> on_listening_;
+  std::unique_ptr<AsyncConn> conn_;
+  ConnectOptions options_;
+  std::string probe_channel_;
+  uint64_t heartbeat_ms_;
+  uint64_t probe_interval_ms_;
+  uint64_t probe_timeout_ms_;
+  uv_timer_t retry_timer_;
+  uv_timer_t probe_timer_;
+  uv_timer_t probe_deadline_;
+  int backoff_ms_ = 0;
+  uint64_t probe_seq_ = 0;
+  uint64_t probe_sent_us_ = 0;
+  bool probe_outstanding_ = false;
+  bool started_before_ = false;
+  bool closed_ = false;
+  ListenerStats stats_;
+};
+
+}  // namespace torii::daemon

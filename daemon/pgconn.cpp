@@ -1,0 +1,231 @@
+// One non-blocking libpq connection under uv_poll.
+#include "pgconn.h"
+
+#include "torii/log.h"
+#include "uv_util.h"
+
+namespace torii::daemon {
+
+void BuildConnectParams(const ConnectOptions& o, std::vector<std::string>& storage, std::vector<const char*>& keys,
+                        std::vector<const char*>& vals) {
+  storage.clear();
+  storage.reserve(8);
+  auto add = [&](const char* k, std::string v) {
+    storage.push_back(std::move(v));
+    keys.push_back(k);
+  };
+  add("sslmode", o.ssl_mode);
+  add("application_name", o.application_name);
+  add("keepalives", "1");
+  add("keepalives_idle", std::to_string(std::max(1, o.tcp_user_timeout_ms / 3000)));
+  add("keepalives_interval", "1");
+  add("keepalives_count", "3");
+  if (o.tcp_user_timeout_ms > 0) add("tcp_user_timeout", std::to_string(o.tcp_user_timeout_ms));
+  add("dbname", o.conninfo);
+  for (const auto& s : storage) vals.push_back(s.c_str());
+  keys.push_back(nullptr);
+  vals.push_back(nullptr);
+}
+
+AsyncConn::AsyncConn(uv_loop_t* loop, std::string name, ConnectOptions options)
+    : loop_(loop), name_(std::move(name)), opt_(std::move(options)) {}
+
+AsyncConn::~AsyncConn() {
+  on_lost_ = nullptr;
+  Release();
+}
+
+void AsyncConn::Connect(std::function<void()> on_ready, std::function<void(const Error&)> on_lost) {
+  Release();
+  on_ready_ = std::move(on_ready);
+  on_lost_ = std::move(on_lost);
+  std::vector<std::string> storage;
+  std::vector<const char*> keys, vals;
+  BuildConnectParams(opt_, storage, keys, vals);
+  conn_ = PQconnectStartParams(keys.data(), vals.data(), 1);
+  state_ = kConnecting;
+  if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
+    Lose(ErrorFromConn(conn_).message());
+    return;
+  }
+  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+  connect_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, connect_timer_);
+  connect_timer_->data = this;
+  uv_timer_start(connect_timer_, [](uv_timer_t* t) { static_cast<AsyncConn*>(t->data)->Lose("connection attempt timed out"); },
+                 opt_.connect_timeout_ms, 0);
+  Watch(UV_WRITABLE);
+}
+
+void AsyncConn::Watch(int events) {
+  int fd = PQsocket(conn_);
+  if (fd < 0) return;
+  if (poll_ != nullptr && fd != polled_fd_) {
+    CloseAndDelete(poll_);
+    poll_ = nullptr;
+  }
+  if (poll_ == nullptr) {
+    poll_ = new uv_poll_t;
+    if (uv_poll_init(loop_, poll_, fd) != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      return;
+    }
+    poll_->data = this;
+    polled_fd_ = fd;
+    watched_ = 0;
+  }
+  if (events == watched_) return;
+  watched_ = events;
+  uv_poll_start(poll_, events, [](uv_poll_t* p, int status, int ev) { static_cast<AsyncConn*>(p->data)->OnPoll(status, ev); });
+}
+
+void AsyncConn::OnPoll(int status, int events) {
+  if (state_ == kConnecting) {
+    ContinueConnect();
+    return;
+  }
+  if (state_ != kReady) return;
+  if (status < 0) {
+    Lose(std::string("socket error: ") + uv_strerror(status));
+    return;
+  }
+  if (events & UV_WRITABLE) {
+    int r = PQflush(conn_);
+    if (r < 0) {
+      Lose("write failed");
+      return;
+    }
+    Watch(r == 1 ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
+  }
+  if (events & UV_READABLE) Read();
+}
+
+void AsyncConn::ContinueConnect() {
+  switch (PQconnectPoll(conn_)) {
+    case PGRES_POLLING_READING: Watch(UV_READABLE); return;
+    case PGRES_POLLING_WRITING: Watch(UV_WRITABLE); return;
+    case PGRES_POLLING_FAILED: Lose(ErrorFromConn(conn_).message()); return;
+    case PGRES_POLLING_OK: break;
+    default: return;
+  }
+  CloseAndDelete(connect_timer_);
+  connect_timer_ = nullptr;
+  PQsetnonblocking(conn_, 1);
+  state_ = kReady;
+  Watch(UV_READABLE);
+  TLOG_DEBUG("%s: connected", name_.c_str());
+  if (on_ready_) on_ready_();
+  SendNext();
+}
+
+void AsyncConn::Query(std::string sql, std::vector<std::optional<std::string>> params, Done done) {
+  if (state_ == kClosed || state_ == kIdle) {
+    done(Error::Unavailable(name_ + ": not connected"));
+    return;
+  }
+  queue_.push_back({std::move(sql), std::move(params), std::move(done)});
+  SendNext();
+}
+
+void AsyncConn::SendNext() {
+  if (state_ != kReady || sent_ || queue_.empty()) return;
+  Pending& p = queue_.front();
+  std::vector<const char*> values;
+  for (const auto& v : p.params) values.push_back(v ? v->c_str() : nullptr);
+  if (PQsendQueryParams(conn_, p.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                        nullptr, 0) != 1) {
+    Lose(std::string("send failed: ") + PQerrorMessage(conn_));
+    return;
+  }
+  sent_ = true;
+  head_result_.reset();
+  int r = PQflush(conn_);
+  if (r < 0) {
+    Lose("write failed");
+    return;
+  }
+  Watch(r == 1 ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
+}
+
+void AsyncConn::Read() {
+  if (PQconsumeInput(conn_) != 1) {
+    Lose(std::string("read failed: ") + PQerrorMessage(conn_));
+    return;
+  }
+  while (sent_ && !PQisBusy(conn_)) {
+    PGresult* r = PQgetResult(conn_);
+    if (r == nullptr) {
+      // The head query is complete.
+      Pending p = std::move(queue_.front());
+      queue_.pop_front();
+      sent_ = false;
+      Result<PgResult> out = head_result_ ? std::move(*head_result_) : Result<PgResult>(Error::Internal("no result"));
+      head_result_.reset();
+      p.done(std::move(out));
+      if (state_ != kReady) return;  // the callback closed us
+      SendNext();
+      continue;
+    }
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      if (!head_result_ || head_result_->ok()) head_result_.emplace(PgResult(r));
+      else PQclear(r);
+    } else {
+      if (!head_result_ || head_result_->ok()) head_result_.emplace(ErrorFromResult(r));
+      PQclear(r);
+    }
+  }
+  while (PGnotify* n = PQnotifies(conn_)) {
+    if (on_notify_) on_notify_(n->relname, n->extra);
+    PQfreemem(n);
+    if (state_ != kReady) return;
+  }
+  if (PQstatus(conn_) == CONNECTION_BAD) Lose("connection lost");
+}
+
+void AsyncConn::Lose(const std::string& why) {
+  if (state_ == kClosed) return;
+  TLOG_WARN("%s: disconnected (%s)", name_.c_str(), why.c_str());
+  Release();
+  state_ = kClosed;
+  std::deque<Pending> q;
+  q.swap(queue_);
+  sent_ = false;
+  for (auto& p : q) p.done(Error::Unavailable(name_ + ": connection lost: " + why));
+  if (on_lost_) {
+    auto cb = on_lost_;
+    cb(Error::Unavailable(why));
+  }
+}
+
+void AsyncConn::Close(const std::string& reason) {
+  if (state_ == kClosed || state_ == kIdle) {
+    Release();
+    state_ = kClosed;
+    return;
+  }
+  on_lost_ = nullptr;
+  Lose(reason);
+}
+
+void AsyncConn::Release() {
+  if (connect_timer_ != nullptr) {
+    uv_timer_stop(connect_timer_);
+    CloseAndDelete(connect_timer_);
+    connect_timer_ = nullptr;
+  }
+  if (poll_ != nullptr) {
+    uv_poll_stop(poll_);
+    CloseAndDelete(poll_);
+    poll_ = nullptr;
+  }
+  if (conn_ != nullptr) {
+    PQfinish(conn_);
+    conn_ = nullptr;
+  }
+  polled_fd_ = -1;
+  watched_ = 0;
+}
+
+}  // namespace torii::daemon
