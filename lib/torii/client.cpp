@@ -1,0 +1,429 @@
+// torii::Client: DEALER socket, request encoding, reply matching by id,
+// deadlines, and the msgpack/JSON bridge.
+#include "torii/client.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <functional>
+
+#include <nlohmann/json.hpp>
+#include <sodium.h>
+#include <zmq.hpp>
+
+namespace torii {
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void PackKey(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
+
+bool ValidZ85Key(const std::string& k) {
+  if (k.size() != 40) return false;
+  uint8_t raw[32];
+  return zmq_z85_decode(raw, k.c_str()) != nullptr;
+}
+
+std::string Base64(const char* data, size_t len) {
+  std::string out(sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(data), len,
+                    sodium_base64_VARIANT_ORIGINAL);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
+
+// Replies may be large (a page of 1000 users), so the bounds are wider than
+// a request's, but still bounded: a broken peer must not exhaust memory.
+DecodeLimits ReplyLimits() {
+  DecodeLimits l;
+  l.max_array = 1000000;
+  l.max_map = 1000000;
+  l.max_depth = 64;
+  l.max_str = 64 * 1024 * 1024;
+  l.max_bin = 64 * 1024 * 1024;
+  return l;
+}
+
+}  // namespace
+
+void RequestArgs::PackInto(Packer& pk, msgpack::sbuffer& buf) const {
+  if (has_packed_) {
+    buf.write(packed_.data(), packed_.size());
+  } else if (call_ != nullptr) {
+    call_(fn_, pk);
+  } else {
+    pk.pack_map(0);
+  }
+}
+
+// In-flight bookkeeping. Ids are handed out in order, so the requests in
+// flight are a window [base_id, next_id) of slots in a deque: no per-request
+// node allocation, O(1) lookup by id. Deadlines live in a min-heap (a vector)
+// with lazy deletion: an entry whose request already completed is skipped
+// when it surfaces.
+struct Client::Impl {
+  ClientOptions options;
+  std::unique_ptr<zmq::context_t> own_context;
+  zmq::context_t* context = nullptr;
+  std::optional<zmq::socket_t> socket;
+
+  struct Slot {
+    bool pending = false;
+  };
+  std::deque<Slot> slots;
+  uint64_t base_id = 1;  // id of slots.front()
+  uint64_t next_id = 1;
+  size_t in_flight = 0;
+
+  using Deadline = std::pair<int64_t, uint64_t>;  // (steady ms, id)
+  std::vector<Deadline> deadlines;                // min-heap
+
+  std::deque<Completion> ready;
+  uint64_t waiting_id = 0;  // the id a blocking Call() waits for
+  std::optional<Result<Reply>> waited;
+
+  msgpack::sbuffer buf;
+  zmq::message_t frame;
+  ClientStats stats;
+  DecodeLimits limits = ReplyLimits();
+
+  bool IsPending(uint64_t id) const {
+    return id >= base_id && id < next_id && slots[static_cast<size_t>(id - base_id)].pending;
+  }
+
+  void Complete(uint64_t id, Result<Reply> r) {
+    slots[static_cast<size_t>(id - base_id)].pending = false;
+    in_flight--;
+    while (!slots.empty() && !slots.front().pending) {
+      slots.pop_front();
+      base_id++;
+    }
+    if (in_flight == 0) deadlines.clear();  // only stale entries are left
+    if (id == waiting_id) {
+      waited.emplace(std::move(r));
+    } else {
+      ready.push_back(Completion{id, std::move(r)});
+    }
+  }
+
+  uint64_t Send(std::string_view op, const RequestArgs& args, const CallOptions& opts) {
+    const int64_t timeout = opts.timeout_ms > 0 ? opts.timeout_ms : options.default_timeout_ms;
+    const uint64_t id = next_id++;
+    slots.push_back(Slot{true});
+    in_flight++;
+    deadlines.emplace_back(NowMs() + timeout, id);
+    std::push_heap(deadlines.begin(), deadlines.end(), std::greater<>());
+
+    buf.clear();
+    Packer pk(buf);
+    pk.pack_map(opts.actor.empty() ? 5 : 6);
+    PackKey(pk, "v");
+    pk.pack_uint8(1);
+    PackKey(pk, "id");
+    pk.pack_uint64(id);
+    PackKey(pk, "op");
+    PackKey(pk, op);
+    PackKey(pk, "timeout_ms");
+    pk.pack_uint64(static_cast<uint64_t>(timeout));
+    if (!opts.actor.empty()) {
+      PackKey(pk, "actor");
+      PackKey(pk, opts.actor);
+    }
+    PackKey(pk, "args");
+    args.PackInto(pk, buf);
+
+    // DEALER: an empty delimiter frame then the body, so that the reply
+    // looks the same as for REQ. The multipart message is atomic, so only
+    // the first frame can be refused.
+    try {
+      auto sent = socket->send(zmq::const_buffer(nullptr, 0), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      if (!sent) {
+        Complete(id, Error::Overloaded("client send queue is full (" + std::to_string(in_flight) + " in flight)"));
+        return id;
+      }
+      (void)socket->send(zmq::const_buffer(buf.data(), buf.size()), zmq::send_flags::none);
+    } catch (const zmq::error_t& e) {
+      Complete(id, Error::Internal(std::string("zmq send: ") + e.what()));
+      return id;
+    }
+    stats.sent++;
+    return id;
+  }
+
+  void ExpireDeadlines(int64_t now) {
+    while (!deadlines.empty() && deadlines.front().first <= now) {
+      uint64_t id = deadlines.front().second;
+      std::pop_heap(deadlines.begin(), deadlines.end(), std::greater<>());
+      deadlines.pop_back();
+      if (IsPending(id)) {
+        stats.timeouts++;
+        Complete(id, Error::Timeout("no reply within the deadline (daemon slow, overloaded or unreachable)"));
+      }
+    }
+  }
+
+  void HandleBody(const char* data, size_t len) {
+    auto unpacked = UnpackBounded(data, len, limits);
+    if (!unpacked.ok() || unpacked->get().type != msgpack::type::MAP) {
+      stats.dropped_replies++;
+      return;
+    }
+    const msgpack::object& root = unpacked->get();
+    const msgpack::object* id_obj = nullptr;
+    const msgpack::object* ok_obj = nullptr;
+    const msgpack::object* result = nullptr;
+    const msgpack::object* error = nullptr;
+    for (uint32_t i = 0; i < root.via.map.size; i++) {
+      const auto& kv = root.via.map.ptr[i];
+      if (kv.key.type != msgpack::type::STR) continue;
+      std::string_view k = AsStr(kv.key);
+      if (k == "id") id_obj = &kv.val;
+      else if (k == "ok") ok_obj = &kv.val;
+      else if (k == "result") result = &kv.val;
+      else if (k == "error") error = &kv.val;
+    }
+    if (id_obj == nullptr || id_obj->type != msgpack::type::POSITIVE_INTEGER || !IsPending(id_obj->via.u64)) {
+      stats.dropped_replies++;
+      return;
+    }
+    const uint64_t id = id_obj->via.u64;
+    stats.replies++;
+    if (ok_obj != nullptr && ok_obj->type == msgpack::type::BOOLEAN && ok_obj->via.boolean) {
+      msgpack::object r = result != nullptr ? *result : msgpack::object();
+      Complete(id, Reply(std::move(unpacked.value()), r));
+      return;
+    }
+    Code code = Code::kInternal;
+    std::string message = "malformed error reply";
+    if (error != nullptr && error->type == msgpack::type::MAP) {
+      message.clear();
+      for (uint32_t i = 0; i < error->via.map.size; i++) {
+        const auto& kv = error->via.map.ptr[i];
+        if (kv.key.type != msgpack::type::STR || kv.val.type != msgpack::type::STR) continue;
+        if (AsStr(kv.key) == "code") {
+          auto c = CodeFromName(AsStr(kv.val));
+          // An unknown name (a newer daemon) is internal, and the message
+          // keeps the name so nothing is lost.
+          if (c.has_value() && *c != Code::kOk) {
+            code = *c;
+          } else {
+            message = "unknown error code '" + std::string(AsStr(kv.val)) + "': " + message;
+          }
+        } else if (AsStr(kv.key) == "message") {
+          message += std::string(AsStr(kv.val));
+        }
+      }
+    }
+    Complete(id, Error(code, std::move(message)));
+  }
+
+  // Reads every message that has arrived, without waiting.
+  void DrainIncoming() {
+    for (;;) {
+      // The body is the last frame; envelope frames before it are skipped.
+      bool got = false;
+      try {
+        auto r = socket->recv(frame, zmq::recv_flags::dontwait);
+        if (!r) return;
+        got = true;
+        while (frame.more()) (void)socket->recv(frame, zmq::recv_flags::none);
+      } catch (const zmq::error_t&) {
+        if (!got) return;
+        stats.dropped_replies++;
+        continue;
+      }
+      HandleBody(static_cast<const char*>(frame.data()), frame.size());
+    }
+  }
+
+  // Reads and expires until `done()` or until `until_ms` (steady; < 0:
+  // forever). Wakes for the earliest deadline so timeouts are on time.
+  template <typename Done>
+  void Pump(int64_t until_ms, Done done) {
+    for (;;) {
+      DrainIncoming();
+      int64_t now = NowMs();
+      ExpireDeadlines(now);
+      if (done()) return;
+      if (until_ms >= 0 && now >= until_ms) return;
+      int64_t wait = until_ms < 0 ? -1 : until_ms - now;
+      if (!deadlines.empty()) {
+        int64_t to_deadline = std::max<int64_t>(0, deadlines.front().first - now);
+        wait = wait < 0 ? to_deadline : std::min(wait, to_deadline);
+      }
+      zmq::pollitem_t item{static_cast<void*>(*socket), 0, ZMQ_POLLIN, 0};
+      try {
+        zmq::poll(&item, 1, std::chrono::milliseconds(wait));
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;
+      }
+    }
+  }
+};
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::Client(Client&&) noexcept = default;
+Client& Client::operator=(Client&&) noexcept = default;
+Client::~Client() = default;
+
+Result<Client> Client::Create(ClientOptions options) {
+  if (options.endpoints.empty()) return Error::InvalidArgument("the client needs at least one endpoint");
+  const bool curve = !options.server_public_key.empty() || !options.client_public_key.empty() ||
+                     !options.client_secret_key.empty();
+  if (curve) {
+    if (!ValidZ85Key(options.server_public_key) || !ValidZ85Key(options.client_public_key) ||
+        !ValidZ85Key(options.client_secret_key)) {
+      // Never echo the keys: the secret one is a secret.
+      return Error::InvalidArgument("CURVE needs the server public key and the client key pair, 40 Z85 characters each");
+    }
+    if (!zmq_has("curve")) return Error::InvalidArgument("this libzmq was built without CURVE");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  if (impl->options.default_timeout_ms <= 0) impl->options.default_timeout_ms = 5000;
+  try {
+    if (impl->options.context != nullptr) {
+      impl->context = impl->options.context;
+    } else {
+      impl->own_context = std::make_unique<zmq::context_t>(1);
+      impl->context = impl->own_context.get();
+    }
+    impl->socket.emplace(*impl->context, zmq::socket_type::dealer);
+    zmq::socket_t& s = *impl->socket;
+    // Linger 0: closing must not block on requests nobody will read.
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::sndhwm, impl->options.hwm);
+    s.set(zmq::sockopt::rcvhwm, impl->options.hwm);
+    if (curve) {
+      const ClientOptions& o = impl->options;
+      zmq_setsockopt(s.handle(), ZMQ_CURVE_SERVERKEY, o.server_public_key.c_str(), 41);
+      zmq_setsockopt(s.handle(), ZMQ_CURVE_PUBLICKEY, o.client_public_key.c_str(), 41);
+      zmq_setsockopt(s.handle(), ZMQ_CURVE_SECRETKEY, o.client_secret_key.c_str(), 41);
+    }
+    for (const auto& ep : impl->options.endpoints) s.connect(ep);
+  } catch (const zmq::error_t& e) {
+    return Error::Internal(std::string("cannot set up the request socket: ") + e.what());
+  }
+  return Client(std::move(impl));
+}
+
+uint64_t Client::Send(std::string_view op, RequestArgs args, const CallOptions& opts) {
+  return impl_->Send(op, args, opts);
+}
+
+Result<Reply> Client::Call(std::string_view op, RequestArgs args, const CallOptions& opts) {
+  Impl& im = *impl_;
+  im.waited.reset();
+  const uint64_t id = im.Send(op, args, opts);
+  im.waiting_id = id;
+  if (im.IsPending(id)) im.Pump(-1, [&im] { return im.waited.has_value(); });
+  im.waiting_id = 0;
+  if (!im.waited.has_value()) {
+    // Send() completed it at once (queued as a ready completion before
+    // waiting_id was set): take it back from the ready queue.
+    for (auto it = im.ready.begin(); it != im.ready.end(); ++it) {
+      if (it->id == id) {
+        Result<Reply> r = std::move(it->reply);
+        im.ready.erase(it);
+        return r;
+      }
+    }
+    return Error::Internal("request vanished");
+  }
+  Result<Reply> r = std::move(*im.waited);
+  im.waited.reset();
+  return r;
+}
+
+size_t Client::Poll(int64_t timeout_ms) {
+  Impl& im = *impl_;
+  int64_t until = timeout_ms < 0 ? -1 : NowMs() + timeout_ms;
+  im.Pump(until, [&im] { return !im.ready.empty(); });
+  return im.ready.size();
+}
+
+std::optional<Completion> Client::Receive() {
+  if (impl_->ready.empty()) return std::nullopt;
+  Completion c = std::move(impl_->ready.front());
+  impl_->ready.pop_front();
+  return c;
+}
+
+size_t Client::in_flight() const { return impl_->in_flight; }
+
+const ClientStats& Client::stats() const { return impl_->stats; }
+
+Result<nlohmann::json> Client::CallJson(std::string_view op, const nlohmann::json& args, const CallOptions& opts) {
+  if (!args.is_null() && !args.is_object()) return Error::InvalidArgument("args must be a JSON object");
+  auto pack = [&args](Packer& pk) {
+    if (args.is_null()) {
+      pk.pack_map(0);
+    } else {
+      PackJson(pk, args);
+    }
+  };
+  auto r = Call(op, pack, opts);
+  if (!r.ok()) return r.error();
+  return MsgpackToJson(r->result());
+}
+
+std::string FormatRfc3339(Micros us) {
+  using namespace std::chrono;
+  sys_time<microseconds> t{microseconds(us)};
+  auto day = floor<days>(t);
+  year_month_day ymd{day};
+  hh_mm_ss<microseconds> tod{t - day};
+  char out[40];
+  std::snprintf(out, sizeof(out), "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<int>(tod.hours().count()), static_cast<int>(tod.minutes().count()),
+                static_cast<int>(tod.seconds().count()), static_cast<int>(tod.subseconds().count()));
+  return out;
+}
+
+nlohmann::json MsgpackToJson(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL: return nullptr;
+    case msgpack::type::BOOLEAN: return o.via.boolean;
+    case msgpack::type::POSITIVE_INTEGER: return o.via.u64;
+    case msgpack::type::NEGATIVE_INTEGER: return o.via.i64;
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      if (!std::isfinite(o.via.f64)) return nullptr;
+      return o.via.f64;
+    case msgpack::type::STR: return std::string(AsStr(o));
+    case msgpack::type::BIN: return Base64(o.via.bin.ptr, o.via.bin.size);
+    case msgpack::type::EXT:
+      if (auto us = MicrosFromTimestamp(o)) return FormatRfc3339(*us);
+      return Base64(o.via.ext.data(), o.via.ext.size);
+    case msgpack::type::ARRAY: {
+      nlohmann::json arr = nlohmann::json::array();
+      for (uint32_t i = 0; i < o.via.array.size; i++) arr.push_back(MsgpackToJson(o.via.array.ptr[i]));
+      return arr;
+    }
+    case msgpack::type::MAP: {
+      nlohmann::json obj = nlohmann::json::object();
+      for (uint32_t i = 0; i < o.via.map.size; i++) {
+        const auto& kv = o.via.map.ptr[i];
+        std::string key = kv.key.type == msgpack::type::STR ? std::string(AsStr(kv.key)) : MsgpackToJson(kv.key).dump();
+        obj[key] = MsgpackToJson(kv.val);
+      }
+      return obj;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace torii
