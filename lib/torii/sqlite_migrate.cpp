@@ -1,0 +1,734 @@
+// Torii SQLite -> toriid PostgreSQL migration. See sqlite_migrate.h for the
+// contract; the comments here say why things are done the way they are.
+//
+// Shape of the work: the SQLite file is read once into two buffers already
+// in COPY text format (users, live sessions), so a run that must stage the
+// data twice (a validation pass before applying migrations, then the real
+// pass) does not read SQLite twice. Every check runs in PostgreSQL on
+// temporary staging tables, so emails are compared with the target's own
+// lower(), exactly as its unique index on lower(email) will compare them.
+#include "torii/sqlite_migrate.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <set>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+
+#include "torii/migrations.h"
+#include "torii/pg.h"
+
+namespace torii {
+
+std::string MigratedUserId(const std::string& torii_id) {
+  if (auto u = NormalizeUuid(torii_id)) return *u;
+  return UuidV5(kSqliteMigrateNamespace, torii_id);
+}
+
+namespace {
+
+// ---- SQLite access --------------------------------------------------------
+
+struct SqliteCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using SqliteDb = std::unique_ptr<sqlite3, SqliteCloser>;
+using SqliteStmt = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+Error SqliteError(sqlite3* db, const std::string& what) {
+  return Error::InvalidArgument("sqlite: " + what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+Result<SqliteStmt> Prepare(sqlite3* db, const std::string& sql) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) return SqliteError(db, "prepare");
+  return SqliteStmt(s);
+}
+
+std::string QuoteSqliteIdent(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  return out + "\"";
+}
+
+// Lower-cased column names of a table, in table order; empty when the
+// table does not exist.
+Result<std::vector<std::string>> Columns(sqlite3* db, const std::string& table) {
+  auto st = Prepare(db, "PRAGMA table_info(" + QuoteSqliteIdent(table) + ")");
+  if (!st.ok()) return st.error();
+  std::vector<std::string> cols;
+  int rc;
+  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW) {
+    std::string name = reinterpret_cast<const char*>(sqlite3_column_text(st->get(), 1));
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    cols.push_back(std::move(name));
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db, "table_info(" + table + ")");
+  return cols;
+}
+
+bool Has(const std::vector<std::string>& cols, const char* name) {
+  return std::find(cols.begin(), cols.end(), name) != cols.end();
+}
+
+// A timestamp column as Unix seconds, whatever Torii stored: INTEGER is the
+// documented form; REAL, digit-only TEXT and date TEXT are accepted because
+// SQLite's typing is loose and old rows were altered in place. Anything
+// unreadable is NULL (and so becomes the migration time).
+std::string SecondsExpr(const std::vector<std::string>& cols, const char* name) {
+  if (!Has(cols, name)) return "NULL";
+  std::string c = QuoteSqliteIdent(name);
+  return "CASE WHEN typeof(" + c + ") IN ('integer','real') THEN CAST(" + c + " AS INTEGER)" +
+         " WHEN typeof(" + c + ") = 'text' AND " + c + " <> '' AND " + c + " NOT GLOB '*[^0-9]*' THEN CAST(" + c +
+         " AS INTEGER)" + " WHEN typeof(" + c + ") = 'text' THEN CAST(strftime('%s', " + c + ") AS INTEGER) END";
+}
+
+std::string TextExpr(const std::vector<std::string>& cols, const char* name) {
+  return Has(cols, name) ? QuoteSqliteIdent(name) : "NULL";
+}
+
+// Text of a column, or nullopt for NULL. Integers come back as decimal text.
+std::optional<std::string> ColText(sqlite3_stmt* s, int i) {
+  if (sqlite3_column_type(s, i) == SQLITE_NULL) return std::nullopt;
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
+  return std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(s, i)));
+}
+
+// Year 9999 at most: beyond that the value is garbage and PostgreSQL's
+// interval arithmetic would overflow.
+constexpr int64_t kMaxSeconds = 253402300799;
+
+std::optional<int64_t> ColSeconds(sqlite3_stmt* s, int i, int64_t* unreadable) {
+  if (sqlite3_column_type(s, i) == SQLITE_NULL) return std::nullopt;
+  int64_t v = sqlite3_column_int64(s, i);
+  if (v < -kMaxSeconds || v > kMaxSeconds) {
+    (*unreadable)++;
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::string Rfc3339(int64_t seconds) {
+  time_t t = static_cast<time_t>(seconds);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// ---- COPY text format -----------------------------------------------------
+
+void AppendCopyText(std::string& out, std::string_view v) {
+  for (char c : v) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out.push_back(c);
+    }
+  }
+}
+void AppendCopyOpt(std::string& out, const std::optional<std::string>& v) {
+  if (v) AppendCopyText(out, *v);
+  else out += "\\N";
+}
+void AppendCopyInt(std::string& out, std::optional<int64_t> v) {
+  if (v) out += std::to_string(*v);
+  else out += "\\N";
+}
+void AppendCopyBytea(std::string& out, const std::array<uint8_t, 32>& b) {
+  static const char* hex = "0123456789abcdef";
+  out += "\\\\x";  // bytea's \x prefix, its backslash escaped for COPY
+  for (uint8_t x : b) {
+    out.push_back(hex[x >> 4]);
+    out.push_back(hex[x & 15]);
+  }
+}
+
+std::string JsonText(const nlohmann::json& j) {
+  // Replace invalid UTF-8 rather than throw: a mangled display name is
+  // better than a refused migration.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// ---- Reading the source ---------------------------------------------------
+
+struct Source {
+  std::string users_copy;     // rows of the users staging table
+  std::string sessions_copy;  // rows of the sessions staging table
+  int64_t sessions_staged = 0;
+};
+
+const std::set<std::string> kUserColumns = {"id",         "name",       "email",    "email_verified_at",
+                                            "password_hash", "created_at", "updated_at", "locked_at"};
+const std::set<std::string> kSessionColumns = {"id",         "token",      "user_id",   "user_agent",
+                                               "ip_address", "expires_at", "created_at", "updated_at"};
+
+Status ReadUsers(sqlite3* db, Micros now, Source* src, std::unordered_set<std::string>* ids,
+                 SqliteMigrateReport* rep) {
+  auto cols = Columns(db, "users");
+  if (!cols.ok()) return cols.error();
+  if (cols->empty()) return Error::InvalidArgument("sqlite: no users table: not a Torii database");
+  if (!Has(*cols, "id") || !Has(*cols, "email"))
+    return Error::InvalidArgument("sqlite: users has no id or email column: not a Torii database");
+  for (const auto& c : *cols)
+    if (!kUserColumns.count(c)) rep->not_migrated_columns.push_back("users." + c);
+
+  auto st = Prepare(db, "SELECT id, email, " + TextExpr(*cols, "name") + ", " + TextExpr(*cols, "password_hash") +
+                            ", " + SecondsExpr(*cols, "email_verified_at") + ", " + SecondsExpr(*cols, "created_at") +
+                            ", " + SecondsExpr(*cols, "updated_at") + ", " + SecondsExpr(*cols, "locked_at") +
+                            " FROM users");
+  if (!st.ok()) return st.error();
+  sqlite3_stmt* s = st->get();
+  std::vector<std::string> bad;  // rows toriid cannot hold, by Torii id
+  int64_t unreadable = 0, null_times = 0, invalid_emails = 0;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    rep->users_read++;
+    auto orig = ColText(s, 0);
+    auto email = ColText(s, 1);
+    if (!orig || orig->empty()) {
+      bad.push_back("a user row with no id");
+      continue;
+    }
+    if (!email || email->empty()) {
+      bad.push_back("user " + *orig + " has no email");
+      continue;
+    }
+    if (email->size() > 254) {
+      bad.push_back("user " + *orig + " has an email longer than 254 bytes");
+      continue;
+    }
+    // toriid would refuse such an address in a request, but the row is
+    // still a user who may log in by id: copy it and say so.
+    if (!ValidEmail(*email) && ++invalid_emails <= 5)
+      rep->warnings.push_back("user " + *orig + ": email '" + *email + "' is not a valid address");
+    std::string id = MigratedUserId(*orig);
+    nlohmann::json meta = nlohmann::json::object();
+    if (id != NormalizeUuid(*orig).value_or("")) {
+      rep->users_mapped_ids++;
+      meta["torii_id"] = *orig;
+    }
+    if (auto name = ColText(s, 2)) meta["name"] = *name;
+    auto verified = ColSeconds(s, 4, &unreadable);
+    auto created = ColSeconds(s, 5, &unreadable);
+    auto updated = ColSeconds(s, 6, &unreadable);
+    if (auto locked = ColSeconds(s, 7, &unreadable)) meta["locked_at"] = Rfc3339(*locked);
+    if (!created || !updated) null_times++;
+    Micros created_us = created ? *created * 1000000 : now;
+    Micros updated_us = updated ? *updated * 1000000 : now;
+    ids->insert(id);
+
+    std::string& out = src->users_copy;
+    out += id;
+    out.push_back('\t');
+    AppendCopyText(out, *orig);
+    out.push_back('\t');
+    AppendCopyText(out, *email);
+    out.push_back('\t');
+    AppendCopyOpt(out, ColText(s, 3));
+    out.push_back('\t');
+    AppendCopyInt(out, verified ? std::optional<int64_t>(*verified * 1000000) : std::nullopt);
+    out.push_back('\t');
+    AppendCopyText(out, JsonText(meta));
+    out.push_back('\t');
+    AppendCopyInt(out, created_us);
+    out.push_back('\t');
+    AppendCopyInt(out, updated_us);
+    out.push_back('\n');
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db, "reading users");
+  if (!bad.empty()) {
+    std::string m = "refusing to migrate, nothing was written: " + std::to_string(bad.size()) +
+                    " user row(s) toriid cannot hold:";
+    for (const auto& b : bad) m += "\n  " + b;
+    return Error::InvalidArgument(m);
+  }
+  if (invalid_emails > 5)
+    rep->warnings.push_back(std::to_string(invalid_emails) + " user(s) in all have an invalid email address");
+  if (null_times > 0)
+    rep->warnings.push_back(std::to_string(null_times) + " user(s) had a NULL created_at/updated_at: set to the migration time");
+  if (unreadable > 0)
+    rep->warnings.push_back(std::to_string(unreadable) + " user timestamp(s) out of range: treated as NULL");
+  return {};
+}
+
+Status ReadSessions(sqlite3* db, Micros now, const std::unordered_set<std::string>& user_ids, Source* src,
+                    SqliteMigrateReport* rep) {
+  auto cols = Columns(db, "sessions");
+  if (!cols.ok()) return cols.error();
+  if (cols->empty()) {
+    rep->session_shape = "no sessions table";
+    return {};
+  }
+  if (!Has(*cols, "id") || !Has(*cols, "user_id") || !Has(*cols, "expires_at"))
+    return Error::InvalidArgument("sqlite: sessions lacks id, user_id or expires_at: not a Torii database");
+  for (const auto& c : *cols)
+    if (!kSessionColumns.count(c)) rep->not_migrated_columns.push_back("sessions." + c);
+  // 0.3+ keeps the opaque token in its own column; in 0.2-era databases the
+  // session id itself is the bearer token.
+  bool token_column = Has(*cols, "token");
+  rep->session_shape = token_column ? "token column" : "session id is the token";
+
+  auto st = Prepare(db, "SELECT id, " + std::string(token_column ? "token" : "id") + ", user_id, " +
+                            TextExpr(*cols, "user_agent") + ", " + TextExpr(*cols, "ip_address") + ", " +
+                            SecondsExpr(*cols, "expires_at") + ", " + SecondsExpr(*cols, "created_at") +
+                            " FROM sessions");
+  if (!st.ok()) return st.error();
+  sqlite3_stmt* s = st->get();
+  int64_t unreadable = 0;
+  const std::string empty_meta = "{}";
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    rep->sessions_read++;
+    auto orig = ColText(s, 0);
+    auto token = ColText(s, 1);
+    auto user = ColText(s, 2);
+    // A NULL expiry, like every NULL timestamp, is the migration time: the
+    // session counts as expired.
+    auto expires = ColSeconds(s, 5, &unreadable);
+    if (!expires || *expires * 1000000 <= now) {
+      rep->sessions_expired++;
+      continue;
+    }
+    if (!orig || !token || token->empty()) {
+      rep->sessions_no_token++;
+      continue;
+    }
+    std::string user_id = user ? MigratedUserId(*user) : std::string();
+    if (!user || !user_ids.count(user_id)) {
+      rep->sessions_orphaned++;
+      continue;
+    }
+    auto created = ColSeconds(s, 6, &unreadable);
+    std::string& out = src->sessions_copy;
+    out += UuidV5(kSqliteMigrateNamespace, *orig);
+    out.push_back('\t');
+    out += user_id;
+    out.push_back('\t');
+    AppendCopyBytea(out, TokenDigest(*token));
+    out.push_back('\t');
+    AppendCopyInt(out, *expires * 1000000);
+    out.push_back('\t');
+    AppendCopyOpt(out, ColText(s, 3));
+    out.push_back('\t');
+    AppendCopyOpt(out, ColText(s, 4));
+    out.push_back('\t');
+    AppendCopyInt(out, created ? *created * 1000000 : now);
+    out.push_back('\t');
+    // The old integer id is kept for tracing; a 0.2-era id is the bearer
+    // token itself and must not be stored in the clear.
+    if (token_column) {
+      nlohmann::json meta = {{"torii_id", *orig}};
+      AppendCopyText(out, JsonText(meta));
+    } else {
+      out += empty_meta;
+    }
+    out.push_back('\n');
+    src->sessions_staged++;
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db, "reading sessions");
+  if (unreadable > 0)
+    rep->warnings.push_back(std::to_string(unreadable) + " session timestamp(s) out of range: treated as NULL");
+  return {};
+}
+
+Status ReadOtherTables(sqlite3* db, SqliteMigrateReport* rep) {
+  auto st = Prepare(db,
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+                    "AND lower(name) NOT IN ('users', 'sessions') ORDER BY name");
+  if (!st.ok()) return st.error();
+  std::vector<std::string> names;
+  int rc;
+  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW)
+    names.push_back(reinterpret_cast<const char*>(sqlite3_column_text(st->get(), 0)));
+  if (rc != SQLITE_DONE) return SqliteError(db, "listing tables");
+  for (const auto& n : names) {
+    auto c = Prepare(db, "SELECT count(*) FROM " + QuoteSqliteIdent(n));
+    if (!c.ok()) return c.error();
+    if (sqlite3_step(c->get()) != SQLITE_ROW) return SqliteError(db, "counting " + n);
+    rep->not_migrated_tables.emplace_back(n, sqlite3_column_int64(c->get(), 0));
+  }
+  return {};
+}
+
+Result<Source> ReadSource(const std::string& path, Micros now, SqliteMigrateReport* rep) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+  SqliteDb db(raw);
+  if (rc != SQLITE_OK) return SqliteError(raw, "cannot open " + path);
+  sqlite3_busy_timeout(db.get(), 5000);
+  // One read transaction: users and sessions from the same snapshot even if
+  // a Torii server is still writing to the file.
+  char* err = nullptr;
+  if (sqlite3_exec(db.get(), "BEGIN", nullptr, nullptr, &err) != SQLITE_OK) {
+    sqlite3_free(err);
+    return SqliteError(db.get(), "begin");
+  }
+  Source src;
+  std::unordered_set<std::string> ids;
+  if (auto s = ReadUsers(db.get(), now, &src, &ids, rep); !s.ok()) return s.error();
+  if (auto s = ReadSessions(db.get(), now, ids, &src, rep); !s.ok()) return s.error();
+  if (auto s = ReadOtherTables(db.get(), rep); !s.ok()) return s.error();
+  sqlite3_exec(db.get(), "COMMIT", nullptr, nullptr, nullptr);
+  return src;
+}
+
+// ---- PostgreSQL side ------------------------------------------------------
+
+Result<int64_t> ScalarInt(PGconn* conn, const std::string& sql) {
+  auto r = ExecBlocking(conn, sql);
+  if (!r.ok()) return r.error();
+  if (PQntuples(r->get()) != 1 || PQgetisnull(r->get(), 0, 0)) return int64_t{0};
+  return static_cast<int64_t>(std::stoll(PQgetvalue(r->get(), 0, 0)));
+}
+
+Result<std::vector<std::string>> Column(PGconn* conn, const std::string& sql) {
+  auto r = ExecBlocking(conn, sql);
+  if (!r.ok()) return r.error();
+  std::vector<std::string> out;
+  for (int i = 0; i < PQntuples(r->get()); i++) out.emplace_back(PQgetvalue(r->get(), i, 0));
+  return out;
+}
+
+Status CopyIn(PGconn* conn, const std::string& sql, const std::string& data) {
+  PgResult start(PQexec(conn, sql.c_str()));
+  if (!start || PQresultStatus(start.get()) != PGRES_COPY_IN) {
+    if (!start || PQstatus(conn) == CONNECTION_BAD) return ErrorFromConn(conn);
+    return ErrorFromResult(start.get());
+  }
+  constexpr size_t kChunk = 1 << 20;
+  for (size_t off = 0; off < data.size(); off += kChunk) {
+    size_t n = std::min(kChunk, data.size() - off);
+    if (PQputCopyData(conn, data.data() + off, static_cast<int>(n)) != 1) return ErrorFromConn(conn);
+  }
+  if (PQputCopyEnd(conn, nullptr) != 1) return ErrorFromConn(conn);
+  Status status;
+  while (PGresult* r = PQgetResult(conn)) {
+    PgResult res(r);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && status.ok()) status = ErrorFromResult(r);
+  }
+  return status;
+}
+
+struct TargetState {
+  bool has_tables = false;  // public.users and public.sessions exist
+  int pending = 0;          // embedded migrations not recorded
+};
+
+Result<TargetState> InspectTarget(PGconn* conn) {
+  TargetState t;
+  auto tables = ScalarInt(conn,
+                          "SELECT (to_regclass('public.users') IS NOT NULL AND "
+                          "to_regclass('public.sessions') IS NOT NULL)::int");
+  if (!tables.ok()) return tables.error();
+  t.has_tables = *tables == 1;
+  std::set<int> recorded;
+  auto has_log = ScalarInt(conn, "SELECT (to_regclass('public.torii_schema_migrations') IS NOT NULL)::int");
+  if (!has_log.ok()) return has_log.error();
+  if (*has_log == 1) {
+    auto v = Column(conn, "SELECT version FROM public.torii_schema_migrations");
+    if (!v.ok()) return v.error();
+    for (const auto& s : *v) recorded.insert(std::stoi(s));
+  }
+  for (const auto& m : EmbeddedMigrations())
+    if (!recorded.count(m.version)) t.pending++;
+  return t;
+}
+
+// Creates the staging tables (dropped at the end of the transaction) and
+// fills them with COPY. Timestamps travel as int8 microseconds so that no
+// text date format or time zone setting is involved.
+Status Stage(PGconn* conn, const Source& src) {
+  auto made = ExecBlocking(conn,
+                           "CREATE TEMP TABLE torii_import_users (id uuid NOT NULL, torii_id text NOT NULL, "
+                           "email text NOT NULL, password_hash text, email_verified_us int8, metadata jsonb NOT NULL, "
+                           "created_us int8 NOT NULL, updated_us int8 NOT NULL) ON COMMIT DROP;"
+                           "CREATE TEMP TABLE torii_import_sessions (id uuid NOT NULL, user_id uuid NOT NULL, "
+                           "token_hash bytea NOT NULL, expires_us int8 NOT NULL, user_agent text, ip_address text, "
+                           "created_us int8 NOT NULL, metadata jsonb NOT NULL) ON COMMIT DROP");
+  if (!made.ok()) return made.error();
+  if (auto s = CopyIn(conn, "COPY torii_import_users FROM STDIN", src.users_copy); !s.ok()) return s;
+  if (auto s = CopyIn(conn, "COPY torii_import_sessions FROM STDIN", src.sessions_copy); !s.ok()) return s;
+  auto an = ExecBlocking(conn, "ANALYZE torii_import_users; ANALYZE torii_import_sessions");
+  if (!an.ok()) return an.error();
+  return {};
+}
+
+struct Checks {
+  std::vector<std::string> problems;  // each a line of the refusal
+  int64_t users_present = 0;
+  int64_t sessions_present = 0;
+};
+
+Result<Checks> Check(PGconn* conn, bool target_tables) {
+  Checks c;
+  auto dup_ids = Column(conn,
+                        "SELECT string_agg(torii_id, ', ' ORDER BY torii_id) FROM torii_import_users "
+                        "GROUP BY id HAVING count(*) > 1 ORDER BY 1");
+  if (!dup_ids.ok()) return dup_ids.error();
+  for (const auto& d : *dup_ids) c.problems.push_back("user ids that map to the same uuid: " + d);
+
+  auto case_dups = Column(conn,
+                          "SELECT string_agg(email, ', ' ORDER BY email) FROM torii_import_users "
+                          "GROUP BY lower(email) HAVING count(*) > 1 ORDER BY 1");
+  if (!case_dups.ok()) return case_dups.error();
+  for (const auto& d : *case_dups) c.problems.push_back("emails equal but for case: " + d);
+
+  // Counts only: naming a session would mean naming a token or its digest.
+  auto dup_sessions = ScalarInt(conn,
+                                "SELECT (SELECT count(*) FROM (SELECT 1 FROM torii_import_sessions GROUP BY id "
+                                "HAVING count(*) > 1) a) + (SELECT count(*) FROM (SELECT 1 FROM torii_import_sessions "
+                                "GROUP BY token_hash HAVING count(*) > 1) b)");
+  if (!dup_sessions.ok()) return dup_sessions.error();
+  if (*dup_sessions > 0)
+    c.problems.push_back(std::to_string(*dup_sessions) + " session id(s) or token(s) appear more than once in the source");
+
+  if (!target_tables) return c;
+
+  auto taken = Column(conn,
+                      "SELECT s.email || ' (the target has ' || u.email || ')' FROM torii_import_users s "
+                      "JOIN public.users u ON lower(u.email) = lower(s.email) AND u.id <> s.id ORDER BY 1");
+  if (!taken.ok()) return taken.error();
+  for (const auto& t : *taken) c.problems.push_back("email already taken in the target by another user: " + t);
+
+  auto clash = ScalarInt(conn,
+                         "SELECT (SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t "
+                         "ON t.id = s.id AND t.token_hash <> s.token_hash) + "
+                         "(SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t "
+                         "ON t.token_hash = s.token_hash AND t.id <> s.id)");
+  if (!clash.ok()) return clash.error();
+  if (*clash > 0)
+    c.problems.push_back(std::to_string(*clash) +
+                         " session(s) collide with a different session already in the target (same id or token)");
+
+  auto up = ScalarInt(conn, "SELECT count(*) FROM torii_import_users s JOIN public.users u USING (id)");
+  if (!up.ok()) return up.error();
+  c.users_present = *up;
+  auto sp = ScalarInt(conn, "SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t USING (id)");
+  if (!sp.ok()) return sp.error();
+  c.sessions_present = *sp;
+  return c;
+}
+
+Error Refusal(const Checks& c) {
+  std::string m = "refusing to migrate, nothing was written:";
+  for (const auto& p : c.problems) m += "\n  " + p;
+  return Error::InvalidArgument(m);
+}
+
+Status TargetTotals(PGconn* conn, SqliteMigrateReport* rep) {
+  auto u = ScalarInt(conn, "SELECT count(*) FROM public.users");
+  if (!u.ok()) return u.error();
+  auto s = ScalarInt(conn, "SELECT count(*) FROM public.sessions");
+  if (!s.ok()) return s.error();
+  rep->target_users = *u;
+  rep->target_sessions = *s;
+  return {};
+}
+
+// Rolls back on every path that does not reach Commit(), so a failed check
+// or a failed statement leaves the target as it was.
+class Txn {
+ public:
+  explicit Txn(PGconn* conn) : conn_(conn) {}
+  ~Txn() {
+    if (open_) (void)ExecBlocking(conn_, "ROLLBACK");
+  }
+  Status Begin() {
+    auto r = ExecBlocking(conn_, "BEGIN");
+    if (!r.ok()) return r.error();
+    open_ = true;
+    return {};
+  }
+  Status Commit() {
+    open_ = false;
+    auto r = ExecBlocking(conn_, "COMMIT");
+    if (!r.ok()) return r.error();
+    return {};
+  }
+
+ private:
+  PGconn* conn_;
+  bool open_ = false;
+};
+
+int64_t Tuples(const PgResult& r) {
+  const char* n = PQcmdTuples(r.get());
+  return n && *n ? std::stoll(n) : 0;
+}
+
+}  // namespace
+
+Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
+  auto t0 = std::chrono::steady_clock::now();
+  SqliteMigrateReport rep;
+  rep.dry_run = opt.dry_run;
+  Micros now = opt.now != 0 ? opt.now : NowMicros();
+
+  auto src = ReadSource(opt.sqlite_path, now, &rep);
+  if (!src.ok()) return src.error();
+  int64_t users_total = rep.users_read;
+  int64_t sessions_total = src->sessions_staged;
+
+  auto conn_r = ConnectBlocking(opt.target);
+  if (!conn_r.ok()) return conn_r.error();
+  PGconn* conn = conn_r->get();
+  // Staging tables of a few hundred MB should stay in memory where they can.
+  (void)ExecBlocking(conn, "SET temp_buffers = '256MB'");
+  (void)ExecBlocking(conn, "SET statement_timeout = 0");
+
+  auto target = InspectTarget(conn);
+  if (!target.ok()) return target.error();
+  rep.migrations_pending = target->pending;
+
+  auto finish = [&]() {
+    rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+
+  // Validation pass: everything except the writes, rolled back. It is all a
+  // dry run does, and it runs before applying migrations so that refused
+  // data leaves a target without toriid's schema untouched.
+  if (opt.dry_run || target->pending > 0) {
+    Txn txn(conn);
+    if (auto s = txn.Begin(); !s.ok()) return s.error();
+    if (auto s = Stage(conn, *src); !s.ok()) return s.error();
+    auto checks = Check(conn, target->has_tables);
+    if (!checks.ok()) return checks.error();
+    if (!checks->problems.empty()) return Refusal(*checks);
+    if (opt.dry_run) {
+      rep.users_present = checks->users_present;
+      rep.users_new = users_total - checks->users_present;
+      rep.sessions_present = checks->sessions_present;
+      rep.sessions_new = sessions_total - checks->sessions_present;
+      if (target->has_tables)
+        if (auto s = TargetTotals(conn, &rep); !s.ok()) return s.error();
+      finish();
+      return rep;  // Txn rolls back
+    }
+  }
+
+  if (target->pending > 0) {
+    auto applied = ApplyMigrations(conn);
+    if (!applied.ok()) return applied.error();
+    rep.migrations_applied = applied->applied;
+  }
+
+  Txn txn(conn);
+  if (auto s = txn.Begin(); !s.ok()) return s.error();
+  // Writers wait until we commit, so what the checks saw is what we write
+  // against. Readers (get_session, ...) go on.
+  auto lock = ExecBlocking(conn, "LOCK TABLE public.users, public.sessions IN SHARE ROW EXCLUSIVE MODE");
+  if (!lock.ok()) return lock.error();
+  if (auto s = Stage(conn, *src); !s.ok()) return s.error();
+  auto checks = Check(conn, true);
+  if (!checks.ok()) return checks.error();
+  if (!checks->problems.empty()) return Refusal(*checks);
+  rep.users_present = checks->users_present;
+  rep.sessions_present = checks->sessions_present;
+
+  if (users_total > checks->users_present) {
+    auto ins = ExecBlocking(conn,
+                            "INSERT INTO public.users (id, email, password_hash, email_verified_at, metadata, "
+                            "created_at, updated_at) "
+                            "SELECT s.id, s.email, s.password_hash, "
+                            "timestamptz 'epoch' + s.email_verified_us * interval '1 microsecond', s.metadata, "
+                            "timestamptz 'epoch' + s.created_us * interval '1 microsecond', "
+                            "timestamptz 'epoch' + s.updated_us * interval '1 microsecond' "
+                            "FROM torii_import_users s "
+                            "WHERE NOT EXISTS (SELECT 1 FROM public.users u WHERE u.id = s.id)");
+    if (!ins.ok()) return ins.error();
+    rep.users_new = Tuples(*ins);
+  }
+  if (sessions_total > checks->sessions_present) {
+    auto ins = ExecBlocking(conn,
+                            "INSERT INTO public.sessions (id, user_id, token_hash, expires_at, user_agent, ip_address, "
+                            "created_at, metadata) "
+                            "SELECT s.id, s.user_id, s.token_hash, "
+                            "timestamptz 'epoch' + s.expires_us * interval '1 microsecond', s.user_agent, "
+                            "s.ip_address, timestamptz 'epoch' + s.created_us * interval '1 microsecond', s.metadata "
+                            "FROM torii_import_sessions s "
+                            "WHERE NOT EXISTS (SELECT 1 FROM public.sessions t WHERE t.id = s.id)");
+    if (!ins.ok()) return ins.error();
+    rep.sessions_new = Tuples(*ins);
+  }
+
+  // Verify before committing: every source user is in the target under its
+  // id, and every copied session under its id with its token's digest.
+  auto vu = ScalarInt(conn, "SELECT count(*) FROM torii_import_users s JOIN public.users u USING (id)");
+  if (!vu.ok()) return vu.error();
+  auto vs = ScalarInt(conn,
+                      "SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t "
+                      "ON t.id = s.id AND t.token_hash = s.token_hash");
+  if (!vs.ok()) return vs.error();
+  if (*vu != users_total || *vs != sessions_total || rep.users_new != users_total - rep.users_present ||
+      rep.sessions_new != sessions_total - rep.sessions_present) {
+    return Error::Internal("verification failed, nothing was written: expected " + std::to_string(users_total) +
+                           " users and " + std::to_string(sessions_total) + " sessions in the target, found " +
+                           std::to_string(*vu) + " and " + std::to_string(*vs));
+  }
+  rep.verified = true;
+
+  if (rep.users_new == 0 && rep.sessions_new == 0) {
+    // Nothing to write: roll back (the Txn does) rather than commit an
+    // empty transaction, so a re-run leaves no trace at all.
+  } else if (auto s = txn.Commit(); !s.ok()) {
+    return s.error();
+  }
+  if (auto s = TargetTotals(conn, &rep); !s.ok()) return s.error();
+  finish();
+  return rep;
+}
+
+std::string FormatMigrateReport(const SqliteMigrateReport& r) {
+  std::string o;
+  char line[256];
+  auto add = [&](const char* fmt, auto... args) {
+    std::snprintf(line, sizeof line, fmt, args...);
+    o += line;
+    o += '\n';
+  };
+  const char* would = r.dry_run ? "would insert" : "inserted";
+  if (r.dry_run) o += "dry run: nothing was written\n";
+  if (r.migrations_pending > 0) {
+    if (r.dry_run) add("schema:   would apply %d toriid migration(s)", r.migrations_pending);
+    else add("schema:   applied %d toriid migration(s)", r.migrations_applied);
+  }
+  add("users:    %lld read, %s %lld, %lld already present (%lld non-uuid ids mapped to uuidv5)",
+      static_cast<long long>(r.users_read), would, static_cast<long long>(r.users_new),
+      static_cast<long long>(r.users_present), static_cast<long long>(r.users_mapped_ids));
+  add("sessions: %lld read (%s), %s %lld, %lld already present", static_cast<long long>(r.sessions_read),
+      r.session_shape.c_str(), would, static_cast<long long>(r.sessions_new), static_cast<long long>(r.sessions_present));
+  add("          not copied: %lld expired, %lld without a user, %lld without a token",
+      static_cast<long long>(r.sessions_expired), static_cast<long long>(r.sessions_orphaned),
+      static_cast<long long>(r.sessions_no_token));
+  for (const auto& [t, n] : r.not_migrated_tables)
+    add("not migrated: table %s (%lld rows)", t.c_str(), static_cast<long long>(n));
+  for (const auto& c : r.not_migrated_columns) add("not migrated: column %s", c.c_str());
+  for (const auto& w : r.warnings) o += "warning: " + w + "\n";
+  if (r.target_users >= 0)
+    add("target:   %lld users, %lld sessions%s", static_cast<long long>(r.target_users),
+        static_cast<long long>(r.target_sessions), r.dry_run ? " (before)" : "");
+  if (!r.dry_run) {
+    if (r.verified) o += "verified: every source user and live session is in the target\n";
+    if (r.NothingToDo()) o += "nothing to do: the target already holds everything\n";
+  }
+  add("time:     %.2f s", r.seconds);
+  return o;
+}
+
+}  // namespace torii

@@ -1,0 +1,100 @@
+// Migration from a Torii (torii-rs 0.2 to 0.5) SQLite database into
+// toriid's PostgreSQL schema: `torii migrate --from sqlite:PATH --to URL`.
+//
+// Contract:
+// - Reads the SQLite file read-only in one read transaction (a consistent
+//   snapshot even while a Torii server still uses it). The live shape is
+//   taken from PRAGMA table_info, never from Torii's migrations table.
+// - Applies toriid's embedded migrations to the target when it lacks them
+//   (not in a dry run), then copies users and live sessions in ONE
+//   transaction: staging tables filled with COPY, checked, then inserted.
+//   Either everything is written or nothing is.
+// - Refuses before writing any row (Error, code invalid_argument) when
+//   emails equal but for case (among the source rows or against users
+//   already in the target), when a session id or token would collide with
+//   a different row, or when an email is missing or longer than 254 bytes.
+//   The message lists every conflicting email.
+// - Idempotent: rows already in the target (same id; for sessions also the
+//   same token digest) are left alone; a re-run inserts nothing and the
+//   report says so.
+// - dry_run reads and checks everything and writes nothing (the checks run
+//   in a transaction on temporary tables that is rolled back).
+// - Never puts a password hash, a token or a token digest in a message.
+//
+// Blocking; for tools and tests. Errors: unavailable when the target cannot
+// be reached, invalid_argument for refused data or an unreadable source,
+// storage for other database errors, internal when the final verification
+// finds counts that do not match.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "torii/error.h"
+#include "torii/values.h"
+
+namespace torii {
+
+// The UUIDv5 namespace of migrated ids: UUIDv5(URL namespace,
+// "urn:torii:sqlite-migrate"). A non-UUID user id X becomes UuidV5(ns, X);
+// every session id Y (an integer, or the token itself in 0.2-era
+// databases) becomes UuidV5(ns, Y as decimal text).
+inline constexpr const char* kSqliteMigrateNamespace = "6af69e92-7b68-53eb-b1a6-0f7f935d8f4b";
+
+// The id a Torii user id gets in toriid: a UUID is kept (lower-cased),
+// anything else becomes its UUIDv5 in kSqliteMigrateNamespace.
+std::string MigratedUserId(const std::string& torii_id);
+
+struct SqliteMigrateOptions {
+  std::string sqlite_path;  // the file, without the "sqlite:" prefix
+  std::string target;       // libpq URI or key=value string
+  bool dry_run = false;
+  Micros now = 0;           // "migration time"; 0: the clock at the start
+};
+
+struct SqliteMigrateReport {
+  bool dry_run = false;
+  // "token column" (torii 0.3+) or "session id is the token" (0.2 era),
+  // or "no sessions table".
+  std::string session_shape;
+  int migrations_pending = 0;  // toriid migrations the target lacked
+  int migrations_applied = 0;  // applied by this run (0 in a dry run)
+
+  int64_t users_read = 0;
+  int64_t users_mapped_ids = 0;  // non-UUID ids turned into UUIDv5
+  int64_t users_new = 0;         // inserted (dry run: would be)
+  int64_t users_present = 0;     // already in the target, left alone
+
+  int64_t sessions_read = 0;
+  int64_t sessions_expired = 0;   // expired at migration time: not copied
+  int64_t sessions_orphaned = 0;  // user not in the source: not copied
+  int64_t sessions_no_token = 0;  // NULL or empty token: not copied
+  int64_t sessions_new = 0;
+  int64_t sessions_present = 0;
+
+  // Tables toriid does not hold, with their row counts: not migrated.
+  std::vector<std::pair<std::string, int64_t>> not_migrated_tables;
+  // "table.column" of columns toriid has no place for.
+  std::vector<std::string> not_migrated_columns;
+  std::vector<std::string> warnings;
+
+  // Rows in the target after the run (dry run: before it; -1 when the
+  // target has no schema yet).
+  int64_t target_users = -1;
+  int64_t target_sessions = -1;
+  // Every source user and every copied session was found in the target
+  // with the expected id (and token digest) before COMMIT.
+  bool verified = false;
+  double seconds = 0;
+
+  bool NothingToDo() const { return users_new == 0 && sessions_new == 0 && migrations_applied == 0; }
+};
+
+Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& options);
+
+// A readable multi-line summary of a report, for the CLI.
+std::string FormatMigrateReport(const SqliteMigrateReport& report);
+
+}  // namespace torii
