@@ -1,0 +1,422 @@
+// torii::Subscriber: SUB sockets, event decoding, and per-endpoint
+// seq/epoch/heartbeat tracking that turns "may have missed something" into
+// on_stale calls.
+#include "torii/subscriber.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <utility>
+
+#include <zmq.hpp>
+
+#include "torii/protocol.h"
+
+namespace torii {
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
+
+const msgpack::object* FindKey(const msgpack::object& map, std::string_view key) {
+  if (map.type != msgpack::type::MAP) return nullptr;
+  for (uint32_t i = 0; i < map.via.map.size; i++) {
+    const auto& kv = map.via.map.ptr[i];
+    if (kv.key.type == msgpack::type::STR && AsStr(kv.key) == key) return &kv.val;
+  }
+  return nullptr;
+}
+
+// A flood must not keep Poll() from checking deadlines and returning.
+constexpr size_t kMaxMessagesPerSocketPerPoll = 10000;
+
+}  // namespace
+
+std::string_view Event::Str(std::string_view key) const {
+  const msgpack::object* o = Find(key);
+  if (o == nullptr || o->type != msgpack::type::STR) return {};
+  return AsStr(*o);
+}
+
+const msgpack::object* Event::Find(std::string_view key) const { return FindKey(body(), key); }
+
+std::string_view StaleKindName(StaleKind kind) {
+  switch (kind) {
+    case StaleKind::kGap: return "gap";
+    case StaleKind::kEpochChange: return "epoch_change";
+    case StaleKind::kMissedHeartbeats: return "missed_heartbeats";
+    case StaleKind::kResync: return "resync";
+    case StaleKind::kMalformed: return "malformed";
+  }
+  return "unknown";
+}
+
+std::string StaleReason::ToString() const {
+  std::string s(StaleKindName(kind));
+  switch (kind) {
+    case StaleKind::kGap:
+      s += " on " + family + " (epoch " + epoch + ", expected seq " + std::to_string(expected) + ", got " +
+           std::to_string(got) + ")";
+      break;
+    case StaleKind::kEpochChange: s += " (epoch " + old_epoch + " -> " + epoch + ")"; break;
+    case StaleKind::kMissedHeartbeats:
+    case StaleKind::kResync:
+    case StaleKind::kMalformed:
+      s += " (epoch " + (epoch.empty() ? std::string("unknown") : epoch) + ")";
+      break;
+  }
+  s += " on endpoint #" + std::to_string(endpoint);
+  if (!detail.empty()) s += ": " + detail;
+  return s;
+}
+
+struct Subscriber::Impl {
+  SubscriberOptions options;
+  std::unique_ptr<zmq::context_t> own_context;
+  zmq::context_t* context = nullptr;
+
+  // What we know about the daemon behind one endpoint.
+  struct Endpoint {
+    std::optional<zmq::socket_t> socket;
+    std::string epoch;                     // empty until the first message
+    std::map<std::string, uint64_t> seqs;  // family -> last seq seen (this epoch)
+    int64_t last_message_ms = 0;           // steady clock; connect time at first
+    bool silence_reported = false;         // kMissedHeartbeats fired for this silence
+    bool caught_up = false;                // a clean heartbeat since the last stale condition
+  };
+  std::vector<Endpoint> endpoints;
+
+  struct Listener {
+    int handle;
+    EventFn on_event;
+    StaleFn on_stale;
+  };
+  std::vector<Listener> listeners;
+  int next_handle = 1;
+
+  uint64_t stale_generation = 0;
+  SubscriberStats stats;
+  zmq::message_t topic_frame;
+  zmq::message_t body_frame;
+
+  bool Subscribed(std::string_view family) const {
+    if (options.families.empty()) return true;
+    return std::find(options.families.begin(), options.families.end(), family) != options.families.end();
+  }
+
+  void Stale(StaleReason reason) {
+    endpoints[reason.endpoint].caught_up = false;
+    stale_generation++;
+    stats.stale++;
+    for (size_t i = 0; i < listeners.size(); i++) {
+      if (listeners[i].on_stale) listeners[i].on_stale(reason);
+    }
+  }
+
+  void Deliver(const Event& e) {
+    stats.events++;
+    for (size_t i = 0; i < listeners.size(); i++) {
+      if (listeners[i].on_event) listeners[i].on_event(e);
+    }
+  }
+
+  void Gap(size_t index, const std::string& family, uint64_t expected, uint64_t got, std::string detail) {
+    StaleReason r;
+    r.kind = StaleKind::kGap;
+    r.endpoint = index;
+    r.family = family;
+    r.epoch = endpoints[index].epoch;
+    r.expected = expected;
+    r.got = got;
+    r.detail = std::move(detail);
+    Stale(std::move(r));
+  }
+
+  void Malformed(size_t index, std::string detail) {
+    stats.malformed++;
+    StaleReason r;
+    r.kind = StaleKind::kMalformed;
+    r.endpoint = index;
+    r.epoch = endpoints[index].epoch;
+    r.detail = std::move(detail);
+    Stale(std::move(r));
+  }
+
+  // A heartbeat's `seqs` against what we saw. Returns false on a gap.
+  bool CheckHeartbeat(size_t index, const Event& e) {
+    Endpoint& ep = endpoints[index];
+    const msgpack::object* seqs = e.Find("seqs");
+    if (seqs == nullptr || seqs->type != msgpack::type::MAP) {
+      Malformed(index, "torii.heartbeat without a seqs map");
+      return false;
+    }
+    bool clean = true;
+    for (uint32_t i = 0; i < seqs->via.map.size; i++) {
+      const auto& kv = seqs->via.map.ptr[i];
+      if (kv.key.type != msgpack::type::STR || kv.val.type != msgpack::type::POSITIVE_INTEGER) continue;
+      std::string family(AsStr(kv.key));
+      // The torii family is checked by the heartbeat's own seq.
+      if (family == "torii" || !Subscribed(family)) continue;
+      uint64_t shown = kv.val.via.u64;
+      auto it = ep.seqs.find(family);
+      if (it == ep.seqs.end()) {
+        ep.seqs.emplace(family, shown);  // the baseline for a family not seen yet
+      } else if (shown != it->second) {
+        Gap(index, family, it->second + 1, shown,
+            shown > it->second ? "the heartbeat shows messages we did not receive"
+                               : "the heartbeat shows a seq behind what we received");
+        it->second = shown;
+        clean = false;
+      }
+    }
+    // A subscribed family the heartbeat does not list has published
+    // nothing yet: its first message must be seq 1.
+    for (const auto& f : options.families) {
+      if (f != "torii") ep.seqs.emplace(f, 0);
+    }
+    return clean;
+  }
+
+  void Process(size_t index, const char* topic_data, size_t topic_len, const char* body, size_t body_len) {
+    Endpoint& ep = endpoints[index];
+    std::string_view topic(topic_data, topic_len);
+    size_t dot = topic.find('.');
+    if (dot == std::string_view::npos) {
+      Malformed(index, "an event topic without a '.'");
+      return;
+    }
+    auto unpacked = UnpackBounded(body, body_len, DecodeLimits{});
+    if (!unpacked.ok() || unpacked->get().type != msgpack::type::MAP) {
+      Malformed(index, "an event body that is not a msgpack map (" + std::string(topic) + ")");
+      return;
+    }
+    Event e;
+    e.handle = std::move(unpacked.value());
+    e.topic.assign(topic);
+    e.family.assign(topic.substr(0, dot));
+    e.kind.assign(topic.substr(dot + 1));
+    e.endpoint = index;
+    const msgpack::object* seq = e.Find("seq");
+    const msgpack::object* epoch = e.Find("epoch");
+    if (seq == nullptr || seq->type != msgpack::type::POSITIVE_INTEGER || epoch == nullptr ||
+        epoch->type != msgpack::type::STR) {
+      Malformed(index, "an event without seq or epoch (" + e.topic + ")");
+      return;
+    }
+    e.seq = seq->via.u64;
+    e.epoch.assign(AsStr(*epoch));
+    if (const msgpack::object* at = e.Find("at")) {
+      if (auto us = MicrosFromTimestamp(*at)) e.at = *us;
+    }
+
+    if (ep.epoch != e.epoch) {
+      if (!ep.epoch.empty()) {
+        StaleReason r;
+        r.kind = StaleKind::kEpochChange;
+        r.endpoint = index;
+        r.old_epoch = ep.epoch;
+        r.epoch = e.epoch;
+        r.detail = "the daemon restarted";
+        ep.epoch = e.epoch;
+        ep.seqs.clear();
+        Stale(std::move(r));
+      } else {
+        ep.epoch = e.epoch;
+      }
+    }
+
+    bool clean = true;
+    auto it = ep.seqs.find(e.family);
+    if (it == ep.seqs.end()) {
+      ep.seqs.emplace(e.family, e.seq);  // first of its family: the baseline
+    } else {
+      if (e.seq != it->second + 1) {
+        Gap(index, e.family, it->second + 1, e.seq,
+            e.seq > it->second + 1 ? "" : "the seq went backwards within one epoch");
+        clean = false;
+      }
+      it->second = e.seq;
+    }
+
+    const bool torii = e.family == "torii";
+    if (torii && e.kind == "heartbeat") {
+      stats.heartbeats++;
+      if (CheckHeartbeat(index, e) && clean) ep.caught_up = true;
+    } else if (torii && e.kind == "resync") {
+      StaleReason r;
+      r.kind = StaleKind::kResync;
+      r.endpoint = index;
+      r.epoch = ep.epoch;
+      r.detail = std::string(e.Str("reason"));
+      if (r.detail.empty()) r.detail = "torii.resync";
+      Stale(std::move(r));
+    }
+    if (!torii || options.deliver_torii_events) Deliver(e);
+  }
+
+  // Reads what has arrived on one socket. Returns the number of messages.
+  size_t Drain(size_t index) {
+    zmq::socket_t& s = *endpoints[index].socket;
+    size_t n = 0;
+    while (n < kMaxMessagesPerSocketPerPoll) {
+      try {
+        auto r = s.recv(topic_frame, zmq::recv_flags::dontwait);
+        if (!r) break;
+      } catch (const zmq::error_t&) {
+        break;
+      }
+      n++;
+      stats.messages++;
+      Endpoint& ep = endpoints[index];
+      ep.last_message_ms = NowMs();
+      ep.silence_reported = false;
+      if (!topic_frame.more()) {
+        Malformed(index, "an event with one frame");
+        continue;
+      }
+      (void)s.recv(body_frame, zmq::recv_flags::none);
+      if (body_frame.more()) {
+        while (body_frame.more()) (void)s.recv(body_frame, zmq::recv_flags::none);
+        Malformed(index, "an event with more than two frames");
+        continue;
+      }
+      Process(index, static_cast<const char*>(topic_frame.data()), topic_frame.size(),
+              static_cast<const char*>(body_frame.data()), body_frame.size());
+    }
+    return n;
+  }
+
+  // Fires kMissedHeartbeats for endpoints silent past 3 intervals; returns
+  // the ms until the next such deadline (-1: none pending).
+  int64_t CheckDeadlines(int64_t now) {
+    const int64_t limit = 3 * options.heartbeat_ms;
+    int64_t next = -1;
+    for (size_t i = 0; i < endpoints.size(); i++) {
+      Endpoint& ep = endpoints[i];
+      if (ep.silence_reported) continue;
+      int64_t due = ep.last_message_ms + limit;
+      if (now >= due) {
+        ep.silence_reported = true;
+        StaleReason r;
+        r.kind = StaleKind::kMissedHeartbeats;
+        r.endpoint = i;
+        r.epoch = ep.epoch;
+        r.detail = "no message for " + std::to_string(now - ep.last_message_ms) + " ms (3 heartbeats of " +
+                   std::to_string(options.heartbeat_ms) + " ms)";
+        Stale(std::move(r));
+      } else if (next < 0 || due - now < next) {
+        next = due - now;
+      }
+    }
+    return next;
+  }
+};
+
+Subscriber::Subscriber(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Subscriber::~Subscriber() = default;
+
+Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options) {
+  if (options.endpoints.empty()) return Error::InvalidArgument("the subscriber needs at least one endpoint");
+  if (options.heartbeat_ms <= 0) return Error::InvalidArgument("heartbeat_ms must be positive");
+  for (auto& f : options.families) {
+    if (!f.empty() && f.back() == '.') f.pop_back();
+  }
+  // An empty family name means "everything", like no families at all.
+  if (std::find(options.families.begin(), options.families.end(), "") != options.families.end()) {
+    options.families.clear();
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  try {
+    if (impl->options.context != nullptr) {
+      impl->context = impl->options.context;
+    } else {
+      impl->own_context = std::make_unique<zmq::context_t>(1);
+      impl->context = impl->own_context.get();
+    }
+    const int64_t now = NowMs();
+    impl->endpoints.resize(impl->options.endpoints.size());
+    for (size_t i = 0; i < impl->endpoints.size(); i++) {
+      auto& ep = impl->endpoints[i];
+      ep.socket.emplace(*impl->context, zmq::socket_type::sub);
+      ep.socket->set(zmq::sockopt::linger, 0);
+      ep.socket->set(zmq::sockopt::rcvhwm, impl->options.rcvhwm);
+      if (impl->options.families.empty()) {
+        ep.socket->set(zmq::sockopt::subscribe, "");
+      } else {
+        ep.socket->set(zmq::sockopt::subscribe, "torii.");
+        for (const auto& f : impl->options.families) {
+          if (f != "torii") ep.socket->set(zmq::sockopt::subscribe, f + ".");
+        }
+      }
+      ep.socket->connect(impl->options.endpoints[i]);
+      ep.last_message_ms = now;
+    }
+  } catch (const zmq::error_t& e) {
+    return Error::Internal(std::string("cannot set up the event socket: ") + e.what());
+  }
+  return std::unique_ptr<Subscriber>(new Subscriber(std::move(impl)));
+}
+
+int Subscriber::AddListener(EventFn on_event, StaleFn on_stale) {
+  int h = impl_->next_handle++;
+  impl_->listeners.push_back(Impl::Listener{h, std::move(on_event), std::move(on_stale)});
+  return h;
+}
+
+void Subscriber::RemoveListener(int handle) {
+  auto& l = impl_->listeners;
+  l.erase(std::remove_if(l.begin(), l.end(), [handle](const Impl::Listener& x) { return x.handle == handle; }),
+          l.end());
+}
+
+size_t Subscriber::Poll(int64_t timeout_ms) {
+  Impl& im = *impl_;
+  const int64_t until = timeout_ms < 0 ? -1 : NowMs() + timeout_ms;
+  std::vector<zmq::pollitem_t> items;
+  for (auto& ep : im.endpoints) items.push_back({static_cast<void*>(*ep.socket), 0, ZMQ_POLLIN, 0});
+  for (;;) {
+    size_t n = 0;
+    for (size_t i = 0; i < im.endpoints.size(); i++) n += im.Drain(i);
+    // Deadlines after draining: messages that waited in the socket while
+    // nobody polled are not a silence.
+    int64_t now = NowMs();
+    int64_t next_deadline = im.CheckDeadlines(now);
+    if (n > 0) return n;
+    if (until >= 0 && now >= until) return 0;
+    int64_t wait = until < 0 ? -1 : until - now;
+    if (next_deadline >= 0) wait = wait < 0 ? next_deadline : std::min(wait, next_deadline);
+    try {
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(wait));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+  }
+}
+
+bool Subscriber::live() const {
+  const int64_t now = NowMs();
+  for (const auto& ep : impl_->endpoints) {
+    if (!ep.caught_up || ep.silence_reported) return false;
+    if (now - ep.last_message_ms >= 3 * impl_->options.heartbeat_ms) return false;
+  }
+  return true;
+}
+
+uint64_t Subscriber::stale_generation() const { return impl_->stale_generation; }
+
+const SubscriberStats& Subscriber::stats() const { return impl_->stats; }
+
+std::vector<int> Subscriber::fds() const {
+  std::vector<int> out;
+  for (const auto& ep : impl_->endpoints) out.push_back(ep.socket->get(zmq::sockopt::fd));
+  return out;
+}
+
+}  // namespace torii
