@@ -1,0 +1,168 @@
+// PgCluster, the shared cluster, fresh databases.
+#include "pg_cluster.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+
+#include "torii/embedded_pg.h"
+#include "torii/pg.h"
+
+namespace fs = std::filesystem;
+
+namespace torii::test {
+
+std::string ClusterInfo::ConnInfo(const std::string& dbname) const {
+  return "host=" + host + " port=" + std::to_string(port) + " user=" + user + " dbname=" + dbname;
+}
+
+std::string MakeTempDir(const std::string& prefix) {
+  std::string base = "/tmp";
+  // Unix socket paths are limited to ~107 bytes; a long TMPDIR would not fit.
+  if (const char* t = std::getenv("TMPDIR"); t && *t && std::strlen(t) < 40) base = t;
+  std::string templ = base + "/" + prefix + "-XXXXXX";
+  if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp " + templ + " failed");
+  // mkdtemp gives 0700; the postgres account must be able to enter it.
+  chmod(templ.c_str(), 0755);
+  return templ;
+}
+
+void RemoveTree(const std::string& path) {
+  std::error_code ec;
+  if (!path.empty()) fs::remove_all(path, ec);
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket() failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    throw std::runtime_error("cannot find a free port");
+  }
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+struct PgCluster::Impl {
+  std::unique_ptr<EmbeddedPostgres> pg;
+};
+
+PgCluster::PgCluster(PgClusterOptions options) : impl_(new Impl), opt_(std::move(options)) {
+  if (opt_.dir.empty()) {
+    dir_ = MakeTempDir("torii-pg");
+    own_dir_ = true;
+  } else {
+    dir_ = opt_.dir;
+    fs::create_directories(dir_);
+  }
+  EmbeddedPgOptions eo;
+  eo.data_dir = dir_ + "/data";
+  eo.socket_dir = dir_ + "/data";
+  eo.port = FreePort();
+  eo.listen_addresses = opt_.tcp ? "127.0.0.1" : "";
+  eo.fast_initdb = true;
+  eo.superuser = "torii";
+  eo.settings = {{"fsync", "off"},
+                 {"synchronous_commit", "off"},
+                 {"full_page_writes", "off"},
+                 {"max_connections", "300"},
+                 // Tests start and drop many databases and connections; keep
+                 // the log to what helps when a test fails.
+                 {"log_min_messages", "warning"}};
+  info_ = {eo.socket_dir, eo.port, eo.superuser};
+  impl_->pg = std::make_unique<EmbeddedPostgres>(std::move(eo));
+  if (opt_.start) {
+    try {
+      Start();
+    } catch (...) {
+      impl_->pg.reset();
+      if (own_dir_) RemoveTree(dir_);
+      delete impl_;
+      throw;
+    }
+  }
+}
+
+PgCluster::~PgCluster() {
+  if (impl_->pg) (void)impl_->pg->Stop(/*immediate=*/true, 10000);
+  impl_->pg.reset();
+  if (own_dir_) RemoveTree(dir_);
+  delete impl_;
+}
+
+void PgCluster::Start() {
+  if (auto st = impl_->pg->Init(); !st.ok()) throw std::runtime_error("initdb: " + st.error().message());
+  if (auto st = impl_->pg->Start(60000); !st.ok()) throw std::runtime_error("postgres start: " + st.error().message());
+}
+
+void PgCluster::Stop(bool immediate) { (void)impl_->pg->Stop(immediate); }
+
+void PgCluster::Restart(bool immediate) {
+  Stop(immediate);
+  Start();
+}
+
+bool PgCluster::running() const { return impl_->pg->running(); }
+
+std::string PgCluster::TcpConnInfo(const std::string& dbname) const {
+  return "host=127.0.0.1 port=" + std::to_string(info_.port) + " user=" + info_.user + " dbname=" + dbname;
+}
+
+std::string PgCluster::CreateDatabase() { return CreateDatabaseOn(info_); }
+
+std::string PgCluster::LogPath() const { return impl_->pg->LogPath(); }
+
+std::string CreateDatabaseOn(const ClusterInfo& cluster) {
+  static std::atomic<int> counter{0};
+  static const uint32_t salt = std::random_device{}();
+  std::string name = "t_" + std::to_string(getpid()) + "_" + std::to_string(salt % 100000) + "_" +
+                     std::to_string(counter++);
+  auto conn = ConnectBlocking(cluster.ConnInfo("postgres"));
+  if (!conn.ok()) throw std::runtime_error("cannot reach the test cluster: " + conn.error().message());
+  // template0: nobody else is ever connected to it, so concurrent CREATE
+  // DATABASE calls from parallel tests do not trip over each other.
+  auto made = ExecBlocking(conn->get(), "CREATE DATABASE " + name + " TEMPLATE template0");
+  if (!made.ok()) throw std::runtime_error("CREATE DATABASE " + name + ": " + made.error().message());
+  return cluster.ConnInfo(name);
+}
+
+const ClusterInfo& SharedCluster() {
+  static std::once_flag once;
+  static ClusterInfo info;
+  static std::unique_ptr<PgCluster> own;
+  std::call_once(once, [] {
+    const char* host = std::getenv("TORII_TEST_PGHOST");
+    const char* port = std::getenv("TORII_TEST_PGPORT");
+    if (host && *host && port && *port) {
+      const char* user = std::getenv("TORII_TEST_PGUSER");
+      info = {host, std::atoi(port), user && *user ? user : "torii"};
+      return;
+    }
+    // Held until exit; its destructor then stops it and removes its folder.
+    own = std::make_unique<PgCluster>();
+    info = own->info();
+  });
+  return info;
+}
+
+std::string FreshDatabase() { return CreateDatabaseOn(SharedCluster()); }
+
+}  // namespace torii::test

@@ -1,1 +1,0 @@
-// Test support library: see the headers in this folder.
