@@ -13,6 +13,7 @@ namespace {
 #define USER_COLS "id, email, password_hash, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at")
 #define USER_COLS_NO_HASH "id, email, NULL::text, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at")
 #define SESSION_COLS "id, user_id, " US("expires_at") ", user_agent, ip_address, metadata, " US("created_at")
+#define AUDIT_COLS "id, table_name, record_id, operation, old_data, new_data, actor, " US("created_at") ", seq"
 
 const StatementDef kDefs[] = {
     {Stmt::kSetActor, "t_set_actor",
@@ -65,6 +66,25 @@ const StatementDef kDefs[] = {
      "ORDER BY created_at DESC, id DESC", 0},
     {Stmt::kDeleteUserSessions, "t_delete_user_sessions",
      "DELETE FROM sessions WHERE user_id = $1::uuid AND ($2::uuid IS NULL OR id <> $2::uuid)", 0},
+    // Query $1 in the configuration of users.search_vector (0004_search.sql);
+    // best match first, id breaking ties so that pages are stable. An empty
+    // or all-stopword query matches nothing (PostgreSQL only notices it).
+    {Stmt::kSearchUsers, "t_search_users",
+     "SELECT " USER_COLS_NO_HASH " FROM users, websearch_to_tsquery('english', $1) AS q "
+     "WHERE search_vector @@ q ORDER BY ts_rank(search_vector, q) DESC, id LIMIT $2::int4 OFFSET $3::int8", 0},
+    // list_audit, newest first by seq (the order rows were written); $n is the
+    // `before` cursor (a seq, exclusive) or NULL. One statement per filter so
+    // that each plan uses its own index (0003_audit.sql).
+    {Stmt::kListAudit, "t_list_audit",
+     "SELECT " AUDIT_COLS " FROM audit_logs WHERE ($1::int8 IS NULL OR seq < $1::int8) "
+     "ORDER BY seq DESC LIMIT $2::int4", 0},
+    {Stmt::kListAuditByTable, "t_list_audit_by_table",
+     "SELECT " AUDIT_COLS " FROM audit_logs WHERE table_name = $1 AND ($2::int8 IS NULL OR seq < $2::int8) "
+     "ORDER BY seq DESC LIMIT $3::int4", 0},
+    // $2 optional table filter.
+    {Stmt::kListAuditByRecord, "t_list_audit_by_record",
+     "SELECT " AUDIT_COLS " FROM audit_logs WHERE record_id = $1::uuid AND ($2::text IS NULL OR table_name = $2) "
+     "AND ($3::int8 IS NULL OR seq < $3::int8) ORDER BY seq DESC LIMIT $4::int4", 0},
 };
 
 static_assert(sizeof(kDefs) / sizeof(kDefs[0]) == kStatementCount, "one definition per Stmt");

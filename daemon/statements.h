@@ -24,6 +24,10 @@ enum class Stmt : uint8_t {
   kDeleteSessionById,
   kListSessions,
   kDeleteUserSessions,
+  kSearchUsers,
+  kListAudit,
+  kListAuditByTable,
+  kListAuditByRecord,
   kCount,
 };
 
