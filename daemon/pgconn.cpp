@@ -133,8 +133,12 @@ void AsyncConn::SendNext() {
   Pending& p = queue_.front();
   std::vector<const char*> values;
   for (const auto& v : p.params) values.push_back(v ? v->c_str() : nullptr);
-  if (PQsendQueryParams(conn_, p.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                        nullptr, 0) != 1) {
+  // Without parameters the simple protocol runs, which allows several
+  // statements in one string (LISTEN a; LISTEN b).
+  int sent = values.empty() ? PQsendQuery(conn_, p.sql.c_str())
+                            : PQsendQueryParams(conn_, p.sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                                values.data(), nullptr, nullptr, 0);
+  if (sent != 1) {
     Lose(std::string("send failed: ") + PQerrorMessage(conn_));
     return;
   }
