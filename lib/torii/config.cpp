@@ -190,15 +190,18 @@ std::string Validate(const Config& c) {
   return "";
 }
 
-std::string NodeToToml(const Param& p, Config& c) {
+// `redact` hides secrets for printing; comparisons (Diff, ApplyReloadable)
+// pass false so that a change to a password alone is still seen.
+std::string NodeToToml(const Param& p, Config& c, bool redact = true) {
   struct Visitor {
     const Param& p;
     Config& c;
+    bool redact;
     std::string operator()(IntRef ref) const { return std::to_string(ref(c)); }
     std::string operator()(BoolRef ref) const { return ref(c) ? "true" : "false"; }
     std::string operator()(StrRef ref) const {
       std::string v = ref(c);
-      if (p.secret) v = RedactConninfo(v);
+      if (p.secret && redact) v = RedactConninfo(v);
       std::ostringstream os;
       os << toml::value<std::string>(v);
       return os.str();
@@ -213,7 +216,7 @@ std::string NodeToToml(const Param& p, Config& c) {
       return s + "]";
     }
   };
-  return std::visit(Visitor{p, c}, p.ref);
+  return std::visit(Visitor{p, c, redact}, p.ref);
 }
 
 }  // namespace
@@ -296,7 +299,7 @@ std::vector<std::string> Config::Diff(const Config& other) const {
   Config b = other;
   std::vector<std::string> changed;
   for (const auto& p : Params()) {
-    if (NodeToToml(p, a) != NodeToToml(p, b)) changed.push_back(std::string(p.section) + "." + p.key);
+    if (NodeToToml(p, a, false) != NodeToToml(p, b, false)) changed.push_back(std::string(p.section) + "." + p.key);
   }
   return changed;
 }
@@ -305,7 +308,7 @@ std::vector<std::string> Config::ApplyReloadable(const Config& next) {
   Config n = next;
   std::vector<std::string> need_restart;
   for (const auto& p : Params()) {
-    if (NodeToToml(p, *this) == NodeToToml(p, n)) continue;
+    if (NodeToToml(p, *this, false) == NodeToToml(p, n, false)) continue;
     if (!p.reloadable) {
       need_restart.push_back(std::string(p.section) + "." + p.key);
       continue;
