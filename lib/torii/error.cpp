@@ -85,6 +85,23 @@ Error ErrorFromSqlState(const char* sqlstate, std::string_view primary, const ch
   } else {
     message.assign(primary);
     while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    // Data exceptions (class 22) quote the offending input ("invalid input
+    // syntax for type uuid: \"...\""), which may be a secret a client sent:
+    // keep the kind of problem, drop the value.
+    if (sqlstate != nullptr && std::strncmp(sqlstate, "22", 2) == 0) {
+      if (size_t colon = message.find(": "); colon != std::string::npos) message.resize(colon);
+      std::string hidden;
+      bool quoted = false;
+      for (char ch : message) {
+        if (ch == '"') {
+          if (!quoted) hidden += "(value)";
+          quoted = !quoted;
+        } else if (!quoted) {
+          hidden.push_back(ch);
+        }
+      }
+      message = std::move(hidden);
+    }
     if (code == Code::kStorage && sqlstate != nullptr) {
       message = "database error " + std::string(sqlstate) + ": " + message;
     }
