@@ -77,10 +77,11 @@ std::string RedactConninfo(std::string_view conninfo) {
   static const std::regex uri_password(R"(^([a-z]+://[^:/@?]*):([^@/?]*)@)", std::regex::icase);
   s = std::regex_replace(s, uri_password, "$1:****@");
   // URI query parameter password=...
-  static const std::regex query_password(R"(([?&]password=)[^&]*)", std::regex::icase);
+  static const std::regex query_password(R"(([?&](?:ssl)?password=)[^&]*)", std::regex::icase);
   s = std::regex_replace(s, query_password, "$1****");
-  // key=value form: password=secret or password='se cret'
-  static const std::regex kv_password(R"((^|\s)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+))", std::regex::icase);
+  // key=value form: password=secret or password='se cret' (and sslpassword,
+  // the passphrase of the client key)
+  static const std::regex kv_password(R"((^|\s)((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+))", std::regex::icase);
   s = std::regex_replace(s, kv_password, "$1$2****");
   return s;
 }
