@@ -1,0 +1,602 @@
+// torii::Client against an in-process ROUTER socket scripted by each test:
+// framing, id matching, error codes, timeouts and late replies, pipelining,
+// the JSON bridge, several endpoints and CURVE.
+#include "torii/client.h"
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "torii/protocol.h"
+
+namespace torii {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t MsSince(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+std::string_view S(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
+
+const msgpack::object* Get(const msgpack::object& map, std::string_view key) {
+  if (map.type != msgpack::type::MAP) return nullptr;
+  for (uint32_t i = 0; i < map.via.map.size; i++) {
+    if (map.via.map.ptr[i].key.type == msgpack::type::STR && S(map.via.map.ptr[i].key) == key) {
+      return &map.via.map.ptr[i].val;
+    }
+  }
+  return nullptr;
+}
+
+void PackS(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+// A request as the scripted server saw it.
+struct Incoming {
+  std::string identity;
+  size_t frames = 0;
+  bool empty_delimiter = false;
+  std::string op;
+  uint64_t id = 0;
+  msgpack::object_handle body;
+  const msgpack::object& root() const { return body.get(); }
+  const msgpack::object* args() const { return Get(root(), "args"); }
+};
+
+std::string OkBody(uint64_t id, const std::function<void(Packer&)>& result) {
+  msgpack::sbuffer b;
+  Packer pk(b);
+  pk.pack_map(3);
+  PackS(pk, "id");
+  pk.pack_uint64(id);
+  PackS(pk, "ok");
+  pk.pack_true();
+  PackS(pk, "result");
+  result(pk);
+  return {b.data(), b.size()};
+}
+
+std::string ErrBody(uint64_t id, std::string_view code, std::string_view message) {
+  msgpack::sbuffer b;
+  Packer pk(b);
+  pk.pack_map(3);
+  PackS(pk, "id");
+  pk.pack_uint64(id);
+  PackS(pk, "ok");
+  pk.pack_false();
+  PackS(pk, "error");
+  pk.pack_map(2);
+  PackS(pk, "code");
+  PackS(pk, code);
+  PackS(pk, "message");
+  PackS(pk, message);
+  return {b.data(), b.size()};
+}
+
+// A ROUTER socket on its own thread. For each request the handler decides
+// what to send back, when, and with which framing, by calling Reply().
+class ScriptedRouter {
+ public:
+  using Handler = std::function<void(const Incoming&, ScriptedRouter&)>;
+
+  ScriptedRouter(zmq::context_t& ctx, Handler handler, zmq::socket_t* prepared = nullptr)
+      : socket_(prepared ? std::move(*prepared) : zmq::socket_t(ctx, zmq::socket_type::router)),
+        handler_(std::move(handler)) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.set(zmq::sockopt::sndhwm, 0);
+    socket_.set(zmq::sockopt::rcvhwm, 0);
+    socket_.bind("tcp://127.0.0.1:*");
+    endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~ScriptedRouter() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  const std::string& endpoint() const { return endpoint_; }
+  int requests() const { return requests_.load(); }
+
+  // Called from the handler (server thread). `with_delimiter` false sends
+  // [identity, body] only.
+  void Reply(const Incoming& in, std::string body, int delay_ms = 0, bool with_delimiter = true) {
+    scheduled_.push_back({Clock::now() + std::chrono::milliseconds(delay_ms), in.identity, std::move(body),
+                          with_delimiter});
+  }
+
+ private:
+  struct Out {
+    Clock::time_point at;
+    std::string identity;
+    std::string body;
+    bool delimiter;
+  };
+
+  void Run() {
+    while (!stop_) {
+      zmq::pollitem_t item{static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(2));
+      for (;;) {
+        std::vector<zmq::message_t> frames;
+        zmq::message_t m;
+        if (!socket_.recv(m, zmq::recv_flags::dontwait)) break;
+        frames.push_back(std::move(m));
+        while (frames.back().more()) {
+          zmq::message_t next;
+          (void)socket_.recv(next, zmq::recv_flags::none);
+          frames.push_back(std::move(next));
+        }
+        Incoming in;
+        in.identity = frames[0].to_string();
+        in.frames = frames.size();
+        in.empty_delimiter = frames.size() == 3 && frames[1].size() == 0;
+        in.body = msgpack::unpack(static_cast<const char*>(frames.back().data()), frames.back().size());
+        if (auto op = Get(in.root(), "op")) in.op = std::string(S(*op));
+        if (auto id = Get(in.root(), "id")) in.id = id->via.u64;
+        requests_++;
+        handler_(in, *this);
+      }
+      auto now = Clock::now();
+      for (auto it = scheduled_.begin(); it != scheduled_.end();) {
+        if (it->at <= now) {
+          socket_.send(zmq::buffer(it->identity), zmq::send_flags::sndmore);
+          if (it->delimiter) socket_.send(zmq::const_buffer(nullptr, 0), zmq::send_flags::sndmore);
+          socket_.send(zmq::buffer(it->body), zmq::send_flags::none);
+          it = scheduled_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+
+  zmq::socket_t socket_;
+  Handler handler_;
+  std::string endpoint_;
+  std::vector<Out> scheduled_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+// Replies to every request with {"op": op, "n": args.n} at once.
+void EchoHandler(const Incoming& in, ScriptedRouter& r) {
+  const msgpack::object* n = in.args() ? Get(*in.args(), "n") : nullptr;
+  int64_t nv = n ? static_cast<int64_t>(n->via.u64) : -1;
+  r.Reply(in, OkBody(in.id, [&](Packer& pk) {
+            pk.pack_map(2);
+            PackS(pk, "op");
+            PackS(pk, in.op);
+            PackS(pk, "n");
+            pk.pack_int64(nv);
+          }));
+}
+
+Client MakeClient(std::vector<std::string> endpoints, int64_t timeout_ms = 2000) {
+  ClientOptions o;
+  o.endpoints = std::move(endpoints);
+  o.default_timeout_ms = timeout_ms;
+  auto c = Client::Create(std::move(o));
+  EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().ToString());
+  return std::move(c.value());
+}
+
+auto ArgN(int64_t n) {
+  return [n](Packer& pk) {
+    pk.pack_map(1);
+    PackS(pk, "n");
+    pk.pack_int64(n);
+  };
+}
+
+TEST(ClientTest, CallSendsTheProtocolsRequestBodyAndReadsTheResult) {
+  zmq::context_t ctx;
+  std::mutex mu;
+  Incoming seen;
+  ScriptedRouter router(ctx, [&](const Incoming& in, ScriptedRouter& r) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      seen.identity = in.identity;
+      seen.frames = in.frames;
+      seen.empty_delimiter = in.empty_delimiter;
+      seen.op = in.op;
+      seen.id = in.id;
+      msgpack::object_handle copy = msgpack::clone(in.root());
+      seen.body = std::move(copy);
+    }
+    r.Reply(in, OkBody(in.id, [](Packer& pk) {
+              pk.pack_map(2);
+              PackS(pk, "version");
+              PackS(pk, "9.9.9");
+              PackS(pk, "protocol");
+              pk.pack_uint8(1);
+            }));
+  });
+  Client client = MakeClient({router.endpoint()});
+  CallOptions opts;
+  opts.timeout_ms = 1234;
+  opts.actor = "6f1c9a8e-0000-4000-8000-000000000001";
+  auto r = client.Call("ping", ArgN(7), opts);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(S(*Get(r->result(), "version")), "9.9.9");
+  EXPECT_EQ(Get(r->result(), "protocol")->via.u64, 1u);
+
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(seen.frames, 3u);  // identity, empty delimiter, body
+  EXPECT_TRUE(seen.empty_delimiter);
+  EXPECT_EQ(seen.op, "ping");
+  EXPECT_GT(seen.id, 0u);
+  const msgpack::object& b = seen.body.get();
+  ASSERT_NE(Get(b, "v"), nullptr);
+  EXPECT_EQ(Get(b, "v")->via.u64, 1u);
+  ASSERT_NE(Get(b, "timeout_ms"), nullptr);
+  EXPECT_EQ(Get(b, "timeout_ms")->via.u64, 1234u);
+  ASSERT_NE(Get(b, "actor"), nullptr);
+  EXPECT_EQ(S(*Get(b, "actor")), opts.actor);
+  ASSERT_NE(Get(b, "args"), nullptr);
+  EXPECT_EQ(Get(*Get(b, "args"), "n")->via.i64, 7);
+}
+
+TEST(ClientTest, ArgsMayBeAlreadyPackedOrAbsent) {
+  zmq::context_t ctx;
+  ScriptedRouter router(ctx, [](const Incoming& in, ScriptedRouter& r) {
+    const msgpack::object* a = in.args();
+    bool is_map = a != nullptr && a->type == msgpack::type::MAP;
+    uint32_t size = is_map ? a->via.map.size : 999;
+    r.Reply(in, OkBody(in.id, [&](Packer& pk) { pk.pack_uint32(is_map ? size : 999); }));
+  });
+  Client client = MakeClient({router.endpoint()});
+  auto none = client.Call("ping");
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->result().via.u64, 0u);  // absent args are sent as {}
+
+  msgpack::sbuffer packed;
+  Packer pk(packed);
+  pk.pack_map(2);
+  PackS(pk, "a");
+  pk.pack_true();
+  PackS(pk, "b");
+  pk.pack_nil();
+  auto two = client.Call("ping", packed);
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(two->result().via.u64, 2u);
+}
+
+TEST(ClientTest, ErrorRepliesMapToCodes) {
+  struct Case {
+    const char* wire;
+    Code code;
+  };
+  const Case cases[] = {
+      {"bad_request", Code::kBadRequest},   {"unsupported_version", Code::kUnsupportedVersion},
+      {"unknown_op", Code::kUnknownOp},     {"invalid_argument", Code::kInvalidArgument},
+      {"not_found", Code::kNotFound},       {"duplicate", Code::kDuplicate},
+      {"foreign_key", Code::kForeignKey},   {"forbidden", Code::kForbidden},
+      {"timeout", Code::kTimeout},          {"overloaded", Code::kOverloaded},
+      {"unavailable", Code::kUnavailable},  {"storage", Code::kStorage},
+      {"internal", Code::kInternal},        {"brand_new_code", Code::kInternal},
+      {"ok", Code::kInternal},
+  };
+  zmq::context_t ctx;
+  ScriptedRouter router(ctx, [](const Incoming& in, ScriptedRouter& r) {
+    std::string code(S(*Get(*in.args(), "code")));
+    r.Reply(in, ErrBody(in.id, code, "because " + code));
+  });
+  Client client = MakeClient({router.endpoint()});
+  for (const auto& c : cases) {
+    auto r = client.Call("fail", [&](Packer& pk) {
+      pk.pack_map(1);
+      PackS(pk, "code");
+      PackS(pk, c.wire);
+    });
+    ASSERT_FALSE(r.ok()) << c.wire;
+    EXPECT_EQ(r.error().code(), c.code) << c.wire;
+    EXPECT_NE(r.error().message().find(std::string("because ") + c.wire), std::string::npos)
+        << r.error().message();
+    if (c.code == Code::kInternal && std::string_view(c.wire) != "internal") {
+      EXPECT_NE(r.error().message().find(c.wire), std::string::npos);  // the unknown name is kept
+    }
+  }
+}
+
+TEST(ClientTest, TimeoutLeavesTheClientUsableAndDropsTheLateReply) {
+  zmq::context_t ctx;
+  ScriptedRouter router(ctx, [](const Incoming& in, ScriptedRouter& r) {
+    int delay = in.op == "slow" ? 300 : 0;
+    r.Reply(in, OkBody(in.id, [&](Packer& pk) { PackS(pk, in.op); }), delay);
+  });
+  Client client = MakeClient({router.endpoint()});
+  CallOptions quick;
+  quick.timeout_ms = 100;
+  auto start = Clock::now();
+  auto slow = client.Call("slow", {}, quick);
+  int64_t took = MsSince(start);
+  ASSERT_FALSE(slow.ok());
+  EXPECT_EQ(slow.error().code(), Code::kTimeout);
+  EXPECT_GE(took, 95);
+  EXPECT_LT(took, 290);
+  EXPECT_EQ(client.in_flight(), 0u);
+
+  // The late reply to "slow" arrives while this call waits; it must not be
+  // taken for the answer.
+  auto start2 = Clock::now();
+  while (client.stats().dropped_replies == 0 && MsSince(start2) < 3000) {
+    auto fast = client.Call("fast");
+    ASSERT_TRUE(fast.ok()) << fast.error().ToString();
+    EXPECT_EQ(S(fast->result()), "fast");
+    client.Poll(20);
+  }
+  EXPECT_EQ(client.stats().dropped_replies, 1u);
+  EXPECT_EQ(client.stats().timeouts, 1u);
+  EXPECT_FALSE(client.Receive().has_value());  // nothing leaked into the async queue
+}
+
+TEST(ClientTest, RepliesWithUnknownIdsAreDropped) {
+  zmq::context_t ctx;
+  ScriptedRouter router(ctx, [](const Incoming& in, ScriptedRouter& r) {
+    r.Reply(in, OkBody(in.id + 1000, [](Packer& pk) { PackS(pk, "wrong"); }));
+    r.Reply(in, "\xc1 not msgpack");  // undecodable
+    r.Reply(in, OkBody(in.id, [](Packer& pk) { PackS(pk, "right"); }), 20);
+  });
+  Client client = MakeClient({router.endpoint()});
+  auto r = client.Call("ping");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(S(r->result()), "right");
+  EXPECT_EQ(client.stats().dropped_replies, 2u);
+}
+
+TEST(ClientTest, AcceptsRepliesWithoutTheEmptyDelimiter) {
+  zmq::context_t ctx;
+  ScriptedRouter router(ctx, [](const Incoming& in, ScriptedRouter& r) {
+    r.Reply(in, OkBody(in.id, [](Packer& pk) { pk.pack_uint8(42); }), 0, /*with_delimiter=*/false);
+  });
+  Client client = MakeClient({router.endpoint()});
+  auto r = client.Call("ping");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->result().via.u64, 42u);
+}
+
+TEST(ClientTest, PipelinesThousandsOfRequestsAndMatchesRepliesById) {
+  constexpr int kRequests = 5000;
+  zmq::context_t ctx;
+  // The server holds every request and answers them all in reverse order,
+  // so matching cannot rely on arrival order.
+  std::vector<Incoming> held;
+  ScriptedRouter router(ctx, [&held](const Incoming& in, ScriptedRouter& r) {
+    held.push_back(Incoming{in.identity, in.frames, in.empty_delimiter, in.op, in.id, msgpack::clone(in.root())});
+    if (held.size() < kRequests) return;
+    for (auto it = held.rbegin(); it != held.rend(); ++it) EchoHandler(*it, r);
+    held.clear();
+  });
+  Client client = MakeClient({router.endpoint()}, 10000);
+  std::map<uint64_t, int64_t> sent;
+  for (int i = 0; i < kRequests; i++) {
+    uint64_t id = client.Send("echo", ArgN(i));
+    ASSERT_TRUE(sent.emplace(id, i).second) << "duplicate id " << id;
+  }
+  EXPECT_EQ(client.in_flight(), static_cast<size_t>(kRequests));
+  int got = 0;
+  auto start = Clock::now();
+  while (got < kRequests && MsSince(start) < 20000) {
+    client.Poll(100);
+    while (auto c = client.Receive()) {
+      ASSERT_TRUE(c->reply.ok()) << c->reply.error().ToString();
+      auto it = sent.find(c->id);
+      ASSERT_NE(it, sent.end());
+      EXPECT_EQ(Get(c->reply->result(), "n")->via.i64, it->second);
+      sent.erase(it);
+      got++;
+    }
+  }
+  EXPECT_EQ(got, kRequests);
+  EXPECT_TRUE(sent.empty());
+  EXPECT_EQ(client.in_flight(), 0u);
+  EXPECT_EQ(client.stats().dropped_replies, 0u);
+}
+
+TEST(ClientTest, AsyncRequestsTimeOutInPoll) {
+  zmq::context_t ctx;
+  ScriptedRouter router(ctx, [](const Incoming& in, ScriptedRouter& r) {
+    if (in.op == "answered") EchoHandler(in, r);
+  });
+  Client client = MakeClient({router.endpoint()});
+  CallOptions opts;
+  opts.timeout_ms = 80;
+  uint64_t a = client.Send("ignored", {}, opts);
+  uint64_t b = client.Send("answered", ArgN(5), opts);
+  uint64_t c = client.Send("ignored", {}, opts);
+  std::map<uint64_t, Code> done;
+  auto start = Clock::now();
+  while (done.size() < 3 && MsSince(start) < 3000) {
+    client.Poll(500);
+    while (auto x = client.Receive()) done[x->id] = x->reply.ok() ? Code::kOk : x->reply.error().code();
+  }
+  ASSERT_EQ(done.size(), 3u);
+  EXPECT_EQ(done[a], Code::kTimeout);
+  EXPECT_EQ(done[b], Code::kOk);
+  EXPECT_EQ(done[c], Code::kTimeout);
+  EXPECT_EQ(client.in_flight(), 0u);
+  // A Poll with nothing in flight waits its timeout and reports nothing.
+  EXPECT_EQ(client.Poll(10), 0u);
+}
+
+TEST(ClientTest, BlockingCallKeepsOtherRepliesForReceive) {
+  zmq::context_t ctx;
+  ScriptedRouter router(ctx, EchoHandler);
+  Client client = MakeClient({router.endpoint()});
+  uint64_t pending = client.Send("echo", ArgN(1));
+  auto r = client.Call("echo", ArgN(2));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(Get(r->result(), "n")->via.i64, 2);
+  auto start = Clock::now();
+  while (client.Poll(100) == 0 && MsSince(start) < 3000) {
+  }
+  auto c = client.Receive();
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->id, pending);
+  EXPECT_EQ(Get(c->reply->result(), "n")->via.i64, 1);
+}
+
+TEST(ClientTest, UnreachableDaemonIsATimeout) {
+  zmq::context_t ctx;
+  std::string endpoint;
+  {
+    // Bind then close: a port on which nothing listens.
+    zmq::socket_t s(ctx, zmq::socket_type::router);
+    s.bind("tcp://127.0.0.1:*");
+    endpoint = s.get(zmq::sockopt::last_endpoint);
+  }
+  Client client = MakeClient({endpoint}, 150);
+  auto start = Clock::now();
+  auto r = client.Call("ping");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), Code::kTimeout);
+  EXPECT_GE(MsSince(start), 140);
+}
+
+TEST(ClientTest, SpreadsRequestsOverSeveralEndpoints) {
+  zmq::context_t ctx;
+  ScriptedRouter a(ctx, EchoHandler);
+  ScriptedRouter b(ctx, EchoHandler);
+  Client client = MakeClient({a.endpoint(), b.endpoint()});
+  // DEALER round-robins over connected peers; wait until both have
+  // answered once, then count.
+  auto start = Clock::now();
+  while ((a.requests() == 0 || b.requests() == 0) && MsSince(start) < 5000) {
+    auto r = client.Call("echo", ArgN(1));
+    ASSERT_TRUE(r.ok());
+  }
+  EXPECT_GT(a.requests(), 0);
+  EXPECT_GT(b.requests(), 0);
+}
+
+TEST(ClientTest, CreateRejectsBadOptions) {
+  ClientOptions none;
+  EXPECT_EQ(Client::Create(none).error().code(), Code::kInvalidArgument);
+  ClientOptions bad_curve;
+  bad_curve.endpoints = {"tcp://127.0.0.1:1"};
+  bad_curve.server_public_key = "short";
+  auto r = Client::Create(bad_curve);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
+  ClientOptions bad_endpoint;
+  bad_endpoint.endpoints = {"nonsense://x"};
+  EXPECT_FALSE(Client::Create(bad_endpoint).ok());
+}
+
+TEST(ClientTest, TalksCurveWhenGivenKeys) {
+  if (!zmq_has("curve")) GTEST_SKIP() << "libzmq without CURVE";
+  char server_pub[41], server_sec[41], client_pub[41], client_sec[41];
+  ASSERT_EQ(zmq_curve_keypair(server_pub, server_sec), 0);
+  ASSERT_EQ(zmq_curve_keypair(client_pub, client_sec), 0);
+  zmq::context_t ctx;
+  zmq::socket_t prepared(ctx, zmq::socket_type::router);
+  prepared.set(zmq::sockopt::curve_server, 1);
+  prepared.set(zmq::sockopt::curve_secretkey, std::string(server_sec));
+  ScriptedRouter router(ctx, EchoHandler, &prepared);
+
+  ClientOptions o;
+  o.endpoints = {router.endpoint()};
+  o.default_timeout_ms = 3000;
+  o.server_public_key = server_pub;
+  o.client_public_key = client_pub;
+  o.client_secret_key = client_sec;
+  auto c = Client::Create(o);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  auto r = c->Call("echo", ArgN(3));
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(Get(r->result(), "n")->via.i64, 3);
+
+  // The wrong server key: the handshake fails, which looks like silence.
+  char other_pub[41], other_sec[41];
+  ASSERT_EQ(zmq_curve_keypair(other_pub, other_sec), 0);
+  o.server_public_key = other_pub;
+  o.default_timeout_ms = 200;
+  auto wrong = Client::Create(o);
+  ASSERT_TRUE(wrong.ok());
+  auto w = wrong->Call("echo", ArgN(3));
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.error().code(), Code::kTimeout);
+}
+
+TEST(ClientTest, CallJsonConvertsBothWays) {
+  zmq::context_t ctx;
+  std::mutex mu;
+  std::map<std::string, msgpack::type::object_type> arg_types;
+  ScriptedRouter router(ctx, [&](const Incoming& in, ScriptedRouter& r) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      const msgpack::object& a = *in.args();
+      for (uint32_t i = 0; i < a.via.map.size; i++) arg_types[std::string(S(a.via.map.ptr[i].key))] = a.via.map.ptr[i].val.type;
+    }
+    r.Reply(in, OkBody(in.id, [](Packer& pk) {
+              pk.pack_map(6);
+              PackS(pk, "at");
+              PackTimestamp(pk, 1704164645123456);  // 2024-01-02T03:04:05.123456Z
+              PackS(pk, "epoch0");
+              PackTimestamp(pk, 0);
+              PackS(pk, "raw");
+              pk.pack_bin(3);
+              pk.pack_bin_body("\x01\x02\x03", 3);
+              PackS(pk, "list");
+              pk.pack_array(3);
+              pk.pack_int64(-5);
+              pk.pack_nil();
+              pk.pack_double(1.5);
+              PackS(pk, "flag");
+              pk.pack_true();
+              PackS(pk, "nested");
+              pk.pack_map(1);
+              PackS(pk, "k");
+              PackS(pk, "v");
+            }));
+  });
+  Client client = MakeClient({router.endpoint()});
+  nlohmann::json args = {{"when", "2024-01-02T03:04:05Z"}, {"n", 3},       {"neg", -4},
+                         {"f", 2.5},                       {"b", false},    {"z", nullptr},
+                         {"arr", {1, "two"}},              {"obj", {{"x", 1}}}};
+  auto r = client.CallJson("anything", args);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(arg_types["when"], msgpack::type::STR);  // not turned into a timestamp
+    EXPECT_EQ(arg_types["n"], msgpack::type::POSITIVE_INTEGER);
+    EXPECT_EQ(arg_types["neg"], msgpack::type::NEGATIVE_INTEGER);
+    EXPECT_EQ(arg_types["f"], msgpack::type::FLOAT64);
+    EXPECT_EQ(arg_types["b"], msgpack::type::BOOLEAN);
+    EXPECT_EQ(arg_types["z"], msgpack::type::NIL);
+    EXPECT_EQ(arg_types["arr"], msgpack::type::ARRAY);
+    EXPECT_EQ(arg_types["obj"], msgpack::type::MAP);
+  }
+  const nlohmann::json& j = r.value();
+  EXPECT_EQ(j["at"], "2024-01-02T03:04:05.123456Z");
+  EXPECT_EQ(j["epoch0"], "1970-01-01T00:00:00.000000Z");
+  EXPECT_EQ(j["raw"], "AQID");
+  EXPECT_EQ(j["list"], nlohmann::json::parse(R"([-5, null, 1.5])"));
+  EXPECT_EQ(j["flag"], true);
+  EXPECT_EQ(j["nested"]["k"], "v");
+
+  auto bad = client.CallJson("anything", nlohmann::json::array({1}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), Code::kInvalidArgument);
+}
+
+TEST(ClientTest, FormatsTimestampsBeforeTheEpoch) {
+  EXPECT_EQ(FormatRfc3339(-1), "1969-12-31T23:59:59.999999Z");
+  EXPECT_EQ(FormatRfc3339(951782400000000), "2000-02-29T00:00:00.000000Z");
+}
+
+}  // namespace
+}  // namespace torii
