@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "event_sub.h"
+#include "tcp_proxy.h"
 #include "request_fixture.h"
 #include "torii/pg.h"
 #include "torii/values.h"
@@ -295,6 +296,56 @@ TEST(EventsRestart, PostgresRestartGivesResync) {
   } while (!r.ok() && std::chrono::steady_clock::now() < deadline);
   ASSERT_TRUE(r.ok()) << r.ToString();
   EXPECT_FALSE(sub.WaitForTopic("user.created", 5000).topic.empty());
+}
+
+TEST(EventsProbe, SilentNetworkPathIsDetectedAndRecovered) {
+  PgClusterOptions co;
+  co.tcp = true;
+  PgCluster cluster(co);
+  std::string ci = cluster.CreateDatabase();
+  std::string db = ci.substr(ci.find("dbname=") + 7);
+  TcpProxy proxy(cluster.info().port);
+  DaemonOptions o;
+  o.database_url = "host=127.0.0.1 port=" + std::to_string(proxy.port()) + " user=" + cluster.info().user +
+                   " dbname=" + db;
+  o.settings["events.heartbeat_ms"] = "50";
+  o.settings["events.probe_interval_ms"] = "200";
+  o.settings["events.probe_timeout_ms"] = "300";
+  o.settings["database.connect_timeout_ms"] = "1000";
+  o.settings["cleanup.interval_s"] = "0";
+  DaemonProcess d(o);
+  EventSub sub(d.event_endpoint(), {"torii."});
+  ASSERT_FALSE(sub.WaitForTopic("torii.heartbeat", 5000).topic.empty());
+
+  // The path goes silent: no RST, no FIN. The probe does not come back, so
+  // the daemon must stop vouching for the stream (heartbeats pause).
+  proxy.Freeze();
+  auto t0 = std::chrono::steady_clock::now();
+  auto last_beat = t0;
+  bool paused = false;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    Event e = sub.Next(50);
+    auto now = std::chrono::steady_clock::now();
+    if (e.topic == "torii.heartbeat") last_beat = now;
+    if (now - last_beat > std::chrono::milliseconds(400)) {
+      paused = true;
+      break;
+    }
+  }
+  ASSERT_TRUE(paused) << "heartbeats went on over a frozen LISTEN connection";
+  auto detected = std::chrono::duration_cast<std::chrono::milliseconds>(last_beat - t0).count();
+  std::printf("silent path detected %lld ms after the freeze (bound: probe_interval 200 + probe_timeout 300)\n",
+              (long long)detected);
+  EXPECT_LE(detected, 200 + 300 + 400);
+
+  proxy.Thaw();
+  Event e = sub.WaitForTopic("torii.resync", 10000);
+  ASSERT_FALSE(e.topic.empty()) << "no resync after the path came back";
+  EXPECT_FALSE(sub.WaitForTopic("torii.heartbeat", 2000).topic.empty()) << "heartbeats did not resume";
+  WireClient client(d.request_endpoint());
+  Reply st = client.Call("stats");
+  ASSERT_TRUE(st.ok());
+  EXPECT_GE(st.result()["events"]["probe_failures"].u64(), 1u);
 }
 
 }  // namespace
