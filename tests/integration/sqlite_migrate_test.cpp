@@ -1,0 +1,383 @@
+// torii::MigrateFromSqlite against SQLite files built here in the shapes of
+// real Torii databases (0.2-era: UUID ids, the session id is the token;
+// 0.4+: usr_ ids, a token column, locked_at, extra tables) and a fresh
+// database on the shared throwaway PostgreSQL. Rows are checked in SQL, old
+// tokens through a real toriid, and the refusals, re-runs and dry runs by
+// what the target holds afterwards.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon_process.h"
+#include "pg_cluster.h"
+#include "torii/client.h"
+#include "torii/pg.h"
+#include "torii/sqlite_migrate.h"
+#include "torii/values.h"
+
+namespace torii {
+namespace {
+
+using test::DaemonOptions;
+using test::DaemonProcess;
+
+// A fixed "now" so that NULL timestamps have a value the test can predict:
+// 2025-01-01T00:00:00Z.
+constexpr int64_t kNowS = 1735689600;
+constexpr Micros kNow = kNowS * 1000000;
+
+class SqliteFile {
+ public:
+  explicit SqliteFile(const std::string& dir) : path_(dir + "/torii.db") {
+    EXPECT_EQ(sqlite3_open(path_.c_str(), &db_), SQLITE_OK);
+  }
+  ~SqliteFile() { sqlite3_close(db_); }
+  void Exec(const std::string& sql) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+    ASSERT_EQ(rc, SQLITE_OK) << (err ? err : "") << " in " << sql;
+  }
+  sqlite3* db() { return db_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  sqlite3* db_ = nullptr;
+};
+
+// torii-rs 0.4+ shape: usr_ ids, locked_at added in place, token column.
+void CreateModernSchema(SqliteFile& f) {
+  f.Exec(
+      "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email TEXT NOT NULL UNIQUE, email_verified_at INTEGER,"
+      " password_hash TEXT, created_at INTEGER, updated_at INTEGER);"
+      "ALTER TABLE users ADD COLUMN locked_at INTEGER;"
+      "CREATE TABLE sessions (id INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL,"
+      " user_agent TEXT, ip_address TEXT, expires_at INTEGER NOT NULL, created_at INTEGER, updated_at INTEGER);"
+      "CREATE TABLE oauth_accounts (id INTEGER PRIMARY KEY, user_id TEXT, provider TEXT, subject TEXT);"
+      "CREATE TABLE passkeys (id TEXT PRIMARY KEY, user_id TEXT, public_key BLOB);"
+      "CREATE TABLE _torii_migrations (id INTEGER PRIMARY KEY, name TEXT, applied_at INTEGER);"
+      "INSERT INTO oauth_accounts (user_id, provider, subject) VALUES ('usr_a', 'github', '1'), ('usr_b', 'google', '2');"
+      "INSERT INTO _torii_migrations (name, applied_at) VALUES ('m1', 1), ('m2', 2), ('m3', 3);");
+}
+
+// torii-rs 0.2-era shape: UUID ids, sessions.id TEXT is the token.
+void CreateOldSchema(SqliteFile& f) {
+  f.Exec(
+      "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email TEXT NOT NULL UNIQUE, email_verified_at INTEGER,"
+      " password_hash TEXT, created_at INTEGER, updated_at INTEGER);"
+      "CREATE TABLE sessions (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, user_agent TEXT, ip_address TEXT,"
+      " expires_at INTEGER NOT NULL, created_at INTEGER, updated_at INTEGER);");
+}
+
+struct Fixture {
+  std::string dir = test::MakeTempDir("torii-mig");
+  std::string db = test::FreshDatabase();
+  ~Fixture() { test::RemoveTree(dir); }
+};
+
+PgConn Connect(const std::string& conninfo) {
+  auto c = ConnectBlocking(conninfo);
+  if (!c.ok()) throw std::runtime_error(c.error().ToString());
+  return std::move(c).value();
+}
+
+std::string Query(PGconn* c, const std::string& sql) {
+  auto r = ExecBlocking(c, sql);
+  if (!r.ok()) throw std::runtime_error(r.error().ToString() + " in " + sql);
+  if (PQntuples(r->get()) == 0 || PQgetisnull(r->get(), 0, 0)) return "<null>";
+  return PQgetvalue(r->get(), 0, 0);
+}
+
+SqliteMigrateReport Migrate(const std::string& path, const std::string& target, bool dry_run = false) {
+  auto r = MigrateFromSqlite({path, target, dry_run, kNow});
+  if (!r.ok()) throw std::runtime_error(r.error().ToString());
+  return std::move(r).value();
+}
+
+TEST(SqliteMigrate, NamespaceIsTheDocumentedOne) {
+  // UUIDv5(URL namespace, "urn:torii:sqlite-migrate"), as docs/cli.md says;
+  // changing it would give re-migrated users new ids.
+  EXPECT_EQ(UuidV5("6ba7b811-9dad-11d1-80b4-00c04fd430c8", "urn:torii:sqlite-migrate"), kSqliteMigrateNamespace);
+  EXPECT_EQ(MigratedUserId("9F1C2B3A-0000-4000-8000-00000000000A"), "9f1c2b3a-0000-4000-8000-00000000000a");
+  EXPECT_EQ(MigratedUserId("usr_abc"), UuidV5(kSqliteMigrateNamespace, "usr_abc"));
+  EXPECT_NE(MigratedUserId("usr_abc"), MigratedUserId("usr_abd"));
+}
+
+TEST(SqliteMigrate, ModernShapeRowsAndLiveTokensThroughTheDaemon) {
+  Fixture fx;
+  SqliteFile f(fx.dir);
+  CreateModernSchema(f);
+  std::string live1 = NewSessionToken(), live2 = NewSessionToken(), expired = NewSessionToken(),
+              orphan = NewSessionToken();
+  f.Exec("INSERT INTO users VALUES ('usr_7Jx2kQmP9rTaBcDeFgH', 'Ann Example', 'Ann@Example.com', 1700000000,"
+         " '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA', 1600000000, 1650000000, 1710000000);"
+         "INSERT INTO users VALUES ('usr_b', NULL, 'bob@example.com', NULL, NULL, NULL, NULL, NULL);"
+         "INSERT INTO sessions (token, user_id, user_agent, ip_address, expires_at, created_at, updated_at) VALUES"
+         " ('" + live1 + "', 'usr_7Jx2kQmP9rTaBcDeFgH', 'curl/8', '10.0.0.1', " + std::to_string(kNowS + 86400 * 365 * 50) + ", 1690000000, 1690000000),"
+         " ('" + live2 + "', 'usr_b', NULL, NULL, " + std::to_string(kNowS + 86400 * 365 * 50) + ", NULL, NULL),"
+         " ('" + expired + "', 'usr_b', NULL, NULL, " + std::to_string(kNowS - 1) + ", 1600000000, NULL),"
+         " ('" + orphan + "', 'usr_gone', NULL, NULL, " + std::to_string(kNowS + 86400) + ", 1600000000, NULL);");
+
+  SqliteMigrateReport r = Migrate(f.path(), fx.db);
+  EXPECT_EQ(r.users_read, 2);
+  EXPECT_EQ(r.users_new, 2);
+  EXPECT_EQ(r.users_mapped_ids, 2);
+  EXPECT_EQ(r.sessions_read, 4);
+  EXPECT_EQ(r.sessions_new, 2);
+  EXPECT_EQ(r.sessions_expired, 1);
+  EXPECT_EQ(r.sessions_orphaned, 1);
+  EXPECT_EQ(r.session_shape, "token column");
+  EXPECT_GT(r.migrations_applied, 0);
+  EXPECT_TRUE(r.verified);
+  EXPECT_EQ(r.target_users, 2);
+  EXPECT_EQ(r.target_sessions, 2);
+  ASSERT_EQ(r.not_migrated_tables.size(), 3u);
+  EXPECT_EQ(r.not_migrated_tables[0], (std::pair<std::string, int64_t>{"_torii_migrations", 3}));
+  EXPECT_EQ(r.not_migrated_tables[1], (std::pair<std::string, int64_t>{"oauth_accounts", 2}));
+  EXPECT_EQ(r.not_migrated_tables[2], (std::pair<std::string, int64_t>{"passkeys", 0}));
+  std::string text = FormatMigrateReport(r);
+  EXPECT_NE(text.find("oauth_accounts (2 rows)"), std::string::npos) << text;
+  EXPECT_EQ(text.find(live1), std::string::npos);
+
+  PgConn c = Connect(fx.db);
+  std::string ann = MigratedUserId("usr_7Jx2kQmP9rTaBcDeFgH");
+  std::string w = " FROM users WHERE id = '" + ann + "'";
+  EXPECT_EQ(Query(c.get(), "SELECT email" + w), "Ann@Example.com");
+  EXPECT_EQ(Query(c.get(), "SELECT metadata->>'torii_id'" + w), "usr_7Jx2kQmP9rTaBcDeFgH");
+  EXPECT_EQ(Query(c.get(), "SELECT metadata->>'name'" + w), "Ann Example");
+  EXPECT_EQ(Query(c.get(), "SELECT metadata->>'locked_at'" + w), "2024-03-09T16:00:00Z");
+  EXPECT_EQ(Query(c.get(), "SELECT password_hash" + w), "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA");
+  EXPECT_EQ(Query(c.get(), "SELECT extract(epoch FROM email_verified_at)::int8" + w), "1700000000");
+  EXPECT_EQ(Query(c.get(), "SELECT extract(epoch FROM created_at)::int8" + w), "1600000000");
+  EXPECT_EQ(Query(c.get(), "SELECT extract(epoch FROM updated_at)::int8" + w), "1650000000");
+  std::string wb = " FROM users WHERE id = '" + MigratedUserId("usr_b") + "'";
+  EXPECT_EQ(Query(c.get(), "SELECT extract(epoch FROM created_at)::int8" + wb), std::to_string(kNowS));
+  EXPECT_EQ(Query(c.get(), "SELECT extract(epoch FROM updated_at)::int8" + wb), std::to_string(kNowS));
+  EXPECT_EQ(Query(c.get(), "SELECT email_verified_at" + wb), "<null>");
+  EXPECT_EQ(Query(c.get(), "SELECT metadata ? 'name'" + wb), "f");
+  // Session 1 (the first AUTOINCREMENT id) belongs to Ann.
+  std::string s1 = UuidV5(kSqliteMigrateNamespace, "1");
+  EXPECT_EQ(Query(c.get(), "SELECT user_id FROM sessions WHERE id = '" + s1 + "'"), ann);
+  EXPECT_EQ(Query(c.get(), "SELECT token_hash = sha256(convert_to('" + live1 + "', 'UTF8')) FROM sessions WHERE id = '" + s1 + "'"), "t");
+  EXPECT_EQ(Query(c.get(), "SELECT user_agent || ' ' || ip_address FROM sessions WHERE id = '" + s1 + "'"), "curl/8 10.0.0.1");
+  EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM sessions WHERE token_hash = sha256(convert_to('" + expired + "', 'UTF8'))"), "0");
+
+  // The old tokens keep working through toriid.
+  DaemonOptions o;
+  o.database_url = fx.db;
+  DaemonProcess d(o);
+  auto client = Client::Create({.endpoints = {d.request_endpoint()}});
+  ASSERT_TRUE(client.ok()) << client.error().ToString();
+  auto g1 = client->CallJson("get_session", {{"token", live1}});
+  ASSERT_TRUE(g1.ok()) << g1.error().ToString();
+  EXPECT_EQ((*g1)["user_id"], ann);
+  EXPECT_EQ((*g1)["id"], s1);
+  auto g2 = client->CallJson("get_session", {{"token", live2}});
+  ASSERT_TRUE(g2.ok()) << g2.error().ToString();
+  EXPECT_EQ((*g2)["user_id"], MigratedUserId("usr_b"));
+  auto g3 = client->CallJson("get_session", {{"token", expired}});
+  ASSERT_FALSE(g3.ok());
+  EXPECT_EQ(g3.error().code(), Code::kNotFound);
+  auto byemail = client->CallJson("get_user_by_email", {{"email", "ann@example.com"}});
+  ASSERT_TRUE(byemail.ok()) << byemail.error().ToString();
+  EXPECT_EQ((*byemail)["id"], ann);
+  EXPECT_EQ(d.log().find(live1), std::string::npos);
+}
+
+TEST(SqliteMigrate, OldShapeUuidIdsAndSessionIdAsToken) {
+  Fixture fx;
+  SqliteFile f(fx.dir);
+  CreateOldSchema(f);
+  std::string t1 = "5b0c7f6e-3f0d-4c51-9a43-2a7f3f0e9b11";  // 0.2 tokens are UUIDv4 strings
+  std::string t2 = "0d2e9e3a-8a3b-4d7e-b1c2-6f5a4e3d2c1b";
+  f.Exec("INSERT INTO users VALUES ('6F1D2C3B-4A59-4E8D-9C7B-1A2B3C4D5E6F', 'Old', 'old@example.com', NULL, NULL, 1500000000, NULL);"
+         "INSERT INTO sessions VALUES ('" + t1 + "', '6F1D2C3B-4A59-4E8D-9C7B-1A2B3C4D5E6F', 'ua', '::1', " +
+         std::to_string(kNowS + 3600 * 24 * 365 * 50) + ", 1500000000, 1500000000),"
+         " ('" + t2 + "', '6F1D2C3B-4A59-4E8D-9C7B-1A2B3C4D5E6F', NULL, NULL, 1500000100, 1500000000, NULL);");
+  SqliteMigrateReport r = Migrate(f.path(), fx.db);
+  EXPECT_EQ(r.session_shape, "session id is the token");
+  EXPECT_EQ(r.users_new, 1);
+  EXPECT_EQ(r.users_mapped_ids, 0);
+  EXPECT_EQ(r.sessions_new, 1);
+  EXPECT_EQ(r.sessions_expired, 1);
+  EXPECT_TRUE(r.not_migrated_tables.empty());
+
+  PgConn c = Connect(fx.db);
+  std::string uid = "6f1d2c3b-4a59-4e8d-9c7b-1a2b3c4d5e6f";
+  EXPECT_EQ(Query(c.get(), "SELECT metadata ? 'torii_id' FROM users WHERE id = '" + uid + "'"), "f");
+  EXPECT_EQ(Query(c.get(), "SELECT extract(epoch FROM updated_at)::int8 FROM users WHERE id = '" + uid + "'"),
+            std::to_string(kNowS));
+  std::string sid = UuidV5(kSqliteMigrateNamespace, t1);
+  // The old id was the bearer token: it must not be kept in the clear.
+  EXPECT_EQ(Query(c.get(), "SELECT metadata::text FROM sessions WHERE id = '" + sid + "'"), "{}");
+  EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM sessions WHERE metadata::text LIKE '%" + t1 + "%'"), "0");
+
+  DaemonOptions o;
+  o.database_url = fx.db;
+  DaemonProcess d(o);
+  auto client = Client::Create({.endpoints = {d.request_endpoint()}});
+  ASSERT_TRUE(client.ok());
+  auto g = client->CallJson("get_session", {{"token", t1}});
+  ASSERT_TRUE(g.ok()) << g.error().ToString();
+  EXPECT_EQ((*g)["id"], sid);
+  EXPECT_EQ((*g)["user_id"], uid);
+  auto g2 = client->CallJson("get_session", {{"token", t2}});
+  ASSERT_FALSE(g2.ok());
+  EXPECT_EQ(g2.error().code(), Code::kNotFound);
+}
+
+TEST(SqliteMigrate, CaseConflictsRefusedBeforeAnythingIsWritten) {
+  Fixture fx;
+  SqliteFile f(fx.dir);
+  CreateModernSchema(f);
+  f.Exec("INSERT INTO users (id, email, created_at, updated_at) VALUES"
+         " ('usr_1', 'Dup@Example.com', 1, 1), ('usr_2', 'dup@example.COM', 1, 1),"
+         " ('usr_3', 'Zed@x.org', 1, 1), ('usr_4', 'zed@x.org', 1, 1), ('usr_5', 'fine@x.org', 1, 1);");
+  auto r = MigrateFromSqlite({f.path(), fx.db, false, kNow});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
+  for (const char* e : {"Dup@Example.com", "dup@example.COM", "Zed@x.org", "zed@x.org"})
+    EXPECT_NE(r.error().message().find(e), std::string::npos) << e << " missing from: " << r.error().message();
+  EXPECT_EQ(r.error().message().find("fine@x.org"), std::string::npos);
+  // Not even toriid's schema was created.
+  PgConn c = Connect(fx.db);
+  EXPECT_EQ(Query(c.get(), "SELECT to_regclass('public.users')"), "<null>");
+
+  // Against the target: a user already there under another id.
+  std::string dir2 = test::MakeTempDir("torii-mig2");
+  {
+    SqliteFile g(dir2);
+    CreateModernSchema(g);
+    g.Exec("INSERT INTO users (id, email) VALUES ('usr_x', 'Carol@x.org')");
+    ASSERT_EQ(Migrate(g.path(), fx.db).users_new, 1);
+    g.Exec("DELETE FROM users; INSERT INTO users (id, email) VALUES ('usr_y', 'carol@X.org'), ('usr_z', 'z@x.org')");
+    auto again = MigrateFromSqlite({g.path(), fx.db, false, kNow});
+    ASSERT_FALSE(again.ok());
+    EXPECT_NE(again.error().message().find("carol@X.org (the target has Carol@x.org)"), std::string::npos)
+        << again.error().message();
+    EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM users"), "1");
+  }
+  test::RemoveTree(dir2);
+}
+
+TEST(SqliteMigrate, RerunChangesNothingAndSaysSo) {
+  Fixture fx;
+  SqliteFile f(fx.dir);
+  CreateModernSchema(f);
+  f.Exec("INSERT INTO users (id, email, created_at, updated_at) VALUES ('usr_1', 'a@x.org', 10, 20), ('usr_2', 'b@x.org', NULL, NULL);"
+         "INSERT INTO sessions (token, user_id, expires_at) VALUES ('" + NewSessionToken() + "', 'usr_1', " +
+         std::to_string(kNowS + 86400 * 365 * 50) + ");");
+  SqliteMigrateReport first = Migrate(f.path(), fx.db);
+  ASSERT_EQ(first.users_new, 2);
+  ASSERT_EQ(first.sessions_new, 1);
+  PgConn c = Connect(fx.db);
+  const std::string snapshot =
+      "SELECT (SELECT string_agg(id::text || xmin::text || updated_at::text, ',' ORDER BY id) FROM users) || '|' ||"
+      " (SELECT string_agg(id::text || xmin::text, ',' ORDER BY id) FROM sessions) || '|' ||"
+      " (SELECT count(*) FROM audit_logs)";
+  std::string before = Query(c.get(), snapshot);
+
+  // A later "now": NULL timestamps would differ if anything were rewritten.
+  auto second = MigrateFromSqlite({f.path(), fx.db, false, kNow + 3600000000LL});
+  ASSERT_TRUE(second.ok()) << second.error().ToString();
+  EXPECT_EQ(second->users_new, 0);
+  EXPECT_EQ(second->users_present, 2);
+  EXPECT_EQ(second->sessions_new, 0);
+  EXPECT_EQ(second->sessions_present, 1);
+  EXPECT_EQ(second->migrations_applied, 0);
+  EXPECT_TRUE(second->NothingToDo());
+  EXPECT_TRUE(second->verified);
+  EXPECT_NE(FormatMigrateReport(*second).find("nothing to do"), std::string::npos);
+  EXPECT_EQ(Query(c.get(), snapshot), before);
+}
+
+TEST(SqliteMigrate, DryRunWritesNothing) {
+  Fixture fx;
+  SqliteFile f(fx.dir);
+  CreateModernSchema(f);
+  f.Exec("INSERT INTO users (id, email) VALUES ('usr_1', 'a@x.org'), ('usr_2', 'b@x.org');"
+         "INSERT INTO sessions (token, user_id, expires_at) VALUES ('" + NewSessionToken() + "', 'usr_1', " +
+         std::to_string(kNowS + 86400 * 365 * 50) + "), ('" + NewSessionToken() + "', 'usr_2', 5);");
+  SqliteMigrateReport r = Migrate(f.path(), fx.db, /*dry_run=*/true);
+  EXPECT_TRUE(r.dry_run);
+  EXPECT_EQ(r.users_new, 2);
+  EXPECT_EQ(r.sessions_new, 1);
+  EXPECT_EQ(r.sessions_expired, 1);
+  EXPECT_GT(r.migrations_pending, 0);
+  EXPECT_EQ(r.migrations_applied, 0);
+  EXPECT_NE(FormatMigrateReport(r).find("would insert 2"), std::string::npos) << FormatMigrateReport(r);
+  PgConn c = Connect(fx.db);
+  EXPECT_EQ(Query(c.get(), "SELECT to_regclass('public.users')"), "<null>");
+  EXPECT_EQ(Query(c.get(), "SELECT to_regclass('public.torii_schema_migrations')"), "<null>");
+
+  // With the schema in place, a dry run still inserts nothing.
+  (void)Migrate(f.path(), fx.db);
+  f.Exec("INSERT INTO users (id, email) VALUES ('usr_3', 'c@x.org')");
+  SqliteMigrateReport r2 = Migrate(f.path(), fx.db, true);
+  EXPECT_EQ(r2.users_new, 1);
+  EXPECT_EQ(r2.users_present, 2);
+  EXPECT_EQ(r2.target_users, 2);
+  EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM users"), "2");
+}
+
+TEST(SqliteMigrate, HundredThousandUsersHalfAMillionSessions) {
+  Fixture fx;
+  SqliteFile f(fx.dir);
+  CreateModernSchema(f);
+  f.Exec("BEGIN");
+  {
+    sqlite3_stmt* u = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(f.db(), "INSERT INTO users VALUES (?, ?, ?, NULL, 'hash', 1600000000, 1600000000, NULL)",
+                                 -1, &u, nullptr),
+              SQLITE_OK);
+    for (int i = 0; i < 100000; i++) {
+      std::string id = "usr_" + std::to_string(i), email = "user" + std::to_string(i) + "@example.com",
+                  name = "User " + std::to_string(i);
+      sqlite3_bind_text(u, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(u, 2, name.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(u, 3, email.c_str(), -1, SQLITE_TRANSIENT);
+      ASSERT_EQ(sqlite3_step(u), SQLITE_DONE);
+      sqlite3_reset(u);
+    }
+    sqlite3_finalize(u);
+    sqlite3_stmt* s = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(f.db(),
+                                 "INSERT INTO sessions (token, user_id, user_agent, ip_address, expires_at, created_at)"
+                                 " VALUES (?, ?, 'Mozilla/5.0', '192.0.2.1', ?, 1600000000)",
+                                 -1, &s, nullptr),
+              SQLITE_OK);
+    for (int i = 0; i < 500000; i++) {
+      std::string tok = NewSessionToken(), uid = "usr_" + std::to_string(i % 100000);
+      sqlite3_bind_text(s, 1, tok.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(s, 2, uid.c_str(), -1, SQLITE_TRANSIENT);
+      // One in ten expired.
+      sqlite3_bind_int64(s, 3, i % 10 == 0 ? kNowS - 60 : kNowS + 86400 * 365 * 50);
+      ASSERT_EQ(sqlite3_step(s), SQLITE_DONE);
+      sqlite3_reset(s);
+    }
+    sqlite3_finalize(s);
+  }
+  f.Exec("COMMIT");
+
+  auto t0 = std::chrono::steady_clock::now();
+  SqliteMigrateReport r = Migrate(f.path(), fx.db);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("migrated %lld users and %lld sessions in %.2f s\n", static_cast<long long>(r.users_new),
+              static_cast<long long>(r.sessions_new), secs);
+  EXPECT_EQ(r.users_new, 100000);
+  EXPECT_EQ(r.sessions_new, 450000);
+  EXPECT_EQ(r.sessions_expired, 50000);
+  EXPECT_TRUE(r.verified);
+  EXPECT_LT(secs, 60.0);
+  PgConn c = Connect(fx.db);
+  EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM sessions"), "450000");
+}
+
+}  // namespace
+}  // namespace torii
