@@ -350,10 +350,12 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options
       if (impl->options.families.empty()) {
         ep.socket->set(zmq::sockopt::subscribe, "");
       } else {
-        ep.socket->set(zmq::sockopt::subscribe, "torii.");
+        // "torii." last: subscriptions reach the publisher in order, so the
+        // first heartbeat proves the family subscriptions are in place too.
         for (const auto& f : impl->options.families) {
           if (f != "torii") ep.socket->set(zmq::sockopt::subscribe, f + ".");
         }
+        ep.socket->set(zmq::sockopt::subscribe, "torii.");
       }
       ep.socket->connect(impl->options.endpoints[i]);
       ep.last_message_ms = now;

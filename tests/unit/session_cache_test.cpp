@@ -1,0 +1,551 @@
+// torii::SessionCache over a scripted daemon: a ROUTER that answers
+// get_session from an in-memory table and a PUB that sends heartbeats and
+// the events the test asks for, both inproc on one thread so that "the
+// event was published before the reply" is exact. Covers hits, eviction by
+// session and user events, flush on stale, no caching while not live,
+// expiry, LRU capacity, and the read-through race.
+#include "torii/session_cache.h"
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <zmq.hpp>
+
+#include "torii/protocol.h"
+
+namespace torii {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t MsSince(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+std::string_view S(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
+
+const msgpack::object* Get(const msgpack::object& map, std::string_view key) {
+  if (map.type != msgpack::type::MAP) return nullptr;
+  for (uint32_t i = 0; i < map.via.map.size; i++) {
+    if (map.via.map.ptr[i].key.type == msgpack::type::STR && S(map.via.map.ptr[i].key) == key) {
+      return &map.via.map.ptr[i].val;
+    }
+  }
+  return nullptr;
+}
+
+void PackS(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+struct FakeSession {
+  std::string id;
+  std::string user_id;
+  Micros expires_at;
+};
+
+// The scripted daemon, on its own thread. Its table and switches are
+// guarded by `mu`; the test changes them with the methods below.
+class FakeDaemon {
+ public:
+  // Runs on the daemon thread just before a get_session reply is sent;
+  // may Publish() (the event then reaches the subscriber before the reply).
+  using BeforeReply = std::function<void(const std::string& token, FakeDaemon&)>;
+
+  explicit FakeDaemon(zmq::context_t& ctx)
+      : router_(ctx, zmq::socket_type::router), pub_(ctx, zmq::socket_type::pub) {
+    static std::atomic<int> n{0};
+    int k = n++;
+    requests_endpoint_ = "inproc://cache-test-requests-" + std::to_string(k);
+    events_endpoint_ = "inproc://cache-test-events-" + std::to_string(k);
+    router_.set(zmq::sockopt::linger, 0);
+    pub_.set(zmq::sockopt::linger, 0);
+    router_.bind(requests_endpoint_);
+    pub_.bind(events_endpoint_);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~FakeDaemon() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  const std::string& requests_endpoint() const { return requests_endpoint_; }
+  const std::string& events_endpoint() const { return events_endpoint_; }
+  int gets() const { return gets_.load(); }
+
+  void Put(const std::string& token, FakeSession s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    table_[token] = std::move(s);
+  }
+  void Remove(const std::string& token) {
+    std::lock_guard<std::mutex> lock(mu_);
+    table_.erase(token);
+  }
+  void SetHeartbeats(bool on) { heartbeats_ = on; }
+  void SetBeforeReply(BeforeReply f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    before_reply_ = std::move(f);
+  }
+  // Queues an event for the daemon thread to publish (with the next seq of
+  // its family).
+  void PublishLater(std::string topic, std::function<void(Packer&)> extra, uint32_t extra_keys) {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued_.push_back({std::move(topic), std::move(extra), extra_keys});
+  }
+  void SessionEvent(std::string kind, const FakeSession& s) {
+    PublishLater("session." + kind, [s](Packer& pk) {
+      PackS(pk, "id");
+      PackS(pk, s.id);
+      PackS(pk, "user_id");
+      PackS(pk, s.user_id);
+    }, 2);
+  }
+  void UserEvent(std::string kind, const std::string& user_id) {
+    PublishLater("user." + kind, [user_id](Packer& pk) {
+      PackS(pk, "id");
+      PackS(pk, user_id);
+      PackS(pk, "email");
+      PackS(pk, "someone@example.com");
+    }, 2);
+  }
+
+  // Daemon thread only.
+  void Publish(const std::string& topic, const std::function<void(Packer&)>& extra, uint32_t extra_keys) {
+    std::string family = topic.substr(0, topic.find('.'));
+    uint64_t seq = ++seqs_[family];
+    msgpack::sbuffer b;
+    Packer pk(b);
+    pk.pack_map(3 + extra_keys);
+    PackS(pk, "seq");
+    pk.pack_uint64(seq);
+    PackS(pk, "epoch");
+    PackS(pk, "fake-epoch");
+    PackS(pk, "at");
+    PackTimestamp(pk, NowMicros());
+    if (extra) extra(pk);
+    pub_.send(zmq::buffer(topic), zmq::send_flags::sndmore);
+    pub_.send(zmq::const_buffer(b.data(), b.size()), zmq::send_flags::none);
+  }
+
+ private:
+  struct Queued {
+    std::string topic;
+    std::function<void(Packer&)> extra;
+    uint32_t keys;
+  };
+
+  void Heartbeat() {
+    std::map<std::string, uint64_t> seqs = seqs_;
+    seqs["torii"]++;
+    Publish("torii.heartbeat", [&](Packer& pk) {
+      PackS(pk, "seqs");
+      pk.pack_map(static_cast<uint32_t>(seqs.size()));
+      for (const auto& [f, s] : seqs) {
+        PackS(pk, f);
+        pk.pack_uint64(s);
+      }
+    }, 1);
+  }
+
+  void Answer(const std::vector<zmq::message_t>& frames) {
+    auto body = msgpack::unpack(static_cast<const char*>(frames.back().data()), frames.back().size());
+    const msgpack::object& root = body.get();
+    uint64_t id = Get(root, "id")->via.u64;
+    std::string token(S(*Get(*Get(root, "args"), "token")));
+    gets_++;
+    std::optional<FakeSession> found;
+    BeforeReply hook;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = table_.find(token);
+      // Like the daemon: an expired session is not found.
+      if (it != table_.end() && it->second.expires_at > NowMicros()) found = it->second;
+      hook = before_reply_;
+    }
+    if (hook) hook(token, *this);
+    msgpack::sbuffer b;
+    Packer pk(b);
+    pk.pack_map(3);
+    PackS(pk, "id");
+    pk.pack_uint64(id);
+    if (found) {
+      PackS(pk, "ok");
+      pk.pack_true();
+      PackS(pk, "result");
+      pk.pack_map(7);
+      PackS(pk, "id");
+      PackS(pk, found->id);
+      PackS(pk, "user_id");
+      PackS(pk, found->user_id);
+      PackS(pk, "expires_at");
+      PackTimestamp(pk, found->expires_at);
+      PackS(pk, "user_agent");
+      pk.pack_nil();
+      PackS(pk, "ip_address");
+      pk.pack_nil();
+      PackS(pk, "metadata");
+      pk.pack_map(0);
+      PackS(pk, "created_at");
+      PackTimestamp(pk, NowMicros());
+    } else {
+      PackS(pk, "ok");
+      pk.pack_false();
+      PackS(pk, "error");
+      pk.pack_map(2);
+      PackS(pk, "code");
+      PackS(pk, "not_found");
+      PackS(pk, "message");
+      PackS(pk, "no such session");
+    }
+    for (size_t i = 0; i + 1 < frames.size(); i++) {
+      router_.send(zmq::const_buffer(frames[i].data(), frames[i].size()), zmq::send_flags::sndmore);
+    }
+    router_.send(zmq::const_buffer(b.data(), b.size()), zmq::send_flags::none);
+  }
+
+  void Run() {
+    auto last_heartbeat = Clock::now() - std::chrono::seconds(1);
+    while (!stop_) {
+      zmq::pollitem_t item{static_cast<void*>(router_), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(2));
+      std::deque<Queued> q;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        q.swap(queued_);
+      }
+      for (auto& e : q) Publish(e.topic, e.extra, e.keys);
+      if (heartbeats_ && MsSince(last_heartbeat) >= 20) {
+        Heartbeat();
+        last_heartbeat = Clock::now();
+      }
+      for (;;) {
+        std::vector<zmq::message_t> frames;
+        zmq::message_t m;
+        if (!router_.recv(m, zmq::recv_flags::dontwait)) break;
+        frames.push_back(std::move(m));
+        while (frames.back().more()) {
+          zmq::message_t next;
+          (void)router_.recv(next, zmq::recv_flags::none);
+          frames.push_back(std::move(next));
+        }
+        Answer(frames);
+      }
+    }
+  }
+
+  zmq::socket_t router_;
+  zmq::socket_t pub_;
+  std::string requests_endpoint_;
+  std::string events_endpoint_;
+  std::mutex mu_;
+  std::map<std::string, FakeSession> table_;
+  std::deque<Queued> queued_;
+  BeforeReply before_reply_;
+  std::map<std::string, uint64_t> seqs_{{"session", 0}, {"user", 0}};
+  std::atomic<bool> heartbeats_{true};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> gets_{0};
+  std::thread thread_;
+};
+
+// The client side: Client + Subscriber + SessionCache on the test thread.
+struct Rig {
+  zmq::context_t ctx;
+  FakeDaemon daemon{ctx};
+  std::optional<Client> client;
+  std::unique_ptr<Subscriber> sub;
+  std::unique_ptr<SessionCache> cache;
+  int events = 0;
+
+  explicit Rig(size_t max_entries = 100) {
+    ClientOptions co;
+    co.endpoints = {daemon.requests_endpoint()};
+    co.context = &ctx;
+    co.default_timeout_ms = 3000;
+    auto c = Client::Create(co);
+    EXPECT_TRUE(c.ok());
+    client.emplace(std::move(c.value()));
+    SubscriberOptions so;
+    so.endpoints = {daemon.events_endpoint()};
+    so.families = {"session", "user"};
+    so.context = &ctx;
+    so.heartbeat_ms = 1000;
+    auto s = Subscriber::Create(so);
+    EXPECT_TRUE(s.ok());
+    sub = std::move(s.value());
+    sub->AddListener([this](const Event&) { events++; }, nullptr);
+    SessionCacheOptions o;
+    o.max_entries = max_entries;
+    cache = std::make_unique<SessionCache>(*client, *sub, o);
+  }
+  ~Rig() {
+    cache.reset();
+    sub.reset();
+    client.reset();
+  }
+
+  bool WaitLive() {
+    auto start = Clock::now();
+    while (!sub->live() && MsSince(start) < 5000) sub->Poll(10);
+    return sub->live();
+  }
+  // Polls until `n` more events (of subscribed families) were delivered.
+  bool WaitEvents(int n) {
+    int target = events + n;
+    auto start = Clock::now();
+    while (events < target && MsSince(start) < 5000) sub->Poll(10);
+    return events >= target;
+  }
+};
+
+Micros InOneHour() { return NowMicros() + 3600LL * 1000000; }
+
+TEST(SessionCacheTest, ServesRepeatedGetsFromTheCacheOnceLive) {
+  Rig rig;
+  ASSERT_TRUE(rig.WaitLive());
+  rig.daemon.Put("tok-a", {"s-a", "u-1", InOneHour()});
+  auto first = rig.cache->Get("tok-a");
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  EXPECT_EQ((*first)->id, "s-a");
+  EXPECT_EQ((*first)->user_id, "u-1");
+  EXPECT_EQ(S(*Get((*first)->object(), "user_id")), "u-1");
+  auto second = rig.cache->Get("tok-a");
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ((*second)->id, "s-a");
+  EXPECT_EQ(rig.daemon.gets(), 1);
+  EXPECT_EQ(rig.cache->stats().hits, 1u);
+  EXPECT_EQ(rig.cache->size(), 1u);
+
+  auto missing = rig.cache->Get("tok-none");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), Code::kNotFound);
+  EXPECT_FALSE(rig.cache->Get("tok-none").ok());
+  EXPECT_EQ(rig.daemon.gets(), 3);  // not_found is never cached
+}
+
+TEST(SessionCacheTest, DoesNotCacheUntilTheSubscriberIsLive) {
+  Rig rig;
+  rig.daemon.SetHeartbeats(false);
+  rig.daemon.Put("tok-a", {"s-a", "u-1", InOneHour()});
+  ASSERT_FALSE(rig.sub->live());
+  ASSERT_TRUE(rig.cache->Get("tok-a").ok());
+  ASSERT_TRUE(rig.cache->Get("tok-a").ok());
+  EXPECT_EQ(rig.daemon.gets(), 2);
+  EXPECT_EQ(rig.cache->stats().not_cached_stale, 2u);
+  EXPECT_EQ(rig.cache->size(), 0u);
+
+  rig.daemon.SetHeartbeats(true);
+  ASSERT_TRUE(rig.WaitLive());
+  ASSERT_TRUE(rig.cache->Get("tok-a").ok());
+  ASSERT_TRUE(rig.cache->Get("tok-a").ok());
+  EXPECT_EQ(rig.daemon.gets(), 3);
+}
+
+TEST(SessionCacheTest, ASessionEventEvictsThatSession) {
+  Rig rig;
+  ASSERT_TRUE(rig.WaitLive());
+  FakeSession a{"s-a", "u-1", InOneHour()};
+  FakeSession b{"s-b", "u-1", InOneHour()};
+  rig.daemon.Put("tok-a", a);
+  rig.daemon.Put("tok-b", b);
+  ASSERT_TRUE(rig.cache->Get("tok-a").ok());
+  ASSERT_TRUE(rig.cache->Get("tok-b").ok());
+  EXPECT_EQ(rig.cache->size(), 2u);
+
+  // delete_session: the row goes, then its event is delivered.
+  rig.daemon.Remove("tok-a");
+  rig.daemon.SessionEvent("deleted", a);
+  ASSERT_TRUE(rig.WaitEvents(1));
+  EXPECT_EQ(rig.cache->size(), 1u);
+  auto gone = rig.cache->Get("tok-a");
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code(), Code::kNotFound);
+  ASSERT_TRUE(rig.cache->Get("tok-b").ok());  // the other one is still cached
+  EXPECT_EQ(rig.daemon.gets(), 3);
+  EXPECT_EQ(rig.cache->stats().evictions, 1u);
+}
+
+TEST(SessionCacheTest, UserUpdatedOrDeletedEvictsAllItsSessions) {
+  Rig rig;
+  ASSERT_TRUE(rig.WaitLive());
+  rig.daemon.Put("tok-1", {"s-1", "u-1", InOneHour()});
+  rig.daemon.Put("tok-2", {"s-2", "u-1", InOneHour()});
+  rig.daemon.Put("tok-3", {"s-3", "u-2", InOneHour()});
+  for (auto t : {"tok-1", "tok-2", "tok-3"}) ASSERT_TRUE(rig.cache->Get(t).ok());
+  EXPECT_EQ(rig.cache->size(), 3u);
+
+  rig.daemon.UserEvent("created", "u-1");  // changes nothing cached
+  rig.daemon.UserEvent("updated", "u-1");
+  ASSERT_TRUE(rig.WaitEvents(2));
+  EXPECT_EQ(rig.cache->size(), 1u);
+  rig.daemon.UserEvent("deleted", "u-2");
+  ASSERT_TRUE(rig.WaitEvents(1));
+  EXPECT_EQ(rig.cache->size(), 0u);
+}
+
+TEST(SessionCacheTest, StaleDropsEverythingAndStopsCachingUntilAHeartbeat) {
+  Rig rig;
+  ASSERT_TRUE(rig.WaitLive());
+  rig.daemon.Put("tok-1", {"s-1", "u-1", InOneHour()});
+  rig.daemon.Put("tok-2", {"s-2", "u-2", InOneHour()});
+  ASSERT_TRUE(rig.cache->Get("tok-1").ok());
+  ASSERT_TRUE(rig.cache->Get("tok-2").ok());
+  EXPECT_EQ(rig.cache->size(), 2u);
+
+  rig.daemon.SetHeartbeats(false);
+  rig.daemon.PublishLater("torii.resync", [](Packer& pk) {
+    PackS(pk, "reason");
+    PackS(pk, "test");
+  }, 1);
+  auto start = Clock::now();
+  while (rig.cache->size() != 0 && MsSince(start) < 5000) rig.sub->Poll(10);
+  EXPECT_EQ(rig.cache->size(), 0u);
+  EXPECT_FALSE(rig.sub->live());
+  const int gets = rig.daemon.gets();
+  ASSERT_TRUE(rig.cache->Get("tok-1").ok());
+  ASSERT_TRUE(rig.cache->Get("tok-1").ok());
+  EXPECT_EQ(rig.daemon.gets(), gets + 2);  // not cached while stale
+
+  rig.daemon.SetHeartbeats(true);
+  ASSERT_TRUE(rig.WaitLive());
+  ASSERT_TRUE(rig.cache->Get("tok-1").ok());
+  ASSERT_TRUE(rig.cache->Get("tok-1").ok());
+  EXPECT_EQ(rig.daemon.gets(), gets + 3);
+}
+
+TEST(SessionCacheTest, NeverServesAnEntryPastItsExpiry) {
+  Rig rig;
+  ASSERT_TRUE(rig.WaitLive());
+  const Micros expires = NowMicros() + 200000;
+  rig.daemon.Put("tok-a", {"s-a", "u-1", expires});
+  ASSERT_TRUE(rig.cache->Get("tok-a").ok());
+  auto hit = rig.cache->Get("tok-a");
+  ASSERT_TRUE(hit.ok());
+  EXPECT_EQ(rig.daemon.gets(), 1);
+  // No event comes for an expiry; the clock alone must retire the entry.
+  while (NowMicros() < expires) rig.sub->Poll(10);
+  auto after = rig.cache->Get("tok-a");
+  ASSERT_FALSE(after.ok());
+  EXPECT_EQ(after.error().code(), Code::kNotFound);
+  EXPECT_EQ(rig.cache->stats().expired, 1u);
+  EXPECT_EQ(rig.daemon.gets(), 2);
+}
+
+TEST(SessionCacheTest, EvictsTheLeastRecentlyUsedBeyondCapacity) {
+  Rig rig(2);
+  ASSERT_TRUE(rig.WaitLive());
+  for (auto t : {"a", "b", "c"}) rig.daemon.Put(t, {std::string("s-") + t, "u", InOneHour()});
+  ASSERT_TRUE(rig.cache->Get("a").ok());
+  ASSERT_TRUE(rig.cache->Get("b").ok());
+  ASSERT_TRUE(rig.cache->Get("a").ok());  // a is now the most recent
+  ASSERT_TRUE(rig.cache->Get("c").ok());  // evicts b
+  EXPECT_EQ(rig.cache->size(), 2u);
+  EXPECT_EQ(rig.cache->stats().capacity_evictions, 1u);
+  const int gets = rig.daemon.gets();
+  ASSERT_TRUE(rig.cache->Get("a").ok());
+  ASSERT_TRUE(rig.cache->Get("c").ok());
+  EXPECT_EQ(rig.daemon.gets(), gets);
+  ASSERT_TRUE(rig.cache->Get("b").ok());
+  EXPECT_EQ(rig.daemon.gets(), gets + 1);
+}
+
+TEST(SessionCacheTest, AReplyOvertakenByItsDeleteEventIsNotCached) {
+  Rig rig;
+  ASSERT_TRUE(rig.WaitLive());
+  FakeSession a{"s-a", "u-1", InOneHour()};
+  rig.daemon.Put("tok-a", a);
+  // The daemon read the row, then a concurrent delete_session committed and
+  // its event went out before the (now stale) reply.
+  rig.daemon.SetBeforeReply([a](const std::string& token, FakeDaemon& d) {
+    d.Remove(token);
+    d.Publish("session.deleted", [a](Packer& pk) {
+      PackS(pk, "id");
+      PackS(pk, a.id);
+      PackS(pk, "user_id");
+      PackS(pk, a.user_id);
+    }, 2);
+  });
+  auto r = rig.cache->Get("tok-a");
+  ASSERT_TRUE(r.ok());  // the caller gets what the daemon said...
+  EXPECT_EQ(rig.cache->stats().not_cached_race, 1u);  // ...but it is not kept
+  EXPECT_EQ(rig.cache->size(), 0u);
+  rig.daemon.SetBeforeReply(nullptr);
+  auto again = rig.cache->Get("tok-a");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), Code::kNotFound);
+  EXPECT_EQ(rig.daemon.gets(), 2);
+}
+
+TEST(SessionCacheTest, AnUnrelatedEventDuringAGetDoesNotBlockCaching) {
+  Rig rig;
+  ASSERT_TRUE(rig.WaitLive());
+  rig.daemon.Put("tok-a", {"s-a", "u-1", InOneHour()});
+  rig.daemon.SetBeforeReply([](const std::string&, FakeDaemon& d) {
+    d.Publish("session.deleted", [](Packer& pk) {
+      PackS(pk, "id");
+      PackS(pk, "s-other");
+      PackS(pk, "user_id");
+      PackS(pk, "u-2");
+    }, 2);
+  });
+  ASSERT_TRUE(rig.cache->Get("tok-a").ok());
+  EXPECT_EQ(rig.cache->size(), 1u);
+  EXPECT_EQ(rig.cache->stats().not_cached_race, 0u);
+}
+
+TEST(SessionCacheTest, ADeletedSessionIsNeverServedUnderInterleavedRevokesAndReads) {
+  // Many sessions, revoked one by one while reads go on. After each
+  // revoke's event has been delivered, no read may return it.
+  Rig rig(64);
+  ASSERT_TRUE(rig.WaitLive());
+  constexpr int kSessions = 40;
+  std::vector<FakeSession> sessions;
+  for (int i = 0; i < kSessions; i++) {
+    FakeSession s{"s-" + std::to_string(i), "u-" + std::to_string(i % 5), InOneHour()};
+    rig.daemon.Put("tok-" + std::to_string(i), s);
+    sessions.push_back(s);
+  }
+  for (int i = 0; i < kSessions; i++) ASSERT_TRUE(rig.cache->Get("tok-" + std::to_string(i)).ok());
+  for (int i = 0; i < kSessions; i++) {
+    // Every other revoke races a read: its event overtakes the reply.
+    if (i % 2 == 0) {
+      FakeSession s = sessions[i];
+      rig.daemon.SetBeforeReply([s, i](const std::string& token, FakeDaemon& d) {
+        if (token != "tok-" + std::to_string(i)) return;
+        d.Remove(token);
+        d.Publish("session.deleted", [s](Packer& pk) {
+          PackS(pk, "id");
+          PackS(pk, s.id);
+          PackS(pk, "user_id");
+          PackS(pk, s.user_id);
+        }, 2);
+      });
+      // Evict first so the read goes to the daemon and meets the race.
+      rig.daemon.UserEvent("updated", s.user_id);
+      ASSERT_TRUE(rig.WaitEvents(1));
+      (void)rig.cache->Get("tok-" + std::to_string(i));
+      rig.daemon.SetBeforeReply(nullptr);
+    } else {
+      rig.daemon.Remove("tok-" + std::to_string(i));
+      rig.daemon.SessionEvent("deleted", sessions[i]);
+      ASSERT_TRUE(rig.WaitEvents(1));
+    }
+    // Revoked so far: none served, from cache or otherwise.
+    for (int j = 0; j <= i; j++) {
+      auto r = rig.cache->Get("tok-" + std::to_string(j));
+      EXPECT_FALSE(r.ok()) << "session " << j << " served after its revoke (step " << i << ")";
+    }
+    // Not yet revoked: still served.
+    if (i + 1 < kSessions) EXPECT_TRUE(rig.cache->Get("tok-" + std::to_string(i + 1)).ok());
+  }
+}
+
+}  // namespace
+}  // namespace torii

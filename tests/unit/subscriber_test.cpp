@@ -1,0 +1,373 @@
+// torii::Subscriber against an in-process PUB socket publishing crafted
+// events: delivery and decoding, going live on a heartbeat, and each stale
+// condition (gap, a heartbeat showing a dropped last message, epoch change,
+// heartbeat silence, resync, malformed).
+#include "torii/subscriber.h"
+
+#include <chrono>
+#include <map>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <zmq.hpp>
+
+#include "torii/protocol.h"
+
+namespace torii {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t MsSince(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+void PackS(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+// A PUB socket that publishes events the way PROTOCOL.md section 3 says,
+// with whatever seq and epoch the test wants.
+class TestPub {
+ public:
+  explicit TestPub(zmq::context_t& ctx) : socket_(ctx, zmq::socket_type::pub) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.bind("tcp://127.0.0.1:*");
+    endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+  }
+  const std::string& endpoint() const { return endpoint_; }
+
+  // {seq, epoch, at, extra...}; `extra` packs `extra_keys` key/value pairs.
+  void Event(std::string_view topic, std::string_view epoch, uint64_t seq, uint32_t extra_keys = 0,
+             const std::function<void(Packer&)>& extra = nullptr) {
+    msgpack::sbuffer b;
+    Packer pk(b);
+    pk.pack_map(3 + extra_keys);
+    PackS(pk, "seq");
+    pk.pack_uint64(seq);
+    PackS(pk, "epoch");
+    PackS(pk, epoch);
+    PackS(pk, "at");
+    PackTimestamp(pk, 1700000000123456);
+    if (extra) extra(pk);
+    Raw(topic, std::string_view(b.data(), b.size()));
+  }
+  void Raw(std::string_view topic, std::string_view body) {
+    socket_.send(zmq::buffer(topic), zmq::send_flags::sndmore);
+    socket_.send(zmq::buffer(body), zmq::send_flags::none);
+  }
+  void Heartbeat(std::string_view epoch, uint64_t torii_seq, const std::map<std::string, uint64_t>& seqs) {
+    Event("torii.heartbeat", epoch, torii_seq, 1, [&](Packer& pk) {
+      PackS(pk, "seqs");
+      pk.pack_map(static_cast<uint32_t>(seqs.size() + 1));
+      PackS(pk, "torii");
+      pk.pack_uint64(torii_seq);
+      for (const auto& [f, s] : seqs) {
+        PackS(pk, f);
+        pk.pack_uint64(s);
+      }
+    });
+  }
+  void WithId(std::string_view topic, std::string_view epoch, uint64_t seq, std::string_view id) {
+    Event(topic, epoch, seq, 1, [&](Packer& pk) {
+      PackS(pk, "id");
+      PackS(pk, id);
+    });
+  }
+
+ private:
+  zmq::socket_t socket_;
+  std::string endpoint_;
+};
+
+// Records what the subscriber reports.
+struct Recorder {
+  std::vector<Event> events;
+  std::vector<StaleReason> stale;
+  void Attach(Subscriber& s) {
+    s.AddListener([this](const Event& e) {
+      Event copy;
+      copy.topic = e.topic;
+      copy.family = e.family;
+      copy.kind = e.kind;
+      copy.seq = e.seq;
+      copy.epoch = e.epoch;
+      copy.at = e.at;
+      copy.endpoint = e.endpoint;
+      copy.handle = msgpack::clone(e.body());
+      events.push_back(std::move(copy));
+    },
+                  [this](const StaleReason& r) { stale.push_back(r); });
+  }
+};
+
+std::unique_ptr<Subscriber> MakeSub(std::vector<std::string> endpoints, int64_t heartbeat_ms = 1000,
+                                    std::vector<std::string> families = {"session"}) {
+  SubscriberOptions o;
+  o.endpoints = std::move(endpoints);
+  o.families = std::move(families);
+  o.heartbeat_ms = heartbeat_ms;
+  auto s = Subscriber::Create(std::move(o));
+  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().ToString());
+  return std::move(s.value());
+}
+
+// Polls until `done` or 5 s.
+template <typename Done>
+bool PollUntil(Subscriber& sub, Done done, int64_t limit_ms = 5000) {
+  auto start = Clock::now();
+  while (!done()) {
+    if (MsSince(start) > limit_ms) return false;
+    sub.Poll(10);
+  }
+  return true;
+}
+
+// Publishes heartbeats until the subscriber is live (its subscription has
+// reached the publisher). Returns the torii seq used last.
+uint64_t GoLive(TestPub& pub, Subscriber& sub, std::string_view epoch, const std::map<std::string, uint64_t>& seqs,
+                uint64_t torii_seq = 0) {
+  auto start = Clock::now();
+  while (!sub.live() && MsSince(start) < 5000) {
+    pub.Heartbeat(epoch, ++torii_seq, seqs);
+    sub.Poll(10);
+  }
+  EXPECT_TRUE(sub.live());
+  return torii_seq;
+}
+
+TEST(SubscriberTest, NotLiveUntilAHeartbeatThenDeliversSubscribedEvents) {
+  zmq::context_t ctx;
+  TestPub pub(ctx);
+  auto sub = MakeSub({pub.endpoint()});
+  Recorder rec;
+  rec.Attach(*sub);
+  EXPECT_FALSE(sub->live());
+  GoLive(pub, *sub, "E1", {{"session", 0}, {"user", 0}});
+
+  pub.WithId("user.created", "E1", 1, "u1");  // not subscribed
+  pub.WithId("session.created", "E1", 1, "s1");
+  pub.WithId("session.deleted", "E1", 2, "s1");
+  ASSERT_TRUE(PollUntil(*sub, [&] { return rec.events.size() >= 2; }));
+  ASSERT_EQ(rec.events.size(), 2u);
+  const Event& e = rec.events[0];
+  EXPECT_EQ(e.topic, "session.created");
+  EXPECT_EQ(e.family, "session");
+  EXPECT_EQ(e.kind, "created");
+  EXPECT_EQ(e.seq, 1u);
+  EXPECT_EQ(e.epoch, "E1");
+  EXPECT_EQ(e.at, 1700000000123456);
+  EXPECT_EQ(e.Str("id"), "s1");
+  EXPECT_EQ(rec.events[1].kind, "deleted");
+  EXPECT_TRUE(rec.stale.empty());
+  EXPECT_TRUE(sub->live());
+  // Heartbeats are not events unless asked for.
+  EXPECT_GE(sub->stats().heartbeats, 1u);
+}
+
+TEST(SubscriberTest, ASeqGapIsStaleUntilACleanHeartbeat) {
+  zmq::context_t ctx;
+  TestPub pub(ctx);
+  auto sub = MakeSub({pub.endpoint()});
+  Recorder rec;
+  rec.Attach(*sub);
+  uint64_t t = GoLive(pub, *sub, "E1", {{"session", 0}});
+  pub.WithId("session.created", "E1", 1, "a");
+  pub.WithId("session.created", "E1", 2, "b");
+  pub.WithId("session.created", "E1", 4, "d");
+  ASSERT_TRUE(PollUntil(*sub, [&] { return rec.events.size() >= 3; }));
+  ASSERT_EQ(rec.stale.size(), 1u);
+  EXPECT_EQ(rec.stale[0].kind, StaleKind::kGap);
+  EXPECT_EQ(rec.stale[0].family, "session");
+  EXPECT_EQ(rec.stale[0].epoch, "E1");
+  EXPECT_EQ(rec.stale[0].expected, 3u);
+  EXPECT_EQ(rec.stale[0].got, 4u);
+  EXPECT_NE(rec.stale[0].ToString().find("expected seq 3, got 4"), std::string::npos) << rec.stale[0].ToString();
+  EXPECT_EQ(rec.events.size(), 3u);  // the event after the gap is still delivered
+  EXPECT_FALSE(sub->live());
+
+  pub.Heartbeat("E1", ++t, {{"session", 4}});
+  ASSERT_TRUE(PollUntil(*sub, [&] { return sub->live(); }));
+  EXPECT_EQ(rec.stale.size(), 1u);
+}
+
+TEST(SubscriberTest, AHeartbeatShowingAMissedLastMessageIsAGap) {
+  zmq::context_t ctx;
+  TestPub pub(ctx);
+  auto sub = MakeSub({pub.endpoint()});
+  Recorder rec;
+  rec.Attach(*sub);
+  uint64_t t = GoLive(pub, *sub, "E1", {{"session", 0}});
+  pub.WithId("session.deleted", "E1", 1, "a");
+  // session seq 2 was published and dropped; the heartbeat tells.
+  pub.Heartbeat("E1", ++t, {{"session", 2}});
+  ASSERT_TRUE(PollUntil(*sub, [&] { return !rec.stale.empty(); }));
+  EXPECT_EQ(rec.events.size(), 1u);
+  EXPECT_EQ(rec.stale[0].kind, StaleKind::kGap);
+  EXPECT_EQ(rec.stale[0].family, "session");
+  EXPECT_EQ(rec.stale[0].expected, 2u);
+  EXPECT_EQ(rec.stale[0].got, 2u);
+  EXPECT_FALSE(sub->live());
+  pub.Heartbeat("E1", ++t, {{"session", 2}});
+  ASSERT_TRUE(PollUntil(*sub, [&] { return sub->live(); }));
+  EXPECT_EQ(rec.stale.size(), 1u);
+}
+
+TEST(SubscriberTest, ALostHeartbeatIsAGapInTheToriiFamily) {
+  zmq::context_t ctx;
+  TestPub pub(ctx);
+  auto sub = MakeSub({pub.endpoint()});
+  Recorder rec;
+  rec.Attach(*sub);
+  uint64_t t = GoLive(pub, *sub, "E1", {{"session", 0}});
+  // A torii message (could have been a resync) went missing.
+  pub.Heartbeat("E1", t + 2, {{"session", 0}});
+  ASSERT_TRUE(PollUntil(*sub, [&] { return !rec.stale.empty(); }));
+  EXPECT_EQ(rec.stale[0].kind, StaleKind::kGap);
+  EXPECT_EQ(rec.stale[0].family, "torii");
+  EXPECT_FALSE(sub->live());
+}
+
+TEST(SubscriberTest, ANewEpochOnAKnownEndpointIsStale) {
+  zmq::context_t ctx;
+  TestPub pub(ctx);
+  auto sub = MakeSub({pub.endpoint()});
+  Recorder rec;
+  rec.Attach(*sub);
+  GoLive(pub, *sub, "E1", {{"session", 5}});
+  // The daemon restarted: seqs start again at 1 under a new epoch.
+  pub.WithId("session.created", "E2", 1, "x");
+  ASSERT_TRUE(PollUntil(*sub, [&] { return !rec.stale.empty(); }));
+  ASSERT_EQ(rec.stale.size(), 1u);
+  EXPECT_EQ(rec.stale[0].kind, StaleKind::kEpochChange);
+  EXPECT_EQ(rec.stale[0].old_epoch, "E1");
+  EXPECT_EQ(rec.stale[0].epoch, "E2");
+  EXPECT_FALSE(sub->live());
+  ASSERT_TRUE(PollUntil(*sub, [&] { return !rec.events.empty(); }));
+  EXPECT_EQ(rec.events[0].epoch, "E2");
+  // A clean heartbeat of the new epoch makes it live again, with no gap for
+  // seq 1 after the old epoch's 5.
+  pub.Heartbeat("E2", 1, {{"session", 1}});
+  ASSERT_TRUE(PollUntil(*sub, [&] { return sub->live(); }));
+  EXPECT_EQ(rec.stale.size(), 1u);
+}
+
+TEST(SubscriberTest, ResyncIsStaleWithItsReason) {
+  zmq::context_t ctx;
+  TestPub pub(ctx);
+  auto sub = MakeSub({pub.endpoint()});
+  Recorder rec;
+  rec.Attach(*sub);
+  uint64_t t = GoLive(pub, *sub, "E1", {{"session", 0}});
+  pub.Event("torii.resync", "E1", ++t, 1, [](Packer& pk) {
+    PackS(pk, "reason");
+    PackS(pk, "listen connection lost");
+  });
+  ASSERT_TRUE(PollUntil(*sub, [&] { return !rec.stale.empty(); }));
+  EXPECT_EQ(rec.stale[0].kind, StaleKind::kResync);
+  EXPECT_EQ(rec.stale[0].detail, "listen connection lost");
+  EXPECT_FALSE(sub->live());
+  EXPECT_TRUE(rec.events.empty());  // torii.* not delivered by default
+  const uint64_t gen = sub->stale_generation();
+  pub.Heartbeat("E1", ++t, {{"session", 0}});
+  ASSERT_TRUE(PollUntil(*sub, [&] { return sub->live(); }));
+  EXPECT_EQ(sub->stale_generation(), gen);
+}
+
+TEST(SubscriberTest, HeartbeatSilenceIsStaleOncePerSilence) {
+  zmq::context_t ctx;
+  TestPub pub(ctx);
+  constexpr int64_t kHeartbeat = 50;
+  auto sub = MakeSub({pub.endpoint()}, kHeartbeat);
+  Recorder rec;
+  rec.Attach(*sub);
+  uint64_t t = GoLive(pub, *sub, "E1", {{"session", 0}});
+  ASSERT_TRUE(rec.stale.empty() || rec.stale.back().kind == StaleKind::kMissedHeartbeats);
+  rec.stale.clear();
+  auto silent_since = Clock::now();
+  ASSERT_TRUE(PollUntil(*sub, [&] { return !rec.stale.empty(); }));
+  const int64_t took = MsSince(silent_since);
+  EXPECT_EQ(rec.stale[0].kind, StaleKind::kMissedHeartbeats);
+  EXPECT_GE(took, 3 * kHeartbeat - 5);
+  EXPECT_FALSE(sub->live());
+  // Still silent: not reported again.
+  auto start = Clock::now();
+  while (MsSince(start) < 4 * kHeartbeat) sub->Poll(kHeartbeat);
+  EXPECT_EQ(rec.stale.size(), 1u);
+  // Messages again: a clean heartbeat makes it live.
+  pub.Heartbeat("E1", ++t, {{"session", 0}});
+  ASSERT_TRUE(PollUntil(*sub, [&] { return sub->live(); }));
+  EXPECT_EQ(rec.stale.size(), 1u);
+}
+
+TEST(SubscriberTest, AnEndpointThatNeverSpeaksIsStale) {
+  zmq::context_t ctx;
+  TestPub pub(ctx);  // bound, publishes nothing
+  auto sub = MakeSub({pub.endpoint()}, 30);
+  Recorder rec;
+  rec.Attach(*sub);
+  ASSERT_TRUE(PollUntil(*sub, [&] { return !rec.stale.empty(); }));
+  EXPECT_EQ(rec.stale[0].kind, StaleKind::kMissedHeartbeats);
+  EXPECT_FALSE(sub->live());
+}
+
+TEST(SubscriberTest, MalformedMessagesAreStale) {
+  zmq::context_t ctx;
+  TestPub pub(ctx);
+  auto sub = MakeSub({pub.endpoint()});
+  Recorder rec;
+  rec.Attach(*sub);
+  uint64_t t = GoLive(pub, *sub, "E1", {{"session", 0}});
+  pub.Raw("session.deleted", "\xc1");
+  ASSERT_TRUE(PollUntil(*sub, [&] { return !rec.stale.empty(); }));
+  EXPECT_EQ(rec.stale[0].kind, StaleKind::kMalformed);
+  pub.Heartbeat("E1", ++t, {{"session", 0}});
+  ASSERT_TRUE(PollUntil(*sub, [&] { return sub->live(); }));
+  pub.Raw("session.deleted", "\x81\xa1x\x01");  // a map without seq/epoch
+  ASSERT_TRUE(PollUntil(*sub, [&] { return rec.stale.size() == 2; }));
+  EXPECT_EQ(rec.stale[1].kind, StaleKind::kMalformed);
+  EXPECT_EQ(sub->stats().malformed, 2u);
+}
+
+TEST(SubscriberTest, LiveOnlyWhenEveryEndpointIsCaughtUp) {
+  zmq::context_t ctx;
+  TestPub a(ctx);
+  TestPub b(ctx);
+  auto sub = MakeSub({a.endpoint(), b.endpoint()});
+  Recorder rec;
+  rec.Attach(*sub);
+  uint64_t ta = 0;
+  auto start = Clock::now();
+  // Only `a` speaks: never live.
+  while (MsSince(start) < 200) {
+    a.Heartbeat("EA", ++ta, {{"session", 0}});
+    sub->Poll(10);
+  }
+  EXPECT_FALSE(sub->live());
+  uint64_t tb = 0;
+  start = Clock::now();
+  while (!sub->live() && MsSince(start) < 5000) {
+    a.Heartbeat("EA", ++ta, {{"session", 0}});
+    b.Heartbeat("EB", ++tb, {{"session", 0}});
+    sub->Poll(10);
+  }
+  EXPECT_TRUE(sub->live());
+  // Each endpoint has its own seqs: the same seq from two daemons is no gap.
+  a.WithId("session.created", "EA", 1, "x");
+  b.WithId("session.created", "EB", 1, "y");
+  ASSERT_TRUE(PollUntil(*sub, [&] { return rec.events.size() == 2; }));
+  EXPECT_TRUE(rec.stale.empty());
+  EXPECT_NE(rec.events[0].endpoint, rec.events[1].endpoint);
+}
+
+TEST(SubscriberTest, CreateRejectsBadOptions) {
+  SubscriberOptions o;
+  EXPECT_EQ(Subscriber::Create(o).error().code(), Code::kInvalidArgument);
+  o.endpoints = {"tcp://127.0.0.1:1"};
+  o.heartbeat_ms = 0;
+  EXPECT_EQ(Subscriber::Create(o).error().code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace torii
