@@ -126,7 +126,16 @@ EmbeddedPostgres::~EmbeddedPostgres() {
 }
 
 Result<std::string> EmbeddedPostgres::FindBinDir() {
-  if (const char* env = std::getenv("TORII_PG_BINDIR"); env && *env) return std::string(env);
+  if (const char* env = std::getenv("TORII_PG_BINDIR"); env && *env) {
+    // An override that holds no server must say so, not fail later as an
+    // unexplained initdb exit status.
+    std::string dir(env);
+    if (fs::exists(dir + "/postgres") && fs::exists(dir + "/initdb")) return dir;
+    return Error::Unavailable("TORII_PG_BINDIR=" + dir +
+                              " holds no PostgreSQL server (postgres and initdb): install the Debian package "
+                              "'postgresql' (apt-get install postgresql) and point it at /usr/lib/postgresql/N/bin, "
+                              "or unset it, or set [database] url");
+  }
   std::error_code ec;
   std::string best;
   int best_version = 0;
