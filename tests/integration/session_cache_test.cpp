@@ -1,0 +1,146 @@
+// torii::Subscriber and torii::SessionCache against the real daemon
+// (issue 4): a concurrent revoke/read test of the cache's guarantee, and
+// on_stale when the daemon's LISTEN connection is lost.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "request_fixture.h"
+#include "torii/client.h"
+#include "torii/pg.h"
+#include "torii/session_cache.h"
+#include "torii/subscriber.h"
+
+namespace torii::test {
+namespace {
+
+class CacheTest : public RequestTest {
+ protected:
+  DaemonOptions Options() override {
+    DaemonOptions o;
+    o.settings["events.heartbeat_ms"] = "100";
+    o.settings["cleanup.interval_s"] = "0";
+    return o;
+  }
+
+  std::unique_ptr<Subscriber> NewSubscriber() {
+    SubscriberOptions so;
+    so.endpoints = {daemon().event_endpoint()};
+    so.families = {"session", "user"};
+    so.heartbeat_ms = 100;
+    auto sub = Subscriber::Create(so);
+    EXPECT_TRUE(sub.ok());
+    return std::move(sub.value());
+  }
+  Client NewClient() {
+    ClientOptions co;
+    co.endpoints = {daemon().request_endpoint()};
+    auto c = Client::Create(co);
+    EXPECT_TRUE(c.ok());
+    return std::move(c.value());
+  }
+};
+
+TEST_F(CacheTest, NeverServesARevokedSessionAfterItsEvent) {
+  Value user = NewUser();
+  struct S {
+    std::string id, token;
+  };
+  std::vector<S> sessions;
+  for (int i = 0; i < 150; i++) {
+    Value s = NewSession(user["id"].str());
+    sessions.push_back({s["id"].str(), s["token"].str()});
+  }
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> revoked_count{0};
+  std::string failure;
+  uint64_t hits = 0, gets = 0, served_after_delivery = 0;
+
+  std::thread reader([&] {
+    auto sub = NewSubscriber();
+    Client client = NewClient();
+    // Our own listener, on the same Subscriber and so in the same Poll, sees
+    // each delete exactly when the cache does.
+    std::set<std::string> delivered;
+    sub->AddListener([&](const Event& e) {
+      if (e.topic == "session.deleted") {
+        const msgpack::object& body = e.body();
+        for (uint32_t i = 0; i < body.via.map.size; i++) {
+          const auto& kv = body.via.map.ptr[i];
+          if (std::string(kv.key.via.str.ptr, kv.key.via.str.size) == "id") {
+            delivered.insert(std::string(kv.val.via.str.ptr, kv.val.via.str.size));
+          }
+        }
+      }
+    }, nullptr);
+    SessionCache cache(client, *sub);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!sub->live() && std::chrono::steady_clock::now() < deadline) sub->Poll(50);
+    std::mt19937 rng(42);
+    while (!stop) {
+      const S& s = sessions[rng() % sessions.size()];
+      std::set<std::string> before = delivered;
+      auto r = cache.Get(s.token);
+      gets++;
+      if (r.ok() && before.count(s.id)) {
+        served_after_delivery++;
+        if (failure.empty()) failure = "session " + s.id + " served after its delete event was delivered";
+      }
+    }
+    hits = cache.stats().hits;
+    // Every revoked session is gone from the cache's point of view now.
+    sub->Poll(200);
+    for (size_t i = 0; i < static_cast<size_t>(revoked_count.load()); i++) {
+      auto r = cache.Get(sessions[i].token);
+      if (r.ok() && failure.empty()) failure = "revoked session " + sessions[i].id + " still served at the end";
+    }
+  });
+
+  // The revoker deletes sessions one by one while the reader reads.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  WireClient revoker(daemon().request_endpoint());
+  for (int i = 0; i < 100; i++) {
+    Reply r = revoker.Call("delete_session", V::Map({{"id", sessions[i].id}}));
+    ASSERT_TRUE(r.ok()) << r.ToString();
+    revoked_count = i + 1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(15));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  stop = true;
+  reader.join();
+  std::printf("cache: %lu gets, %lu hits\n", (unsigned long)gets, (unsigned long)hits);
+  EXPECT_TRUE(failure.empty()) << failure;
+  EXPECT_EQ(served_after_delivery, 0u);
+  EXPECT_GT(hits, 0u) << "the cache never cached anything";
+}
+
+TEST_F(CacheTest, SubscriberGoesStaleOnResync) {
+  auto sub = NewSubscriber();
+  std::vector<std::string> reasons;
+  sub->AddListener(nullptr, [&](const StaleReason& r) { reasons.push_back(r.ToString()); });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!sub->live() && std::chrono::steady_clock::now() < deadline) sub->Poll(50);
+  ASSERT_TRUE(sub->live());
+  reasons.clear();
+  auto conn = ConnectBlocking(daemon().database_url());
+  ASSERT_TRUE(conn.ok());
+  ASSERT_TRUE(ExecBlocking(conn->get(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                        "WHERE application_name = 'toriid-listener' AND datname = current_database()")
+                  .ok());
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (reasons.empty() && std::chrono::steady_clock::now() < deadline) sub->Poll(50);
+  ASSERT_FALSE(reasons.empty()) << "no on_stale after the LISTEN connection was lost";
+  EXPECT_FALSE(sub->live());
+  // Live again after the next clean heartbeat.
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (!sub->live() && std::chrono::steady_clock::now() < deadline) sub->Poll(50);
+  EXPECT_TRUE(sub->live());
+}
+
+}  // namespace
+}  // namespace torii::test
