@@ -1,0 +1,62 @@
+// The torii CLI's commands over lib's torii::Client, torii::Subscriber and
+// torii::MigrateFromSqlite. main.cpp parses flags into these calls; each
+// prints its result to stdout (errors to stderr) and returns the exit
+// status of issue 7: 0 success, 1 the daemon answered an error, 2 usage
+// error, 3 daemon unreachable or timed out.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace torii::cli {
+
+enum ExitCode { kExitOk = 0, kExitDaemonError = 1, kExitUsage = 2, kExitUnreachable = 3 };
+
+struct Globals {
+  std::string endpoint = "tcp://127.0.0.1:7420";
+  std::string events_endpoint = "tcp://127.0.0.1:7421";
+  int64_t timeout_ms = 5000;
+  bool json = false;
+  std::string actor;  // optional `actor` uuid of every request
+};
+
+// Prints a usage error to stderr and returns kExitUsage.
+int UsageError(const std::string& message);
+
+// Parses a JSON object given on the command line; nullopt (after printing
+// a usage error) when it is not one.
+std::optional<nlohmann::json> ParseJsonObject(const std::string& flag, const std::string& text);
+
+// A time argument: integer milliseconds since the epoch, or RFC 3339
+// ("2025-01-01T00:00:00Z", "2025-01-01T01:00:00+01:00"). Returns
+// milliseconds, or nullopt for anything else.
+std::optional<int64_t> ParseTimeArg(const std::string& text);
+
+// One request; prints the result (text or one JSON line) and returns the
+// exit status. `text_printer` overrides the text rendering.
+int Call(const Globals& g, const std::string& op, const nlohmann::json& args);
+
+// `torii call OP [JSON]`: always prints JSON.
+int CallRaw(const Globals& g, const std::string& op, const std::string& json_args);
+
+int Ping(const Globals& g);
+int Stats(const Globals& g, bool prometheus);
+// `torii user get X`: by id when X is a uuid, else by email.
+int UserGet(const Globals& g, const std::string& id_or_email);
+
+struct WatchOptions {
+  std::vector<std::string> families;  // empty: all
+  int64_t heartbeat_ms = 1000;
+  bool heartbeats = false;            // print torii.heartbeat too
+  int64_t count = 0;                  // exit 0 after this many events; 0: run until a signal
+};
+// Runs until SIGINT/SIGTERM (exit 0) or `count` events.
+int Watch(const Globals& g, const WatchOptions& w);
+
+int Migrate(const Globals& g, const std::string& from, const std::string& to, bool dry_run);
+
+}  // namespace torii::cli
