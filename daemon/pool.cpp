@@ -335,11 +335,12 @@ void PoolConn::FinishHead() {
   // have hit this job instead of the abandoned one it was aimed at.
   bool recent_cancel = cancel_sent_at_ != 0 && Now() - cancel_sent_at_ < 2000;
   cancel_sent_ = false;
-  if (!inflight_.empty() && inflight_.front()->abandoned_) Cancel();
+  if (!inflight_.empty() && (inflight_.front()->abandoned_ || inflight_.front()->cancel_wanted_)) Cancel();
   if (inflight_.empty()) idle_since_ = Now();
   if (job->abandoned_) {
     delete job;
-  } else if (job->error_ && job->error_->code() == Code::kTimeout && recent_cancel && !job->retried_) {
+  } else if (job->error_ && job->error_->code() == Code::kTimeout && recent_cancel && !job->retried_ &&
+             !job->cancel_wanted_) {
     // Its transaction rolled back, so running it again is safe.
     job->retried_ = true;
     job->error_.reset();
@@ -627,6 +628,16 @@ void Pool::Abandon(Job* job) {
   }
   job->abandoned_ = true;
   job->conn_->Abandoned(job);
+}
+
+bool Pool::CancelJob(Job* job) {
+  if (job->conn_ == nullptr) {
+    Abandon(job);
+    return false;
+  }
+  job->cancel_wanted_ = true;
+  job->conn_->Abandoned(job);
+  return true;
 }
 
 void Pool::Close(const Error& error) {

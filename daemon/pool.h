@@ -74,6 +74,7 @@ class Job {
   size_t cur_ = 0;           // command whose results are being read
   bool got_current_ = false;
   bool abandoned_ = false;
+  bool cancel_wanted_ = false;  // deadline passed; cancel it, but still report how it ended
   bool retried_ = false;
   class PoolConn* conn_ = nullptr;  // set while in flight
   uint64_t queued_at_ms_ = 0;
@@ -121,6 +122,11 @@ class Pool {
   // In flight: its results are discarded when they come, and its statement
   // is cancelled when it is the one running.
   void Abandon(Job* job);
+  // The caller's deadline passed. Queued: removed and freed, returns false
+  // (it never ran). In flight: its statement is cancelled and `done` still
+  // runs once the server says how it ended (cancelled, or committed just
+  // before the cancel landed); returns true.
+  bool CancelJob(Job* job);
   // Fails queued jobs with `error`, lets in-flight ones finish, closes all.
   void Close(const Error& error);
 

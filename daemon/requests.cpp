@@ -6,12 +6,21 @@
 
 namespace torii::daemon {
 
+namespace {
+
+// How long after its deadline a request whose statement was sent waits for
+// the server to confirm the cancel, before it is answered unconfirmed.
+constexpr uint64_t kCancelGraceMs = 1000;
+
+}  // namespace
+
 struct Requests::Ctx {
   uint64_t seq = 0;
   Envelope env;
   std::string id_raw;
   std::multimap<uint64_t, Ctx*>::iterator deadline_it;
   Job* job = nullptr;  // while the pool holds it
+  bool cancelling = false;  // deadline passed, waiting for the cancel's outcome
   Plan plan;
 };
 
@@ -96,6 +105,11 @@ void Requests::OnJobDone(uint64_t seq, Result<std::vector<PgResult>>&& out) {
   Ctx* ctx = found->second;
   ctx->job = nullptr;
   if (!out.ok()) {
+    if (ctx->cancelling) {
+      stats_.timeouts++;
+      ReplyError(ctx, Error::Timeout("the request's deadline passed before it completed"));
+      return;
+    }
     ReplyError(ctx, out.error());
     return;
   }
@@ -157,6 +171,19 @@ void Requests::OnTimer(uv_timer_t* t) {
   self->timer_due_ = 0;
   while (!self->deadlines_.empty() && self->deadlines_.begin()->first <= now) {
     Ctx* ctx = self->deadlines_.begin()->second;
+    // A statement already sent may still commit until the cancel lands, so
+    // `timeout` is only said once the server confirms the transaction did
+    // not: the reply then says what really happened. Only if the server does
+    // not answer within the grace period is the job given up on unconfirmed.
+    if (ctx->job != nullptr && !ctx->cancelling) {
+      if (self->pool_.CancelJob(ctx->job)) {
+        ctx->cancelling = true;
+        self->deadlines_.erase(ctx->deadline_it);
+        ctx->deadline_it = self->deadlines_.emplace(now + kCancelGraceMs, ctx);
+        continue;
+      }
+      ctx->job = nullptr;  // it was still queued: never ran, freed
+    }
     if (ctx->job != nullptr) {
       self->pool_.Abandon(ctx->job);
       ctx->job = nullptr;
