@@ -1,0 +1,126 @@
+// CI smoke run of the benchmark tools (tools/bench, the toriibench binary):
+// the loader fills a fresh database with a tiny data set, then the load
+// generator, the event-latency probe and the idle-clients probe each run
+// for about a second against a real toriid. It checks that they run, that
+// every request succeeds and that the reports carry numbers; it asserts no
+// timing (CI machines vary).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon_process.h"
+#include "pg_cluster.h"
+
+#ifndef TORIIBENCH_BINARY
+#error "TORIIBENCH_BINARY is set by tools/bench/CMakeLists.txt"
+#endif
+
+namespace torii::test {
+namespace {
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+// Runs toriibench with `args` (progress lines on stderr go to the test
+// log); returns its stdout, parsed as one JSON object.
+nlohmann::json Bench(const std::vector<std::string>& args) {
+  std::string cmd = ShellQuote(TORIIBENCH_BINARY) + " --json";
+  for (const auto& a : args) cmd += " " + ShellQuote(a);
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("popen failed: " + cmd);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error("toriibench failed (status " + std::to_string(status) + "): " + cmd + "\n" + out);
+  }
+  return nlohmann::json::parse(out);
+}
+
+constexpr int kUsers = 50, kSessions = 500, kExpired = 300;
+
+class BenchSmokeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = FreshDatabase();
+    auto load = Bench({"load", "--db", db_, "--users", std::to_string(kUsers), "--sessions",
+                       std::to_string(kSessions), "--expired", std::to_string(kExpired)});
+    EXPECT_EQ(load["users"], kUsers);
+    EXPECT_EQ(load["sessions"], kSessions);
+    EXPECT_GE(load["seconds"].get<double>(), 0.0);
+    daemon_ = std::make_unique<DaemonProcess>(DaemonOptions{
+        .database_url = db_, .settings = {{"events.heartbeat_ms", "200"}, {"cleanup.interval_s", "3600"}}});
+  }
+
+  std::vector<std::string> RunArgs(const std::string& op) {
+    return {"run", "--endpoint", daemon_->request_endpoint(), "--op", op, "-c", "2", "-d", "4", "-t", "1", "-w",
+            "0.2", "--users", std::to_string(kUsers), "--sessions", std::to_string(kSessions), "-q"};
+  }
+
+  static void ExpectAllOk(const nlohmann::json& r) {
+    SCOPED_TRACE(r.dump());
+    EXPECT_GT(r["ok"].get<uint64_t>(), 0u);
+    EXPECT_EQ(r["errors"].get<uint64_t>(), 0u);
+    EXPECT_GT(r["throughput"].get<double>(), 0.0);
+    EXPECT_EQ(r["latency"]["count"], r["ok"]);
+    EXPECT_GT(r["latency"]["p50_us"].get<double>(), 0.0);
+    EXPECT_LE(r["latency"]["p50_us"].get<double>(), r["latency"]["p99_us"].get<double>());
+    EXPECT_LE(r["latency"]["p99_us"].get<double>(), r["latency"]["max_us"].get<double>());
+  }
+
+  std::string db_;
+  std::unique_ptr<DaemonProcess> daemon_;
+};
+
+TEST_F(BenchSmokeTest, LoadedTokensAreFoundByEveryOperationMix) {
+  // get_session succeeds only if the loader's digests match the tokens the
+  // generator recomputes: a not_found would be counted as an error.
+  for (const char* op : {"get_session", "get_user_by_email", "create_session", "mix"}) {
+    SCOPED_TRACE(op);
+    ExpectAllOk(Bench(RunArgs(op)));
+  }
+}
+
+TEST_F(BenchSmokeTest, FixedRateCleanupEventsAndIdleClientsReport) {
+  auto args = RunArgs("get_session");
+  args.insert(args.end(), {"--rate", "200"});
+  auto fixed = Bench(args);
+  ExpectAllOk(fixed);
+  // 200/s for ~1 s: roughly 200 samples, certainly more than a handful.
+  EXPECT_GT(fixed["ok"].get<uint64_t>(), 50u);
+
+  args.push_back("--cleanup");
+  auto cleanup = Bench(args);
+  EXPECT_EQ(cleanup["cleanup_deleted"].get<uint64_t>(), uint64_t(kExpired)) << cleanup.dump();
+  EXPECT_EQ(cleanup["errors"].get<uint64_t>(), 0u) << cleanup.dump();
+
+  auto ev = Bench({"events", "--endpoint", daemon_->request_endpoint(), "--events", daemon_->event_endpoint(),
+                   "--rate", "100", "-t", "1", "-w", "0.2", "--users", std::to_string(kUsers),
+                   "--heartbeat-ms", "200", "-q"});
+  SCOPED_TRACE(ev.dump());
+  EXPECT_GT(ev["writes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(ev["write_errors"].get<uint64_t>(), 0u);
+  EXPECT_EQ(ev["events_missing"].get<uint64_t>(), 0u);
+  EXPECT_EQ(ev["txn_to_event"]["count"], ev["writes"]);
+
+  auto idle = Bench({"clients", "--endpoint", daemon_->request_endpoint(), "-n", "20", "--pid",
+                     std::to_string(daemon_->pid()), "--hold", "0.1"});
+  EXPECT_EQ(idle["answered"], 20) << idle.dump();
+  EXPECT_GT(idle["rss_kib_connected"].get<long>(), 0) << idle.dump();
+}
+
+}  // namespace
+}  // namespace torii::test

@@ -1,0 +1,64 @@
+// Deterministic benchmark data set and latency summaries (see common.h).
+#include "common.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace torii::bench {
+
+namespace {
+std::string IdWithPrefix(const char* prefix, uint64_t i) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s-0000-4000-8000-%012llx", prefix, (unsigned long long)i);
+  return buf;
+}
+}  // namespace
+
+std::string BenchUserId(uint64_t i) { return IdWithPrefix("00000000", i); }
+std::string BenchSessionId(uint64_t j) { return IdWithPrefix("00000001", j); }
+std::string BenchEmail(uint64_t i) { return "user" + std::to_string(i) + "@bench.example"; }
+
+std::string BenchToken(uint64_t j) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "tb%041llu", (unsigned long long)j);
+  return buf;
+}
+
+int64_t MonoNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+LatencySummary Summarize(std::vector<int64_t>& s) {
+  LatencySummary r;
+  r.count = s.size();
+  if (s.empty()) return r;
+  std::sort(s.begin(), s.end());
+  // Nearest-rank percentile: the smallest sample with at least q of all
+  // samples at or below it.
+  auto at = [&](double q) {
+    size_t rank = size_t(q * double(s.size()) + 0.999999);
+    if (rank < 1) rank = 1;
+    if (rank > s.size()) rank = s.size();
+    return double(s[rank - 1]) / 1000.0;
+  };
+  double sum = 0;
+  for (int64_t v : s) sum += double(v);
+  r.mean_us = sum / double(s.size()) / 1000.0;
+  r.p50_us = at(0.50);
+  r.p90_us = at(0.90);
+  r.p99_us = at(0.99);
+  r.p999_us = at(0.999);
+  r.max_us = double(s.back()) / 1000.0;
+  return r;
+}
+
+nlohmann::json LatencySummary::ToJson() const {
+  return {{"count", count}, {"mean_us", mean_us}, {"p50_us", p50_us}, {"p90_us", p90_us},
+          {"p99_us", p99_us}, {"p999_us", p999_us}, {"max_us", max_us}};
+}
+
+}  // namespace torii::bench

@@ -1,0 +1,313 @@
+// Load generator (see loadgen.h). One thread per connection: on 2 cores
+// that is more threads than cores, but each spends its time blocked in
+// zmq_poll, and a thread per Client is what the Client's contract allows.
+#include "loadgen.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <zmq.hpp>
+
+#include "torii/client.h"
+
+namespace torii::bench {
+
+namespace {
+
+constexpr int64_t kMs = 1000000;
+
+struct Shared {
+  std::atomic<uint64_t> completed{0};
+  std::atomic<uint64_t> failed{0};
+  std::atomic<bool> stop{false};
+  // Samples count when their intended send time is in [window_start, window_end).
+  std::atomic<int64_t> window_start{0};
+  std::atomic<int64_t> window_end{INT64_MAX};
+};
+
+struct ThreadResult {
+  std::vector<int64_t> lat;
+  uint64_t ok = 0, errors = 0;
+  std::map<std::string, uint64_t> codes;
+  std::string fatal;
+};
+
+uint64_t SplitMix(uint64_t& s) {
+  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t SendOne(Client& cl, OpKind op, uint64_t& rng, const LoadGenOptions& opt, const CallOptions& co) {
+  if (op == OpKind::kMix) op = SplitMix(rng) % 10 == 0 ? OpKind::kCreateSession : OpKind::kGetSession;
+  switch (op) {
+    case OpKind::kGetSession: {
+      std::string token = BenchToken(SplitMix(rng) % std::max<uint64_t>(opt.sessions, 1));
+      return cl.Send("get_session", [&](Packer& pk) {
+        pk.pack_map(1);
+        pk.pack("token");
+        pk.pack(token);
+      }, co);
+    }
+    case OpKind::kCreateSession: {
+      std::string user = BenchUserId(SplitMix(rng) % std::max<uint64_t>(opt.users, 1));
+      return cl.Send("create_session", [&](Packer& pk) {
+        pk.pack_map(2);
+        pk.pack("user_id");
+        pk.pack(user);
+        pk.pack("ttl_s");
+        pk.pack(3600);
+      }, co);
+    }
+    case OpKind::kGetUserByEmail: {
+      std::string email = BenchEmail(SplitMix(rng) % std::max<uint64_t>(opt.users, 1));
+      return cl.Send("get_user_by_email", [&](Packer& pk) {
+        pk.pack_map(1);
+        pk.pack("email");
+        pk.pack(email);
+      }, co);
+    }
+    default:
+      return cl.Send("ping", {}, co);
+  }
+}
+
+void Worker(int idx, const LoadGenOptions& opt, zmq::context_t& ctx, Shared& sh, int64_t start_ns,
+            ThreadResult& out) {
+  ClientOptions co;
+  co.endpoints = opt.endpoints;
+  co.default_timeout_ms = opt.timeout_ms;
+  co.context = &ctx;
+  auto created = Client::Create(co);
+  if (!created.ok()) {
+    out.fatal = created.error().ToString();
+    return;
+  }
+  Client& cl = *created;
+  CallOptions call;
+  call.timeout_ms = opt.timeout_ms;
+  uint64_t rng = opt.seed * 7919 + uint64_t(idx) * 104729;
+  std::unordered_map<uint64_t, int64_t> intended;
+  intended.reserve(4096);
+  out.lat.reserve(1 << 16);
+
+  const bool fixed = opt.rate > 0;
+  const int64_t interval = fixed ? int64_t(1e9 * opt.connections / opt.rate) : 0;
+  // Stagger the connections' schedules so they do not all fire together.
+  int64_t next = start_ns + (fixed ? interval * idx / opt.connections : 0);
+  const size_t cap = fixed ? size_t(std::max(opt.depth, 1000)) : size_t(std::max(opt.depth, 1));
+
+  auto drain = [&] {
+    while (auto c = cl.Receive()) {
+      int64_t now = MonoNs();
+      auto it = intended.find(c->id);
+      if (it == intended.end()) continue;
+      int64_t t0 = it->second;
+      intended.erase(it);
+      bool counted = t0 >= sh.window_start.load(std::memory_order_relaxed) &&
+                     t0 < sh.window_end.load(std::memory_order_relaxed);
+      if (c->reply.ok()) {
+        sh.completed.fetch_add(1, std::memory_order_relaxed);
+        if (counted) {
+          out.ok++;
+          out.lat.push_back(now - t0);
+        }
+      } else {
+        sh.failed.fetch_add(1, std::memory_order_relaxed);
+        if (counted) {
+          out.errors++;
+          out.codes[std::string(CodeName(c->reply.error().code()))]++;
+        }
+      }
+    }
+  };
+
+  while (!sh.stop.load(std::memory_order_relaxed)) {
+    int64_t now = MonoNs();
+    if (!fixed) {
+      while (intended.size() < cap) intended.emplace(SendOne(cl, opt.op, rng, opt, call), MonoNs());
+    } else {
+      while (next <= now && intended.size() < cap) {
+        intended.emplace(SendOne(cl, opt.op, rng, opt, call), next);
+        next += interval;
+      }
+    }
+    int64_t wait_ns = fixed ? next - MonoNs() : 50 * kMs;
+    if (wait_ns >= kMs) {
+      cl.Poll(std::min<int64_t>(wait_ns / kMs, 50));
+    } else if (cl.Poll(0) == 0 && wait_ns > 0) {
+      // Poll() counts in milliseconds; below that, a short sleep keeps the
+      // schedule to within ~0.1 ms without spinning a core the daemon needs.
+      // A reply arriving meanwhile is timestamped at most this late.
+      std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<int64_t>(wait_ns, 100000)));
+    }
+    drain();
+  }
+  // Let the requests in flight finish so that the window's last samples
+  // are not lost (they are the slowest ones in a stall).
+  int64_t deadline = MonoNs() + (opt.timeout_ms + 1000) * kMs;
+  while (cl.in_flight() > 0 && MonoNs() < deadline) {
+    cl.Poll(10);
+    drain();
+  }
+}
+
+}  // namespace
+
+Result<OpKind> ParseOpKind(const std::string& s) {
+  if (s == "get_session") return OpKind::kGetSession;
+  if (s == "create_session") return OpKind::kCreateSession;
+  if (s == "mix") return OpKind::kMix;
+  if (s == "get_user_by_email") return OpKind::kGetUserByEmail;
+  if (s == "ping") return OpKind::kPing;
+  return Error::InvalidArgument("unknown op '" + s +
+                                "' (get_session, create_session, mix, get_user_by_email, ping)");
+}
+
+const char* OpKindName(OpKind k) {
+  switch (k) {
+    case OpKind::kGetSession: return "get_session";
+    case OpKind::kCreateSession: return "create_session";
+    case OpKind::kMix: return "mix";
+    case OpKind::kGetUserByEmail: return "get_user_by_email";
+    case OpKind::kPing: return "ping";
+  }
+  return "?";
+}
+
+nlohmann::json LoadGenReport::ToJson() const {
+  nlohmann::json j = {{"op", OpKindName(op)},   {"connections", connections}, {"depth", depth},
+                      {"rate", rate},           {"seconds", seconds},         {"ok", ok},
+                      {"errors", errors},       {"error_codes", error_codes}, {"throughput", throughput},
+                      {"latency", latency.ToJson()}};
+  if (cleanup_s > 0) {
+    j["cleanup_s"] = cleanup_s;
+    j["cleanup_deleted"] = cleanup_deleted;
+  }
+  return j;
+}
+
+Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
+  if (opt.endpoints.empty()) return Error::InvalidArgument("no endpoint");
+  if (opt.connections < 1 || opt.depth < 1) return Error::InvalidArgument("connections and depth must be >= 1");
+  zmq::context_t ctx(1);
+  ctx.set(zmq::ctxopt::max_sockets, 65536);
+  Shared sh;
+  const int64_t start = MonoNs() + 50 * kMs;  // time for every thread to connect
+  const int64_t warm_end = start + int64_t(opt.warmup_s * 1e9);
+  const int64_t min_end = warm_end + int64_t(opt.duration_s * 1e9);
+  sh.window_start = warm_end;
+  sh.window_end = opt.cleanup ? INT64_MAX : min_end;
+
+  std::vector<ThreadResult> results(size_t(opt.connections));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < opt.connections; i++) {
+    threads.emplace_back(Worker, i, std::cref(opt), std::ref(ctx), std::ref(sh), start, std::ref(results[i]));
+  }
+
+  // Cleanup mode: one more connection runs the cleanup after the warm-up.
+  std::atomic<bool> cleanup_done{!opt.cleanup};
+  std::atomic<int64_t> cleanup_t0{0}, cleanup_t1{0};
+  std::atomic<uint64_t> deleted{0};
+  std::string cleanup_error;
+  std::thread cleaner;
+  if (opt.cleanup) {
+    cleaner = std::thread([&] {
+      while (MonoNs() < warm_end) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      ClientOptions co;
+      co.endpoints = opt.endpoints;
+      co.context = &ctx;
+      auto cl = Client::Create(co);
+      cleanup_t0 = MonoNs();
+      sh.window_start = cleanup_t0.load();
+      if (!cl.ok()) {
+        cleanup_error = cl.error().ToString();
+      } else {
+        CallOptions call;
+        call.timeout_ms = 30 * 60 * 1000;
+        for (;;) {  // one pass may stop at its time budget: repeat until nothing is left
+          auto r = cl->Call("cleanup_expired_sessions", {}, call);
+          if (!r.ok()) {
+            cleanup_error = r.error().ToString();
+            break;
+          }
+          uint64_t n = 0;
+          const auto& m = r->result();
+          if (m.type == msgpack::type::MAP) {
+            for (uint32_t i = 0; i < m.via.map.size; i++) {
+              const auto& kv = m.via.map.ptr[i];
+              if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) ==
+                                                           "deleted" &&
+                  kv.val.type == msgpack::type::POSITIVE_INTEGER) {
+                n = kv.val.via.u64;
+              }
+            }
+          }
+          deleted += n;
+          if (n == 0) break;
+        }
+      }
+      cleanup_t1 = MonoNs();
+      sh.window_end = cleanup_t1.load();
+      cleanup_done = true;
+    });
+  }
+
+  uint64_t last = 0;
+  int64_t last_t = start;
+  int64_t tick = start + 1000 * kMs;
+  for (;;) {
+    int64_t now = MonoNs();
+    if (now >= min_end && cleanup_done) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(50, std::max<int64_t>(1, (tick - now) / kMs))));
+    now = MonoNs();
+    if (opt.progress && now >= tick) {
+      uint64_t c = sh.completed.load();
+      double rate = double(c - last) * 1e9 / double(now - last_t);
+      std::fprintf(stderr, "[%5.1fs] %s %s: %9.0f replies/s, %llu errors%s\n", double(now - start) / 1e9,
+                   OpKindName(opt.op), now < warm_end ? "warm-up" : "measure", rate,
+                   (unsigned long long)sh.failed.load(), opt.cleanup && !cleanup_done ? ", cleanup running" : "");
+      last = c;
+      last_t = now;
+      tick += 1000 * kMs;
+    }
+  }
+  int64_t end = MonoNs();
+  if (!opt.cleanup) sh.window_end = min_end;
+  sh.stop = true;
+  for (auto& t : threads) t.join();
+  if (cleaner.joinable()) cleaner.join();
+
+  LoadGenReport rep;
+  rep.op = opt.op;
+  rep.connections = opt.connections;
+  rep.depth = opt.depth;
+  rep.rate = opt.rate;
+  std::vector<int64_t> all;
+  for (auto& r : results) {
+    if (!r.fatal.empty()) return Error::Internal("connection: " + r.fatal);
+    rep.ok += r.ok;
+    rep.errors += r.errors;
+    for (auto& [k, v] : r.codes) rep.error_codes[k] += v;
+    all.insert(all.end(), r.lat.begin(), r.lat.end());
+    std::vector<int64_t>().swap(r.lat);
+  }
+  if (opt.cleanup) {
+    if (!cleanup_error.empty()) return Error::Internal("cleanup: " + cleanup_error);
+    rep.cleanup_s = double(cleanup_t1 - cleanup_t0) / 1e9;
+    rep.cleanup_deleted = deleted;
+    rep.seconds = rep.cleanup_s;
+  } else {
+    rep.seconds = double(std::min(end, min_end) - warm_end) / 1e9;
+  }
+  rep.throughput = rep.seconds > 0 ? double(rep.ok) / rep.seconds : 0;
+  rep.latency = Summarize(all);
+  return rep;
+}
+
+}  // namespace torii::bench

@@ -1,0 +1,72 @@
+// The load generator: N torii::Client connections, one thread each (all on
+// one shared ZeroMQ context), each keeping up to `depth` requests in flight.
+//
+// Two modes:
+// - max throughput (rate == 0): every connection refills its pipeline as
+//   replies come; latency is reply time minus send time.
+// - fixed rate (rate > 0 requests/s in total): each connection sends on a
+//   schedule; latency is measured from the *intended* send time, so a
+//   stall that delays later sends is charged to them (no coordinated
+//   omission). A connection never has more than max(depth, 1000) requests
+//   in flight; when it would, the schedule falls behind and that shows up
+//   as latency.
+// Samples whose intended send time falls in the warm-up are dropped; all
+// others are kept (percentiles are exact, over every sample).
+//
+// With `cleanup`, a separate connection calls cleanup_expired_sessions
+// after the warm-up until it deletes nothing more; the measurement window
+// is the cleanup's duration (at least `duration_s`).
+//
+// Blocking; prints a progress line per second on stderr when `progress`.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+#include "torii/error.h"
+
+namespace torii::bench {
+
+enum class OpKind { kGetSession, kCreateSession, kMix, kGetUserByEmail, kPing };
+Result<OpKind> ParseOpKind(const std::string& s);
+const char* OpKindName(OpKind k);
+
+struct LoadGenOptions {
+  std::vector<std::string> endpoints;
+  int connections = 8;
+  int depth = 1;
+  double duration_s = 10;
+  double warmup_s = 2;
+  double rate = 0;  // requests/s in total; 0: as fast as possible
+  OpKind op = OpKind::kGetSession;
+  uint64_t users = 100000;     // key space: user index < users
+  uint64_t sessions = 1000000; // key space: live session index < sessions
+  int64_t timeout_ms = 5000;
+  bool cleanup = false;
+  bool progress = true;
+  uint64_t seed = 1;
+};
+
+struct LoadGenReport {
+  OpKind op = OpKind::kGetSession;
+  int connections = 0, depth = 0;
+  double rate = 0;
+  double seconds = 0;        // measurement window
+  uint64_t ok = 0;           // successful replies in the window
+  uint64_t errors = 0;       // error replies (any code) in the window
+  std::map<std::string, uint64_t> error_codes;
+  double throughput = 0;     // ok replies per second
+  LatencySummary latency;    // successful replies
+  double cleanup_s = 0;      // cleanup mode: how long the cleanup took
+  uint64_t cleanup_deleted = 0;
+  nlohmann::json ToJson() const;
+};
+
+Result<LoadGenReport> RunLoad(const LoadGenOptions& opt);
+
+}  // namespace torii::bench
