@@ -6,10 +6,12 @@
 #include "janitor.h"
 #include "listener.h"
 #include "notify.h"
+#include "pgconn.h"
 #include "pool.h"
 #include "publisher.h"
 #include "requests.h"
 #include "router.h"
+#include "security.h"
 #include "torii/log.h"
 #include "torii/migrations.h"
 #include "torii/pg.h"
@@ -39,6 +41,7 @@ Daemon::~Daemon() {
   janitor_.reset();
   publisher_.reset();
   notifier_.reset();
+  zap_.reset();
   // Let the close callbacks of everything above run.
   uv_run(&loop_, UV_RUN_DEFAULT);
   if (uv_loop_close(&loop_) != 0) TLOG_WARN("daemon: loop closed with handles still open");
@@ -68,11 +71,17 @@ Status Daemon::StartDatabase() {
 }
 
 Status Daemon::RunMigrations() {
-  std::string ci = conninfo_;
-  auto conn = ConnectBlocking(ci);
+  // The pool's sslmode applies here too: the migrations must not be the one
+  // connection that goes without TLS or without checking the certificate.
+  std::vector<std::string> storage;
+  std::vector<const char*> keys, vals;
+  BuildConnectParams(ConnectOptions{conninfo_, config_.database.ssl_mode, 0, 0, "toriid"}, storage, keys, vals);
+  Result<PgConn> conn = PgConn(PQconnectdbParams(keys.data(), vals.data(), 1));
+  if (PQstatus(conn->get()) != CONNECTION_OK) conn = ErrorFromConn(conn->get());
   if (!conn.ok()) {
     return Error(conn.error().code(), "cannot connect to the database: " + conn.error().message());
   }
+  PQsetNoticeProcessor(conn->get(), [](void*, const char*) {}, nullptr);
   auto report = ApplyMigrations(conn->get());
   if (!report.ok()) return report.error();
   TLOG_INFO("daemon: schema at version %d (%d applied now)", report->current, report->applied);
@@ -93,6 +102,20 @@ Status Daemon::MigrateOnly() {
 
 Status Daemon::Start() {
   started_ms_ = uv_now(&loop_);
+  // CURVE first: a key error stops the start before any server is started,
+  // and the ZAP handler must serve before the sockets bind (security.h).
+  std::string curve_secret;
+  if (!config_.security.curve_secret_key_file.empty()) {
+    auto secret = LoadServerSecretKey(config_.security.curve_secret_key_file);
+    if (!secret.ok()) return secret.error();
+    curve_secret = std::move(*secret);
+    zap_ = std::make_unique<ZapHandler>(&loop_, zmq_);
+    if (auto st = zap_->Start(config_.security.curve_authorized_keys_dir); !st.ok()) return st;
+  } else if (!config_.security.curve_authorized_keys_dir.empty()) {
+    return Error::InvalidArgument(
+        "security.curve_authorized_keys_dir is set but security.curve_secret_key_file is not: CURVE would be off "
+        "and every client admitted");
+  }
   if (auto st = StartDatabase(); !st.ok()) return st;
   if (auto st = RunMigrations(); !st.ok()) return st;
 
@@ -108,8 +131,14 @@ Status Daemon::Start() {
   pool_ = std::make_unique<Pool>(&loop_, po);
 
   router_ = std::make_unique<Router>(&loop_, zmq_, [this](Envelope&& env, zmq::message_t&& body) {
+    // A key revoked by a reload loses service at once, also on a connection
+    // ZAP admitted before (see security.h).
+    if (zap_ && !zap_->Admits(body)) return;
     requests_->OnMessage(std::move(env), std::move(body));
   });
+  if (zap_) {
+    if (auto st = ApplyCurveServer(router_->socket(), curve_secret); !st.ok()) return st;
+  }
   if (auto st = router_->Bind(config_.server.requests, config_.server.max_message_bytes); !st.ok()) return st;
 
   DecodeLimits limits;
@@ -150,6 +179,9 @@ Status Daemon::Start() {
   ConnectOptions co{conninfo_, config_.database.ssl_mode, static_cast<int>(config_.database.connect_timeout_ms),
                     static_cast<int>(config_.database.tcp_user_timeout_ms), "toriid"};
   publisher_ = std::make_unique<Publisher>(&loop_, zmq_);
+  if (zap_) {
+    if (auto st = ApplyCurveServer(publisher_->socket(), curve_secret); !st.ok()) return st;
+  }
   if (auto st = publisher_->Bind(config_.server.events, config_.events.send_hwm); !st.ok()) return st;
   listener_ = std::make_unique<Listener>(&loop_, co, *publisher_, config_.events.heartbeat_ms,
                                          config_.events.probe_interval_ms, config_.events.probe_timeout_ms);
@@ -267,6 +299,7 @@ void Daemon::FinishShutdown() {
   janitor_->Close();
   publisher_->Close();
   notifier_->Close();
+  if (zap_) zap_->Close();
   TLOG_INFO("daemon: stopped");
 }
 
@@ -298,6 +331,7 @@ void Daemon::Reload() {
                         static_cast<uint64_t>(config_.cleanup.time_budget_ms),
                         static_cast<uint64_t>(config_.audit.retention_days)});
   ConfigureAudit();
+  if (zap_) (void)zap_->Reload(config_.security.curve_authorized_keys_dir);
   TLOG_INFO("daemon: reloaded %s (%zu keys changed)", config_path_.c_str(), changed.size());
   notifier_->Ready();
 }

@@ -27,6 +27,7 @@ class Publisher;
 class Listener;
 class Janitor;
 class Notifier;
+class ZapHandler;
 
 class Daemon {
  public:
@@ -65,6 +66,7 @@ class Daemon {
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<Janitor> janitor_;
   std::unique_ptr<Notifier> notifier_;
+  std::unique_ptr<ZapHandler> zap_;  // set when CURVE is on
   uv_signal_t sigterm_, sigint_, sighup_;
   uv_timer_t shutdown_timer_;
   bool stopping_ = false;

@@ -1,6 +1,7 @@
 // Event publishing over PUB.
 #include "publisher.h"
 
+#include "security.h"
 #include "torii/log.h"
 #include "torii/values.h"
 #include "uv_util.h"
@@ -31,7 +32,7 @@ Status Publisher::Bind(const std::vector<std::string>& endpoints, int64_t send_h
     socket_.set(zmq::sockopt::sndhwm, static_cast<int>(send_hwm));
     socket_.set(zmq::sockopt::linger, 0);
     for (const auto& ep : endpoints) {
-      socket_.bind(ep);
+      if (auto st = BindEndpoint(socket_, ep); !st.ok()) return st;
       TLOG_INFO("publisher: publishing events on %s (epoch %s)", ep.c_str(), epoch_.c_str());
     }
   } catch (const zmq::error_t& e) {

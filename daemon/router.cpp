@@ -1,6 +1,7 @@
 // ROUTER socket under libuv.
 #include "router.h"
 
+#include "security.h"
 #include "torii/log.h"
 #include "uv_util.h"
 
@@ -26,7 +27,7 @@ Status Router::Bind(const std::vector<std::string>& endpoints, int64_t max_messa
     socket_.set(zmq::sockopt::rcvhwm, 100000);
     socket_.set(zmq::sockopt::linger, 0);
     for (const auto& ep : endpoints) {
-      socket_.bind(ep);
+      if (auto st = BindEndpoint(socket_, ep); !st.ok()) return st;
       TLOG_INFO("router: listening on %s", ep.c_str());
     }
   } catch (const zmq::error_t& e) {

@@ -11,6 +11,7 @@
 
 #include <zmq.hpp>
 
+#include "torii/curve.h"
 #include "torii/protocol.h"
 
 namespace torii {
@@ -324,6 +325,16 @@ Subscriber::~Subscriber() = default;
 Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options) {
   if (options.endpoints.empty()) return Error::InvalidArgument("the subscriber needs at least one endpoint");
   if (options.heartbeat_ms <= 0) return Error::InvalidArgument("heartbeat_ms must be positive");
+  const bool curve = !options.server_public_key.empty() || !options.client_public_key.empty() ||
+                     !options.client_secret_key.empty();
+  if (curve) {
+    if (!IsZ85Key(options.server_public_key) || !IsZ85Key(options.client_public_key) ||
+        !IsZ85Key(options.client_secret_key)) {
+      // Never echo the keys: the secret one is a secret.
+      return Error::InvalidArgument("CURVE needs the server public key and the client key pair, 40 Z85 characters each");
+    }
+    if (!zmq_has("curve")) return Error::InvalidArgument("this libzmq was built without CURVE");
+  }
   for (auto& f : options.families) {
     if (!f.empty() && f.back() == '.') f.pop_back();
   }
@@ -347,6 +358,11 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options
       ep.socket.emplace(*impl->context, zmq::socket_type::sub);
       ep.socket->set(zmq::sockopt::linger, 0);
       ep.socket->set(zmq::sockopt::rcvhwm, impl->options.rcvhwm);
+      if (curve) {
+        ep.socket->set(zmq::sockopt::curve_serverkey, impl->options.server_public_key);
+        ep.socket->set(zmq::sockopt::curve_publickey, impl->options.client_public_key);
+        ep.socket->set(zmq::sockopt::curve_secretkey, impl->options.client_secret_key);
+      }
       if (impl->options.families.empty()) {
         ep.socket->set(zmq::sockopt::subscribe, "");
       } else {

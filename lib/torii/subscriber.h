@@ -64,6 +64,11 @@ struct SubscriberOptions {
   // A ZeroMQ context to share (required for inproc://); not owned. Null:
   // the Subscriber owns its own.
   zmq::context_t* context = nullptr;
+  // CURVE (all three Z85, 40 characters each) or all empty for none: the
+  // daemon's public key and this subscriber's own key pair.
+  std::string server_public_key;
+  std::string client_public_key;
+  std::string client_secret_key;
 };
 
 // One decoded event. `body()` and the strings are valid for as long as the
@@ -115,7 +120,8 @@ class Subscriber {
   using StaleFn = std::function<void(const StaleReason&)>;
 
   // Creates and connects the SUB sockets. invalid_argument for no
-  // endpoints or heartbeat_ms <= 0; internal for a ZeroMQ failure.
+  // endpoints, heartbeat_ms <= 0 or malformed CURVE keys; internal for a
+  // ZeroMQ failure.
   static Result<std::unique_ptr<Subscriber>> Create(SubscriberOptions options);
   ~Subscriber();
   Subscriber(const Subscriber&) = delete;
