@@ -50,7 +50,7 @@ set(CPACK_DEBIAN_PACKAGE_SECTION "net")
 # states what the daemon needs at run time on Debian 12 even when built in
 # a tree without a debian/ folder.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libpq5, libuv1, libzmq5, libsodium23, libsystemd0, libsqlite3-0, libc6, libstdc++6")
+    "libpq5, libuv1, libzmq5, libsodium23, libsystemd0, libsqlite3-0, libtomlplusplus3, libc6, libstdc++6")
 # The embedded-PostgreSQL default (development) needs the server binaries.
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "postgresql")
 # /etc/torii/toriid.toml is a conffile: upgrades keep the admin's edits.

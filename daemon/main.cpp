@@ -1,6 +1,7 @@
 // toriid: flags, config, then the Daemon. No logic a test would want.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "daemon.h"
@@ -45,6 +46,19 @@ int main(int argc, char** argv) {
   }
   if (print) {
     std::fputs(config.ToToml().c_str(), stdout);
+    // The URL in force may come from outside the file (TORII_DATABASE_URL,
+    // database.url_file); say which one wins, password redacted.
+    auto url = config.DatabaseUrl();
+    const char* env = std::getenv("TORII_DATABASE_URL");
+    const char* source = env != nullptr && *env != '\0'       ? "TORII_DATABASE_URL"
+                         : !config.database.url_file.empty() ? "database.url_file"
+                         : !config.database.url.empty()      ? "database.url"
+                                                             : "embedded PostgreSQL";
+    if (!url.ok()) {
+      std::printf("\n# database URL in force: error: %s\n", url.error().message().c_str());
+      return 2;
+    }
+    std::printf("\n# database URL in force (from %s): %s\n", source, torii::RedactConninfo(*url).c_str());
     return 0;
   }
   torii::LogLevel level;

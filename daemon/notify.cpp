@@ -39,6 +39,12 @@ void Notifier::Send(const std::string& state) {
 }
 
 void Notifier::Ready() {
+  if (skip_ready_) {
+    // The end of a reload that came before the daemon was ready: not READY.
+    skip_ready_ = false;
+    return;
+  }
+  ready_ = true;
   Send("READY=1\nSTATUS=" + status_());
   if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&status_timer_))) {
     uv_timer_start(&status_timer_, OnStatus, 5000, 5000);
@@ -46,6 +52,12 @@ void Notifier::Ready() {
 }
 
 void Notifier::Reloading() {
+  // A SIGHUP during start-up still reloads, but systemd must not hear
+  // RELOADING/READY before the real READY=1 (requests served, LISTEN in place).
+  if (!ready_) {
+    skip_ready_ = true;
+    return;
+  }
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   uint64_t usec = static_cast<uint64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;

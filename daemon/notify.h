@@ -19,6 +19,8 @@ class Notifier {
   Notifier(uv_loop_t* loop, std::function<std::string()> status);
   ~Notifier();
 
+  // Ready() after Reloading() ends the reload. Reloading() before the first
+  // Ready() sends nothing, and neither does the Ready() that ends it.
   void Ready();
   void Reloading();
   void Stopping();
@@ -34,6 +36,8 @@ class Notifier {
   uv_timer_t watchdog_;
   uv_timer_t status_timer_;
   bool closed_ = false;
+  bool ready_ = false;       // READY=1 has been sent
+  bool skip_ready_ = false;  // the next Ready() ends a reload begun before ready_
 };
 
 }  // namespace torii::daemon

@@ -1,6 +1,7 @@
 // Line-at-a-time logging to stderr, journald-aware.
 #include "torii/log.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -21,6 +22,20 @@ std::atomic<int> g_journal{-1};
 constexpr const char* kLevelNames[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 // sd-daemon.h priorities: SD_DEBUG 7, SD_INFO 6, SD_WARNING 4, SD_ERR 3.
 constexpr int kJournalPriority[] = {7, 6, 4, 3};
+
+// JOURNAL_STREAM is "DEV:INODE" of the journal stream systemd gave as
+// stdout/stderr. It is inherited by children whose stderr was redirected
+// elsewhere, so (as sd-daemon(3)/systemd.exec(5) advise) it only counts
+// when it names the file stderr actually is.
+bool StderrIsJournal() {
+  const char* env = std::getenv("JOURNAL_STREAM");
+  if (env == nullptr) return false;
+  unsigned long long dev = 0, ino = 0;
+  if (std::sscanf(env, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st;
+  if (fstat(STDERR_FILENO, &st) != 0) return false;
+  return static_cast<unsigned long long>(st.st_dev) == dev && static_cast<unsigned long long>(st.st_ino) == ino;
+}
 
 }  // namespace
 
@@ -44,7 +59,7 @@ void Log(LogLevel level, const char* fmt, ...) {
   if (lv < g_level.load(std::memory_order_relaxed)) return;
   int journal = g_journal.load(std::memory_order_relaxed);
   if (journal < 0) {
-    journal = std::getenv("JOURNAL_STREAM") != nullptr ? 1 : 0;
+    journal = StderrIsJournal() ? 1 : 0;
     g_journal.store(journal);
   }
 
@@ -66,6 +81,11 @@ void Log(LogLevel level, const char* fmt, ...) {
   int m = std::vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
   va_end(ap);
   size_t len = n + (m < 0 ? 0 : std::min<size_t>(m, sizeof(line) - n - 2));
+  // One record per line: an embedded newline (say, from a peer-supplied
+  // string) would start a journal entry without a priority, or forge one.
+  for (size_t i = n; i < len; i++) {
+    if (line[i] == '\n' || line[i] == '\r') line[i] = ' ';
+  }
   line[len++] = '\n';
   ssize_t w = ::write(STDERR_FILENO, line, len);
   (void)w;

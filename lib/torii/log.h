@@ -1,5 +1,6 @@
-// Logging to stderr. Under systemd (JOURNAL_STREAM set) each line carries a
-// "<N>" priority prefix for the journal; otherwise a UTC timestamp and level.
+// Logging to stderr. Under systemd (JOURNAL_STREAM names stderr's device
+// and inode) each line carries a "<N>" priority prefix for the journal;
+// otherwise a UTC timestamp and level.
 // Callable from any thread; a line is written with one write(2).
 //
 // Never pass a secret: password hashes, tokens, token digests, or a database

@@ -63,6 +63,7 @@ DaemonProcess::DaemonProcess(DaemonOptions options) : opt_(std::move(options)) {
 
 DaemonProcess::~DaemonProcess() {
   Kill();
+  if (g_before_daemon_removed != nullptr) g_before_daemon_removed(*this);
   RemoveTree(dir_);
 }
 
@@ -93,6 +94,18 @@ void DaemonProcess::Start() {
   int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log < 0) throw std::runtime_error("cannot open " + log_path_);
   std::string binary = TORIID_BINARY;
+  // The child's environment is built before fork: only exec runs after it.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; e++) {
+    std::string kv = *e;
+    if (opt_.env.count(kv.substr(0, kv.find('='))) == 0) env_strings.push_back(kv);
+  }
+  for (const auto& [k, v] : opt_.env) {
+    if (!v.empty()) env_strings.push_back(k + "=" + v);
+  }
+  std::vector<char*> envp;
+  for (auto& kv : env_strings) envp.push_back(kv.data());
+  envp.push_back(nullptr);
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
@@ -107,7 +120,8 @@ void DaemonProcess::Start() {
     // Never outlive the test, even when it crashes.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1);
-    execl(binary.c_str(), binary.c_str(), "--config", config_path_.c_str(), static_cast<char*>(nullptr));
+    const char* argv[] = {binary.c_str(), "--config", config_path_.c_str(), nullptr};
+    execve(binary.c_str(), const_cast<char* const*>(argv), envp.data());
     _exit(127);
   }
   ::close(log);

@@ -30,6 +30,9 @@ struct DaemonOptions {
   std::string extra_toml = {};  // appended verbatim after the generated sections
   bool wait_ready = true;    // Start() waits until ping answers
   int ready_timeout_ms = 30000;
+  // Environment of the child on top of the test's own; an empty value
+  // unsets the variable (e.g. NOTIFY_SOCKET, JOURNAL_STREAM, TORII_DATABASE_URL).
+  std::map<std::string, std::string> env = {};
 };
 
 class DaemonProcess {
@@ -79,6 +82,10 @@ class DaemonProcess {
   pid_t pid_ = -1;
   int exit_status_ = -1;
 };
+
+// When set, called with each DaemonProcess just before its folder (and log)
+// is removed; tests/integration/logging_test.cpp scans every log for secrets.
+inline void (*g_before_daemon_removed)(const DaemonProcess&) = nullptr;
 
 // TOML basic string literal for `s` (quotes and escapes).
 std::string TomlString(const std::string& s);
