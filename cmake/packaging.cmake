@@ -44,6 +44,7 @@ set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 # Install with DESTDIR=<staging> and the real prefix, so that the config
 # rule above lands in /etc rather than beside the staging prefix.
 set(CPACK_SET_DESTDIR ON)
+set(CPACK_INSTALL_PREFIX "/usr")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION "net")
 # Named explicitly rather than through dpkg-shlibdeps, so that the package
