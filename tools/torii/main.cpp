@@ -158,112 +158,112 @@ int main(int argc, char** argv) {
   }
 
   // ---- session ----
+  // Not in a block: the helper lambdas below are captured by reference by
+  // the actions, which run after parsing, so they must live as long as main.
   auto* session = app.add_subcommand("session", "sessions")->require_subcommand(1);
-  {
-    // --token / --id pick the session; exactly one is needed.
-    auto add_pick = [&](CLI::App* c) {
-      auto* tok = c->add_option("--token", s6, "the bearer token");
-      auto* id = c->add_option("--id", s7, "the session id");
-      tok->excludes(id);
-      return std::pair{tok, id};
-    };
-    auto pick = [&](std::pair<CLI::Option*, CLI::Option*> p) -> bool {
-      if (p.first->count()) args["token"] = s6;
-      else if (p.second->count()) args["id"] = s7;
-      else return false;
-      return true;
-    };
-    // --ttl / --expires-at give the expiry; exactly one is needed.
-    auto add_expiry = [&](CLI::App* c) {
-      auto* ttl = c->add_option("--ttl", n1, "seconds from now");
-      auto* exp = c->add_option("--expires-at", s5, "RFC 3339 or ms since the epoch");
-      ttl->excludes(exp);
-      return std::pair{ttl, exp};
-    };
-    auto expiry = [&](std::pair<CLI::Option*, CLI::Option*> p) -> int {
-      if (p.first->count()) {
-        args["ttl_s"] = n1;
-      } else if (p.second->count()) {
-        auto ms = torii::cli::ParseTimeArg(s5);
-        if (!ms) return torii::cli::UsageError("--expires-at must be RFC 3339 or milliseconds since the epoch");
-        args["expires_at"] = *ms;
-      } else {
-        return torii::cli::UsageError("give --ttl or --expires-at");
+  // --token / --id pick the session; exactly one is needed.
+  auto add_pick = [&](CLI::App* c) {
+    auto* tok = c->add_option("--token", s6, "the bearer token");
+    auto* id = c->add_option("--id", s7, "the session id");
+    tok->excludes(id);
+    return std::pair{tok, id};
+  };
+  auto pick = [&](std::pair<CLI::Option*, CLI::Option*> p) -> bool {
+    if (p.first->count()) args["token"] = s6;
+    else if (p.second->count()) args["id"] = s7;
+    else return false;
+    return true;
+  };
+  // --ttl / --expires-at give the expiry; exactly one is needed.
+  auto add_expiry = [&](CLI::App* c) {
+    auto* ttl = c->add_option("--ttl", n1, "seconds from now");
+    auto* exp = c->add_option("--expires-at", s5, "RFC 3339 or ms since the epoch");
+    ttl->excludes(exp);
+    return std::pair{ttl, exp};
+  };
+  auto expiry = [&](std::pair<CLI::Option*, CLI::Option*> p) -> int {
+    if (p.first->count()) {
+      args["ttl_s"] = n1;
+    } else if (p.second->count()) {
+      auto ms = torii::cli::ParseTimeArg(s5);
+      if (!ms) return torii::cli::UsageError("--expires-at must be RFC 3339 or milliseconds since the epoch");
+      args["expires_at"] = *ms;
+    } else {
+      return torii::cli::UsageError("give --ttl or --expires-at");
+    }
+    return 0;
+  };
+
+  auto* c = session->add_subcommand("create", "create a session; prints its token once");
+  c->add_option("--user", s1, "user id")->required();
+  auto ex = add_expiry(c);
+  auto* id = c->add_option("--id", s2, "session uuid (default: a new one)");
+  auto* ua = c->add_option("--user-agent", s3, "user agent");
+  auto* ip = c->add_option("--ip", s4, "ip address");
+  auto* md = c->add_option("--metadata", s7, "metadata as a JSON object");
+  c->callback([&, ex, id, ua, ip, md] {
+    run.action = [&, ex, id, ua, ip, md] {
+      args["user_id"] = s1;
+      if (int e = expiry(ex)) return e;
+      Put(args, "id", s2, id);
+      Put(args, "user_agent", s3, ua);
+      Put(args, "ip_address", s4, ip);
+      if (md->count()) {
+        auto m = torii::cli::ParseJsonObject("--metadata", s7);
+        if (!m) return int(torii::cli::kExitUsage);
+        args["metadata"] = *m;
       }
-      return 0;
+      return torii::cli::Call(g, "create_session", args);
     };
+  });
 
-    auto* c = session->add_subcommand("create", "create a session; prints its token once");
-    c->add_option("--user", s1, "user id")->required();
-    auto ex = add_expiry(c);
-    auto* id = c->add_option("--id", s2, "session uuid (default: a new one)");
-    auto* ua = c->add_option("--user-agent", s3, "user agent");
-    auto* ip = c->add_option("--ip", s4, "ip address");
-    auto* md = c->add_option("--metadata", s7, "metadata as a JSON object");
-    c->callback([&, ex, id, ua, ip, md] {
-      run.action = [&, ex, id, ua, ip, md] {
-        args["user_id"] = s1;
-        if (int e = expiry(ex)) return e;
-        Put(args, "id", s2, id);
-        Put(args, "user_agent", s3, ua);
-        Put(args, "ip_address", s4, ip);
-        if (md->count()) {
-          auto m = torii::cli::ParseJsonObject("--metadata", s7);
-          if (!m) return int(torii::cli::kExitUsage);
-          args["metadata"] = *m;
-        }
-        return torii::cli::Call(g, "create_session", args);
-      };
-    });
+  auto* get = session->add_subcommand("get", "show an unexpired session");
+  auto gp = add_pick(get);
+  get->callback([&, gp] {
+    run.action = [&, gp] {
+      if (!pick(gp)) return torii::cli::UsageError("give --token or --id");
+      return torii::cli::Call(g, "get_session", args);
+    };
+  });
 
-    auto* get = session->add_subcommand("get", "show an unexpired session");
-    auto gp = add_pick(get);
-    get->callback([&, gp] {
-      run.action = [&, gp] {
-        if (!pick(gp)) return torii::cli::UsageError("give --token or --id");
-        return torii::cli::Call(g, "get_session", args);
-      };
-    });
+  auto* ext = session->add_subcommand("extend", "move a session's expiry");
+  auto ep = add_pick(ext);
+  auto ee = add_expiry(ext);
+  ext->callback([&, ep, ee] {
+    run.action = [&, ep, ee] {
+      if (!pick(ep)) return torii::cli::UsageError("give --token or --id");
+      if (int e = expiry(ee)) return e;
+      return torii::cli::Call(g, "extend_session", args);
+    };
+  });
 
-    auto* ext = session->add_subcommand("extend", "move a session's expiry");
-    auto ep = add_pick(ext);
-    auto ee = add_expiry(ext);
-    ext->callback([&, ep, ee] {
-      run.action = [&, ep, ee] {
-        if (!pick(ep)) return torii::cli::UsageError("give --token or --id");
-        if (int e = expiry(ee)) return e;
-        return torii::cli::Call(g, "extend_session", args);
-      };
-    });
+  auto* del = session->add_subcommand("delete", "end a session");
+  auto dp = add_pick(del);
+  del->callback([&, dp] {
+    run.action = [&, dp] {
+      if (!pick(dp)) return torii::cli::UsageError("give --token or --id");
+      return torii::cli::Call(g, "delete_session", args);
+    };
+  });
 
-    auto* del = session->add_subcommand("delete", "end a session");
-    auto dp = add_pick(del);
-    del->callback([&, dp] {
-      run.action = [&, dp] {
-        if (!pick(dp)) return torii::cli::UsageError("give --token or --id");
-        return torii::cli::Call(g, "delete_session", args);
-      };
-    });
+  auto* list = session->add_subcommand("list", "a user's unexpired sessions, newest first");
+  list->add_option("--user", s1, "user id")->required();
+  list->callback([&] { run.action = [&] { return torii::cli::Call(g, "list_sessions", {{"user_id", s1}}); }; });
 
-    auto* list = session->add_subcommand("list", "a user's unexpired sessions, newest first");
-    list->add_option("--user", s1, "user id")->required();
-    list->callback([&] { run.action = [&] { return torii::cli::Call(g, "list_sessions", {{"user_id", s1}}); }; });
+  auto* revoke = session->add_subcommand("revoke-all", "end every session of a user");
+  revoke->add_option("--user", s1, "user id")->required();
+  auto* except = revoke->add_option("--except", s2, "a session id to keep");
+  revoke->callback([&, except] {
+    run.action = [&, except] {
+      args["user_id"] = s1;
+      Put(args, "except", s2, except);
+      return torii::cli::Call(g, "delete_user_sessions", args);
+    };
+  });
 
-    auto* revoke = session->add_subcommand("revoke-all", "end every session of a user");
-    revoke->add_option("--user", s1, "user id")->required();
-    auto* except = revoke->add_option("--except", s2, "a session id to keep");
-    revoke->callback([&, except] {
-      run.action = [&, except] {
-        args["user_id"] = s1;
-        Put(args, "except", s2, except);
-        return torii::cli::Call(g, "delete_user_sessions", args);
-      };
-    });
-
-    session->add_subcommand("cleanup", "delete expired sessions now")->callback([&] {
-      run.action = [&] { return torii::cli::Call(g, "cleanup_expired_sessions", json::object()); };
-    });
-  }
+  session->add_subcommand("cleanup", "delete expired sessions now")->callback([&] {
+    run.action = [&] { return torii::cli::Call(g, "cleanup_expired_sessions", json::object()); };
+  });
 
   // ---- audit ----
   auto* audit = app.add_subcommand("audit", "the audit log")->require_subcommand(1);
