@@ -81,7 +81,7 @@ PgCluster::PgCluster(PgClusterOptions options) : impl_(new Impl), opt_(std::move
   eo.fast_initdb = true;
   eo.superuser = "torii";
   eo.settings = {{"fsync", "off"},
-                 {"synchronous_commit", "off"},
+                 {"synchronous_commit", opt_.durable_commits ? "on" : "off"},
                  {"full_page_writes", "off"},
                  {"max_connections", "300"},
                  // Tests start and drop many databases and connections; keep
