@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -87,6 +88,7 @@ PgCluster::PgCluster(PgClusterOptions options) : impl_(new Impl), opt_(std::move
                  // Tests start and drop many databases and connections; keep
                  // the log to what helps when a test fails.
                  {"log_min_messages", "warning"}};
+  eo.settings.insert(eo.settings.end(), opt_.settings.begin(), opt_.settings.end());
   info_ = {eo.socket_dir, eo.port, eo.superuser};
   impl_->pg = std::make_unique<EmbeddedPostgres>(std::move(eo));
   if (opt_.start) {
@@ -110,6 +112,12 @@ PgCluster::~PgCluster() {
 
 void PgCluster::Start() {
   if (auto st = impl_->pg->Init(); !st.ok()) throw std::runtime_error("initdb: " + st.error().message());
+  if (!opt_.hba.empty()) {
+    // Truncating keeps the file's owner (the server's account).
+    std::ofstream hba(dir_ + "/data/pg_hba.conf", std::ios::trunc);
+    hba << opt_.hba;
+    if (!hba) throw std::runtime_error("cannot write pg_hba.conf in " + dir_);
+  }
   if (auto st = impl_->pg->Start(60000); !st.ok()) throw std::runtime_error("postgres start: " + st.error().message());
 }
 

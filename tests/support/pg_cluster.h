@@ -20,6 +20,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace torii::test {
 
@@ -40,6 +42,10 @@ struct PgClusterOptions {
   // (synchronous_commit on), so an immediate shutdown loses no
   // acknowledged write. fsync stays off: the OS itself does not crash here.
   bool durable_commits = false;
+  // Extra server settings (-c name=value), e.g. {"ssl", "on"}.
+  std::vector<std::pair<std::string, std::string>> settings = {};
+  // When set, pg_hba.conf gets this text after initdb (e.g. hostssl only).
+  std::string hba = {};
 };
 
 class PgCluster {
