@@ -229,6 +229,16 @@ void Listener::Publish(const std::string& payload) {
       pk.pack_uint64(j.contains("count") && j["count"].is_number_unsigned() ? j["count"].get<uint64_t>() : 0);
       PackMicrosField(pk, j, "before");
     });
+  } else if (family == "torii" && kind == "resync") {
+    // torii_bulk_import_summary() (schema/0007): rows were written without
+    // per-row events. Any session may NOTIFY, so the reason published (and
+    // logged) is rebuilt here from the two counts, the same sentence the
+    // summary puts in "reason", and never text taken from the payload.
+    auto count = [&](const char* k) -> std::string {
+      return j.contains(k) && j[k].is_number_unsigned() ? std::to_string(j[k].get<uint64_t>()) : "?";
+    };
+    publisher_.Resync("a bulk import wrote " + count("users") + " user(s) and " + count("sessions") +
+                      " session(s) without per-row events");
   } else {
     stats_.malformed++;
     TLOG_WARN("listener: ignoring an unknown event kind '%s.%s'", family.c_str(), kind.c_str());

@@ -7,6 +7,9 @@
 // pass) does not read SQLite twice. Every check runs in PostgreSQL on
 // temporary staging tables, so emails are compared with the target's own
 // lower(), exactly as its unique index on lower(email) will compare them.
+// The inserts run in bulk-import mode (schema/0007_bulk_import.sql): no
+// per-row NOTIFY or audit row, one summary audit row and one torii.resync
+// event instead, when the target role may act as the tables' owner.
 #include "torii/sqlite_migrate.h"
 
 #include <sqlite3.h>
@@ -662,6 +665,30 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
   rep.users_present = checks->users_present;
   rep.sessions_present = checks->sessions_present;
 
+  // Bulk-import mode (schema/0007): the row triggers stay silent for this
+  // transaction's INSERTs, and one summary (an audit row and a torii.resync
+  // event) stands for them at the end. Per-row NOTIFYs and audit rows were
+  // most of a large migration's time, and nobody can use 500,000
+  // session.created events one by one. The database honours the switch
+  // only for a role that may act as the tables' owner; for any other role
+  // the rows are published and audited one by one, as before, and no
+  // summary is written.
+  bool bulk = false;
+  if (users_total > checks->users_present || sessions_total > checks->sessions_present) {
+    auto on = ScalarInt(conn,
+                        "SELECT (set_config('torii.bulk_import', 'on', true) = 'on' AND public.torii_bulk_import_allowed() "
+                        "AND has_function_privilege('public.torii_bulk_import_summary(bigint, bigint)', 'EXECUTE'))::int");
+    if (!on.ok()) return on.error();
+    bulk = *on == 1;
+    if (!bulk) {
+      auto off = ExecBlocking(conn, "SELECT set_config('torii.bulk_import', 'off', true)");
+      if (!off.ok()) return off.error();
+      rep.warnings.push_back(
+          "the target role may not act as the owner of users and sessions: every row was published and audited "
+          "one by one (slower)");
+    }
+  }
+
   if (users_total > checks->users_present) {
     auto ins = ExecBlocking(conn,
                             "INSERT INTO public.users (id, email, password_hash, email_verified_at, metadata, "
@@ -705,6 +732,15 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
                            std::to_string(*vu) + " and " + std::to_string(*vs));
   }
   rep.verified = true;
+
+  if (bulk) {
+    // Before COMMIT, in the same transaction: the summary's NOTIFY and
+    // audit row exist exactly when the rows do.
+    std::string nu = std::to_string(rep.users_new), ns = std::to_string(rep.sessions_new);
+    auto sum = ExecParamsBlocking(conn, "SELECT public.torii_bulk_import_summary($1::int8, $2::int8)",
+                                  {nu.c_str(), ns.c_str()});
+    if (!sum.ok()) return sum.error();
+  }
 
   if (rep.users_new == 0 && rep.sessions_new == 0) {
     // Nothing to write: roll back (the Txn does) rather than commit an
