@@ -51,6 +51,14 @@ class PoolConn {
   size_t inflight() const { return inflight_.size(); }
   uint64_t idle_since() const { return idle_since_; }
   uint64_t last_progress() const { return last_progress_; }
+  // Owes results and has been silent too long: kStallMs in any case, or
+  // `after_cancel_ms` since a cancel was sent (the server always answers a
+  // cancelled statement at once, so silence then means a dead path).
+  bool Stalled(uint64_t now, uint64_t after_cancel_ms) const {
+    if (inflight_.empty()) return false;
+    if (now - last_progress_ > kStallMs) return true;
+    return cancel_sent_ && now - std::max(cancel_sent_at_, last_progress_) > after_cancel_ms;
+  }
 
   void Connect();
   bool Send(Job* job);
@@ -588,12 +596,13 @@ void Pool::OnRetryTimer(uv_timer_t* t) {
 void Pool::OnMaintenanceTimer(uv_timer_t* t) {
   auto* self = static_cast<Pool*>(t->data);
   uint64_t now = uv_now(self->loop_);
+  uint64_t after_cancel_ms = std::max(1000, self->opt_.tcp_user_timeout_ms);
   int ready = 0;
   for (auto& c : self->conns_) ready += c->state() == ConnState::kReady;
   std::vector<PoolConn*> stalled;
   for (auto& c : self->conns_) {
     if (c->state() != ConnState::kReady) continue;
-    if (c->inflight() > 0 && now - c->last_progress() > kStallMs) {
+    if (c->Stalled(now, after_cancel_ms)) {
       stalled.push_back(c.get());
     } else if (c->inflight() == 0 && ready > self->opt_.min_connections && now - c->idle_since() > kIdleCloseMs) {
       TLOG_INFO("pool: conn %lu: closing, idle", (unsigned long)c->id());
@@ -601,7 +610,7 @@ void Pool::OnMaintenanceTimer(uv_timer_t* t) {
       ready--;
     }
   }
-  for (PoolConn* c : stalled) c->Break("no reply from the server within 15 s");
+  for (PoolConn* c : stalled) c->Break("the server went silent while it owed results");
   self->conns_.erase(std::remove_if(self->conns_.begin(), self->conns_.end(),
                                     [](auto& c) { return c->state() == ConnState::kClosing; }),
                      self->conns_.end());
