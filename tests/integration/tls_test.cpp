@@ -80,8 +80,8 @@ class TlsTest : public ::testing::Test {
     Reply r = client.Call("create_user", V::Map({{"email", "tls@example.com"}}), 10000);
     ASSERT_TRUE(r.ok()) << r.ToString();
     // The pool (min 2) and the listener (and the janitor, if connected):
-    // all over TLS, none
-    // without. Polled: the pool may still be opening its second connection.
+    // all over TLS, none without. Polled: the pool may still be opening
+    // its second connection.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     std::pair<int, int> n;
     for (;;) {

@@ -9,6 +9,7 @@
 
 #include "output.h"
 #include "torii/client.h"
+#include "torii/curve.h"
 #include "torii/log.h"
 #include "torii/sqlite_migrate.h"
 #include "torii/subscriber.h"
@@ -41,11 +42,37 @@ struct Conn {
   int failed = kExitOk;
 };
 
+// Reads the CURVE key files of --server-key/--client-key into `o` (a
+// ClientOptions or SubscriberOptions). False, after printing why, on error.
+template <typename Options>
+bool LoadCurveKeys(const Globals& g, Options& o) {
+  if (g.server_key_file.empty() && g.client_key_file.empty()) return true;
+  if (g.server_key_file.empty() || g.client_key_file.empty()) {
+    std::cerr << "error: CURVE needs both --server-key and --client-key" << std::endl;
+    return false;
+  }
+  auto server = ReadCurveKeyFile(g.server_key_file);
+  auto secret = server.ok() ? ReadCurveKeyFile(g.client_key_file) : server;
+  auto pub = secret.ok() ? CurvePublicFromSecret(*secret) : secret;
+  if (!pub.ok()) {
+    std::cerr << "error: " << pub.error().message() << std::endl;
+    return false;
+  }
+  o.server_public_key = *server;
+  o.client_public_key = *pub;
+  o.client_secret_key = *secret;
+  return true;
+}
+
 Conn Connect(const Globals& g) {
   Conn c;
   ClientOptions o;
   o.endpoints = {g.endpoint};
   o.default_timeout_ms = g.timeout_ms;
+  if (!LoadCurveKeys(g, o)) {
+    c.failed = kExitUsage;
+    return c;
+  }
   auto r = Client::Create(o);
   if (!r.ok()) {
     std::cerr << "error: cannot use endpoint " << g.endpoint << ": " << r.error().message() << std::endl;
@@ -210,6 +237,7 @@ int Watch(const Globals& g, const WatchOptions& w) {
   o.families = w.families;
   o.heartbeat_ms = w.heartbeat_ms;
   o.deliver_torii_events = true;  // resyncs are printed by on_stale; heartbeats on request
+  if (!LoadCurveKeys(g, o)) return kExitUsage;
   auto sub = Subscriber::Create(o);
   if (!sub.ok()) {
     std::cerr << "error: cannot watch " << g.events_endpoint << ": " << sub.error().message() << std::endl;
@@ -293,6 +321,22 @@ int Migrate(const Globals& g, const std::string& from, const std::string& to, bo
   } else {
     std::cout << FormatMigrateReport(*r);
   }
+  return kExitOk;
+}
+
+int Keygen(const std::string& prefix) {
+  auto pair = GenerateCurveKeyPair();
+  if (!pair.ok()) {
+    std::cerr << "error: " << pair.error().message() << std::endl;
+    return kExitUsage;
+  }
+  if (auto st = WriteCurveKeyPair(prefix, *pair); !st.ok()) {
+    std::cerr << "error: " << st.error().message() << std::endl;
+    return kExitUsage;
+  }
+  // The public key only: the secret stays in its file.
+  std::cout << "wrote " << prefix << ".key (secret, mode 0600) and " << prefix << ".pub\n"
+            << "public key: " << pair->public_key << std::endl;
   return kExitOk;
 }
 

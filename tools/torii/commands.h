@@ -22,7 +22,14 @@ struct Globals {
   int64_t timeout_ms = 5000;
   bool json = false;
   std::string actor;  // optional `actor` uuid of every request
+  // CURVE (both or neither): the daemon's public key file, and this
+  // client's secret key file (its public key is derived from it).
+  std::string server_key_file;
+  std::string client_key_file;
 };
+
+// `torii keygen`: writes PREFIX.key (secret, 0600) and PREFIX.pub.
+int Keygen(const std::string& prefix);
 
 // Prints a usage error to stderr and returns kExitUsage.
 int UsageError(const std::string& message);

@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_flag("--json", g.json, "print one JSON value per line");
   app.add_option("--actor", g.actor, "act on behalf of this user id (row-level security)");
+  app.add_option("--server-key", g.server_key_file, "CURVE: file with the daemon's public key (Z85)");
+  app.add_option("--client-key", g.client_key_file, "CURVE: file with this client's secret key (from torii keygen)");
 
   Runner run;
   json args = json::object();
@@ -292,6 +294,12 @@ int main(int argc, char** argv) {
   watch->add_flag("--heartbeats", w.heartbeats, "print heartbeats too");
   watch->add_option("--count", w.count, "exit after this many events");
   watch->callback([&] { run.action = [&] { return torii::cli::Watch(g, w); }; });
+
+  // ---- keygen ----
+  auto* keygen = app.add_subcommand("keygen", "write a CURVE key pair: PREFIX.key (secret, 0600) and PREFIX.pub");
+  std::string keygen_prefix = "torii";
+  keygen->add_option("--out", keygen_prefix, "path prefix of the two files")->capture_default_str();
+  keygen->callback([&] { run.action = [&] { return torii::cli::Keygen(keygen_prefix); }; });
 
   // ---- migrate ----
   auto* migrate = app.add_subcommand("migrate", "copy a Torii SQLite database into toriid's PostgreSQL");
