@@ -233,7 +233,13 @@ std::string Reply::code() const {
 std::string Reply::ToString() const { return received ? body.ToString() : "<no reply>"; }
 
 zmq::context_t& TestContext() {
-  static zmq::context_t ctx(1);
+  static zmq::context_t ctx = [] {
+    zmq::context_t c(1);
+    // Closed sockets are reaped asynchronously, so tests that open and drop
+    // many clients in a row can exceed ZeroMQ's default of 1023 sockets.
+    c.set(zmq::ctxopt::max_sockets, 16384);
+    return c;
+  }();
   return ctx;
 }
 
