@@ -14,6 +14,7 @@
 #include "torii/pg.h"
 #include "torii/session_cache.h"
 #include "torii/subscriber.h"
+#include "torii/types.h"
 
 namespace torii::test {
 namespace {
@@ -140,6 +141,48 @@ TEST_F(CacheTest, SubscriberGoesStaleOnResync) {
   deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   while (!sub->live() && std::chrono::steady_clock::now() < deadline) sub->Poll(50);
   EXPECT_TRUE(sub->live());
+}
+
+}  // namespace
+}  // namespace torii::test
+
+namespace torii::test {
+namespace {
+
+// The typed records decode what the real daemon sends.
+TEST_F(CacheTest, TypedRecordsFromTheDaemon) {
+  Client client = NewClient();
+  auto u = client.Call("create_user", [](Packer& pk) {
+    pk.pack_map(2);
+    pk.pack(std::string("email"));
+    pk.pack(std::string("Typed@Example.com"));
+    pk.pack(std::string("metadata"));
+    pk.pack_map(1);
+    pk.pack(std::string("n"));
+    pk.pack(3);
+  });
+  ASSERT_TRUE(u.ok()) << u.error().ToString();
+  auto user = UserFromObject(u->result());
+  ASSERT_TRUE(user.ok()) << user.error().ToString();
+  EXPECT_EQ(user->email, "Typed@Example.com");
+  EXPECT_EQ(user->metadata["n"], 3);
+  EXPECT_GT(user->created_at, 0);
+  std::string uid = user->id;
+  auto s = client.Call("create_session", [&](Packer& pk) {
+    pk.pack_map(2);
+    pk.pack(std::string("user_id"));
+    pk.pack(uid);
+    pk.pack(std::string("ttl_s"));
+    pk.pack(60);
+  });
+  ASSERT_TRUE(s.ok());
+  auto session = SessionFromObject(s->result());
+  ASSERT_TRUE(session.ok()) << session.error().ToString();
+  EXPECT_EQ(session->user_id, uid);
+  ASSERT_TRUE(session->token);
+  EXPECT_EQ(session->token->size(), 43u);
+  Secret(*session->token);
+  EXPECT_NEAR(static_cast<double>(session->expires_at - session->created_at), 60e6, 2e6);
 }
 
 }  // namespace

@@ -1,0 +1,43 @@
+// The protocol's records as C++ values (PROTOCOL.md section 2: User,
+// Session), decoded from reply results. For callers that want typed fields
+// instead of walking msgpack maps; the wire stays the source of truth.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <msgpack.hpp>
+#include <nlohmann/json.hpp>
+
+#include "torii/error.h"
+#include "torii/values.h"
+
+namespace torii {
+
+struct User {
+  std::string id;
+  std::string email;
+  std::optional<std::string> password_hash;  // absent in search and list results
+  std::optional<Micros> email_verified_at;
+  nlohmann::json metadata;                   // null when the row holds none
+  Micros created_at = 0;
+  Micros updated_at = 0;
+};
+
+struct Session {
+  std::string id;
+  std::string user_id;
+  Micros expires_at = 0;
+  std::optional<std::string> user_agent;
+  std::optional<std::string> ip_address;
+  nlohmann::json metadata;
+  Micros created_at = 0;
+  std::optional<std::string> token;  // only in create_session's result
+};
+
+// Decode a User or Session map; a missing required key or a key of the
+// wrong type is internal (the daemon broke the contract).
+Result<User> UserFromObject(const msgpack::object& o);
+Result<Session> SessionFromObject(const msgpack::object& o);
+
+}  // namespace torii
