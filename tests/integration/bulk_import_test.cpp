@@ -117,7 +117,7 @@ class BulkImportTest : public ::testing::Test {
     return role_;
   }
   void TearDown() override {
-    if (!role_.empty() && db_) (void)ExecBlocking(db_.get(), "DROP ROLE IF EXISTS " + role_);
+    if (!role_.empty() && db_) (void)ExecBlocking(db_.get(), "DROP OWNED BY " + role_ + "; DROP ROLE " + role_);
   }
 
   std::string conninfo_;
@@ -177,13 +177,30 @@ TEST_F(BulkImportTest, ARoleGrantedToriiActorCannotSilenceEvents) {
     Exec(c, "COMMIT");
     // Nor may it write the summary (a resync for everyone, an audit row).
     EXPECT_EQ(FailState(c, "SELECT torii_bulk_import_summary(1, 1)"), "42501");
+
+    // Nor can it substitute a check of its own through search_path (the
+    // notify triggers run with the writer's search_path).
+    Exec(db_.get(), "GRANT CREATE ON DATABASE " + Scalar(db_.get(), "SELECT quote_ident(current_database())") +
+                        " TO " + role);
+    Exec(c, "CREATE SCHEMA shadow");
+    Exec(c, "CREATE FUNCTION shadow.torii_bulk_import_allowed() RETURNS boolean LANGUAGE sql AS 'SELECT true'");
+    Exec(c, "SET search_path = shadow, public");
+    Exec(c, "BEGIN");
+    Exec(c, "SELECT set_config('torii.bulk_import', 'on', true), set_config('torii.user_id', $1, true)", {kUser2});
+    EXPECT_EQ(Scalar(c, "SELECT torii_bulk_import_allowed()"), "t") << "the shadow is in place";
+    InsertUserAndSession(c, kUser2, 'b');
+    Exec(c, "COMMIT");
   }
   auto events = Payloads();
-  ASSERT_EQ(events.size(), 2u) << json(events).dump();
+  ASSERT_EQ(events.size(), 4u) << json(events).dump();
   EXPECT_EQ(events[0]["k"], "created");
   EXPECT_EQ(events[0]["id"], kUser1);
   EXPECT_EQ(events[1]["f"], "session");
+  EXPECT_EQ(events[2]["id"], kUser2);
+  EXPECT_EQ(events[3]["f"], "session");
   EXPECT_EQ(Scalar(db_.get(), "SELECT count(*) FROM audit_logs WHERE operation = 'INSERT' AND actor = $1", {kUser1}),
+            "2");
+  EXPECT_EQ(Scalar(db_.get(), "SELECT count(*) FROM audit_logs WHERE operation = 'INSERT' AND actor = $1", {kUser2}),
             "2");
 }
 
