@@ -511,20 +511,20 @@ Result<Plan> BuildListAudit(const Args& args) {
 
 const OpDef kOps[] = {
     {"create_user", BuildCreateUser},
-    {"get_user", BuildGetUser},
-    {"get_user_by_email", BuildGetUserByEmail},
+    {"get_user", BuildGetUser, true},
+    {"get_user_by_email", BuildGetUserByEmail, true},
     {"update_user", BuildUpdateUser},
     {"verify_email", BuildVerifyEmail},
     {"delete_user", BuildDeleteUser},
-    {"list_users", BuildListUsers},
+    {"list_users", BuildListUsers, true},
     {"create_session", BuildCreateSession},
-    {"get_session", BuildGetSession},
+    {"get_session", BuildGetSession, true},
     {"extend_session", BuildExtendSession},
     {"delete_session", BuildDeleteSession},
-    {"list_sessions", BuildListSessions},
+    {"list_sessions", BuildListSessions, true},
     {"delete_user_sessions", BuildDeleteUserSessions},
-    {"search_users", BuildSearchUsers},
-    {"list_audit", BuildListAudit},
+    {"search_users", BuildSearchUsers, true},
+    {"list_audit", BuildListAudit, true},
 };
 
 }  // namespace
@@ -538,7 +538,9 @@ const OpDef* FindDatabaseOp(std::string_view name) {
 
 Result<Plan> BuildPlan(const OpDef& op, const Args& args, const std::optional<std::string>& actor) {
   auto plan = op.build(args);
-  if (!plan.ok() || !actor) return plan;
+  if (!plan.ok()) return plan;
+  plan->read_only = op.read_only && !actor;
+  if (!actor) return plan;
   Command set_actor(Stmt::kSetActor);
   set_actor.Add(*actor);
   plan->cmds.insert(plan->cmds.begin(), std::move(set_actor));

@@ -26,6 +26,7 @@ struct Plan {
   RenderFn render = nullptr;
   std::string token;  // create_session: the new bearer token, returned once
   int64_t limit = 0;  // list ops: the page size, to tell whether more follow
+  bool read_only = false;  // writes nothing and runs as the daemon's role
 };
 
 using BuildFn = Result<Plan> (*)(const Args& args);
@@ -33,6 +34,7 @@ using BuildFn = Result<Plan> (*)(const Args& args);
 struct OpDef {
   const char* name;
   BuildFn build;
+  bool read_only = false;  // only reads; may share a Sync with other reads
 };
 
 // nullptr when `name` is not a database operation.

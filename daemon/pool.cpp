@@ -48,7 +48,7 @@ class PoolConn {
 
   uint64_t id() const { return id_; }
   ConnState state() const { return state_; }
-  size_t inflight() const { return inflight_.size(); }
+  size_t inflight() const { return jobs_; }
   uint64_t idle_since() const { return idle_since_; }
   uint64_t last_progress() const { return last_progress_; }
   // Owes results and has been silent too long: kStallMs in any case, or
@@ -62,6 +62,8 @@ class PoolConn {
 
   void Connect();
   bool Send(Job* job);
+  // Ends the open group of read-only jobs with a Sync and flushes.
+  void CloseGroup();
   void Cancel();
   // Fails every job in flight with `why` and releases the connection.
   void Break(const std::string& why);
@@ -89,7 +91,11 @@ class PoolConn {
   int polled_fd_ = -1;
   int watched_ = 0;
   uv_timer_t* connect_timer_ = nullptr;
+  // Jobs in flight in send order; a nullptr entry stands for the Sync that
+  // ends a group of read-only jobs.
   std::deque<Job*> inflight_;
+  size_t jobs_ = 0;  // non-null entries of inflight_
+  bool group_open_ = false;
   int prepares_left_ = 0;
   bool cancel_sent_ = false;
   uint64_t cancel_sent_at_ = 0;
@@ -225,6 +231,11 @@ bool PoolConn::Flush() {
 }
 
 bool PoolConn::Send(Job* job) {
+  if (!job->groupable_ && group_open_) CloseGroup();
+  if (state_ != ConnState::kReady) {
+    pool_->pending_.push_front(job);
+    return false;
+  }
   for (const Command& cmd : job->cmds_) {
     const StatementDef& def = Statement(cmd.stmt);
     size_t n = cmd.values.size();
@@ -247,17 +258,34 @@ bool PoolConn::Send(Job* job) {
       return false;
     }
   }
-  if (PQpipelineSync(conn_) != 1) {
-    pool_->pending_.push_front(job);
-    Break("send failed");
-    return false;
-  }
-  if (inflight_.empty()) last_progress_ = Now();
+  if (jobs_ == 0) last_progress_ = Now();
   job->conn_ = this;
   job->cur_ = 0;
   job->got_current_ = false;
+  job->aborted_ = false;
   inflight_.push_back(job);
+  jobs_++;
+  if (job->groupable_) {
+    // The Sync (and the flush) come in CloseGroup at the end of the turn.
+    group_open_ = true;
+    return true;
+  }
+  if (PQpipelineSync(conn_) != 1) {
+    Break("send failed");
+    return false;
+  }
   return Flush();
+}
+
+void PoolConn::CloseGroup() {
+  if (!group_open_ || state_ != ConnState::kReady) return;
+  group_open_ = false;
+  if (PQpipelineSync(conn_) != 1) {
+    Break("send failed");
+    return;
+  }
+  inflight_.push_back(nullptr);
+  Flush();
 }
 
 void PoolConn::ReadResults() {
@@ -274,9 +302,13 @@ void PoolConn::ReadResults() {
       // End of one command's results.
       if (state_ == ConnState::kReady && !inflight_.empty()) {
         Job* head = inflight_.front();
-        if (head->got_current_) {
+        if (head != nullptr && head->got_current_) {
           head->cur_++;
           head->got_current_ = false;
+          // A grouped job is complete once its own commands are read; the
+          // group's Sync comes after the last job.
+          if (head->groupable_ && head->cur_ == head->cmds_.size()) FinishHead();
+          if (state_ != ConnState::kReady) return;
           continue;
         }
       }
@@ -320,15 +352,31 @@ void PoolConn::HandleResult(PGresult* r) {
   Job* head = inflight_.front();
   if (st == PGRES_PIPELINE_SYNC) {
     PQclear(r);
+    if (head == nullptr) {
+      // The end of a group of read-only jobs, all already answered.
+      inflight_.pop_front();
+      if (jobs_ == 0) idle_since_ = Now();
+      return;
+    }
     FinishHead();
+    return;
+  }
+  if (head == nullptr) {
+    PQclear(r);
+    Break("results out of step with the pipeline");
     return;
   }
   head->got_current_ = true;
   if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
     head->results_.emplace_back(r);
   } else if (st == PGRES_PIPELINE_ABORTED) {
-    PQclear(r);  // an earlier command of this job failed; its error stands
-    if (!head->error_) head->error_ = std::make_unique<Error>(Error::Storage("statement aborted"));
+    PQclear(r);
+    if (!head->error_) {
+      // Skipped because an earlier command failed: of this job (its error
+      // stands), or of an earlier job of its group (it never ran: retry).
+      if (head->groupable_ && head->cur_ == 0) head->aborted_ = true;
+      head->error_ = std::make_unique<Error>(Error::Storage("statement aborted"));
+    }
   } else {
     if (!head->error_) head->error_ = std::make_unique<Error>(ErrorFromResult(r));
     PQclear(r);
@@ -338,15 +386,24 @@ void PoolConn::HandleResult(PGresult* r) {
 void PoolConn::FinishHead() {
   Job* job = inflight_.front();
   inflight_.pop_front();
+  jobs_--;
   job->conn_ = nullptr;
   // A cancel lands on whatever runs when it arrives; one sent lately may
   // have hit this job instead of the abandoned one it was aimed at.
   bool recent_cancel = cancel_sent_at_ != 0 && Now() - cancel_sent_at_ < 2000;
   cancel_sent_ = false;
-  if (!inflight_.empty() && (inflight_.front()->abandoned_ || inflight_.front()->cancel_wanted_)) Cancel();
-  if (inflight_.empty()) idle_since_ = Now();
+  Job* next = inflight_.empty() ? nullptr : inflight_.front();
+  if (next != nullptr && (next->abandoned_ || next->cancel_wanted_)) Cancel();
+  if (jobs_ == 0) idle_since_ = Now();
   if (job->abandoned_) {
     delete job;
+  } else if (job->aborted_ && !job->cancel_wanted_) {
+    // An earlier job of its group failed, so it never ran: run it again.
+    job->aborted_ = false;
+    job->error_.reset();
+    job->results_.clear();
+    job->set_groupable(false);  // alone this time, so it cannot be skipped again
+    pool_->pending_.push_front(job);
   } else if (job->error_ && job->error_->code() == Code::kTimeout && recent_cancel && !job->retried_ &&
              !job->cancel_wanted_) {
     // Its transaction rolled back, so running it again is safe.
@@ -361,7 +418,7 @@ void PoolConn::FinishHead() {
     delete job;
     done(std::move(out));
   }
-  pool_->Dispatch();
+  pool_->Kick();
 }
 
 void PoolConn::Cancel() {
@@ -404,7 +461,10 @@ void PoolConn::Break(const std::string& why) {
   std::deque<Job*> jobs;
   jobs.swap(inflight_);
   Release();
+  jobs_ = 0;
+  group_open_ = false;
   for (Job* job : jobs) {
+    if (job == nullptr) continue;  // a group's Sync
     job->conn_ = nullptr;
     if (job->abandoned_) {
       delete job;
@@ -443,12 +503,18 @@ Pool::Pool(uv_loop_t* loop, PoolOptions options) : loop_(loop), opt_(std::move(o
   retry_timer_.data = this;
   uv_timer_init(loop_, &maintenance_timer_);
   maintenance_timer_.data = this;
+  uv_idle_init(loop_, &kick_idle_);
+  kick_idle_.data = this;
+  uv_check_init(loop_, &kick_check_);
+  kick_check_.data = this;
 }
 
 Pool::~Pool() {
   conns_.clear();
   CloseEmbedded(&retry_timer_);
   CloseEmbedded(&maintenance_timer_);
+  CloseEmbedded(&kick_idle_);
+  CloseEmbedded(&kick_check_);
 }
 
 void Pool::Start(std::function<void(Status)> on_ready) {
@@ -484,8 +550,21 @@ bool Pool::Submit(Job* job) {
   }
   job->queued_at_ms_ = uv_now(loop_);
   pending_.push_back(job);
-  Dispatch();
+  Kick();
   return true;
+}
+
+void Pool::Kick() {
+  if (closing_ || uv_is_active(reinterpret_cast<uv_handle_t*>(&kick_check_))) return;
+  // The idle handle makes this turn's poll return at once, and the check
+  // handle then runs after every callback of the turn has queued its jobs.
+  uv_idle_start(&kick_idle_, [](uv_idle_t*) {});
+  uv_check_start(&kick_check_, [](uv_check_t* h) {
+    auto* self = static_cast<Pool*>(h->data);
+    uv_idle_stop(&self->kick_idle_);
+    uv_check_stop(&self->kick_check_);
+    self->Dispatch();
+  });
 }
 
 void Pool::Dispatch() {
@@ -503,6 +582,7 @@ void Pool::Dispatch() {
     if (!best->Send(job)) continue;  // the job went back to the queue
   }
   if (!pending_.empty()) MaybeGrow();
+  for (auto& c : conns_) c->CloseGroup();
 }
 
 void Pool::MaybeGrow() {

@@ -63,6 +63,11 @@ class Job {
   Job(std::vector<Command> cmds, Done done) : cmds_(std::move(cmds)), done_(std::move(done)) {}
 
   const std::vector<Command>& commands() const { return cmds_; }
+  // A read-only job may share one Sync (one implicit transaction, one round
+  // trip) with the other read-only jobs dispatched in the same loop turn.
+  // Never for writes (they would commit or roll back together) or actor
+  // requests (their role setting would leak into the next job).
+  void set_groupable(bool g) { groupable_ = g; }
 
  private:
   friend class Pool;
@@ -76,6 +81,8 @@ class Job {
   bool abandoned_ = false;
   bool cancel_wanted_ = false;  // deadline passed; cancel it, but still report how it ended
   bool retried_ = false;
+  bool groupable_ = false;
+  bool aborted_ = false;  // skipped because an earlier job of its group failed
   class PoolConn* conn_ = nullptr;  // set while in flight
   uint64_t queued_at_ms_ = 0;
 };
@@ -140,6 +147,9 @@ class Pool {
  private:
   friend class PoolConn;
   void Dispatch();
+  // Dispatches at the end of this loop turn, so that the jobs of one turn
+  // go out together (see Job::set_groupable).
+  void Kick();
   void MaybeGrow();
   void OnConnReady(PoolConn* c);
   void OnConnBroken(PoolConn* c, const Error& why);
@@ -157,6 +167,8 @@ class Pool {
   std::function<void(Status)> on_ready_;
   uv_timer_t retry_timer_;
   uv_timer_t maintenance_timer_;
+  uv_idle_t kick_idle_;    // keeps the loop from blocking until kick_check_ ran
+  uv_check_t kick_check_;
   int backoff_ms_ = 0;
   bool last_connect_failed_ = false;
   bool closing_ = false;

@@ -96,6 +96,7 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
   ctx->job = new Job(std::move(ctx->plan.cmds), [this, seq](Result<std::vector<PgResult>>&& out) {
     OnJobDone(seq, std::move(out));
   });
+  ctx->job->set_groupable(ctx->plan.read_only);
   pool_.Submit(ctx->job);  // may complete (fail) at once
 }
 
