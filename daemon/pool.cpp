@@ -544,6 +544,10 @@ bool Pool::Submit(Job* job) {
     FailJob(job, Error::Unavailable("the database cannot be reached"));
     return false;
   }
+  // Jobs of this turn wait in pending_ until the turn ends; at the bound,
+  // hand them to the connections first, so that only jobs no connection can
+  // take count as waiting.
+  if (pending_.size() >= opt_.max_pending) Dispatch();
   if (pending_.size() >= opt_.max_pending) {
     FailJob(job, Error::Overloaded("too many requests waiting for the database; retry later"));
     return false;
