@@ -60,6 +60,12 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
     return;
   }
   uint64_t timeout = req.timeout_ms.value_or(default_timeout_ms_);
+  if (timeout == 0) {
+    // A deadline of now: nothing can complete by it.
+    stats_.timeouts++;
+    ReplyError(ctx, Error::Timeout("timeout_ms is 0"));
+    return;
+  }
   ctx->deadline_it = deadlines_.emplace(uv_now(loop_) + timeout, ctx);
   ArmTimer();
 

@@ -54,6 +54,15 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const Account& acct, c
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // The server must not speak to systemd for toriid (NOTIFY_SOCKET) or take
+  // its socket activation; the environment is built before fork.
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; e++) {
+    std::string_view v(*e);
+    if (v.rfind("NOTIFY_SOCKET=", 0) == 0 || v.rfind("WATCHDOG_", 0) == 0 || v.rfind("LISTEN_", 0) == 0) continue;
+    env.push_back(*e);
+  }
+  env.push_back(nullptr);
   int out = ::open(log.empty() ? "/dev/null" : log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (out < 0) return Error::Internal("cannot open " + log + ": " + std::strerror(errno));
   if (acct.switch_user && fchown(out, acct.uid, acct.gid) != 0) {
@@ -80,7 +89,7 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const Account& acct, c
       prctl(PR_SET_PDEATHSIG, SIGINT);
       if (getppid() != parent) _exit(1);
     }
-    execv(args[0], args.data());
+    execve(args[0], args.data(), env.data());
     _exit(127);
   }
   ::close(out);
