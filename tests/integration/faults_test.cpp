@@ -28,6 +28,15 @@ namespace torii::test {
 namespace {
 
 constexpr int kDeadlineMs = 1000;
+
+// Under AddressSanitizer freed memory sits in a quarantine (256 MB by
+// default), so RSS says nothing about the daemon's own bounds: the memory
+// assertions run in the plain build and only print in the asan one.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRssMeaningful = false;
+#else
+constexpr bool kRssMeaningful = true;
+#endif
 // A reply may come a little after the deadline (scheduling on a loaded
 // 2-core machine); past this it counts as a hang.
 constexpr int kHangMs = kDeadlineMs + 2000;
@@ -333,7 +342,7 @@ TEST(Faults, SubscriberThatNeverReads) {
   }
   long after = RssKb(d.pid());
   std::printf("RSS with a subscriber that never reads: %ld kB before, %ld kB after 50,000 events\n", before, after);
-  EXPECT_LT(after - before, 64 * 1024) << "the daemon's memory grew with an unread subscriber";
+  if (kRssMeaningful) EXPECT_LT(after - before, 64 * 1024) << "the daemon's memory grew with an unread subscriber";
   EXPECT_TRUE(client.Call("ping").ok());
 }
 
@@ -384,7 +393,7 @@ TEST(Faults, OverloadIsRefusedFastAndRecovers) {
   EXPECT_EQ(other.load(), 0) << "accepted requests must meet their deadlines";
   EXPECT_GT(overloaded.load(), 0) << "the queue bound was never hit";
   EXPECT_GT(ok.load(), 0);
-  EXPECT_LT(rss_peak - rss_before, 128 * 1024);
+  if (kRssMeaningful) EXPECT_LT(rss_peak - rss_before, 128 * 1024);
   // As soon as the load drops, everything is served again.
   WireClient c(d.request_endpoint());
   for (int i = 0; i < 50; i++) ASSERT_TRUE(c.Call("get_session", V::Map({{"token", token}})).ok());

@@ -89,6 +89,7 @@ void TcpProxy::Run() {
     fds.push_back({listen_fd_, POLLIN, 0});
     fds.push_back({wake_[0], POLLIN, 0});
     bool frozen = frozen_;
+    size_t polled = frozen ? 0 : pairs.size();  // pairs with entries in fds
     if (!frozen) {
       for (auto& p : pairs) {
         fds.push_back({p.a, POLLIN, 0});
@@ -114,8 +115,8 @@ void TcpProxy::Run() {
       }
     }
     if (frozen) continue;
-    std::vector<Pair> alive;
-    for (size_t i = 0; i < pairs.size(); i++) {
+    std::vector<Pair> alive(pairs.begin() + polled, pairs.end());  // accepted just now
+    for (size_t i = 0; i < polled; i++) {
       const pollfd& pa = fds[2 + 2 * i];
       const pollfd& pb = fds[3 + 2 * i];
       bool ok = true;
