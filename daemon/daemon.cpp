@@ -21,6 +21,11 @@ namespace torii::daemon {
 
 namespace {
 
+JanitorOptions JanitorOptionsFrom(const Config& c) {
+  return {static_cast<uint64_t>(c.cleanup.interval_s), static_cast<uint64_t>(c.cleanup.batch_size),
+          static_cast<uint64_t>(c.cleanup.time_budget_ms), static_cast<uint64_t>(c.audit.retention_days)};
+}
+
 void PackKey(Packer& pk, std::string_view k) {
   pk.pack_str(static_cast<uint32_t>(k.size()));
   pk.pack_str_body(k.data(), static_cast<uint32_t>(k.size()));
@@ -185,11 +190,7 @@ Status Daemon::Start() {
   if (auto st = publisher_->Bind(config_.server.events, config_.events.send_hwm); !st.ok()) return st;
   listener_ = std::make_unique<Listener>(&loop_, co, *publisher_, config_.events.heartbeat_ms,
                                          config_.events.probe_interval_ms, config_.events.probe_timeout_ms);
-  janitor_ = std::make_unique<Janitor>(
-      &loop_, co,
-      JanitorOptions{static_cast<uint64_t>(config_.cleanup.interval_s), static_cast<uint64_t>(config_.cleanup.batch_size),
-                     static_cast<uint64_t>(config_.cleanup.time_budget_ms),
-                     static_cast<uint64_t>(config_.audit.retention_days)});
+  janitor_ = std::make_unique<Janitor>(&loop_, co, JanitorOptionsFrom(config_));
   notifier_ = std::make_unique<Notifier>(&loop_, [this] { return StatusLine(); });
 
   for (auto [sig, handle] : {std::pair{SIGTERM, &sigterm_}, {SIGINT, &sigint_}, {SIGHUP, &sighup_}}) {
@@ -327,9 +328,7 @@ void Daemon::Reload() {
   pool_->SetPipelineDepth(static_cast<int>(config_.server.pipeline_depth));
   pool_->SetMaxPending(static_cast<size_t>(config_.server.max_pending));
   listener_->SetTimings(config_.events.heartbeat_ms, config_.events.probe_interval_ms, config_.events.probe_timeout_ms);
-  janitor_->SetOptions({static_cast<uint64_t>(config_.cleanup.interval_s), static_cast<uint64_t>(config_.cleanup.batch_size),
-                        static_cast<uint64_t>(config_.cleanup.time_budget_ms),
-                        static_cast<uint64_t>(config_.audit.retention_days)});
+  janitor_->SetOptions(JanitorOptionsFrom(config_));
   ConfigureAudit();
   if (zap_) (void)zap_->Reload(config_.security.curve_authorized_keys_dir);
   TLOG_INFO("daemon: reloaded %s (%zu keys changed)", config_path_.c_str(), changed.size());

@@ -27,8 +27,44 @@ void BuildConnectParams(const ConnectOptions& o, std::vector<std::string>& stora
   vals.push_back(nullptr);
 }
 
+void PgSocketWatch::Watch(PGconn* conn, int events) {
+  int fd = PQsocket(conn);
+  if (fd < 0) return;
+  if (poll_ != nullptr && fd != fd_) Release();
+  if (poll_ == nullptr) {
+    poll_ = new uv_poll_t;
+    if (uv_poll_init(loop_, poll_, fd) != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      return;
+    }
+    poll_->data = this;
+    fd_ = fd;
+    events_ = 0;
+  }
+  if (events == events_) return;
+  events_ = events;
+  uv_poll_start(poll_, events, [](uv_poll_t* p, int status, int ev) {
+    auto* self = static_cast<PgSocketWatch*>(p->data);
+    self->cb_(self->owner_, status, ev);
+  });
+}
+
+void PgSocketWatch::Release() {
+  if (poll_ != nullptr) {
+    uv_poll_stop(poll_);
+    CloseAndDelete(poll_);
+    poll_ = nullptr;
+  }
+  fd_ = -1;
+  events_ = 0;
+}
+
 AsyncConn::AsyncConn(uv_loop_t* loop, std::string name, ConnectOptions options)
-    : loop_(loop), name_(std::move(name)), opt_(std::move(options)) {}
+    : loop_(loop),
+      name_(std::move(name)),
+      opt_(std::move(options)),
+      socket_(loop, this, [](void* o, int status, int events) { static_cast<AsyncConn*>(o)->OnPoll(status, events); }) {}
 
 AsyncConn::~AsyncConn() {
   on_lost_ = nullptr;
@@ -57,28 +93,7 @@ void AsyncConn::Connect(std::function<void()> on_ready, std::function<void(const
   Watch(UV_WRITABLE);
 }
 
-void AsyncConn::Watch(int events) {
-  int fd = PQsocket(conn_);
-  if (fd < 0) return;
-  if (poll_ != nullptr && fd != polled_fd_) {
-    CloseAndDelete(poll_);
-    poll_ = nullptr;
-  }
-  if (poll_ == nullptr) {
-    poll_ = new uv_poll_t;
-    if (uv_poll_init(loop_, poll_, fd) != 0) {
-      delete poll_;
-      poll_ = nullptr;
-      return;
-    }
-    poll_->data = this;
-    polled_fd_ = fd;
-    watched_ = 0;
-  }
-  if (events == watched_) return;
-  watched_ = events;
-  uv_poll_start(poll_, events, [](uv_poll_t* p, int status, int ev) { static_cast<AsyncConn*>(p->data)->OnPoll(status, ev); });
-}
+void AsyncConn::Watch(int events) { socket_.Watch(conn_, events); }
 
 void AsyncConn::OnPoll(int status, int events) {
   if (state_ == kConnecting) {
@@ -219,17 +234,11 @@ void AsyncConn::Release() {
     CloseAndDelete(connect_timer_);
     connect_timer_ = nullptr;
   }
-  if (poll_ != nullptr) {
-    uv_poll_stop(poll_);
-    CloseAndDelete(poll_);
-    poll_ = nullptr;
-  }
+  socket_.Release();
   if (conn_ != nullptr) {
     PQfinish(conn_);
     conn_ = nullptr;
   }
-  polled_fd_ = -1;
-  watched_ = 0;
 }
 
 }  // namespace torii::daemon

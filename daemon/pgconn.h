@@ -35,6 +35,30 @@ struct ConnectOptions {
 void BuildConnectParams(const ConnectOptions& o, std::vector<std::string>& storage, std::vector<const char*>& keys,
                         std::vector<const char*>& vals);
 
+// One uv_poll_t on a libpq connection's socket. Re-registers when libpq
+// moves to another socket (PQconnectPoll does, trying the next address).
+// The handle's memory is freed in its close callback, after Release().
+class PgSocketWatch {
+ public:
+  using Callback = void (*)(void* owner, int status, int events);
+  PgSocketWatch(uv_loop_t* loop, void* owner, Callback cb) : loop_(loop), owner_(owner), cb_(cb) {}
+  ~PgSocketWatch() { Release(); }
+  PgSocketWatch(const PgSocketWatch&) = delete;
+  PgSocketWatch& operator=(const PgSocketWatch&) = delete;
+
+  // Polls PQsocket(conn) for `events` (UV_READABLE | UV_WRITABLE).
+  void Watch(PGconn* conn, int events);
+  void Release();
+
+ private:
+  uv_loop_t* loop_;
+  void* owner_;
+  Callback cb_;
+  uv_poll_t* poll_ = nullptr;
+  int fd_ = -1;
+  int events_ = 0;
+};
+
 class AsyncConn {
  public:
   using Done = std::function<void(Result<PgResult>&&)>;
@@ -77,9 +101,7 @@ class AsyncConn {
   ConnectOptions opt_;
   State state_ = kIdle;
   PGconn* conn_ = nullptr;
-  uv_poll_t* poll_ = nullptr;
-  int polled_fd_ = -1;
-  int watched_ = 0;
+  PgSocketWatch socket_;
   uv_timer_t* connect_timer_ = nullptr;
   std::deque<Pending> queue_;
   bool sent_ = false;  // the queue's head has been sent

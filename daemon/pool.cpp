@@ -43,7 +43,10 @@ const char* StateName(ConnState s) {
 // One pooled connection. Owned by Pool::conns_.
 class PoolConn {
  public:
-  PoolConn(Pool* pool, uint64_t id) : pool_(pool), id_(id) {}
+  PoolConn(Pool* pool, uint64_t id)
+      : pool_(pool),
+        id_(id),
+        socket_(pool->loop_, this, [](void* o, int status, int events) { static_cast<PoolConn*>(o)->OnPoll(status, events); }) {}
   ~PoolConn() { Release(); }
 
   uint64_t id() const { return id_; }
@@ -87,9 +90,7 @@ class PoolConn {
   uint64_t id_;
   ConnState state_ = ConnState::kConnecting;
   PGconn* conn_ = nullptr;
-  uv_poll_t* poll_ = nullptr;
-  int polled_fd_ = -1;
-  int watched_ = 0;
+  PgSocketWatch socket_;
   uv_timer_t* connect_timer_ = nullptr;
   // Jobs in flight in send order; a nullptr entry stands for the Sync that
   // ends a group of read-only jobs.
@@ -144,29 +145,7 @@ void PoolConn::Connect() {
   Watch(UV_WRITABLE);
 }
 
-void PoolConn::Watch(int events) {
-  int fd = PQsocket(conn_);
-  if (fd < 0) return;
-  if (poll_ != nullptr && fd != polled_fd_) {
-    // libpq moved to another socket (next host or address): re-register.
-    CloseAndDelete(poll_);
-    poll_ = nullptr;
-  }
-  if (poll_ == nullptr) {
-    poll_ = new uv_poll_t;
-    if (uv_poll_init(pool_->loop_, poll_, fd) != 0) {
-      delete poll_;
-      poll_ = nullptr;
-      return;
-    }
-    poll_->data = this;
-    polled_fd_ = fd;
-    watched_ = 0;
-  }
-  if (events == watched_) return;
-  watched_ = events;
-  uv_poll_start(poll_, events, [](uv_poll_t* p, int status, int ev) { static_cast<PoolConn*>(p->data)->OnPoll(status, ev); });
-}
+void PoolConn::Watch(int events) { socket_.Watch(conn_, events); }
 
 void PoolConn::OnPoll(int status, int events) {
   if (state_ == ConnState::kConnecting) {
@@ -487,11 +466,7 @@ void PoolConn::Release() {
     CloseAndDelete(connect_timer_);
     connect_timer_ = nullptr;
   }
-  if (poll_ != nullptr) {
-    uv_poll_stop(poll_);
-    CloseAndDelete(poll_);
-    poll_ = nullptr;
-  }
+  socket_.Release();
   if (conn_ != nullptr) {
     PQfinish(conn_);
     conn_ = nullptr;
