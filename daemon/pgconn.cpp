@@ -118,8 +118,8 @@ void AsyncConn::OnPoll(int status, int events) {
 
 void AsyncConn::ContinueConnect() {
   switch (PQconnectPoll(conn_)) {
-    case PGRES_POLLING_READING: Watch(UV_READABLE); return;
-    case PGRES_POLLING_WRITING: Watch(UV_WRITABLE); return;
+    case PGRES_POLLING_READING: socket_.WatchConnecting(conn_, UV_READABLE); return;
+    case PGRES_POLLING_WRITING: socket_.WatchConnecting(conn_, UV_WRITABLE); return;
     case PGRES_POLLING_FAILED: Lose(ErrorFromConn(conn_).message()); return;
     case PGRES_POLLING_OK: break;
     default: return;

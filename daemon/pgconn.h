@@ -48,6 +48,13 @@ class PgSocketWatch {
 
   // Polls PQsocket(conn) for `events` (UV_READABLE | UV_WRITABLE).
   void Watch(PGconn* conn, int events);
+  // The same during PQconnectPoll, which may close its socket and open
+  // another that gets the same descriptor number (next address of a host):
+  // a registration kept by number would then watch nothing, so register anew.
+  void WatchConnecting(PGconn* conn, int events) {
+    Release();
+    Watch(conn, events);
+  }
   void Release();
 
  private:

@@ -166,8 +166,8 @@ void PoolConn::OnPoll(int status, int events) {
 void PoolConn::ContinueConnect() {
   PostgresPollingStatusType st = PQconnectPoll(conn_);
   switch (st) {
-    case PGRES_POLLING_READING: Watch(UV_READABLE); return;
-    case PGRES_POLLING_WRITING: Watch(UV_WRITABLE); return;
+    case PGRES_POLLING_READING: socket_.WatchConnecting(conn_, UV_READABLE); return;
+    case PGRES_POLLING_WRITING: socket_.WatchConnecting(conn_, UV_WRITABLE); return;
     case PGRES_POLLING_FAILED: pool_->OnConnectFailed(this, ErrorFromConn(conn_)); return;
     case PGRES_POLLING_OK: break;
     default: return;
