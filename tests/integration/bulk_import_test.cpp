@@ -20,6 +20,7 @@
 #include "daemon_process.h"
 #include "event_sub.h"
 #include "pg_cluster.h"
+#include "sql.h"
 #include "torii/migrations.h"
 #include "torii/pg.h"
 
@@ -32,31 +33,6 @@ const char* kUser1 = "11111111-1111-4111-8111-111111111111";
 const char* kUser2 = "22222222-2222-4222-8222-222222222222";
 const char* kUser3 = "33333333-3333-4333-8333-333333333333";
 
-PgConn Connect(const std::string& conninfo) {
-  auto c = ConnectBlocking(conninfo);
-  if (!c.ok()) throw std::runtime_error("connect: " + c.error().ToString());
-  return std::move(c.value());
-}
-
-PgResult Exec(PGconn* c, const std::string& sql, const std::vector<const char*>& params = {}) {
-  auto r = params.empty() ? ExecBlocking(c, sql) : ExecParamsBlocking(c, sql, params);
-  if (!r.ok()) throw std::runtime_error(sql + ": " + r.error().ToString());
-  return std::move(r.value());
-}
-
-std::string Scalar(PGconn* c, const std::string& sql, const std::vector<const char*>& params = {}) {
-  PgResult r = Exec(c, sql, params);
-  if (PQntuples(r.get()) != 1) throw std::runtime_error(sql + ": expected one row");
-  return PQgetisnull(r.get(), 0, 0) ? "<null>" : PQgetvalue(r.get(), 0, 0);
-}
-
-// The SQLSTATE of a statement that must fail ("" if it succeeded).
-std::string FailState(PGconn* c, const std::string& sql) {
-  PgResult r(PQexec(c, sql.c_str()));
-  if (PQresultStatus(r.get()) == PGRES_COMMAND_OK || PQresultStatus(r.get()) == PGRES_TUPLES_OK) return "";
-  const char* s = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
-  return s ? s : "?";
-}
 
 // Inserts a user and one live session of it, in the caller's transaction.
 void InsertUserAndSession(PGconn* c, const char* user, char digest_byte) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "pg_cluster.h"
+#include "sql.h"
 #include "torii/migrations.h"
 #include "torii/pg.h"
 
@@ -27,31 +28,6 @@ const char* kHash = "$argon2id$v=19$m=65536$SECRET-HASH-VALUE";
 const char* kUser1 = "11111111-1111-4111-8111-111111111111";
 const char* kUser2 = "22222222-2222-4222-8222-222222222222";
 
-PgConn Connect(const std::string& conninfo) {
-  auto c = ConnectBlocking(conninfo);
-  if (!c.ok()) throw std::runtime_error("connect: " + c.error().ToString());
-  return std::move(c.value());
-}
-
-PgResult Exec(PGconn* c, const std::string& sql, const std::vector<const char*>& params = {}) {
-  auto r = params.empty() ? ExecBlocking(c, sql) : ExecParamsBlocking(c, sql, params);
-  if (!r.ok()) throw std::runtime_error(sql + ": " + r.error().ToString());
-  return std::move(r.value());
-}
-
-std::string Scalar(PGconn* c, const std::string& sql, const std::vector<const char*>& params = {}) {
-  PgResult r = Exec(c, sql, params);
-  if (PQntuples(r.get()) != 1) throw std::runtime_error(sql + ": expected one row");
-  return PQgetisnull(r.get(), 0, 0) ? "<null>" : PQgetvalue(r.get(), 0, 0);
-}
-
-// The SQLSTATE of a statement that must fail ("" if it succeeded).
-std::string FailState(PGconn* c, const std::string& sql) {
-  PgResult r(PQexec(c, sql.c_str()));
-  if (PQresultStatus(r.get()) == PGRES_COMMAND_OK || PQresultStatus(r.get()) == PGRES_TUPLES_OK) return "";
-  const char* s = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
-  return s ? s : "?";
-}
 
 class SchemaSqlTest : public ::testing::Test {
  protected:
