@@ -302,12 +302,10 @@ TEST(EventsProbe, SilentNetworkPathIsDetectedAndRecovered) {
   PgClusterOptions co;
   co.tcp = true;
   PgCluster cluster(co);
-  std::string ci = cluster.CreateDatabase();
-  std::string db = ci.substr(ci.find("dbname=") + 7);
+  std::string db = DbNameOf(cluster.CreateDatabase());
   TcpProxy proxy(cluster.info().port);
   DaemonOptions o;
-  o.database_url = "host=127.0.0.1 port=" + std::to_string(proxy.port()) + " user=" + cluster.info().user +
-                   " dbname=" + db;
+  o.database_url = TcpConnInfoVia(cluster, proxy.port(), db);
   o.settings["events.heartbeat_ms"] = "50";
   o.settings["events.probe_interval_ms"] = "200";
   o.settings["events.probe_timeout_ms"] = "300";

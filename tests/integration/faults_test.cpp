@@ -240,12 +240,10 @@ TEST(Faults, SilentPathFailsFastAndRecovers) {
   PgClusterOptions co;
   co.tcp = true;
   PgCluster cluster(co);
-  std::string ci = cluster.CreateDatabase();
-  std::string db = ci.substr(ci.find("dbname=") + 7);
+  std::string db = DbNameOf(cluster.CreateDatabase());
   TcpProxy proxy(cluster.info().port);
   DaemonOptions o;
-  o.database_url = "host=127.0.0.1 port=" + std::to_string(proxy.port()) + " user=" + cluster.info().user +
-                   " dbname=" + db;
+  o.database_url = TcpConnInfoVia(cluster, proxy.port(), db);
   o.settings["database.connect_timeout_ms"] = "1000";
   o.settings["database.tcp_user_timeout_ms"] = "2000";
   o.settings["cleanup.interval_s"] = "0";
@@ -473,8 +471,7 @@ TEST(Faults, ConnectFollowsLibpqToTheNextAddress) {
   PgClusterOptions co;
   co.tcp = true;
   PgCluster cluster(co);
-  std::string ci = cluster.CreateDatabase();
-  std::string db = ci.substr(ci.find("dbname=") + 7);
+  std::string db = DbNameOf(cluster.CreateDatabase());
   DaemonOptions o;
   o.database_url = "host=127.0.0.2,127.0.0.1 port=" + std::to_string(cluster.info().port) + " user=" + cluster.info().user +
                    " dbname=" + db;

@@ -45,7 +45,7 @@ class TlsTest : public ::testing::Test {
     o.hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n";
     cluster_ = std::make_unique<PgCluster>(o);
     std::string ci = cluster_->CreateDatabase();
-    dbname_ = ci.substr(ci.find("dbname=") + 7);
+    dbname_ = DbNameOf(ci);
   }
 
   void TearDown() override {

@@ -136,6 +136,17 @@ std::string PgCluster::TcpConnInfo(const std::string& dbname) const {
 
 std::string PgCluster::CreateDatabase() { return CreateDatabaseOn(info_); }
 
+std::string DbNameOf(const std::string& conninfo) {
+  size_t at = conninfo.find("dbname=");
+  if (at == std::string::npos) return "";
+  std::string rest = conninfo.substr(at + 7);
+  return rest.substr(0, rest.find(' '));
+}
+
+std::string TcpConnInfoVia(const PgCluster& cluster, int port, const std::string& dbname) {
+  return "host=127.0.0.1 port=" + std::to_string(port) + " user=" + cluster.info().user + " dbname=" + dbname;
+}
+
 std::string PgCluster::LogPath() const { return impl_->pg->LogPath(); }
 
 std::string CreateDatabaseOn(const ClusterInfo& cluster) {

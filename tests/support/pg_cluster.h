@@ -88,6 +88,12 @@ void RemoveTree(const std::string& path);
 // A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0).
 int FreePort();
 
+// The dbname of a key=value conninfo (as CreateDatabase() returns).
+std::string DbNameOf(const std::string& conninfo);
+// key=value for `dbname` on 127.0.0.1:`port` as the cluster's user: the
+// cluster's own TCP port, or that of a proxy in front of it.
+std::string TcpConnInfoVia(const PgCluster& cluster, int port, const std::string& dbname);
+
 const ClusterInfo& SharedCluster();
 // A new database on `cluster` (default: the shared one); returns its conninfo.
 std::string FreshDatabase();
