@@ -26,11 +26,6 @@ JanitorOptions JanitorOptionsFrom(const Config& c) {
           static_cast<uint64_t>(c.cleanup.time_budget_ms), static_cast<uint64_t>(c.audit.retention_days)};
 }
 
-void PackKey(Packer& pk, std::string_view k) {
-  pk.pack_str(static_cast<uint32_t>(k.size()));
-  pk.pack_str_body(k.data(), static_cast<uint32_t>(k.size()));
-}
-
 }  // namespace
 
 Daemon::Daemon(Config config, std::string config_path)
@@ -154,9 +149,9 @@ Status Daemon::Start() {
     msgpack::sbuffer buf;
     Packer pk(buf);
     pk.pack_map(2);
-    PackKey(pk, "version");
-    PackKey(pk, TORII_VERSION);
-    PackKey(pk, "protocol");
+    PackStr(pk, "version");
+    PackStr(pk, TORII_VERSION);
+    PackStr(pk, "protocol");
     pk.pack_uint64(1);
     reply(std::string(buf.data(), buf.size()));
   });
@@ -175,7 +170,7 @@ Status Daemon::Start() {
       msgpack::sbuffer buf;
       Packer pk(buf);
       pk.pack_map(1);
-      PackKey(pk, "deleted");
+      PackStr(pk, "deleted");
       pk.pack_uint64(*n);
       reply(std::string(buf.data(), buf.size()));
     });
@@ -349,92 +344,92 @@ std::string Daemon::StatsBody() {
   const RequestStats& rs = requests_->stats();
   const RouterStats& ro = router_->stats();
   pk.pack_map(9);
-  PackKey(pk, "requests");
+  PackStr(pk, "requests");
   pk.pack_uint64(rs.requests);
-  PackKey(pk, "errors");
+  PackStr(pk, "errors");
   pk.pack_uint64(rs.errors);
-  PackKey(pk, "timeouts");
+  PackStr(pk, "timeouts");
   pk.pack_uint64(rs.timeouts);
-  PackKey(pk, "overloaded");
+  PackStr(pk, "overloaded");
   pk.pack_uint64(rs.overloaded);
-  PackKey(pk, "undeliverable");
+  PackStr(pk, "undeliverable");
   pk.pack_uint64(ro.undeliverable);
-  PackKey(pk, "uptime_ms");
+  PackStr(pk, "uptime_ms");
   pk.pack_uint64(uv_now(&loop_) - started_ms_);
-  PackKey(pk, "pool");
+  PackStr(pk, "pool");
   pk.pack_map(8);
-  PackKey(pk, "size");
+  PackStr(pk, "size");
   pk.pack_int(ps.size);
-  PackKey(pk, "idle");
+  PackStr(pk, "idle");
   pk.pack_int(ps.idle);
-  PackKey(pk, "busy");
+  PackStr(pk, "busy");
   pk.pack_int(ps.busy);
-  PackKey(pk, "waiting");
+  PackStr(pk, "waiting");
   pk.pack_uint64(ps.waiting);
-  PackKey(pk, "connects");
+  PackStr(pk, "connects");
   pk.pack_uint64(ps.connects);
-  PackKey(pk, "connect_failures");
+  PackStr(pk, "connect_failures");
   pk.pack_uint64(ps.connect_failures);
-  PackKey(pk, "broken");
+  PackStr(pk, "broken");
   pk.pack_uint64(ps.broken);
-  PackKey(pk, "cancels");
+  PackStr(pk, "cancels");
   pk.pack_uint64(ps.cancels);
 
   const ListenerStats& ls = listener_->stats();
   const PublisherStats& pb = publisher_->stats();
-  PackKey(pk, "events");
+  PackStr(pk, "events");
   pk.pack_map(10);
-  PackKey(pk, "seq");
+  PackStr(pk, "seq");
   pk.pack_map(static_cast<uint32_t>(publisher_->seqs().size()));
   for (const auto& [family, seq] : publisher_->seqs()) {
-    PackKey(pk, family);
+    PackStr(pk, family);
     pk.pack_uint64(seq);
   }
-  PackKey(pk, "epoch");
-  PackKey(pk, publisher_->epoch());
-  PackKey(pk, "published");
+  PackStr(pk, "epoch");
+  PackStr(pk, publisher_->epoch());
+  PackStr(pk, "published");
   pk.pack_uint64(pb.published);
-  PackKey(pk, "received");
+  PackStr(pk, "received");
   pk.pack_uint64(ls.received);
-  PackKey(pk, "malformed");
+  PackStr(pk, "malformed");
   pk.pack_uint64(ls.malformed);
-  PackKey(pk, "listening");
+  PackStr(pk, "listening");
   ls.listening ? pk.pack_true() : pk.pack_false();
-  PackKey(pk, "reconnects");
+  PackStr(pk, "reconnects");
   pk.pack_uint64(ls.reconnects);
-  PackKey(pk, "probe_failures");
+  PackStr(pk, "probe_failures");
   pk.pack_uint64(ls.probe_failures);
-  PackKey(pk, "last_probe_rtt_us");
+  PackStr(pk, "last_probe_rtt_us");
   pk.pack_int64(ls.last_probe_rtt_us);
-  PackKey(pk, "queue_usage");
+  PackStr(pk, "queue_usage");
   pk.pack_double(ls.queue_usage);
 
   const JanitorStats& js = janitor_->stats();
-  PackKey(pk, "cleanup");
+  PackStr(pk, "cleanup");
   pk.pack_map(8);
-  PackKey(pk, "runs");
+  PackStr(pk, "runs");
   pk.pack_uint64(js.runs);
-  PackKey(pk, "deleted");
+  PackStr(pk, "deleted");
   pk.pack_uint64(js.deleted);
-  PackKey(pk, "skipped");
+  PackStr(pk, "skipped");
   pk.pack_uint64(js.skipped);
-  PackKey(pk, "audit_pruned");
+  PackStr(pk, "audit_pruned");
   pk.pack_uint64(js.audit_pruned);
-  PackKey(pk, "last_run_at");
+  PackStr(pk, "last_run_at");
   if (js.last_run_at_us != 0) {
     PackTimestamp(pk, js.last_run_at_us);
   } else {
     pk.pack_nil();
   }
-  PackKey(pk, "last_duration_ms");
+  PackStr(pk, "last_duration_ms");
   pk.pack_uint64(js.last_duration_ms);
-  PackKey(pk, "last_deleted");
+  PackStr(pk, "last_deleted");
   pk.pack_uint64(js.last_deleted);
-  PackKey(pk, "last_error");
+  PackStr(pk, "last_error");
   if (js.last_error.empty()) {
     pk.pack_nil();
   } else {
-    PackKey(pk, js.last_error);
+    PackStr(pk, js.last_error);
   }
   return std::string(buf.data(), buf.size());
 }

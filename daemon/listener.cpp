@@ -11,27 +11,20 @@ namespace torii::daemon {
 
 namespace {
 
-constexpr int kBackoffStartMs = 50;
-constexpr int kBackoffCapMs = 5000;
-
-void PackKey(Packer& pk, std::string_view k) {
-  pk.pack_str(static_cast<uint32_t>(k.size()));
-  pk.pack_str_body(k.data(), static_cast<uint32_t>(k.size()));
-}
 
 // Packs j[key] as a string, or nil when missing.
 void PackStringField(Packer& pk, const nlohmann::json& j, const char* key) {
-  PackKey(pk, key);
+  PackStr(pk, key);
   auto it = j.find(key);
   if (it == j.end() || !it->is_string()) {
     pk.pack_nil();
   } else {
-    PackKey(pk, it->get_ref<const std::string&>());
+    PackStr(pk, it->get_ref<const std::string&>());
   }
 }
 
 void PackMicrosField(Packer& pk, const nlohmann::json& j, const char* key) {
-  PackKey(pk, key);
+  PackStr(pk, key);
   auto it = j.find(key);
   if (it == j.end() || !it->is_number()) {
     pk.pack_nil();
@@ -133,7 +126,7 @@ void Listener::OnLost(const Error& why) {
   uv_timer_stop(&probe_timer_);
   uv_timer_stop(&probe_deadline_);
   publisher_.StopHeartbeat();
-  backoff_ms_ = backoff_ms_ == 0 ? kBackoffStartMs : std::min(kBackoffCapMs, backoff_ms_ * 2);
+  backoff_ms_ = NextBackoffMs(backoff_ms_);
   // Release the connection after this callback has unwound.
   uv_timer_start(&retry_timer_, [](uv_timer_t* t) {
     auto* self = static_cast<Listener*>(t->data);
@@ -206,10 +199,10 @@ void Listener::Publish(const std::string& payload) {
     publisher_.Publish(family, kind, email_changed ? 4 : 3, [&](Packer& pk) {
       PackStringField(pk, j, "id");
       PackStringField(pk, j, "email");
-      PackKey(pk, "changed");
+      PackStr(pk, "changed");
       const auto& changed = j.contains("changed") && j["changed"].is_array() ? j["changed"] : nlohmann::json::array();
       pk.pack_array(static_cast<uint32_t>(changed.size()));
-      for (const auto& c : changed) PackKey(pk, c.is_string() ? c.get_ref<const std::string&>() : "");
+      for (const auto& c : changed) PackStr(pk, c.is_string() ? c.get_ref<const std::string&>() : "");
       if (email_changed) PackStringField(pk, j, "old_email");
     });
   } else if (family == "session" && (kind == "created" || kind == "deleted")) {
@@ -225,7 +218,7 @@ void Listener::Publish(const std::string& payload) {
     });
   } else if (family == "session" && kind == "expired") {
     publisher_.Publish(family, kind, 2, [&](Packer& pk) {
-      PackKey(pk, "count");
+      PackStr(pk, "count");
       pk.pack_uint64(j.contains("count") && j["count"].is_number_unsigned() ? j["count"].get<uint64_t>() : 0);
       PackMicrosField(pk, j, "before");
     });

@@ -11,11 +11,6 @@ namespace {
 constexpr int64_t kMaxTtlS = 100LL * 366 * 24 * 3600;
 constexpr size_t kMaxTokenBytes = 1024;
 
-void PackStr(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-
 // A text column: nil when NULL.
 void PackText(Packer& pk, const PGresult* r, int row, int col) {
   if (PQgetisnull(r, row, col)) {

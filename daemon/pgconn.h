@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -28,6 +29,10 @@ struct ConnectOptions {
   int tcp_user_timeout_ms = 10000;
   std::string application_name = "toriid";
 };
+
+// Reconnect backoff after a failed or lost connection, shared by the pool
+// and the listener: 50 ms doubling up to 5 s.
+inline int NextBackoffMs(int previous_ms) { return previous_ms == 0 ? 50 : std::min(5000, previous_ms * 2); }
 
 // libpq keywords for PQconnectStartParams: our defaults (sslmode, keepalives,
 // tcp_user_timeout) first, then the configured string, which overrides them.

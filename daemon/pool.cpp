@@ -12,8 +12,6 @@ namespace torii::daemon {
 
 namespace {
 
-constexpr int kBackoffStartMs = 50;
-constexpr int kBackoffCapMs = 5000;
 constexpr uint64_t kIdleCloseMs = 30000;
 // A connection that owes results and sends nothing for this long is dead
 // (a silent network path); its jobs fail and it is replaced.
@@ -634,7 +632,7 @@ void Pool::ScheduleReconnect() {
   for (auto& c : conns_) ready += c->state() != ConnState::kBroken && c->state() != ConnState::kClosing;
   if (ready >= std::max(1, opt_.min_connections)) return;
   // The first retry after a loss is immediate; failures back off, capped.
-  int delay = last_connect_failed_ ? (backoff_ms_ = std::min(kBackoffCapMs, std::max(kBackoffStartMs, backoff_ms_ * 2)))
+  int delay = last_connect_failed_ ? (backoff_ms_ = NextBackoffMs(backoff_ms_))
                                    : 0;
   uv_timer_start(&retry_timer_, OnRetryTimer, delay, 0);
 }

@@ -8,15 +8,6 @@
 
 namespace torii::daemon {
 
-namespace {
-
-void PackKey(Packer& pk, std::string_view k) {
-  pk.pack_str(static_cast<uint32_t>(k.size()));
-  pk.pack_str_body(k.data(), static_cast<uint32_t>(k.size()));
-}
-
-}  // namespace
-
 Publisher::Publisher(uv_loop_t* loop, zmq::context_t& ctx)
     : loop_(loop), socket_(ctx, zmq::socket_type::pub), epoch_(NewUuid()) {
   // Families start at seq 0 (nothing published); the first message is 1.
@@ -74,11 +65,11 @@ void Publisher::Publish(const std::string& family, const std::string& kind, uint
   msgpack::sbuffer buf;
   Packer pk(buf);
   pk.pack_map(count + 3);
-  PackKey(pk, "seq");
+  PackStr(pk, "seq");
   pk.pack_uint64(seq);
-  PackKey(pk, "epoch");
-  PackKey(pk, epoch_);
-  PackKey(pk, "at");
+  PackStr(pk, "epoch");
+  PackStr(pk, epoch_);
+  PackStr(pk, "at");
   PackTimestamp(pk, NowMicros());
   if (fill) fill(pk);
   std::string topic = family + "." + kind;
@@ -100,8 +91,8 @@ void Publisher::Publish(const std::string& family, const std::string& kind, uint
 void Publisher::Resync(const std::string& reason) {
   TLOG_INFO("publisher: torii.resync (%s)", reason.c_str());
   Publish("torii", "resync", 1, [&](Packer& pk) {
-    PackKey(pk, "reason");
-    PackKey(pk, reason);
+    PackStr(pk, "reason");
+    PackStr(pk, reason);
   });
 }
 
@@ -111,10 +102,10 @@ void Publisher::OnHeartbeat(uv_timer_t* t) {
   std::map<std::string, uint64_t> seqs = self->seqs_;
   seqs["torii"]++;
   self->Publish("torii", "heartbeat", 1, [&](Packer& pk) {
-    PackKey(pk, "seqs");
+    PackStr(pk, "seqs");
     pk.pack_map(static_cast<uint32_t>(seqs.size()));
     for (const auto& [family, seq] : seqs) {
-      PackKey(pk, family);
+      PackStr(pk, family);
       pk.pack_uint64(seq);
     }
   });

@@ -23,11 +23,6 @@ int64_t NowMs() {
       .count();
 }
 
-void PackKey(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-
 std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
 
 bool ValidZ85Key(const std::string& k) {
@@ -129,19 +124,19 @@ struct Client::Impl {
     buf.clear();
     Packer pk(buf);
     pk.pack_map(opts.actor.empty() ? 5 : 6);
-    PackKey(pk, "v");
+    PackStr(pk, "v");
     pk.pack_uint8(1);
-    PackKey(pk, "id");
+    PackStr(pk, "id");
     pk.pack_uint64(id);
-    PackKey(pk, "op");
-    PackKey(pk, op);
-    PackKey(pk, "timeout_ms");
+    PackStr(pk, "op");
+    PackStr(pk, op);
+    PackStr(pk, "timeout_ms");
     pk.pack_uint64(static_cast<uint64_t>(timeout));
     if (!opts.actor.empty()) {
-      PackKey(pk, "actor");
-      PackKey(pk, opts.actor);
+      PackStr(pk, "actor");
+      PackStr(pk, opts.actor);
     }
-    PackKey(pk, "args");
+    PackStr(pk, "args");
     args.PackInto(pk, buf);
 
     // DEALER: an empty delimiter frame then the body, so that the reply

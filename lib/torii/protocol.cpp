@@ -34,10 +34,6 @@ Error WrongType(std::string_view key, const char* want, const msgpack::object& o
   return Error::BadRequest("'" + std::string(key) + "' must be " + want + ", not " + TypeName(o));
 }
 
-void PackStr(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
 
 Result<nlohmann::json> ToJson(const msgpack::object& o, size_t depth) {
   if (depth > kMetadataMaxDepth) return Error::InvalidArgument("metadata is nested too deeply");
@@ -84,6 +80,11 @@ Result<nlohmann::json> ToJson(const msgpack::object& o, size_t depth) {
 }
 
 }  // namespace
+
+void PackStr(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
 
 bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 

@@ -97,6 +97,9 @@ void PackTimestamp(Packer& pk, Micros us);
 // Reads a msgpack timestamp ext back to microseconds.
 std::optional<Micros> MicrosFromTimestamp(const msgpack::object& o);
 
+// Packs a msgpack str (keys and string values alike).
+void PackStr(Packer& pk, std::string_view s);
+
 // Strings that go to PostgreSQL as text must not hold NUL bytes.
 bool HasNul(std::string_view s);
 
