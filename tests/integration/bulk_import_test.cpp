@@ -61,24 +61,12 @@ class BulkImportTest : public ::testing::Test {
   // NOTIFYs are delivered in commit order, so once the fence is in,
   // everything committed before it is too.
   std::vector<json> Payloads(int timeout_ms = 10000) {
-    std::string fence = "fence-" + std::to_string(++fences_);
-    Exec(db_.get(), "SELECT pg_notify('torii_events', $1)", {fence.c_str()});
     std::vector<json> out;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    PGconn* c = listener_.get();
-    for (;;) {
-      if (PQconsumeInput(c) != 1) throw std::runtime_error("listener connection broke");
-      while (PGnotify* n = PQnotifies(c)) {
-        std::string payload = n->extra;
-        PQfreemem(n);
-        if (payload == fence) return out;
-        out.push_back(json::parse(payload));
-      }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) throw std::runtime_error("fence notification did not arrive");
-      pollfd p{PQsocket(c), POLLIN, 0};
-      poll(&p, 1, static_cast<int>(left.count()));
+    for (const auto& p : NotifiedUntilFence(db_.get(), listener_.get(), "torii_events",
+                                            "fence-" + std::to_string(++fences_), timeout_ms)) {
+      out.push_back(json::parse(p));
     }
+    return out;
   }
 
   int64_t AuditRows() { return std::stoll(Scalar(db_.get(), "SELECT count(*) FROM audit_logs")); }

@@ -15,33 +15,16 @@
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
+#include "msgpack_util.h"
 #include "torii/protocol.h"
 
 namespace torii {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-int64_t MsSince(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
-
-std::string_view S(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
-
-const msgpack::object* Get(const msgpack::object& map, std::string_view key) {
-  if (map.type != msgpack::type::MAP) return nullptr;
-  for (uint32_t i = 0; i < map.via.map.size; i++) {
-    if (map.via.map.ptr[i].key.type == msgpack::type::STR && S(map.via.map.ptr[i].key) == key) {
-      return &map.via.map.ptr[i].val;
-    }
-  }
-  return nullptr;
-}
-
-void PackS(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
+using test::Clock;
+using test::Get;
+using test::MsSince;
+using test::S;
 
 // A request as the scripted server saw it.
 struct Incoming {
@@ -59,11 +42,11 @@ std::string OkBody(uint64_t id, const std::function<void(Packer&)>& result) {
   msgpack::sbuffer b;
   Packer pk(b);
   pk.pack_map(3);
-  PackS(pk, "id");
+  PackStr(pk, "id");
   pk.pack_uint64(id);
-  PackS(pk, "ok");
+  PackStr(pk, "ok");
   pk.pack_true();
-  PackS(pk, "result");
+  PackStr(pk, "result");
   result(pk);
   return {b.data(), b.size()};
 }
@@ -72,16 +55,16 @@ std::string ErrBody(uint64_t id, std::string_view code, std::string_view message
   msgpack::sbuffer b;
   Packer pk(b);
   pk.pack_map(3);
-  PackS(pk, "id");
+  PackStr(pk, "id");
   pk.pack_uint64(id);
-  PackS(pk, "ok");
+  PackStr(pk, "ok");
   pk.pack_false();
-  PackS(pk, "error");
+  PackStr(pk, "error");
   pk.pack_map(2);
-  PackS(pk, "code");
-  PackS(pk, code);
-  PackS(pk, "message");
-  PackS(pk, message);
+  PackStr(pk, "code");
+  PackStr(pk, code);
+  PackStr(pk, "message");
+  PackStr(pk, message);
   return {b.data(), b.size()};
 }
 
@@ -177,9 +160,9 @@ void EchoHandler(const Incoming& in, ScriptedRouter& r) {
   int64_t nv = n ? static_cast<int64_t>(n->via.u64) : -1;
   r.Reply(in, OkBody(in.id, [&](Packer& pk) {
             pk.pack_map(2);
-            PackS(pk, "op");
-            PackS(pk, in.op);
-            PackS(pk, "n");
+            PackStr(pk, "op");
+            PackStr(pk, in.op);
+            PackStr(pk, "n");
             pk.pack_int64(nv);
           }));
 }
@@ -196,7 +179,7 @@ Client MakeClient(std::vector<std::string> endpoints, int64_t timeout_ms = 2000)
 auto ArgN(int64_t n) {
   return [n](Packer& pk) {
     pk.pack_map(1);
-    PackS(pk, "n");
+    PackStr(pk, "n");
     pk.pack_int64(n);
   };
 }
@@ -218,9 +201,9 @@ TEST(ClientTest, CallSendsTheProtocolsRequestBodyAndReadsTheResult) {
     }
     r.Reply(in, OkBody(in.id, [](Packer& pk) {
               pk.pack_map(2);
-              PackS(pk, "version");
-              PackS(pk, "9.9.9");
-              PackS(pk, "protocol");
+              PackStr(pk, "version");
+              PackStr(pk, "9.9.9");
+              PackStr(pk, "protocol");
               pk.pack_uint8(1);
             }));
   });
@@ -265,9 +248,9 @@ TEST(ClientTest, ArgsMayBeAlreadyPackedOrAbsent) {
   msgpack::sbuffer packed;
   Packer pk(packed);
   pk.pack_map(2);
-  PackS(pk, "a");
+  PackStr(pk, "a");
   pk.pack_true();
-  PackS(pk, "b");
+  PackStr(pk, "b");
   pk.pack_nil();
   auto two = client.Call("ping", packed);
   ASSERT_TRUE(two.ok());
@@ -298,8 +281,8 @@ TEST(ClientTest, ErrorRepliesMapToCodes) {
   for (const auto& c : cases) {
     auto r = client.Call("fail", [&](Packer& pk) {
       pk.pack_map(1);
-      PackS(pk, "code");
-      PackS(pk, c.wire);
+      PackStr(pk, "code");
+      PackStr(pk, c.wire);
     });
     ASSERT_FALSE(r.ok()) << c.wire;
     EXPECT_EQ(r.error().code(), c.code) << c.wire;
@@ -315,7 +298,7 @@ TEST(ClientTest, TimeoutLeavesTheClientUsableAndDropsTheLateReply) {
   zmq::context_t ctx;
   ScriptedRouter router(ctx, [](const Incoming& in, ScriptedRouter& r) {
     int delay = in.op == "slow" ? 300 : 0;
-    r.Reply(in, OkBody(in.id, [&](Packer& pk) { PackS(pk, in.op); }), delay);
+    r.Reply(in, OkBody(in.id, [&](Packer& pk) { PackStr(pk, in.op); }), delay);
   });
   Client client = MakeClient({router.endpoint()});
   CallOptions quick;
@@ -346,9 +329,9 @@ TEST(ClientTest, TimeoutLeavesTheClientUsableAndDropsTheLateReply) {
 TEST(ClientTest, RepliesWithUnknownIdsAreDropped) {
   zmq::context_t ctx;
   ScriptedRouter router(ctx, [](const Incoming& in, ScriptedRouter& r) {
-    r.Reply(in, OkBody(in.id + 1000, [](Packer& pk) { PackS(pk, "wrong"); }));
+    r.Reply(in, OkBody(in.id + 1000, [](Packer& pk) { PackStr(pk, "wrong"); }));
     r.Reply(in, "\xc1 not msgpack");  // undecodable
-    r.Reply(in, OkBody(in.id, [](Packer& pk) { PackS(pk, "right"); }), 20);
+    r.Reply(in, OkBody(in.id, [](Packer& pk) { PackStr(pk, "right"); }), 20);
   });
   Client client = MakeClient({router.endpoint()});
   auto r = client.Call("ping");
@@ -543,24 +526,24 @@ TEST(ClientTest, CallJsonConvertsBothWays) {
     }
     r.Reply(in, OkBody(in.id, [](Packer& pk) {
               pk.pack_map(6);
-              PackS(pk, "at");
+              PackStr(pk, "at");
               PackTimestamp(pk, 1704164645123456);  // 2024-01-02T03:04:05.123456Z
-              PackS(pk, "epoch0");
+              PackStr(pk, "epoch0");
               PackTimestamp(pk, 0);
-              PackS(pk, "raw");
+              PackStr(pk, "raw");
               pk.pack_bin(3);
               pk.pack_bin_body("\x01\x02\x03", 3);
-              PackS(pk, "list");
+              PackStr(pk, "list");
               pk.pack_array(3);
               pk.pack_int64(-5);
               pk.pack_nil();
               pk.pack_double(1.5);
-              PackS(pk, "flag");
+              PackStr(pk, "flag");
               pk.pack_true();
-              PackS(pk, "nested");
+              PackStr(pk, "nested");
               pk.pack_map(1);
-              PackS(pk, "k");
-              PackS(pk, "v");
+              PackStr(pk, "k");
+              PackStr(pk, "v");
             }));
   });
   Client client = MakeClient({router.endpoint()});

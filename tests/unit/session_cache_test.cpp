@@ -17,33 +17,16 @@
 #include <gtest/gtest.h>
 #include <zmq.hpp>
 
+#include "msgpack_util.h"
 #include "torii/protocol.h"
 
 namespace torii {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-int64_t MsSince(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
-
-std::string_view S(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
-
-const msgpack::object* Get(const msgpack::object& map, std::string_view key) {
-  if (map.type != msgpack::type::MAP) return nullptr;
-  for (uint32_t i = 0; i < map.via.map.size; i++) {
-    if (map.via.map.ptr[i].key.type == msgpack::type::STR && S(map.via.map.ptr[i].key) == key) {
-      return &map.via.map.ptr[i].val;
-    }
-  }
-  return nullptr;
-}
-
-void PackS(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
+using test::Clock;
+using test::Get;
+using test::MsSince;
+using test::S;
 
 struct FakeSession {
   std::string id;
@@ -101,18 +84,18 @@ class FakeDaemon {
   }
   void SessionEvent(std::string kind, const FakeSession& s) {
     PublishLater("session." + kind, [s](Packer& pk) {
-      PackS(pk, "id");
-      PackS(pk, s.id);
-      PackS(pk, "user_id");
-      PackS(pk, s.user_id);
+      PackStr(pk, "id");
+      PackStr(pk, s.id);
+      PackStr(pk, "user_id");
+      PackStr(pk, s.user_id);
     }, 2);
   }
   void UserEvent(std::string kind, const std::string& user_id) {
     PublishLater("user." + kind, [user_id](Packer& pk) {
-      PackS(pk, "id");
-      PackS(pk, user_id);
-      PackS(pk, "email");
-      PackS(pk, "someone@example.com");
+      PackStr(pk, "id");
+      PackStr(pk, user_id);
+      PackStr(pk, "email");
+      PackStr(pk, "someone@example.com");
     }, 2);
   }
 
@@ -123,11 +106,11 @@ class FakeDaemon {
     msgpack::sbuffer b;
     Packer pk(b);
     pk.pack_map(3 + extra_keys);
-    PackS(pk, "seq");
+    PackStr(pk, "seq");
     pk.pack_uint64(seq);
-    PackS(pk, "epoch");
-    PackS(pk, "fake-epoch");
-    PackS(pk, "at");
+    PackStr(pk, "epoch");
+    PackStr(pk, "fake-epoch");
+    PackStr(pk, "at");
     PackTimestamp(pk, NowMicros());
     if (extra) extra(pk);
     pub_.send(zmq::buffer(topic), zmq::send_flags::sndmore);
@@ -145,10 +128,10 @@ class FakeDaemon {
     std::map<std::string, uint64_t> seqs = seqs_;
     seqs["torii"]++;
     Publish("torii.heartbeat", [&](Packer& pk) {
-      PackS(pk, "seqs");
+      PackStr(pk, "seqs");
       pk.pack_map(static_cast<uint32_t>(seqs.size()));
       for (const auto& [f, s] : seqs) {
-        PackS(pk, f);
+        PackStr(pk, f);
         pk.pack_uint64(s);
       }
     }, 1);
@@ -173,36 +156,36 @@ class FakeDaemon {
     msgpack::sbuffer b;
     Packer pk(b);
     pk.pack_map(3);
-    PackS(pk, "id");
+    PackStr(pk, "id");
     pk.pack_uint64(id);
     if (found) {
-      PackS(pk, "ok");
+      PackStr(pk, "ok");
       pk.pack_true();
-      PackS(pk, "result");
+      PackStr(pk, "result");
       pk.pack_map(7);
-      PackS(pk, "id");
-      PackS(pk, found->id);
-      PackS(pk, "user_id");
-      PackS(pk, found->user_id);
-      PackS(pk, "expires_at");
+      PackStr(pk, "id");
+      PackStr(pk, found->id);
+      PackStr(pk, "user_id");
+      PackStr(pk, found->user_id);
+      PackStr(pk, "expires_at");
       PackTimestamp(pk, found->expires_at);
-      PackS(pk, "user_agent");
+      PackStr(pk, "user_agent");
       pk.pack_nil();
-      PackS(pk, "ip_address");
+      PackStr(pk, "ip_address");
       pk.pack_nil();
-      PackS(pk, "metadata");
+      PackStr(pk, "metadata");
       pk.pack_map(0);
-      PackS(pk, "created_at");
+      PackStr(pk, "created_at");
       PackTimestamp(pk, NowMicros());
     } else {
-      PackS(pk, "ok");
+      PackStr(pk, "ok");
       pk.pack_false();
-      PackS(pk, "error");
+      PackStr(pk, "error");
       pk.pack_map(2);
-      PackS(pk, "code");
-      PackS(pk, "not_found");
-      PackS(pk, "message");
-      PackS(pk, "no such session");
+      PackStr(pk, "code");
+      PackStr(pk, "not_found");
+      PackStr(pk, "message");
+      PackStr(pk, "no such session");
     }
     for (size_t i = 0; i + 1 < frames.size(); i++) {
       router_.send(zmq::const_buffer(frames[i].data(), frames[i].size()), zmq::send_flags::sndmore);
@@ -401,8 +384,8 @@ TEST(SessionCacheTest, StaleDropsEverythingAndStopsCachingUntilAHeartbeat) {
 
   rig.daemon.SetHeartbeats(false);
   rig.daemon.PublishLater("torii.resync", [](Packer& pk) {
-    PackS(pk, "reason");
-    PackS(pk, "test");
+    PackStr(pk, "reason");
+    PackStr(pk, "test");
   }, 1);
   auto start = Clock::now();
   while (rig.cache->size() != 0 && MsSince(start) < 5000) rig.sub->Poll(10);
@@ -466,10 +449,10 @@ TEST(SessionCacheTest, AReplyOvertakenByItsDeleteEventIsNotCached) {
   rig.daemon.SetBeforeReply([a](const std::string& token, FakeDaemon& d) {
     d.Remove(token);
     d.Publish("session.deleted", [a](Packer& pk) {
-      PackS(pk, "id");
-      PackS(pk, a.id);
-      PackS(pk, "user_id");
-      PackS(pk, a.user_id);
+      PackStr(pk, "id");
+      PackStr(pk, a.id);
+      PackStr(pk, "user_id");
+      PackStr(pk, a.user_id);
     }, 2);
   });
   auto r = rig.cache->Get("tok-a");
@@ -489,10 +472,10 @@ TEST(SessionCacheTest, AnUnrelatedEventDuringAGetDoesNotBlockCaching) {
   rig.daemon.Put("tok-a", {"s-a", "u-1", InOneHour()});
   rig.daemon.SetBeforeReply([](const std::string&, FakeDaemon& d) {
     d.Publish("session.deleted", [](Packer& pk) {
-      PackS(pk, "id");
-      PackS(pk, "s-other");
-      PackS(pk, "user_id");
-      PackS(pk, "u-2");
+      PackStr(pk, "id");
+      PackStr(pk, "s-other");
+      PackStr(pk, "user_id");
+      PackStr(pk, "u-2");
     }, 2);
   });
   ASSERT_TRUE(rig.cache->Get("tok-a").ok());
@@ -521,10 +504,10 @@ TEST(SessionCacheTest, ADeletedSessionIsNeverServedUnderInterleavedRevokesAndRea
         if (token != "tok-" + std::to_string(i)) return;
         d.Remove(token);
         d.Publish("session.deleted", [s](Packer& pk) {
-          PackS(pk, "id");
-          PackS(pk, s.id);
-          PackS(pk, "user_id");
-          PackS(pk, s.user_id);
+          PackStr(pk, "id");
+          PackStr(pk, s.id);
+          PackStr(pk, "user_id");
+          PackStr(pk, s.user_id);
         }, 2);
       });
       // Evict first so the read goes to the daemon and meets the race.

@@ -11,21 +11,16 @@
 #include <gtest/gtest.h>
 #include <zmq.hpp>
 
+#include "msgpack_util.h"
 #include "torii/protocol.h"
 
 namespace torii {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-int64_t MsSince(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
-
-void PackS(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
+using test::Clock;
+using test::Get;
+using test::MsSince;
+using test::S;
 
 // A PUB socket that publishes events the way PROTOCOL.md section 3 says,
 // with whatever seq and epoch the test wants.
@@ -44,11 +39,11 @@ class TestPub {
     msgpack::sbuffer b;
     Packer pk(b);
     pk.pack_map(3 + extra_keys);
-    PackS(pk, "seq");
+    PackStr(pk, "seq");
     pk.pack_uint64(seq);
-    PackS(pk, "epoch");
-    PackS(pk, epoch);
-    PackS(pk, "at");
+    PackStr(pk, "epoch");
+    PackStr(pk, epoch);
+    PackStr(pk, "at");
     PackTimestamp(pk, 1700000000123456);
     if (extra) extra(pk);
     Raw(topic, std::string_view(b.data(), b.size()));
@@ -59,20 +54,20 @@ class TestPub {
   }
   void Heartbeat(std::string_view epoch, uint64_t torii_seq, const std::map<std::string, uint64_t>& seqs) {
     Event("torii.heartbeat", epoch, torii_seq, 1, [&](Packer& pk) {
-      PackS(pk, "seqs");
+      PackStr(pk, "seqs");
       pk.pack_map(static_cast<uint32_t>(seqs.size() + 1));
-      PackS(pk, "torii");
+      PackStr(pk, "torii");
       pk.pack_uint64(torii_seq);
       for (const auto& [f, s] : seqs) {
-        PackS(pk, f);
+        PackStr(pk, f);
         pk.pack_uint64(s);
       }
     });
   }
   void WithId(std::string_view topic, std::string_view epoch, uint64_t seq, std::string_view id) {
     Event(topic, epoch, seq, 1, [&](Packer& pk) {
-      PackS(pk, "id");
-      PackS(pk, id);
+      PackStr(pk, "id");
+      PackStr(pk, id);
     });
   }
 
@@ -261,8 +256,8 @@ TEST(SubscriberTest, ResyncIsStaleWithItsReason) {
   rec.Attach(*sub);
   uint64_t t = GoLive(pub, *sub, "E1", {{"session", 0}});
   pub.Event("torii.resync", "E1", ++t, 1, [](Packer& pk) {
-    PackS(pk, "reason");
-    PackS(pk, "listen connection lost");
+    PackStr(pk, "reason");
+    PackStr(pk, "listen connection lost");
   });
   ASSERT_TRUE(PollUntil(*sub, [&] { return !rec.stale.empty(); }));
   EXPECT_EQ(rec.stale[0].kind, StaleKind::kResync);
