@@ -11,6 +11,8 @@ namespace {
 // How long after its deadline a request whose statement was sent waits for
 // the server to confirm the cancel, before it is answered unconfirmed.
 constexpr uint64_t kCancelGraceMs = 1000;
+// The reply buffer is kept between replies up to this size.
+constexpr size_t kKeepReplyBytes = 1 << 20;
 
 }  // namespace
 
@@ -125,7 +127,8 @@ void Requests::OnJobDone(uint64_t seq, Result<std::vector<PgResult>>&& out) {
     ReplyError(ctx, Error::Internal("missing statement result"));
     return;
   }
-  msgpack::sbuffer buf;
+  msgpack::sbuffer& buf = reply_;
+  buf.clear();
   BeginOkReply(buf, ctx->id_raw);
   Packer pk(buf);
   Status st = plan.render((*out)[plan.main].get(), plan, pk);
@@ -134,11 +137,13 @@ void Requests::OnJobDone(uint64_t seq, Result<std::vector<PgResult>>&& out) {
     return;
   }
   router_.Reply(ctx->env, buf.data(), buf.size());
+  if (buf.size() > kKeepReplyBytes) reply_ = msgpack::sbuffer();  // do not hold a rare huge page forever
   Finish(ctx);
 }
 
 void Requests::ReplyOk(Ctx* ctx, const char* result, size_t len) {
-  msgpack::sbuffer buf;
+  msgpack::sbuffer& buf = reply_;
+  buf.clear();
   BeginOkReply(buf, ctx->id_raw);
   buf.write(result, len);
   router_.Reply(ctx->env, buf.data(), buf.size());

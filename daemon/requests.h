@@ -69,6 +69,7 @@ class Requests {
   uint64_t timer_due_ = 0;
   uint64_t next_seq_ = 1;
   RequestStats stats_;
+  msgpack::sbuffer reply_;  // reused for every reply (cleared, not freed)
 };
 
 }  // namespace torii::daemon
