@@ -357,7 +357,7 @@ std::string Daemon::StatsBody() {
   PackStr(pk, "uptime_ms");
   pk.pack_uint64(uv_now(&loop_) - started_ms_);
   PackStr(pk, "pool");
-  pk.pack_map(8);
+  pk.pack_map(10);
   PackStr(pk, "size");
   pk.pack_int(ps.size);
   PackStr(pk, "idle");
@@ -374,6 +374,10 @@ std::string Daemon::StatsBody() {
   pk.pack_uint64(ps.broken);
   PackStr(pk, "cancels");
   pk.pack_uint64(ps.cancels);
+  PackStr(pk, "lookup_batches");
+  pk.pack_uint64(ps.batches);
+  PackStr(pk, "batched_lookups");
+  pk.pack_uint64(ps.batched);
 
   const ListenerStats& ls = listener_->stats();
   const PublisherStats& pb = publisher_->stats();

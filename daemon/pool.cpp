@@ -1,7 +1,10 @@
 // Pooled libpq connections in pipeline mode, driven by uv_poll on PQsocket.
 #include "pool.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "pgconn.h"
@@ -16,8 +19,21 @@ constexpr uint64_t kIdleCloseMs = 30000;
 // A connection that owes results and sends nothing for this long is dead
 // (a silent network path); its jobs fail and it is replaced.
 constexpr uint64_t kStallMs = 15000;
+// Keys per lookup batch: enough that one statement answers a loop turn's
+// lookups on a busy daemon, few enough that one batch stays short.
+constexpr size_t kMaxBatch = 64;
+constexpr uint32_t kByteaOid = 17;
+
+void PutBe32(std::string& out, uint32_t v) {
+  v = htonl(v);
+  out.append(reinterpret_cast<const char*>(&v), 4);
+}
 
 }  // namespace
+
+Job::~Job() {
+  for (Job* m : members_) delete m;
+}
 
 enum class ConnState {
   kConnecting,  // PQconnectPoll under way; in Pool::conns_, takes no jobs
@@ -72,6 +88,8 @@ class PoolConn {
   void Abandoned(Job* job);
 
  private:
+  // The job whose statements run now or next: the first in flight.
+  Job* FirstJob() const;
   void SetState(ConnState to);
   void OnPoll(int status, int events);
   void ContinueConnect();
@@ -369,7 +387,7 @@ void PoolConn::FinishHead() {
   // have hit this job instead of the abandoned one it was aimed at.
   bool recent_cancel = cancel_sent_at_ != 0 && Now() - cancel_sent_at_ < 2000;
   cancel_sent_ = false;
-  Job* next = inflight_.empty() ? nullptr : inflight_.front();
+  Job* next = FirstJob();
   if (next != nullptr && (next->abandoned_ || next->cancel_wanted_)) Cancel();
   if (jobs_ == 0) idle_since_ = Now();
   if (job->abandoned_) {
@@ -391,9 +409,13 @@ void PoolConn::FinishHead() {
   } else {
     Result<std::vector<PgResult>> out = job->error_ ? Result<std::vector<PgResult>>(*job->error_)
                                                     : Result<std::vector<PgResult>>(std::move(job->results_));
-    auto done = std::move(job->done_);
-    delete job;
-    done(std::move(out));
+    if (!job->members_.empty()) {
+      pool_->CompleteBatch(job, std::move(out));
+    } else {
+      auto done = std::move(job->done_);
+      delete job;
+      done(std::move(out));
+    }
   }
   pool_->Kick();
 }
@@ -426,7 +448,15 @@ void PoolConn::Cancel() {
 }
 
 void PoolConn::Abandoned(Job* job) {
-  if (!inflight_.empty() && inflight_.front() == job && !cancel_sent_) Cancel();
+  if (job == FirstJob() && !cancel_sent_) Cancel();
+}
+
+Job* PoolConn::FirstJob() const {
+  // Skips the Syncs of groups whose jobs are all answered already.
+  for (Job* j : inflight_) {
+    if (j != nullptr) return j;
+  }
+  return nullptr;
 }
 
 void PoolConn::Break(const std::string& why) {
@@ -520,13 +550,13 @@ bool Pool::Submit(Job* job) {
   // Jobs of this turn wait in pending_ until the turn ends; at the bound,
   // hand them to the connections first, so that only jobs no connection can
   // take count as waiting.
-  if (pending_.size() >= opt_.max_pending) Dispatch();
-  if (pending_.size() >= opt_.max_pending) {
+  if (waiting() >= opt_.max_pending) Dispatch();
+  if (waiting() >= opt_.max_pending) {
     FailJob(job, Error::Overloaded("too many requests waiting for the database; retry later"));
     return false;
   }
   job->queued_at_ms_ = uv_now(loop_);
-  pending_.push_back(job);
+  (Batchable(*job) ? lookups_ : pending_).push_back(job);
   Kick();
   return true;
 }
@@ -545,7 +575,7 @@ void Pool::Kick() {
 }
 
 void Pool::Dispatch() {
-  while (!pending_.empty()) {
+  while (waiting() > 0) {
     PoolConn* best = nullptr;
     for (auto& c : conns_) {
       if (c->state() != ConnState::kReady) continue;
@@ -554,12 +584,122 @@ void Pool::Dispatch() {
     }
     if (best == nullptr) break;
     if (best->inflight() > 0) MaybeGrow();
-    Job* job = pending_.front();
-    pending_.pop_front();
+    // Oldest first between the two queues.
+    Job* job;
+    if (!pending_.empty() && (lookups_.empty() || pending_.front()->queued_at_ms_ <= lookups_.front()->queued_at_ms_)) {
+      job = pending_.front();
+      pending_.pop_front();
+    } else {
+      job = TakeLookups();
+    }
     if (!best->Send(job)) continue;  // the job went back to the queue
   }
-  if (!pending_.empty()) MaybeGrow();
+  if (waiting() > 0) MaybeGrow();
   for (auto& c : conns_) c->CloseGroup();
+}
+
+bool Pool::Batchable(const Job& job) {
+  if (!job.groupable_ || job.cmds_.size() != 1) return false;
+  const Command& c = job.cmds_[0];
+  return Statement(c.stmt).batched != Stmt::kCount && c.values.size() == 1 && !c.nulls[0];
+}
+
+Job* Pool::TakeLookups() {
+  Job* first = lookups_.front();
+  lookups_.pop_front();
+  if (lookups_.empty()) return first;  // alone: the plain statement is cheaper
+  Stmt stmt = first->cmds_[0].stmt;
+  std::vector<Job*> members{first};
+  while (!lookups_.empty() && members.size() < kMaxBatch && lookups_.front()->cmds_[0].stmt == stmt) {
+    members.push_back(lookups_.front());
+    lookups_.pop_front();
+  }
+  // The keys as a binary one-dimensional bytea[] (array_recv's format).
+  std::string keys;
+  PutBe32(keys, 1);  // dimensions
+  PutBe32(keys, 0);  // no NULLs
+  PutBe32(keys, kByteaOid);
+  PutBe32(keys, static_cast<uint32_t>(members.size()));
+  PutBe32(keys, 1);  // lower bound
+  for (Job* m : members) {
+    const std::string& k = m->cmds_[0].values[0];
+    PutBe32(keys, static_cast<uint32_t>(k.size()));
+    keys += k;
+  }
+  std::vector<Command> cmds;
+  cmds.emplace_back(Statement(stmt).batched);
+  cmds.back().Add(std::move(keys));
+  auto* carrier = new Job(std::move(cmds), nullptr);
+  carrier->set_groupable(true);
+  carrier->queued_at_ms_ = first->queued_at_ms_;
+  for (Job* m : members) m->carrier_ = carrier;
+  carrier->members_ = std::move(members);
+  counters_.batches++;
+  counters_.batched += carrier->members_.size();
+  return carrier;
+}
+
+void Pool::CompleteBatch(Job* carrier, Result<std::vector<PgResult>>&& out) {
+  std::vector<Job*> members = std::move(carrier->members_);
+  carrier->members_.clear();
+  delete carrier;
+  // Row of each member (by the key position in the last column), or -1.
+  const PGresult* res = out.ok() && !out->empty() ? (*out)[0].get() : nullptr;
+  std::vector<int> row_of(members.size(), -1);
+  int cols = res != nullptr ? PQnfields(res) : 0;
+  if (res != nullptr && cols > 0) {
+    for (int r = 0; r < PQntuples(res); r++) {
+      long pos = std::strtol(PQgetvalue(res, r, cols - 1), nullptr, 10);
+      if (pos >= 1 && static_cast<size_t>(pos) <= members.size()) row_of[pos - 1] = r;
+    }
+  }
+  for (size_t i = 0; i < members.size(); i++) {
+    Job* m = members[i];
+    m->carrier_ = nullptr;
+    if (m->abandoned_) {
+      delete m;
+      continue;
+    }
+    if (!out.ok()) {
+      FailJob(m, out.error());
+      continue;
+    }
+    if (res == nullptr) {
+      FailJob(m, Error::Internal("missing statement result"));
+      continue;
+    }
+    // The member's own result: the batch's columns, and its row if found.
+    PGresult* own = PQcopyResult(res, PG_COPYRES_ATTRS);
+    bool ok = own != nullptr;
+    for (int c = 0; ok && row_of[i] >= 0 && c < cols; c++) {
+      int r = row_of[i];
+      bool null = PQgetisnull(res, r, c);
+      ok = PQsetvalue(own, 0, c, null ? nullptr : PQgetvalue(res, r, c), null ? -1 : PQgetlength(res, r, c)) == 1;
+    }
+    if (!ok) {
+      if (own != nullptr) PQclear(own);
+      FailJob(m, Error::Internal("out of memory"));
+      continue;
+    }
+    std::vector<PgResult> results;
+    results.emplace_back(own);
+    auto done = std::move(m->done_);
+    delete m;
+    done(std::move(results));
+  }
+}
+
+void Pool::MemberGone(Job* carrier) {
+  bool all_abandoned = true, all_cancelled = true;
+  for (Job* m : carrier->members_) {
+    all_abandoned = all_abandoned && m->abandoned_;
+    all_cancelled = all_cancelled && (m->abandoned_ || m->cancel_wanted_);
+  }
+  if (all_abandoned) {
+    Abandon(carrier);
+  } else if (all_cancelled && carrier->conn_ != nullptr && !carrier->cancel_wanted_) {
+    CancelJob(carrier);
+  }
 }
 
 void Pool::MaybeGrow() {
@@ -674,6 +814,10 @@ void Pool::OnMaintenanceTimer(uv_timer_t* t) {
 }
 
 void Pool::FailJob(Job* job, Error error) {
+  if (!job->members_.empty()) {
+    CompleteBatch(job, Result<std::vector<PgResult>>(std::move(error)));
+    return;
+  }
   auto done = std::move(job->done_);
   delete job;
   if (done) done(Result<std::vector<PgResult>>(std::move(error)));
@@ -682,13 +826,22 @@ void Pool::FailJob(Job* job, Error error) {
 void Pool::FailAllPending(const Error& error) {
   std::deque<Job*> jobs;
   jobs.swap(pending_);
+  jobs.insert(jobs.end(), lookups_.begin(), lookups_.end());
+  lookups_.clear();
   for (Job* j : jobs) FailJob(j, error);
 }
 
 void Pool::Abandon(Job* job) {
+  if (job->carrier_ != nullptr) {
+    job->abandoned_ = true;  // freed with its carrier
+    MemberGone(job->carrier_);
+    return;
+  }
   if (job->conn_ == nullptr) {
-    auto it = std::find(pending_.begin(), pending_.end(), job);
-    if (it != pending_.end()) pending_.erase(it);
+    for (auto* q : {&pending_, &lookups_}) {
+      auto it = std::find(q->begin(), q->end(), job);
+      if (it != q->end()) q->erase(it);
+    }
     delete job;
     return;
   }
@@ -697,6 +850,17 @@ void Pool::Abandon(Job* job) {
 }
 
 bool Pool::CancelJob(Job* job) {
+  if (job->carrier_ != nullptr) {
+    Job* carrier = job->carrier_;
+    if (carrier->conn_ == nullptr) {
+      job->abandoned_ = true;  // not sent: it never ran
+      MemberGone(carrier);
+      return false;
+    }
+    job->cancel_wanted_ = true;
+    MemberGone(carrier);
+    return true;
+  }
   if (job->conn_ == nullptr) {
     Abandon(job);
     return false;
@@ -720,7 +884,7 @@ PoolStats Pool::Stats() const {
     s.size++;
     if (c->state() == ConnState::kReady) (c->inflight() == 0 ? s.idle : s.busy)++;
   }
-  s.waiting = pending_.size();
+  s.waiting = waiting();
   return s;
 }
 

@@ -61,6 +61,9 @@ class Job {
   using Done = std::function<void(Result<std::vector<PgResult>>&&)>;
 
   Job(std::vector<Command> cmds, Done done) : cmds_(std::move(cmds)), done_(std::move(done)) {}
+  ~Job();
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
 
   const std::vector<Command>& commands() const { return cmds_; }
   // A read-only job may share one Sync (one implicit transaction, one round
@@ -85,6 +88,10 @@ class Job {
   bool aborted_ = false;  // skipped because an earlier job of its group failed
   class PoolConn* conn_ = nullptr;  // set while in flight
   uint64_t queued_at_ms_ = 0;
+  // Lookup batches: a carrier runs the batched statement for its members
+  // (owned by it until each is answered); a member points to its carrier.
+  std::vector<Job*> members_;
+  Job* carrier_ = nullptr;
 };
 
 struct PoolOptions {
@@ -107,6 +114,8 @@ struct PoolStats {
   uint64_t connect_failures = 0;
   uint64_t broken = 0;
   uint64_t cancels = 0;
+  uint64_t batches = 0;   // lookup batches sent
+  uint64_t batched = 0;   // lookups answered by them
 };
 
 class PoolConn;
@@ -156,6 +165,17 @@ class Pool {
   void OnConnectFailed(PoolConn* c, const Error& why);
   void ScheduleReconnect();
   void FailJob(Job* job, Error error);
+  // Whether `job` may join a lookup batch: one groupable command whose
+  // statement has a batched form.
+  static bool Batchable(const Job& job);
+  // Takes up to kMaxBatch lookups off lookups_: alone when one is waiting,
+  // else under a carrier running the batched statement.
+  Job* TakeLookups();
+  // Answers a carrier's members from its outcome, then frees it.
+  void CompleteBatch(Job* carrier, Result<std::vector<PgResult>>&& out);
+  // A member was given up on; the carrier goes too once all of its members are.
+  void MemberGone(Job* carrier);
+  size_t waiting() const { return pending_.size() + lookups_.size(); }
   void FailAllPending(const Error& error);
   static void OnRetryTimer(uv_timer_t* t);
   static void OnMaintenanceTimer(uv_timer_t* t);
@@ -164,6 +184,7 @@ class Pool {
   PoolOptions opt_;
   std::vector<std::unique_ptr<PoolConn>> conns_;
   std::deque<Job*> pending_;
+  std::deque<Job*> lookups_;  // batchable jobs waiting (see Batchable)
   std::function<void(Status)> on_ready_;
   uv_timer_t retry_timer_;
   uv_timer_t maintenance_timer_;

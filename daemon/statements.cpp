@@ -13,6 +13,8 @@ namespace {
 #define USER_COLS "id, email, password_hash, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at")
 #define USER_COLS_NO_HASH "id, email, NULL::text, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at")
 #define SESSION_COLS "id, user_id, " US("expires_at") ", user_agent, ip_address, metadata, " US("created_at")
+#define SESSION_COLS_OF(t) t ".id, " t ".user_id, " US(t ".expires_at") ", " t ".user_agent, " t ".ip_address, " \
+  t ".metadata, " US(t ".created_at")
 #define AUDIT_COLS "id, table_name, record_id, operation, old_data, new_data, actor, " US("created_at") ", seq"
 
 const StatementDef kDefs[] = {
@@ -47,7 +49,8 @@ const StatementDef kDefs[] = {
      "coalesce(" TS("$4") ", now() + $5::int8 * interval '1 second'), $6, $7, coalesce($8::jsonb, '{}'::jsonb)) "
      "RETURNING " SESSION_COLS, 1u << 2},
     {Stmt::kGetSessionByToken, "t_get_session_by_token",
-     "SELECT " SESSION_COLS " FROM sessions WHERE token_hash = $1::bytea AND expires_at > now()", 1u << 0},
+     "SELECT " SESSION_COLS " FROM sessions WHERE token_hash = $1::bytea AND expires_at > now()", 1u << 0,
+     Stmt::kGetSessionsByTokens},
     {Stmt::kGetSessionById, "t_get_session_by_id",
      "SELECT " SESSION_COLS " FROM sessions WHERE id = $1::uuid AND expires_at > now()", 0},
     {Stmt::kExtendSessionByToken, "t_extend_session_by_token",
@@ -85,6 +88,13 @@ const StatementDef kDefs[] = {
     {Stmt::kListAuditByRecord, "t_list_audit_by_record",
      "SELECT " AUDIT_COLS " FROM audit_logs WHERE record_id = $1::uuid AND ($2::text IS NULL OR table_name = $2) "
      "AND ($3::int8 IS NULL OR seq < $3::int8) ORDER BY seq DESC LIMIT $4::int4", 0},
+    // The batched form of kGetSessionByToken: $1 is a bytea[] of digests;
+    // a row per digest found (a repeated digest gets a row each time), with
+    // the digest's position last. One index probe per key, and one
+    // statement instead of one per lookup.
+    {Stmt::kGetSessionsByTokens, "t_get_sessions_by_tokens",
+     "SELECT " SESSION_COLS_OF("s") ", k.pos FROM unnest($1::bytea[]) WITH ORDINALITY AS k(digest, pos) "
+     "JOIN sessions s ON s.token_hash = k.digest WHERE s.expires_at > now()", 1u << 0},
 };
 
 static_assert(sizeof(kDefs) / sizeof(kDefs[0]) == kStatementCount, "one definition per Stmt");

@@ -28,6 +28,7 @@ enum class Stmt : uint8_t {
   kListAudit,
   kListAuditByTable,
   kListAuditByRecord,
+  kGetSessionsByTokens,
   kCount,
 };
 
@@ -36,6 +37,11 @@ struct StatementDef {
   const char* name;     // prepared statement name
   const char* sql;
   uint32_t binary_params;  // bit i set: parameter i+1 is binary
+  // The statement that answers many of these at once (see Pool's lookup
+  // batches), or kCount. It takes the keys (this statement's $1) as one
+  // binary array and returns this statement's columns plus, last, the
+  // 1-based position of the key each row answers.
+  Stmt batched = Stmt::kCount;
 };
 
 const StatementDef& Statement(Stmt s);

@@ -3,6 +3,8 @@
 // database callback can swallow the edge of incoming requests, which then
 // sit unread), and 1,000 from 50 concurrent clients. Every request must be
 // answered exactly once, and replies must match their requests by id.
+// Session lookups that wait together run as one batched statement: each
+// still gets its own row (or not_found), and its own deadline.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,6 +12,7 @@
 #include <thread>
 
 #include "request_fixture.h"
+#include "torii/pg.h"
 
 namespace torii::test {
 namespace {
@@ -120,6 +123,105 @@ TEST_F(RequestLoadTest, ThousandFromFiftyConcurrentClients) {
   Reply list = Call("list_sessions", V::Map({{"user_id", uid}}));
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list.result()["sessions"].size(), static_cast<size_t>(kClients * kEach / 2));
+}
+
+// Plain SQL on the daemon's database, as another program would do it.
+void Sql(const std::string& conninfo, const std::string& sql) {
+  auto conn = ConnectBlocking(conninfo);
+  ASSERT_TRUE(conn.ok()) << conn.error().message();
+  auto r = ExecBlocking(conn->get(), sql);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+}
+
+TEST_F(RequestLoadTest, PipelinedSessionLookupsAreBatchedAndEachGetsItsOwnAnswer) {
+  // Live sessions of two users, one expired session, and unknown tokens.
+  std::vector<std::string> users = {NewUser()["id"].str(), NewUser()["id"].str()};
+  std::vector<Value> live;
+  for (int i = 0; i < 12; i++) live.push_back(NewSession(users[i % 2]));
+  Value expired = NewSession(users[0]);
+  Sql(daemon().database_url(),
+      "UPDATE sessions SET expires_at = now() - interval '1 minute' WHERE id = '" + expired["id"].str() + "'");
+  Reply before = Call("stats");
+  ASSERT_TRUE(before.ok());
+  uint64_t batches0 = before.result()["pool"]["lookup_batches"].u64();
+  uint64_t batched0 = before.result()["pool"]["batched_lookups"].u64();
+
+  // Request i asks for: a live session (repeats included, so one batch can
+  // hold a token twice), the expired one, or a token that never existed.
+  constexpr uint64_t kN = 3000;
+  auto kind = [](uint64_t i) { return i % 7 == 3 ? 1 : i % 7 == 5 ? 2 : 0; };
+  auto body = [&](uint64_t i) {
+    std::string token = kind(i) == 0   ? live[i % live.size()]["token"].str()
+                        : kind(i) == 1 ? expired["token"].str()
+                                       : "no-such-token-" + std::to_string(i);
+    return Req{.op = V("get_session"), .args = V::Map({{"token", token}}), .id = V(i)}.Encode();
+  };
+  std::vector<uint8_t> seen(kN, 0);
+  uint64_t sent = 0, received = 0, wrong = 0;
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (received < kN) {
+    while (sent < kN && client().TrySendRaw(body(sent))) sent++;
+    Reply r = client().Recv(sent == kN ? 1000 : 0);
+    if (!r.received) {
+      ASSERT_LT(Clock::now(), deadline) << "stalled: sent " << sent << ", received " << received;
+      continue;
+    }
+    received++;
+    ASSERT_TRUE(r.id().is_int()) << r.ToString();
+    uint64_t id = r.id().u64();
+    ASSERT_LT(id, kN);
+    EXPECT_EQ(seen[id]++, 0) << "reply " << id << " twice";
+    bool good;
+    if (kind(id) == 0) {
+      const Value& want = live[id % live.size()];
+      good = r.ok() && r.result()["id"].str() == want["id"].str() &&
+             r.result()["user_id"].str() == want["user_id"].str() &&
+             r.result()["expires_at"].micros() == want["expires_at"].micros();
+    } else {
+      good = r.code() == "not_found";
+    }
+    if (!good && ++wrong < 5) ADD_FAILURE() << "request " << id << " (kind " << kind(id) << "): " << r.ToString();
+  }
+  EXPECT_EQ(wrong, 0u);
+  Reply after = Call("stats");
+  ASSERT_TRUE(after.ok());
+  uint64_t batches = after.result()["pool"]["lookup_batches"].u64() - batches0;
+  uint64_t batched = after.result()["pool"]["batched_lookups"].u64() - batched0;
+  // Pipelined lookups did share statements: more lookups than batches.
+  EXPECT_GT(batches, 0u);
+  EXPECT_GT(batched, batches * 2) << batches << " batches for " << batched << " lookups";
+  EXPECT_LE(batched, kN);
+}
+
+TEST_F(RequestLoadTest, BatchedLookupsHeldByALockTimeOutOnTimeThenServeAgain) {
+  Value s = NewSession(NewUser()["id"].str());
+  // Another session takes the table lock that every read waits for.
+  auto locker = ConnectBlocking(daemon().database_url());
+  ASSERT_TRUE(locker.ok()) << locker.error().message();
+  ASSERT_TRUE(ExecBlocking(locker->get(), "BEGIN").ok());
+  ASSERT_TRUE(ExecBlocking(locker->get(), "LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE").ok());
+  constexpr int kN = 40, kTimeout = 400;
+  auto start = Clock::now();
+  for (int i = 0; i < kN; i++) {
+    client().SendRaw(Req{.op = V("get_session"), .args = V::Map({{"token", s["token"].str()}}), .id = V(i),
+                         .timeout_ms = V(kTimeout)}
+                         .Encode());
+  }
+  int timeouts = 0;
+  for (int i = 0; i < kN; i++) {
+    Reply r = client().Recv(10000);
+    ASSERT_TRUE(r.received) << "reply " << i << " missing";
+    timeouts += r.code() == "timeout";
+  }
+  int64_t took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+  EXPECT_EQ(timeouts, kN);
+  // The batch was cancelled once all of its members gave up: the replies
+  // came with the deadline, not after the lock.
+  EXPECT_LT(took, kTimeout + 700);
+  ASSERT_TRUE(ExecBlocking(locker->get(), "ROLLBACK").ok());
+  Reply r = Call("get_session", V::Map({{"token", s["token"].str()}}));
+  ASSERT_TRUE(r.ok()) << r.ToString();
+  EXPECT_EQ(r.result()["id"].str(), s["id"].str());
 }
 
 }  // namespace
