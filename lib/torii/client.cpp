@@ -358,6 +358,8 @@ std::optional<Completion> Client::Receive() {
 
 size_t Client::in_flight() const { return impl_->in_flight; }
 
+void* Client::socket_handle() { return static_cast<void*>(*impl_->socket); }
+
 const ClientStats& Client::stats() const { return impl_->stats; }
 
 Result<nlohmann::json> Client::CallJson(std::string_view op, const nlohmann::json& args, const CallOptions& opts) {

@@ -154,6 +154,10 @@ class Client {
   std::optional<Completion> Receive();
   // Requests sent and not yet completed.
   size_t in_flight() const;
+  // The DEALER socket, for a caller that waits on many clients in one
+  // thread with zmq_poll: when it is readable, Poll(0) reads the replies.
+  // Only for polling; sending or receiving on it breaks the client.
+  void* socket_handle();
 
   // JSON bridge for tools: `args` (a JSON object or null) is packed as
   // msgpack as is (strings stay strings, even ones that look like

@@ -1,12 +1,13 @@
-// Load generator (see loadgen.h). One thread per connection: on 2 cores
-// that is more threads than cores, but each spends its time blocked in
-// zmq_poll, and a thread per Client is what the Client's contract allows.
+// Load generator (see loadgen.h). A few threads, each driving its share of
+// the connections (one Client each: a Client belongs to one thread) and
+// waiting on all of their sockets at once, as pgbench -j does.
 #include "loadgen.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -77,41 +78,56 @@ uint64_t SendOne(Client& cl, OpKind op, uint64_t& rng, const LoadGenOptions& opt
   }
 }
 
-void Worker(int idx, const LoadGenOptions& opt, zmq::context_t& ctx, Shared& sh, int64_t start_ns,
-            ThreadResult& out) {
-  ClientOptions co;
-  co.endpoints = opt.endpoints;
-  co.default_timeout_ms = opt.timeout_ms;
-  co.context = &ctx;
-  auto created = Client::Create(co);
-  if (!created.ok()) {
-    out.fatal = created.error().ToString();
-    return;
-  }
-  Client& cl = *created;
-  CallOptions call;
-  call.timeout_ms = opt.timeout_ms;
-  uint64_t rng = opt.seed * 7919 + uint64_t(idx) * 104729;
-  std::unordered_map<uint64_t, int64_t> intended;
-  intended.reserve(4096);
-  out.lat.reserve(1 << 16);
+// One connection's state, driven by the thread that owns it.
+struct Conn {
+  std::optional<Client> cl;
+  std::unordered_map<uint64_t, int64_t> intended;  // id -> intended send time
+  uint64_t rng = 0;
+  int64_t next = 0;  // fixed rate: the next intended send time
+};
 
+// Drives connections [first, last) from one thread: sends what is due,
+// waits on all of their sockets at once with zmq_poll, reads the replies.
+void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx, Shared& sh, int64_t start_ns,
+            ThreadResult& out) {
+  std::vector<Conn> conns(size_t(last - first));
   const bool fixed = opt.rate > 0;
   const int64_t interval = fixed ? int64_t(1e9 * opt.connections / opt.rate) : 0;
-  // Stagger the connections' schedules so they do not all fire together.
-  int64_t next = start_ns + (fixed ? interval * idx / opt.connections : 0);
   const size_t cap = fixed ? size_t(std::max(opt.depth, 1000)) : size_t(std::max(opt.depth, 1));
+  for (int i = first; i < last; i++) {
+    ClientOptions co;
+    co.endpoints = opt.endpoints;
+    co.default_timeout_ms = opt.timeout_ms;
+    co.context = &ctx;
+    auto created = Client::Create(co);
+    if (!created.ok()) {
+      out.fatal = created.error().ToString();
+      return;
+    }
+    Conn& c = conns[size_t(i - first)];
+    c.cl.emplace(std::move(*created));
+    c.rng = opt.seed * 7919 + uint64_t(i) * 104729;
+    c.intended.reserve(cap * 2);
+    // Stagger the connections' schedules so they do not all fire together.
+    c.next = start_ns + (fixed ? interval * i / opt.connections : 0);
+  }
+  out.lat.reserve(1 << 16);
+  CallOptions call;
+  call.timeout_ms = opt.timeout_ms;
+  std::vector<zmq::pollitem_t> items;
+  for (Conn& c : conns) items.push_back({c.cl->socket_handle(), 0, ZMQ_POLLIN, 0});
 
-  auto drain = [&] {
-    while (auto c = cl.Receive()) {
+  auto drain = [&](Conn& c) {
+    c.cl->Poll(0);
+    while (auto done = c.cl->Receive()) {
       int64_t now = MonoNs();
-      auto it = intended.find(c->id);
-      if (it == intended.end()) continue;
+      auto it = c.intended.find(done->id);
+      if (it == c.intended.end()) continue;
       int64_t t0 = it->second;
-      intended.erase(it);
+      c.intended.erase(it);
       bool counted = t0 >= sh.window_start.load(std::memory_order_relaxed) &&
                      t0 < sh.window_end.load(std::memory_order_relaxed);
-      if (c->reply.ok()) {
+      if (done->reply.ok()) {
         sh.completed.fetch_add(1, std::memory_order_relaxed);
         if (counted) {
           out.ok++;
@@ -121,39 +137,62 @@ void Worker(int idx, const LoadGenOptions& opt, zmq::context_t& ctx, Shared& sh,
         sh.failed.fetch_add(1, std::memory_order_relaxed);
         if (counted) {
           out.errors++;
-          out.codes[std::string(CodeName(c->reply.error().code()))]++;
+          out.codes[std::string(CodeName(done->reply.error().code()))]++;
         }
       }
+    }
+  };
+  auto poll = [&](int64_t timeout_ms) {
+    try {
+      return zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+      return 0;
     }
   };
 
   while (!sh.stop.load(std::memory_order_relaxed)) {
     int64_t now = MonoNs();
-    if (!fixed) {
-      while (intended.size() < cap) intended.emplace(SendOne(cl, opt.op, rng, opt, call), MonoNs());
-    } else {
-      while (next <= now && intended.size() < cap) {
-        intended.emplace(SendOne(cl, opt.op, rng, opt, call), next);
-        next += interval;
+    int64_t due = INT64_MAX;
+    for (Conn& c : conns) {
+      if (!fixed) {
+        while (c.intended.size() < cap) c.intended.emplace(SendOne(*c.cl, opt.op, c.rng, opt, call), MonoNs());
+      } else {
+        while (c.next <= now && c.intended.size() < cap) {
+          c.intended.emplace(SendOne(*c.cl, opt.op, c.rng, opt, call), c.next);
+          c.next += interval;
+        }
+        due = std::min(due, c.next);
       }
     }
-    int64_t wait_ns = fixed ? next - MonoNs() : 50 * kMs;
+    int64_t wait_ns = fixed ? due - MonoNs() : 50 * kMs;
+    int ready;
     if (wait_ns >= kMs) {
-      cl.Poll(std::min<int64_t>(wait_ns / kMs, 50));
-    } else if (cl.Poll(0) == 0 && wait_ns > 0) {
-      // Poll() counts in milliseconds; below that, a short sleep keeps the
-      // schedule to within ~0.1 ms without spinning a core the daemon needs.
-      // A reply arriving meanwhile is timestamped at most this late.
-      std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<int64_t>(wait_ns, 100000)));
+      ready = poll(std::min<int64_t>(wait_ns / kMs, 50));
+    } else {
+      ready = poll(0);
+      if (ready == 0 && wait_ns > 0) {
+        // zmq_poll counts in milliseconds; below that, a short sleep keeps
+        // the schedule to within ~0.1 ms without spinning a core the daemon
+        // needs. A reply arriving meanwhile is timestamped at most this late.
+        std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<int64_t>(wait_ns, 100000)));
+      }
     }
-    drain();
+    // Every client also expires its deadlines in Poll(0), so all are visited.
+    for (size_t i = 0; i < conns.size(); i++) {
+      if (ready > 0 && !(items[i].revents & ZMQ_POLLIN) && conns[i].cl->in_flight() == 0) continue;
+      drain(conns[i]);
+    }
   }
   // Let the requests in flight finish so that the window's last samples
   // are not lost (they are the slowest ones in a stall).
   int64_t deadline = MonoNs() + (opt.timeout_ms + 1000) * kMs;
-  while (cl.in_flight() > 0 && MonoNs() < deadline) {
-    cl.Poll(10);
-    drain();
+  for (;;) {
+    size_t left = 0;
+    for (Conn& c : conns) left += c.cl->in_flight();
+    if (left == 0 || MonoNs() >= deadline) break;
+    poll(10);
+    for (Conn& c : conns) drain(c);
   }
 }
 
@@ -181,7 +220,7 @@ const char* OpKindName(OpKind k) {
 }
 
 nlohmann::json LoadGenReport::ToJson() const {
-  nlohmann::json j = {{"op", OpKindName(op)},   {"connections", connections}, {"depth", depth},
+  nlohmann::json j = {{"op", OpKindName(op)},   {"connections", connections}, {"threads", threads}, {"depth", depth},
                       {"rate", rate},           {"seconds", seconds},         {"ok", ok},
                       {"errors", errors},       {"error_codes", error_codes}, {"throughput", throughput},
                       {"latency", latency.ToJson()}};
@@ -204,10 +243,12 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   sh.window_start = warm_end;
   sh.window_end = opt.cleanup ? INT64_MAX : min_end;
 
-  std::vector<ThreadResult> results(size_t(opt.connections));
+  const int nthreads = std::clamp(opt.threads, 1, opt.connections);
+  std::vector<ThreadResult> results(static_cast<size_t>(nthreads));
   std::vector<std::thread> threads;
-  for (int i = 0; i < opt.connections; i++) {
-    threads.emplace_back(Worker, i, std::cref(opt), std::ref(ctx), std::ref(sh), start, std::ref(results[i]));
+  for (int t = 0; t < nthreads; t++) {
+    int first = int(int64_t(opt.connections) * t / nthreads), last = int(int64_t(opt.connections) * (t + 1) / nthreads);
+    threads.emplace_back(Worker, first, last, std::cref(opt), std::ref(ctx), std::ref(sh), start, std::ref(results[t]));
   }
 
   // Cleanup mode: one more connection runs the cleanup after the warm-up.
@@ -286,6 +327,7 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   LoadGenReport rep;
   rep.op = opt.op;
   rep.connections = opt.connections;
+  rep.threads = nthreads;
   rep.depth = opt.depth;
   rep.rate = opt.rate;
   std::vector<int64_t> all;

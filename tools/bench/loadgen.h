@@ -1,5 +1,6 @@
-// The load generator: N torii::Client connections, one thread each (all on
-// one shared ZeroMQ context), each keeping up to `depth` requests in flight.
+// The load generator: N torii::Client connections (on one shared ZeroMQ
+// context) driven by `threads` threads, as pgbench -c N -j threads does;
+// each connection keeps up to `depth` requests in flight.
 //
 // Two modes:
 // - max throughput (rate == 0): every connection refills its pipeline as
@@ -39,6 +40,7 @@ const char* OpKindName(OpKind k);
 struct LoadGenOptions {
   std::vector<std::string> endpoints;
   int connections = 8;
+  int threads = 2;  // at most `connections`
   int depth = 1;
   double duration_s = 10;
   double warmup_s = 2;
@@ -54,7 +56,7 @@ struct LoadGenOptions {
 
 struct LoadGenReport {
   OpKind op = OpKind::kGetSession;
-  int connections = 0, depth = 0;
+  int connections = 0, threads = 0, depth = 0;
   double rate = 0;
   double seconds = 0;        // measurement window
   uint64_t ok = 0;           // successful replies in the window

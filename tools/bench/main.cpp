@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
   bool quiet = false;
   auto* run = app.add_subcommand("run", "load generator");
   run->add_option("--endpoint", go.endpoints, "toriid request endpoint (repeatable)")->required();
-  run->add_option("-c,--connections", go.connections, "connections (one Client and thread each)")->capture_default_str();
+  run->add_option("-c,--connections", go.connections, "connections (one Client each)")->capture_default_str();
+  run->add_option("-j,--threads", go.threads, "threads driving the connections (as pgbench -j)")->capture_default_str();
   run->add_option("-d,--depth", go.depth, "requests in flight per connection (max-rate mode)")->capture_default_str();
   run->add_option("-t,--duration", go.duration_s, "measured seconds")->capture_default_str();
   run->add_option("-w,--warmup", go.warmup_s, "warm-up seconds, not measured")->capture_default_str();
