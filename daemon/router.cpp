@@ -76,14 +76,18 @@ void Router::OnIdle(uv_idle_t* h) { static_cast<Router*>(h->data)->Pump(); }
 
 void Router::Pump() {
   if (!receiving_ || !started_) return;
+  // Reads until ZeroMQ has nothing more (a receive that would block), then
+  // asks ZMQ_EVENTS once: only that re-arms the edge-triggered ZMQ_FD.
+  // Asking before every message would cost two system calls each.
+  if ((socket_.get(zmq::sockopt::events) & ZMQ_POLLIN) == 0) {
+    uv_idle_stop(&idle_);
+    return;
+  }
   for (int n = 0; n < kBudget; n++) {
-    if ((socket_.get(zmq::sockopt::events) & ZMQ_POLLIN) == 0) {
-      uv_idle_stop(&idle_);
-      return;
-    }
     Envelope env;
     zmq::message_t part;
     bool ok = true;
+    bool drained = false;
     for (;;) {
       zmq::recv_result_t r;
       try {
@@ -94,6 +98,9 @@ void Router::Pump() {
         break;
       }
       if (!r) {
+        // Nothing at a message boundary: all read. (Mid-message cannot
+        // happen: multipart messages are delivered whole.)
+        drained = env.frames.empty();
         ok = false;
         break;
       }
@@ -104,6 +111,11 @@ void Router::Pump() {
         ok = false;  // keep reading the message to its end, then drop it
       }
       part = zmq::message_t();
+    }
+    if (drained) {
+      if ((socket_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0) continue;
+      uv_idle_stop(&idle_);
+      return;
     }
     if (!ok || env.frames.empty()) {
       // A message of only one frame cannot come from ROUTER (it adds the
