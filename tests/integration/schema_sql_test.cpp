@@ -287,6 +287,32 @@ TEST_F(SchemaSqlTest, AuditRowsForEveryChangeKindWithActorAndNoSecrets) {
             "0");
 }
 
+TEST_F(SchemaSqlTest, AuditActorIsTheSettingWhenItIsAUuidElseNull) {
+  InsertUser(kUser1, "actor@example.com");
+  // Each value of torii.user_id, and the actor the audit row must record.
+  const std::pair<std::string, std::string> cases[] = {
+      {kUser1, kUser1},
+      {"CCCCCCCC-0000-4000-8000-000000000001", "cccccccc-0000-4000-8000-000000000001"},
+      {"cccccccc000040008000000000000002", "cccccccc-0000-4000-8000-000000000002"},
+      {"not-a-uuid", ""},
+      {"cccccccc-0000-4000-8000-00000000000", ""},     // a digit short
+      {"cccccccc-0000-4000-8000-0000000000001", ""},   // a digit long
+      {"{cccccccc-0000-4000-8000-000000000001}", ""},  // braces: not the form the daemon sends
+      {"", ""},
+  };
+  int n = 0;
+  for (const auto& [setting, want] : cases) {
+    SCOPED_TRACE(setting);
+    Exec(db_.get(), "BEGIN");
+    Exec(db_.get(), "SELECT set_config('torii.user_id', $1, true)", {setting.c_str()});
+    // The write itself never fails because of the setting.
+    std::string meta = "{\"n\": " + std::to_string(++n) + "}";
+    Exec(db_.get(), "UPDATE users SET metadata = $2::jsonb WHERE id = $1", {kUser1, meta.c_str()});
+    Exec(db_.get(), "COMMIT");
+    EXPECT_EQ(Scalar(db_.get(), "SELECT coalesce(actor::text, '') FROM audit_logs ORDER BY seq DESC LIMIT 1"), want);
+  }
+}
+
 TEST_F(SchemaSqlTest, AuditSwitchesAndRetention) {
   Exec(db_.get(), "SELECT torii_configure_audit(false, true)");
   InsertUser(kUser1, "off@example.com");
