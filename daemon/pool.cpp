@@ -24,9 +24,42 @@ constexpr uint64_t kStallMs = 15000;
 constexpr size_t kMaxBatch = 64;
 constexpr uint32_t kByteaOid = 17;
 
+// bytea in PostgreSQL's hex output ("\\x" then two digits a byte).
+bool DecodeByteaHex(std::string_view text, std::string* out) {
+  if (text.size() < 2 || text[0] != '\\' || text[1] != 'x' || text.size() % 2 != 0) return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  out->resize((text.size() - 2) / 2);
+  for (size_t i = 0; i < out->size(); i++) {
+    int hi = nibble(text[2 + 2 * i]), lo = nibble(text[3 + 2 * i]);
+    if (hi < 0 || lo < 0) return false;
+    (*out)[i] = static_cast<char>(hi << 4 | lo);
+  }
+  return true;
+}
+
 void PutBe32(std::string& out, uint32_t v) {
   v = htonl(v);
   out.append(reinterpret_cast<const char*>(&v), 4);
+}
+
+// The keys as a binary one-dimensional bytea[] (array_recv's format).
+std::string BatchKeys(const std::vector<std::string>& keys) {
+  std::string out;
+  PutBe32(out, 1);  // dimensions
+  PutBe32(out, 0);  // no NULLs
+  PutBe32(out, kByteaOid);
+  PutBe32(out, static_cast<uint32_t>(keys.size()));
+  PutBe32(out, 1);  // lower bound
+  for (const std::string& k : keys) {
+    PutBe32(out, static_cast<uint32_t>(k.size()));
+    out += k;
+  }
+  return out;
 }
 
 }  // namespace
@@ -206,6 +239,27 @@ void PoolConn::StartPreparing() {
       return;
     }
   }
+  // PostgreSQL plans a prepared statement anew for its first five runs,
+  // then keeps a generic plan only if that is estimated no dearer than the
+  // runs so far. For a batched lookup the generic plan is the right one for
+  // any number of keys (an index probe per key), but it is costed as for
+  // 10 keys, so small first batches would keep it planning every batch
+  // anew, which costs more than the lookups. Five runs over kMaxBatch keys
+  // that match nothing (all-zero digests) settle it on the generic plan.
+  std::string zeros = BatchKeys(std::vector<std::string>(kMaxBatch, std::string(32, '\0')));
+  const char* values[1] = {zeros.data()};
+  int lengths[1] = {static_cast<int>(zeros.size())};
+  int formats[1] = {1};
+  for (int i = 0; i < kStatementCount; i++) {
+    const StatementDef& def = Statement(static_cast<Stmt>(i));
+    if (def.batched == Stmt::kCount) continue;
+    for (int run = 0; run < 5; run++) {
+      if (PQsendQueryPrepared(conn_, Statement(def.batched).name, 1, values, lengths, formats, 0) != 1) {
+        Break("cannot send statements");
+        return;
+      }
+    }
+  }
   prepares_left_ = kStatementCount;
   if (PQpipelineSync(conn_) != 1) {
     Break("cannot send statements");
@@ -332,6 +386,10 @@ void PoolConn::HandleResult(PGresult* r) {
     }
     if (st == PGRES_COMMAND_OK) {
       prepares_left_--;
+      PQclear(r);
+      return;
+    }
+    if (st == PGRES_TUPLES_OK) {  // a plan warm-up run (StartPreparing)
       PQclear(r);
       return;
     }
@@ -614,21 +672,12 @@ Job* Pool::TakeLookups() {
     members.push_back(lookups_.front());
     lookups_.pop_front();
   }
-  // The keys as a binary one-dimensional bytea[] (array_recv's format).
-  std::string keys;
-  PutBe32(keys, 1);  // dimensions
-  PutBe32(keys, 0);  // no NULLs
-  PutBe32(keys, kByteaOid);
-  PutBe32(keys, static_cast<uint32_t>(members.size()));
-  PutBe32(keys, 1);  // lower bound
-  for (Job* m : members) {
-    const std::string& k = m->cmds_[0].values[0];
-    PutBe32(keys, static_cast<uint32_t>(k.size()));
-    keys += k;
-  }
+  std::vector<std::string> keys;
+  keys.reserve(members.size());
+  for (Job* m : members) keys.push_back(m->cmds_[0].values[0]);
   std::vector<Command> cmds;
   cmds.emplace_back(Statement(stmt).batched);
-  cmds.back().Add(std::move(keys));
+  cmds.back().Add(BatchKeys(keys));
   auto* carrier = new Job(std::move(cmds), nullptr);
   carrier->set_groupable(true);
   carrier->queued_at_ms_ = first->queued_at_ms_;
@@ -643,14 +692,17 @@ void Pool::CompleteBatch(Job* carrier, Result<std::vector<PgResult>>&& out) {
   std::vector<Job*> members = std::move(carrier->members_);
   carrier->members_.clear();
   delete carrier;
-  // Row of each member (by the key position in the last column), or -1.
+  // Row of each member (the row whose key, the last column, is its key), or -1.
   const PGresult* res = out.ok() && !out->empty() ? (*out)[0].get() : nullptr;
   std::vector<int> row_of(members.size(), -1);
   int cols = res != nullptr ? PQnfields(res) : 0;
   if (res != nullptr && cols > 0) {
+    std::string key;
     for (int r = 0; r < PQntuples(res); r++) {
-      long pos = std::strtol(PQgetvalue(res, r, cols - 1), nullptr, 10);
-      if (pos >= 1 && static_cast<size_t>(pos) <= members.size()) row_of[pos - 1] = r;
+      if (!DecodeByteaHex(std::string_view(PQgetvalue(res, r, cols - 1), PQgetlength(res, r, cols - 1)), &key)) continue;
+      for (size_t i = 0; i < members.size(); i++) {
+        if (row_of[i] < 0 && members[i]->cmds_[0].values[0] == key) row_of[i] = r;  // a repeated key: each copy
+      }
     }
   }
   for (size_t i = 0; i < members.size(); i++) {

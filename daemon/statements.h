@@ -39,8 +39,8 @@ struct StatementDef {
   uint32_t binary_params;  // bit i set: parameter i+1 is binary
   // The statement that answers many of these at once (see Pool's lookup
   // batches), or kCount. It takes the keys (this statement's $1) as one
-  // binary array and returns this statement's columns plus, last, the
-  // 1-based position of the key each row answers.
+  // binary array and returns this statement's columns plus, last, the key
+  // each row answers (bytea, in hex text).
   Stmt batched = Stmt::kCount;
 };
 
