@@ -109,6 +109,7 @@ void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx,
   const bool fixed = opt.rate > 0;
   const int64_t interval = fixed ? int64_t(1e9 * opt.connections / opt.rate) : 0;
   const size_t cap = fixed ? size_t(std::max(opt.depth, 1000)) : size_t(std::max(opt.depth, 1));
+  const int64_t tick_ns = int64_t(opt.tick_us) * 1000;
   int ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) {
     out.fatal = std::string("epoll_create1: ") + std::strerror(errno);
@@ -202,7 +203,10 @@ void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx,
       if (c.sent && Readable(*c.cl)) drain(c);
       c.sent = false;
     }
-    int64_t wait_ns = std::max<int64_t>(0, due - MonoNs());
+    // Fixed rate: what falls due within one tick goes out together (its
+    // latency still counts from its own intended time).
+    int64_t wait_ns = std::max<int64_t>(fixed ? tick_ns - (MonoNs() - now) : 0, due - MonoNs());
+    wait_ns = std::max<int64_t>(0, wait_ns);
     timespec ts{time_t(wait_ns / 1000000000), long(wait_ns % 1000000000)};
     int n = epoll_pwait2(ep, fired.data(), int(fired.size()), &ts, nullptr);
     for (int k = 0; k < n; k++) drain(conns[fired[size_t(k)].data.u32]);

@@ -8,7 +8,8 @@
 // - fixed rate (rate > 0 requests/s in total): each connection sends on a
 //   schedule; latency is measured from the *intended* send time, so a
 //   stall that delays later sends is charged to them (no coordinated
-//   omission). A connection never has more than max(depth, 1000) requests
+//   omission). Sends that fall due within one tick (100 us) go out
+//   together. A connection never has more than max(depth, 1000) requests
 //   in flight; when it would, the schedule falls behind and that shows up
 //   as latency.
 // Samples whose intended send time falls in the warm-up are dropped; all
@@ -45,6 +46,9 @@ struct LoadGenOptions {
   double duration_s = 10;
   double warmup_s = 2;
   double rate = 0;  // requests/s in total; 0: as fast as possible
+  // Fixed rate: a thread sends at most once per tick what fell due in it
+  // (latency still counts from each request's intended send time).
+  int tick_us = 100;
   OpKind op = OpKind::kGetSession;
   uint64_t users = 100000;     // key space: user index < users
   uint64_t sessions = 1000000; // key space: live session index < sessions

@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
   run->add_option("-t,--duration", go.duration_s, "measured seconds")->capture_default_str();
   run->add_option("-w,--warmup", go.warmup_s, "warm-up seconds, not measured")->capture_default_str();
   run->add_option("-r,--rate", go.rate, "fixed total rate in requests/s; 0: as fast as possible")->capture_default_str();
+  run->add_option("--tick-us", go.tick_us, "fixed rate: sends falling due within a tick go out together")
+      ->capture_default_str();
   run->add_option("--op", op, "get_session | create_session | mix (90/10) | get_user_by_email | ping")->capture_default_str();
   run->add_option("--users", go.users, "users in the data set")->capture_default_str();
   run->add_option("--sessions", go.sessions, "live sessions in the data set")->capture_default_str();
