@@ -219,16 +219,21 @@ TEST_F(EventsTest, SlowSubscriberSeesAGap) {
   o.settings["events.send_hwm"] = "100";
   daemon_ = std::make_unique<DaemonProcess>(o);
   client_ = std::make_unique<WireClient>(daemon_->request_endpoint());
-  EventSub sub(daemon().event_endpoint(), {"user."}, 100);
+  // Small queues and a small fixed TCP receive buffer. The sending side's
+  // kernel buffer still grows up to tcp_wmem's maximum (4 MiB by default),
+  // so the events must add up to more than that: 15,000 of about 300 bytes
+  // (long emails). With 5,000 short ones every event once got through.
+  constexpr uint64_t kEvents = 15000;
+  EventSub sub(daemon().event_endpoint(), {"user."}, 100, 4096);
   EventSub ready(daemon().event_endpoint(), {"torii.heartbeat"});
   ASSERT_FALSE(ready.WaitForTopic("torii.heartbeat", 5000).topic.empty());
   ASSERT_FALSE(sub.WaitFor([](const Event&) { return false; }, 200).topic.size());  // let the subscription settle
   PgConn c = Sql();
-  Exec(c.get(), "INSERT INTO users (id, email) SELECT gen_random_uuid(), 'slow' || i || '@example.com' "
-                "FROM generate_series(1, 5000) i");
+  Exec(c.get(), "INSERT INTO users (id, email) SELECT gen_random_uuid(), 'slow' || i || '@' || repeat('x', 200) || "
+                "'.example.com' FROM generate_series(1, " + std::to_string(kEvents) + ") i");
   // Wait until the daemon has published all of them, then read.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (Call("stats").result()["events"]["seq"]["user"].u64() < 5000 && std::chrono::steady_clock::now() < deadline) {
+  while (Call("stats").result()["events"]["seq"]["user"].u64() < kEvents && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   uint64_t last = 0, gaps = 0, got = 0;
@@ -240,9 +245,10 @@ TEST_F(EventsTest, SlowSubscriberSeesAGap) {
     last = seq;
     got++;
   }
-  std::printf("slow subscriber got %lu of 5000, %lu gaps\n", (unsigned long)got, (unsigned long)gaps);
-  EXPECT_LT(got, 5000u);
-  EXPECT_TRUE(gaps > 0 || last < 5000) << "a dropped message must show as a seq gap or a short tail";
+  std::printf("slow subscriber got %lu of %lu, %lu gaps\n", (unsigned long)got, (unsigned long)kEvents,
+              (unsigned long)gaps);
+  EXPECT_LT(got, kEvents);
+  EXPECT_TRUE(gaps > 0 || last < kEvents) << "a dropped message must show as a seq gap or a short tail";
 }
 
 TEST_F(EventsTest, NoSecretInAnyEvent) {

@@ -22,10 +22,13 @@ struct Event {
 class EventSub {
  public:
   // rcvhwm 0: unlimited, so a test that reads late still sees everything
-  // the daemon's own send_hwm let through.
-  EventSub(const std::string& endpoint, std::vector<std::string> prefixes, int rcvhwm = 0)
+  // the daemon's own send_hwm let through. rcvbuf > 0 fixes the kernel's
+  // receive buffer (bytes) instead of letting it grow: a test of dropped
+  // events needs every buffer on the way to be small.
+  EventSub(const std::string& endpoint, std::vector<std::string> prefixes, int rcvhwm = 0, int rcvbuf = 0)
       : socket_(TestContext(), zmq::socket_type::sub) {
     socket_.set(zmq::sockopt::rcvhwm, rcvhwm);
+    if (rcvbuf > 0) socket_.set(zmq::sockopt::rcvbuf, rcvbuf);
     socket_.set(zmq::sockopt::linger, 0);
     for (const auto& p : prefixes) socket_.set(zmq::sockopt::subscribe, p);
     socket_.connect(endpoint);
