@@ -7,9 +7,7 @@
 // SIGKILL of toriid leaves no postgres behind; no PostgreSQL server found
 // gives a clear error naming the Debian package.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +21,7 @@
 #include <string>
 #include <zmq.hpp>
 
+#include "pg_cluster.h"
 #include "torii/embedded_pg.h"
 
 namespace {
@@ -30,20 +29,6 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-int FreeTcpPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path);
@@ -80,8 +65,8 @@ class Toriid {
   Toriid() {
     std::string tmpl = "/tmp/torii-embed-XXXXXX";
     dir_ = mkdtemp(tmpl.data());
-    request_port_ = FreeTcpPort();
-    events_port_ = FreeTcpPort();
+    request_port_ = torii::test::FreePort();
+    events_port_ = torii::test::FreePort();
     config_ = dir_ + "/toriid.toml";
     log_ = dir_ + "/toriid.log";
     std::ofstream(config_) << "[server]\nrequests = [\"tcp://127.0.0.1:" << request_port_ << "\"]\n"

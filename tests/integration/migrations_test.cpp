@@ -12,9 +12,7 @@
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "pg_cluster.h"
 #include "torii/embedded_pg.h"
 #include "torii/pg.h"
 
@@ -36,21 +35,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int FreeTcpPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    return -1;
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // A temporary folder that the postgres account can traverse (short path:
 // the Unix socket lives inside it).
@@ -81,7 +65,7 @@ class MigrationsTest : public ::testing::Test {
     ASSERT_FALSE(dir_.empty());
     EmbeddedPgOptions opt;
     opt.data_dir = dir_ + "/data";
-    opt.port = FreeTcpPort();
+    opt.port = test::FreePort();
     opt.run_as = "postgres";
     opt.fast_initdb = true;
     opt.settings = {{"fsync", "off"}, {"synchronous_commit", "off"}, {"full_page_writes", "off"}};

@@ -25,24 +25,16 @@ int64_t MsSince(Clock::time_point t) {
 // A transaction in another session holding a row lock on one user.
 class RowLock {
  public:
-  RowLock(const std::string& conninfo, const std::string& user_id) {
-    auto c = ConnectBlocking(conninfo);
-    if (!c.ok()) throw std::runtime_error(c.error().message());
-    conn_ = std::move(c.value());
-    Exec("BEGIN");
-    Exec("SELECT id FROM users WHERE id = '" + user_id + "' FOR UPDATE");
+  RowLock(const std::string& conninfo, const std::string& user_id) : conn_(Connect(conninfo)) {
+    Exec(conn_.get(), "BEGIN");
+    Exec(conn_.get(), "SELECT id FROM users WHERE id = '" + user_id + "' FOR UPDATE");
   }
   void Release() {
-    if (conn_) Exec("ROLLBACK");
+    if (conn_) Exec(conn_.get(), "ROLLBACK");
     conn_.reset();
   }
-  ~RowLock() { conn_.reset(); }
 
  private:
-  void Exec(const std::string& sql) {
-    auto r = ExecBlocking(conn_.get(), sql);
-    if (!r.ok()) throw std::runtime_error(sql + ": " + r.error().message());
-  }
   PgConn conn_;
 };
 
@@ -145,11 +137,7 @@ void OutageAndRecovery(bool immediate) {
 
   // The cluster runs with synchronous_commit=off, so an immediate stop could
   // lose the last commits; a checkpoint makes the survivor durable.
-  {
-    auto conn = ConnectBlocking(d.database_url());
-    ASSERT_TRUE(conn.ok());
-    ASSERT_TRUE(ExecBlocking(conn->get(), "CHECKPOINT").ok());
-  }
+  Exec(Connect(d.database_url()).get(), "CHECKPOINT");
   cluster.Stop(immediate);
   // Every request during the outage is answered `unavailable` within a
   // second: the first ones may meet the connection just broken.
@@ -249,11 +237,9 @@ TEST_F(RequestFaultsTest, SigtermWithRequestsInFlightAnswersThemAndExitsZero) {
   EXPECT_EQ(answered.size(), static_cast<size_t>(kN + 5));
   EXPECT_EQ(daemon().Wait(15000), 0) << daemon().LogTail();
   // Every update landed.
-  auto conn = ConnectBlocking(daemon().database_url());
-  ASSERT_TRUE(conn.ok());
-  auto r = ExecBlocking(conn->get(), "SELECT count(*) FROM users, jsonb_object_keys(metadata) WHERE id = '" + id + "'");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(std::string(PQgetvalue(r->get(), 0, 0)), std::to_string(kN));
+  PgConn conn = Connect(daemon().database_url());
+  EXPECT_EQ(Scalar(conn.get(), "SELECT count(*) FROM users, jsonb_object_keys(metadata) WHERE id = '" + id + "'"),
+            std::to_string(kN));
 }
 
 TEST_F(RequestFaultsTest, SigtermWhenIdleExitsZero) {

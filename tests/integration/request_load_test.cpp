@@ -12,7 +12,6 @@
 #include <thread>
 
 #include "request_fixture.h"
-#include "torii/pg.h"
 
 namespace torii::test {
 namespace {
@@ -125,22 +124,13 @@ TEST_F(RequestLoadTest, ThousandFromFiftyConcurrentClients) {
   EXPECT_EQ(list.result()["sessions"].size(), static_cast<size_t>(kClients * kEach / 2));
 }
 
-// Plain SQL on the daemon's database, as another program would do it.
-void Sql(const std::string& conninfo, const std::string& sql) {
-  auto conn = ConnectBlocking(conninfo);
-  ASSERT_TRUE(conn.ok()) << conn.error().message();
-  auto r = ExecBlocking(conn->get(), sql);
-  ASSERT_TRUE(r.ok()) << r.error().message();
-}
-
 TEST_F(RequestLoadTest, PipelinedSessionLookupsAreBatchedAndEachGetsItsOwnAnswer) {
   // Live sessions of two users, one expired session, and unknown tokens.
   std::vector<std::string> users = {NewUser()["id"].str(), NewUser()["id"].str()};
   std::vector<Value> live;
   for (int i = 0; i < 12; i++) live.push_back(NewSession(users[i % 2]));
   Value expired = NewSession(users[0]);
-  Sql(daemon().database_url(),
-      "UPDATE sessions SET expires_at = now() - interval '1 minute' WHERE id = '" + expired["id"].str() + "'");
+  ExpireSession(expired["id"].str());
   Reply before = Call("stats");
   ASSERT_TRUE(before.ok());
   uint64_t batches0 = before.result()["pool"]["lookup_batches"].u64();
@@ -196,10 +186,9 @@ TEST_F(RequestLoadTest, PipelinedSessionLookupsAreBatchedAndEachGetsItsOwnAnswer
 TEST_F(RequestLoadTest, BatchedLookupsHeldByALockTimeOutOnTimeThenServeAgain) {
   Value s = NewSession(NewUser()["id"].str());
   // Another session takes the table lock that every read waits for.
-  auto locker = ConnectBlocking(daemon().database_url());
-  ASSERT_TRUE(locker.ok()) << locker.error().message();
-  ASSERT_TRUE(ExecBlocking(locker->get(), "BEGIN").ok());
-  ASSERT_TRUE(ExecBlocking(locker->get(), "LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE").ok());
+  PgConn locker = Connect(daemon().database_url());
+  Exec(locker.get(), "BEGIN");
+  Exec(locker.get(), "LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE");
   constexpr int kN = 40, kTimeout = 400;
   auto start = Clock::now();
   for (int i = 0; i < kN; i++) {
@@ -218,7 +207,7 @@ TEST_F(RequestLoadTest, BatchedLookupsHeldByALockTimeOutOnTimeThenServeAgain) {
   // The batch was cancelled once all of its members gave up: the replies
   // came with the deadline, not after the lock.
   EXPECT_LT(took, kTimeout + 700);
-  ASSERT_TRUE(ExecBlocking(locker->get(), "ROLLBACK").ok());
+  Exec(locker.get(), "ROLLBACK");
   Reply r = Call("get_session", V::Map({{"token", s["token"].str()}}));
   ASSERT_TRUE(r.ok()) << r.ToString();
   EXPECT_EQ(r.result()["id"].str(), s["id"].str());

@@ -13,19 +13,7 @@
 namespace torii::test {
 namespace {
 
-class RequestOpsTest : public RequestTest {
- protected:
-  // Plain SQL on the daemon's database, as another program would do it.
-  void Sql(const std::string& sql) {
-    auto conn = ConnectBlocking(daemon().database_url());
-    ASSERT_TRUE(conn.ok()) << conn.error().message();
-    auto r = ExecBlocking(conn->get(), sql);
-    ASSERT_TRUE(r.ok()) << r.error().message();
-  }
-  void ExpireSession(const std::string& id) {
-    Sql("UPDATE sessions SET expires_at = now() - interval '1 minute' WHERE id = '" + id + "'");
-  }
-};
+class RequestOpsTest : public RequestTest {};
 
 bool IsLowerUuid(const std::string& s) {
   if (s.size() != 36) return false;

@@ -11,6 +11,7 @@
 
 #include "daemon_process.h"
 #include "pg_cluster.h"
+#include "sql.h"
 #include "wire.h"
 
 namespace torii::test {
@@ -62,6 +63,15 @@ class RequestTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.ToString();
     Secret(r.result()["token"].str());
     return r.result();
+  }
+  // Plain SQL on the daemon's database, as another program would do it.
+  void Sql(const std::string& sql) {
+    PgConn c = Connect(daemon().database_url());
+    Exec(c.get(), sql);
+  }
+  // Moves a session's expiry into the past, behind the daemon's back.
+  void ExpireSession(const std::string& id) {
+    Sql("UPDATE sessions SET expires_at = now() - interval '1 minute' WHERE id = '" + id + "'");
   }
 
   std::unique_ptr<DaemonProcess> daemon_;
