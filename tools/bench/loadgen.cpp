@@ -87,8 +87,7 @@ struct Conn {
   std::optional<Client> cl;
   std::unordered_map<uint64_t, int64_t> intended;  // id -> intended send time
   uint64_t rng = 0;
-  int64_t next = 0;   // fixed rate: the next intended send time
-  bool sent = false;  // sent since its socket was last checked
+  int64_t next = 0;  // fixed rate: the next intended send time
 };
 
 // Whether ZeroMQ says the socket has a message to read. Also re-arms its
@@ -176,7 +175,6 @@ void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx,
         }
       }
     } while (Readable(*c.cl));
-    c.sent = false;
   };
 
   std::vector<epoll_event> fired(conns.size());
@@ -185,23 +183,19 @@ void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx,
     int64_t now = MonoNs();
     int64_t due = now + 50 * kMs;
     for (Conn& c : conns) {
+      size_t before = c.intended.size();
       if (!fixed) {
-        while (c.intended.size() < cap) {
-          c.intended.emplace(SendOne(*c.cl, opt.op, c.rng, opt, call), MonoNs());
-          c.sent = true;
-        }
+        while (c.intended.size() < cap) c.intended.emplace(SendOne(*c.cl, opt.op, c.rng, opt, call), MonoNs());
       } else {
         while (c.next <= now && c.intended.size() < cap) {
           c.intended.emplace(SendOne(*c.cl, opt.op, c.rng, opt, call), c.next);
           c.next += interval;
-          c.sent = true;
         }
         due = std::min(due, c.next);
       }
       // Sending may have taken the signal of a reply that came meanwhile
       // (ZeroMQ processes its commands then), so ask before waiting.
-      if (c.sent && Readable(*c.cl)) drain(c);
-      c.sent = false;
+      if (c.intended.size() != before && Readable(*c.cl)) drain(c);
     }
     // Fixed rate: what falls due within one tick goes out together (its
     // latency still counts from its own intended time).
