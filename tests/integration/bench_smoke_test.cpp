@@ -79,6 +79,10 @@ class BenchSmokeTest : public ::testing::Test {
     EXPECT_GT(r["latency"]["p50_us"].get<double>(), 0.0);
     EXPECT_LE(r["latency"]["p50_us"].get<double>(), r["latency"]["p99_us"].get<double>());
     EXPECT_LE(r["latency"]["p99_us"].get<double>(), r["latency"]["max_us"].get<double>());
+    // Strictly slower than p99 (nearest rank): at most 1% of the samples.
+    EXPECT_GT(r["tail"]["windows"].get<uint64_t>(), 0u);
+    EXPECT_LE(r["tail"]["slow"].get<uint64_t>(), r["latency"]["count"].get<uint64_t>() / 100);
+    EXPECT_LE(r["tail"]["slow_in_worst"].get<uint64_t>(), r["tail"]["slow"].get<uint64_t>());
   }
 
   std::string db_;

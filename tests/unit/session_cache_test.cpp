@@ -526,7 +526,9 @@ TEST(SessionCacheTest, ADeletedSessionIsNeverServedUnderInterleavedRevokesAndRea
       EXPECT_FALSE(r.ok()) << "session " << j << " served after its revoke (step " << i << ")";
     }
     // Not yet revoked: still served.
-    if (i + 1 < kSessions) EXPECT_TRUE(rig.cache->Get("tok-" + std::to_string(i + 1)).ok());
+    if (i + 1 < kSessions) {
+      EXPECT_TRUE(rig.cache->Get("tok-" + std::to_string(i + 1)).ok());
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 
 namespace torii::bench {
 
@@ -59,6 +60,33 @@ LatencySummary Summarize(std::vector<int64_t>& s) {
 nlohmann::json LatencySummary::ToJson() const {
   return {{"count", count}, {"mean_us", mean_us}, {"p50_us", p50_us}, {"p90_us", p90_us},
           {"p99_us", p99_us}, {"p999_us", p999_us}, {"max_us", max_us}};
+}
+
+TailSpread SpreadOfTail(const std::vector<int64_t>& sent_ns, const std::vector<int64_t>& latency_ns,
+                        int64_t threshold_ns, int64_t begin_ns, int64_t end_ns, int window_ms) {
+  TailSpread t;
+  t.window_ms = window_ms;
+  const int64_t w = int64_t(window_ms) * 1000000;
+  if (end_ns <= begin_ns || w <= 0) return t;
+  t.windows = uint64_t((end_ns - begin_ns + w - 1) / w);
+  std::vector<uint64_t> per(t.windows, 0);
+  for (size_t i = 0; i < sent_ns.size() && i < latency_ns.size(); i++) {
+    if (latency_ns[i] <= threshold_ns || sent_ns[i] < begin_ns || sent_ns[i] >= end_ns) continue;
+    per[size_t((sent_ns[i] - begin_ns) / w)]++;
+    t.slow++;
+  }
+  t.worst_windows = std::max<uint64_t>(1, t.windows / 100);
+  std::partial_sort(per.begin(), per.begin() + std::ptrdiff_t(t.worst_windows), per.end(), std::greater<>());
+  for (uint64_t i = 0; i < t.worst_windows; i++) t.slow_in_worst += per[i];
+  return t;
+}
+
+nlohmann::json TailSpread::ToJson() const {
+  return {{"window_ms", window_ms},
+          {"windows", windows},
+          {"slow", slow},
+          {"worst_windows", worst_windows},
+          {"slow_in_worst", slow_in_worst}};
 }
 
 }  // namespace torii::bench

@@ -36,4 +36,20 @@ struct LatencySummary {
 };
 LatencySummary Summarize(std::vector<int64_t>& samples);
 
+// Where the slow samples sit in time. The run [begin_ns, end_ns) is cut into
+// windows of window_ms by intended send time; the samples slower than
+// threshold_ns are counted per window. A tail spread over the whole run is
+// queueing; a tail packed into a few windows is stalls (something took the
+// cores away for milliseconds).
+struct TailSpread {
+  int window_ms = 10;
+  uint64_t windows = 0;        // windows in the run
+  uint64_t slow = 0;           // samples slower than the threshold
+  uint64_t worst_windows = 0;  // the 1% of windows (at least one) holding the most slow samples
+  uint64_t slow_in_worst = 0;  // slow samples sent within those
+  nlohmann::json ToJson() const;
+};
+TailSpread SpreadOfTail(const std::vector<int64_t>& sent_ns, const std::vector<int64_t>& latency_ns,
+                        int64_t threshold_ns, int64_t begin_ns, int64_t end_ns, int window_ms = 10);
+
 }  // namespace torii::bench

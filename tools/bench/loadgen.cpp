@@ -35,7 +35,7 @@ struct Shared {
 };
 
 struct ThreadResult {
-  std::vector<int64_t> lat;
+  std::vector<int64_t> lat, sent;  // latency and intended send time of each measured reply
   uint64_t ok = 0, errors = 0;
   std::map<std::string, uint64_t> codes;
   std::string fatal;
@@ -145,6 +145,7 @@ void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx,
     }
   }
   out.lat.reserve(1 << 16);
+  out.sent.reserve(1 << 16);
   CallOptions call;
   call.timeout_ms = opt.timeout_ms;
 
@@ -165,6 +166,7 @@ void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx,
           if (counted) {
             out.ok++;
             out.lat.push_back(now - t0);
+            out.sent.push_back(t0);
           }
         } else {
           sh.failed.fetch_add(1, std::memory_order_relaxed);
@@ -251,7 +253,7 @@ nlohmann::json LoadGenReport::ToJson() const {
   nlohmann::json j = {{"op", OpKindName(op)},   {"connections", connections}, {"threads", threads}, {"depth", depth},
                       {"rate", rate},           {"seconds", seconds},         {"ok", ok},
                       {"errors", errors},       {"error_codes", error_codes}, {"throughput", throughput},
-                      {"latency", latency.ToJson()}};
+                      {"latency", latency.ToJson()}, {"tail", tail.ToJson()}};
   if (cleanup_s > 0) {
     j["cleanup_s"] = cleanup_s;
     j["cleanup_deleted"] = cleanup_deleted;
@@ -335,14 +337,16 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
     if (now >= min_end && cleanup_done) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(50, std::max<int64_t>(1, (tick - now) / kMs))));
     now = MonoNs();
-    if (opt.progress && now >= tick) {
-      uint64_t c = sh.completed.load();
-      double rate = double(c - last) * 1e9 / double(now - last_t);
-      std::fprintf(stderr, "[%5.1fs] %s %s: %9.0f replies/s, %llu errors%s\n", double(now - start) / 1e9,
-                   OpKindName(opt.op), now < warm_end ? "warm-up" : "measure", rate,
-                   (unsigned long long)sh.failed.load(), opt.cleanup && !cleanup_done ? ", cleanup running" : "");
-      last = c;
-      last_t = now;
+    if (now >= tick) {  // also without progress lines: a tick left behind would wake this thread every 1 ms
+      if (opt.progress) {
+        uint64_t c = sh.completed.load();
+        double rate = double(c - last) * 1e9 / double(now - last_t);
+        std::fprintf(stderr, "[%5.1fs] %s %s: %9.0f replies/s, %llu errors%s\n", double(now - start) / 1e9,
+                     OpKindName(opt.op), now < warm_end ? "warm-up" : "measure", rate,
+                     (unsigned long long)sh.failed.load(), opt.cleanup && !cleanup_done ? ", cleanup running" : "");
+        last = c;
+        last_t = now;
+      }
       tick += 1000 * kMs;
     }
   }
@@ -358,14 +362,16 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   rep.threads = nthreads;
   rep.depth = opt.depth;
   rep.rate = opt.rate;
-  std::vector<int64_t> all;
+  std::vector<int64_t> all, all_sent;
   for (auto& r : results) {
     if (!r.fatal.empty()) return Error::Internal("connection: " + r.fatal);
     rep.ok += r.ok;
     rep.errors += r.errors;
     for (auto& [k, v] : r.codes) rep.error_codes[k] += v;
     all.insert(all.end(), r.lat.begin(), r.lat.end());
+    all_sent.insert(all_sent.end(), r.sent.begin(), r.sent.end());
     std::vector<int64_t>().swap(r.lat);
+    std::vector<int64_t>().swap(r.sent);
   }
   if (opt.cleanup) {
     if (!cleanup_error.empty()) return Error::Internal("cleanup: " + cleanup_error);
@@ -376,7 +382,10 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
     rep.seconds = double(std::min(end, min_end) - warm_end) / 1e9;
   }
   rep.throughput = rep.seconds > 0 ? double(rep.ok) / rep.seconds : 0;
-  rep.latency = Summarize(all);
+  const int64_t window_begin = sh.window_start.load(), window_end = opt.cleanup ? cleanup_t1.load() : min_end;
+  std::vector<int64_t> sorted = all;
+  rep.latency = Summarize(sorted);
+  rep.tail = SpreadOfTail(all_sent, all, int64_t(rep.latency.p99_us * 1000), window_begin, window_end);
   return rep;
 }
 

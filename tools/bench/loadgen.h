@@ -68,6 +68,7 @@ struct LoadGenReport {
   std::map<std::string, uint64_t> error_codes;
   double throughput = 0;     // ok replies per second
   LatencySummary latency;    // successful replies
+  TailSpread tail;           // where in time the replies slower than p99 were sent
   double cleanup_s = 0;      // cleanup mode: how long the cleanup took
   uint64_t cleanup_deleted = 0;
   nlohmann::json ToJson() const;

@@ -32,6 +32,11 @@ void PrintLoad(const LoadGenReport& r) {
   for (auto& [code, n] : r.error_codes) std::printf("  error %s: %llu\n", code.c_str(), (unsigned long long)n);
   std::printf("latency us: p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f\n", r.latency.p50_us,
               r.latency.p90_us, r.latency.p99_us, r.latency.p999_us, r.latency.max_us);
+  if (r.tail.slow > 0) {
+    std::printf("tail: %llu of the %llu replies slower than p99 were sent within the worst %llu of %llu %d ms windows\n",
+                (unsigned long long)r.tail.slow_in_worst, (unsigned long long)r.tail.slow,
+                (unsigned long long)r.tail.worst_windows, (unsigned long long)r.tail.windows, r.tail.window_ms);
+  }
   if (r.cleanup_s > 0) {
     std::printf("cleanup: %llu rows in %.1f s\n", (unsigned long long)r.cleanup_deleted, r.cleanup_s);
   }
