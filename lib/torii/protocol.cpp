@@ -346,13 +346,134 @@ void PackJson(Packer& pk, const nlohmann::json& j) {
   }
 }
 
+namespace {
+
+// JSON text to msgpack without a document in between. nlohmann's SAX parser
+// records each value on a tape; a container's entry gets its element count
+// as its elements arrive (msgpack puts the count before the elements), then
+// one pass packs the tape. Tape and string arena are reused, so a reply's
+// metadata costs no allocation once they have grown. Keys keep the text's
+// order (JSONB's own) and a repeated key is packed twice, which JSONB output
+// never has.
+class JsonTape final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  bool Parse(std::string_view text) {
+    tape_.clear();
+    open_.clear();
+    arena_.clear();
+    return nlohmann::json::sax_parse(text.begin(), text.end(), this, nlohmann::json::input_format_t::json, true,
+                                     false) &&
+           open_.empty();
+  }
+
+  void Pack(Packer& pk) const {
+    for (const Entry& e : tape_) {
+      switch (e.kind) {
+        case Kind::kNull: pk.pack_nil(); break;
+        case Kind::kTrue: pk.pack_true(); break;
+        case Kind::kFalse: pk.pack_false(); break;
+        case Kind::kInt: pk.pack_int64(e.i); break;
+        case Kind::kUint: pk.pack_uint64(e.u); break;
+        case Kind::kDouble: pk.pack_double(e.d); break;
+        case Kind::kStr: PackStr(pk, std::string_view(arena_).substr(e.off, e.len)); break;
+        case Kind::kArray: pk.pack_array(e.n); break;
+        case Kind::kMap: pk.pack_map(e.n); break;
+      }
+    }
+  }
+
+  bool null() override { return Scalar(Kind::kNull); }
+  bool boolean(bool v) override { return Scalar(v ? Kind::kTrue : Kind::kFalse); }
+  bool number_integer(number_integer_t v) override {
+    Entry& e = Value(Kind::kInt);
+    e.i = v;
+    return true;
+  }
+  bool number_unsigned(number_unsigned_t v) override {
+    Entry& e = Value(Kind::kUint);
+    e.u = v;
+    return true;
+  }
+  bool number_float(number_float_t v, const string_t&) override {
+    Entry& e = Value(Kind::kDouble);
+    e.d = v;
+    return true;
+  }
+  bool string(string_t& v) override {
+    Str(Value(Kind::kStr), v);
+    return true;
+  }
+  bool binary(binary_t&) override { return false; }  // not in JSON text
+  bool start_object(std::size_t) override { return Open(Kind::kMap); }
+  bool key(string_t& k) override {
+    tape_[open_.back()].n++;  // a map counts its keys
+    tape_.emplace_back(Kind::kStr);
+    Str(tape_.back(), k);
+    return true;
+  }
+  bool end_object() override { return Close(); }
+  bool start_array(std::size_t) override { return Open(Kind::kArray); }
+  bool end_array() override { return Close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::json::exception&) override { return false; }
+
+ private:
+  enum class Kind : uint8_t { kNull, kTrue, kFalse, kInt, kUint, kDouble, kStr, kArray, kMap };
+  struct Entry {
+    explicit Entry(Kind k) : kind(k) {}
+    Kind kind;
+    uint32_t n = 0;  // containers: elements (arrays) or keys (maps)
+    union {
+      int64_t i;
+      uint64_t u = 0;
+      double d;
+    };
+    size_t off = 0, len = 0;  // strings: their bytes in arena_
+  };
+
+  // A value (not a key) starts: an array around it counts it.
+  Entry& Value(Kind kind) {
+    if (!open_.empty() && tape_[open_.back()].kind == Kind::kArray) tape_[open_.back()].n++;
+    tape_.emplace_back(kind);
+    return tape_.back();
+  }
+  bool Scalar(Kind kind) {
+    Value(kind);
+    return true;
+  }
+  bool Open(Kind kind) {
+    Value(kind);
+    open_.push_back(tape_.size() - 1);
+    return true;
+  }
+  bool Close() {
+    if (open_.empty()) return false;
+    open_.pop_back();
+    return true;
+  }
+  void Str(Entry& e, const string_t& v) {
+    e.off = arena_.size();
+    e.len = v.size();
+    arena_.append(v);
+  }
+
+  std::vector<Entry> tape_;
+  std::vector<size_t> open_;  // tape_ indexes of the containers still open
+  std::string arena_;
+};
+
+}  // namespace
+
 void PackJsonText(Packer& pk, std::string_view text) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded()) {
+  if (text == "{}") {  // what most metadata is
+    pk.pack_map(0);
+    return;
+  }
+  thread_local JsonTape tape;
+  if (!tape.Parse(text)) {
     pk.pack_nil();
     return;
   }
-  PackJson(pk, j);
+  tape.Pack(pk);
 }
 
 Result<Micros> TimestampFromObject(const msgpack::object& o) {

@@ -87,7 +87,8 @@ class Args {
 Result<nlohmann::json> MetadataToJson(const msgpack::object& o);
 // Packs JSON (as stored in JSONB) as msgpack.
 void PackJson(Packer& pk, const nlohmann::json& j);
-// Packs JSON text; a parse failure packs nil.
+// Packs JSON text (JSONB's output) without building a document; map keys
+// keep the text's order. A parse failure packs nil.
 void PackJsonText(Packer& pk, std::string_view json_text);
 
 // Timestamps: msgpack ext -1 (32, 64 or 96-bit form) or integer milliseconds.

@@ -542,9 +542,57 @@ TEST(Metadata, PackJsonRoundTrip) {
     auto back = MetaOf(packed);
     ASSERT_TRUE(back.ok()) << back.error().message();
     EXPECT_EQ(back.value(), j);
+    // From the text: the same document, keys in the text's order.
     std::string packed_text = Pack([&](Packer& pk) { PackJsonText(pk, text); });
-    EXPECT_EQ(packed_text, packed);
+    auto from_text = MetaOf(packed_text);
+    ASSERT_TRUE(from_text.ok()) << from_text.error().message();
+    EXPECT_EQ(from_text.value(), j);
+    // With the keys sorted as the document sorts them, the very same bytes.
+    std::string sorted = j.dump();
+    EXPECT_EQ(Pack([&](Packer& pk) { PackJsonText(pk, sorted); }), packed);
   }
+}
+
+TEST(Metadata, PackJsonTextKeepsTheTextsKeyOrder) {
+  // JSONB orders keys shorter first; the reply keeps that order.
+  std::string packed = Pack([](Packer& pk) { PackJsonText(pk, R"({"b": 1, "aa": [true, {"z": null, "y": 2.5}]})"); });
+  std::string want = Pack([](Packer& pk) {
+    pk.pack_map(2);
+    PackStr(pk, "b");
+    pk.pack_int64(1);
+    PackStr(pk, "aa");
+    pk.pack_array(2);
+    pk.pack_true();
+    pk.pack_map(2);
+    PackStr(pk, "z");
+    pk.pack_nil();
+    PackStr(pk, "y");
+    pk.pack_double(2.5);
+  });
+  EXPECT_EQ(packed, want);
+}
+
+TEST(Metadata, PackJsonTextCountsLargeContainers) {
+  // Counts past the one-byte forms (fixarray 15, fixmap 15) and nested ones.
+  std::string text = "{";
+  for (int i = 0; i < 300; i++) text += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":[" + std::to_string(i) + ",[],{}]";
+  text += "}";
+  auto j = nlohmann::json::parse(text);
+  auto back = MetaOf(Pack([&](Packer& pk) { PackJsonText(pk, text); }));
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  EXPECT_EQ(back.value(), j);
+  EXPECT_EQ(back.value().size(), 300u);
+}
+
+TEST(Metadata, PackJsonTextOfNonObjectsAndTrailingGarbage) {
+  EXPECT_EQ(Pack([](Packer& pk) { PackJsonText(pk, "[1,2]"); }), Pack([](Packer& pk) {
+              pk.pack_array(2);
+              pk.pack_int64(1);
+              pk.pack_int64(2);
+            }));
+  EXPECT_EQ(Pack([](Packer& pk) { PackJsonText(pk, "{} x"); }), std::string(1, '\xc0'));
+  EXPECT_EQ(Pack([](Packer& pk) { PackJsonText(pk, ""); }), std::string(1, '\xc0'));
+  EXPECT_EQ(Pack([](Packer& pk) { PackJsonText(pk, "{\"a\":[1,2}"); }), std::string(1, '\xc0'));
 }
 
 TEST(Metadata, PackJsonTextOfGarbageIsNil) {
