@@ -87,10 +87,14 @@ Status RenderUser(const PGresult* r, const Plan&, Packer& pk) {
   return {};
 }
 
-Status RenderSession(const PGresult* r, const Plan& plan, Packer& pk) {
-  if (PQntuples(r) == 0) return Error::NotFound("no such session, or it has expired");
-  PackSession(pk, r, 0, plan.token.empty() ? nullptr : &plan.token);
+Status RenderSessionRow(const PGresult* r, int row, const Plan& plan, Packer& pk) {
+  if (row < 0) return Error::NotFound("no such session, or it has expired");
+  PackSession(pk, r, row, plan.token.empty() ? nullptr : &plan.token);
   return {};
+}
+
+Status RenderSession(const PGresult* r, const Plan& plan, Packer& pk) {
+  return RenderSessionRow(r, PQntuples(r) > 0 ? 0 : -1, plan, pk);
 }
 
 Status RenderSessionList(const PGresult* r, const Plan&, Packer& pk) {
@@ -332,6 +336,7 @@ Result<Plan> BuildGetSession(const Args& args) {
     TRY(token, TokenArg(args));
     p.cmds.emplace_back(Stmt::kGetSessionByToken);
     p.cmds.back().Add(DigestParam(*token));
+    p.render_row = RenderSessionRow;
   } else {
     TRY(id, args.RequiredUuid("id"));
     p.cmds.emplace_back(Stmt::kGetSessionById);

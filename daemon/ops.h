@@ -19,11 +19,16 @@ struct Plan;
 // Packs the result value from the main command's result, or returns the
 // error to reply with instead (not_found, ...).
 using RenderFn = Status (*)(const PGresult* res, const Plan& plan, Packer& pk);
+// Packs row `row` of `res` (-1: no row), for a plan whose statement can run
+// inside a lookup batch (StatementDef::batched): its answer is one row of
+// the batch's result.
+using RowRenderFn = Status (*)(const PGresult* res, int row, const Plan& plan, Packer& pk);
 
 struct Plan {
   std::vector<Command> cmds;
   size_t main = 0;  // the command whose result is rendered
   RenderFn render = nullptr;
+  RowRenderFn render_row = nullptr;  // set when the main statement has a batched form
   std::string token;  // create_session: the new bearer token, returned once
   int64_t limit = 0;  // list ops: the page size, to tell whether more follow
   bool read_only = false;  // writes nothing and runs as the daemon's role

@@ -47,15 +47,21 @@ void PutBe32(std::string& out, uint32_t v) {
   out.append(reinterpret_cast<const char*>(&v), 4);
 }
 
-// The keys as a binary one-dimensional bytea[] (array_recv's format).
-std::string BatchKeys(const std::vector<std::string>& keys) {
+// n keys (key_at(i) for i < n) as a binary one-dimensional bytea[]
+// (array_recv's format), built in one allocation.
+template <typename KeyAt>
+std::string BatchKeys(size_t n, KeyAt key_at) {
+  size_t bytes = 20;
+  for (size_t i = 0; i < n; i++) bytes += 4 + key_at(i).size();
   std::string out;
+  out.reserve(bytes);
   PutBe32(out, 1);  // dimensions
   PutBe32(out, 0);  // no NULLs
   PutBe32(out, kByteaOid);
-  PutBe32(out, static_cast<uint32_t>(keys.size()));
+  PutBe32(out, static_cast<uint32_t>(n));
   PutBe32(out, 1);  // lower bound
-  for (const std::string& k : keys) {
+  for (size_t i = 0; i < n; i++) {
+    const std::string& k = key_at(i);
     PutBe32(out, static_cast<uint32_t>(k.size()));
     out += k;
   }
@@ -246,7 +252,8 @@ void PoolConn::StartPreparing() {
   // 10 keys, so small first batches would keep it planning every batch
   // anew, which costs more than the lookups. Five runs over kMaxBatch keys
   // that match nothing (all-zero digests) settle it on the generic plan.
-  std::string zeros = BatchKeys(std::vector<std::string>(kMaxBatch, std::string(32, '\0')));
+  const std::string zero(32, '\0');
+  std::string zeros = BatchKeys(kMaxBatch, [&zero](size_t) -> const std::string& { return zero; });
   const char* values[1] = {zeros.data()};
   int lengths[1] = {static_cast<int>(zeros.size())};
   int formats[1] = {1};
@@ -465,8 +472,8 @@ void PoolConn::FinishHead() {
     job->results_.clear();
     pool_->pending_.push_front(job);
   } else {
-    Result<std::vector<PgResult>> out = job->error_ ? Result<std::vector<PgResult>>(*job->error_)
-                                                    : Result<std::vector<PgResult>>(std::move(job->results_));
+    Result<JobOutput> out = job->error_ ? Result<JobOutput>(*job->error_) : Result<JobOutput>(JobOutput{});
+    if (out.ok()) out->results = std::move(job->results_);
     if (!job->members_.empty()) {
       pool_->CompleteBatch(job, std::move(out));
     } else {
@@ -672,12 +679,11 @@ Job* Pool::TakeLookups() {
     members.push_back(lookups_.front());
     lookups_.pop_front();
   }
-  std::vector<std::string> keys;
-  keys.reserve(members.size());
-  for (Job* m : members) keys.push_back(m->cmds_[0].values[0]);
   std::vector<Command> cmds;
   cmds.emplace_back(Statement(stmt).batched);
-  cmds.back().Add(BatchKeys(keys));
+  cmds.back().Add(BatchKeys(members.size(), [&members](size_t i) -> const std::string& {
+    return members[i]->cmds_[0].values[0];
+  }));
   auto* carrier = new Job(std::move(cmds), nullptr);
   carrier->set_groupable(true);
   carrier->queued_at_ms_ = first->queued_at_ms_;
@@ -688,12 +694,12 @@ Job* Pool::TakeLookups() {
   return carrier;
 }
 
-void Pool::CompleteBatch(Job* carrier, Result<std::vector<PgResult>>&& out) {
+void Pool::CompleteBatch(Job* carrier, Result<JobOutput>&& out) {
   std::vector<Job*> members = std::move(carrier->members_);
   carrier->members_.clear();
   delete carrier;
   // Row of each member (the row whose key, the last column, is its key), or -1.
-  const PGresult* res = out.ok() && !out->empty() ? (*out)[0].get() : nullptr;
+  const PGresult* res = out.ok() && !out->results.empty() ? out->results[0].get() : nullptr;
   std::vector<int> row_of(members.size(), -1);
   int cols = res != nullptr ? PQnfields(res) : 0;
   if (res != nullptr && cols > 0) {
@@ -720,24 +726,14 @@ void Pool::CompleteBatch(Job* carrier, Result<std::vector<PgResult>>&& out) {
       FailJob(m, Error::Internal("missing statement result"));
       continue;
     }
-    // The member's own result: the batch's columns, and its row if found.
-    PGresult* own = PQcopyResult(res, PG_COPYRES_ATTRS);
-    bool ok = own != nullptr;
-    for (int c = 0; ok && row_of[i] >= 0 && c < cols; c++) {
-      int r = row_of[i];
-      bool null = PQgetisnull(res, r, c);
-      ok = PQsetvalue(own, 0, c, null ? nullptr : PQgetvalue(res, r, c), null ? -1 : PQgetlength(res, r, c)) == 1;
-    }
-    if (!ok) {
-      if (own != nullptr) PQclear(own);
-      FailJob(m, Error::Internal("out of memory"));
-      continue;
-    }
-    std::vector<PgResult> results;
-    results.emplace_back(own);
+    // The member reads its row of the batch's result, which lives until
+    // this function returns: no copy of it.
+    JobOutput own;
+    own.batch = res;
+    own.row = row_of[i];
     auto done = std::move(m->done_);
     delete m;
-    done(std::move(results));
+    done(Result<JobOutput>(std::move(own)));
   }
 }
 
@@ -867,12 +863,12 @@ void Pool::OnMaintenanceTimer(uv_timer_t* t) {
 
 void Pool::FailJob(Job* job, Error error) {
   if (!job->members_.empty()) {
-    CompleteBatch(job, Result<std::vector<PgResult>>(std::move(error)));
+    CompleteBatch(job, Result<JobOutput>(std::move(error)));
     return;
   }
   auto done = std::move(job->done_);
   delete job;
-  if (done) done(Result<std::vector<PgResult>>(std::move(error)));
+  if (done) done(Result<JobOutput>(std::move(error)));
 }
 
 void Pool::FailAllPending(const Error& error) {

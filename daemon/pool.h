@@ -54,11 +54,20 @@ struct Command {
   static std::string ToParam(int64_t v) { return std::to_string(v); }
 };
 
+// A job's outcome on success: one result per command. A member of a lookup
+// batch (see Pool::TakeLookups) has no result of its own: it reads row `row`
+// (-1: none) of the batch's result `batch`, valid until its `done` returns.
+struct JobOutput {
+  std::vector<PgResult> results;
+  const PGresult* batch = nullptr;
+  int row = -1;
+};
+
 class Job {
  public:
-  // Outcome: on success one result per command; on failure the error.
+  // Outcome: on success the results (JobOutput); on failure the error.
   // A command's SQL error fails the whole job with that error.
-  using Done = std::function<void(Result<std::vector<PgResult>>&&)>;
+  using Done = std::function<void(Result<JobOutput>&&)>;
 
   Job(std::vector<Command> cmds, Done done) : cmds_(std::move(cmds)), done_(std::move(done)) {}
   ~Job();
@@ -172,7 +181,7 @@ class Pool {
   // else under a carrier running the batched statement.
   Job* TakeLookups();
   // Answers a carrier's members from its outcome, then frees it.
-  void CompleteBatch(Job* carrier, Result<std::vector<PgResult>>&& out);
+  void CompleteBatch(Job* carrier, Result<JobOutput>&& out);
   // A member was given up on; the carrier goes too once all of its members are.
   void MemberGone(Job* carrier);
   size_t waiting() const { return pending_.size() + lookups_.size(); }

@@ -101,14 +101,14 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
   }
   ctx->plan = std::move(plan.value());
   uint64_t seq = ctx->seq;
-  ctx->job = new Job(std::move(ctx->plan.cmds), [this, seq](Result<std::vector<PgResult>>&& out) {
+  ctx->job = new Job(std::move(ctx->plan.cmds), [this, seq](Result<JobOutput>&& out) {
     OnJobDone(seq, std::move(out));
   });
   ctx->job->set_groupable(ctx->plan.read_only);
   pool_.Submit(ctx->job);  // may complete (fail) at once
 }
 
-void Requests::OnJobDone(uint64_t seq, Result<std::vector<PgResult>>&& out) {
+void Requests::OnJobDone(uint64_t seq, Result<JobOutput>&& out) {
   auto found = live_.find(seq);
   if (found == live_.end()) return;
   Ctx* ctx = found->second;
@@ -123,7 +123,8 @@ void Requests::OnJobDone(uint64_t seq, Result<std::vector<PgResult>>&& out) {
     return;
   }
   const Plan& plan = ctx->plan;
-  if (plan.main >= out->size()) {
+  const bool batched = out->batch != nullptr;
+  if (batched ? plan.render_row == nullptr : plan.main >= out->results.size()) {
     ReplyError(ctx, Error::Internal("missing statement result"));
     return;
   }
@@ -131,7 +132,8 @@ void Requests::OnJobDone(uint64_t seq, Result<std::vector<PgResult>>&& out) {
   buf.clear();
   BeginOkReply(buf, ctx->id_raw);
   Packer pk(buf);
-  Status st = plan.render((*out)[plan.main].get(), plan, pk);
+  Status st = batched ? plan.render_row(out->batch, out->row, plan, pk)
+                      : plan.render(out->results[plan.main].get(), plan, pk);
   if (!st.ok()) {
     ReplyError(ctx, st.error());
     return;

@@ -53,7 +53,7 @@ class Requests {
   void ReplyOk(Ctx* ctx, const char* result, size_t len);
   void ReplyError(Ctx* ctx, const Error& e);
   void Finish(Ctx* ctx);
-  void OnJobDone(uint64_t seq, Result<std::vector<PgResult>>&& out);
+  void OnJobDone(uint64_t seq, Result<JobOutput>&& out);
   void ArmTimer();
   static void OnTimer(uv_timer_t* t);
 
