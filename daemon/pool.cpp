@@ -19,6 +19,11 @@ constexpr uint64_t kIdleCloseMs = 30000;
 // A connection that owes results and sends nothing for this long is dead
 // (a silent network path); its jobs fail and it is replaced.
 constexpr uint64_t kStallMs = 15000;
+// PostgreSQL drops a cancel that arrives while the backend is between
+// statements (in a pipeline: after one statement ended, before the next
+// began). A cancel that brought no progress within this is sent again.
+constexpr uint64_t kCancelResendMs = 100;
+constexpr uint64_t kMaintenanceMs = 100;  // pool upkeep tick: cancel resends, stalls, idle closes
 // Keys per lookup batch: enough that one statement answers a loop turn's
 // lookups on a busy daemon, few enough that one batch stays short.
 constexpr size_t kMaxBatch = 64;
@@ -113,7 +118,14 @@ class PoolConn {
   bool Stalled(uint64_t now, uint64_t after_cancel_ms) const {
     if (inflight_.empty()) return false;
     if (now - last_progress_ > kStallMs) return true;
-    return cancel_sent_ && now - std::max(cancel_sent_at_, last_progress_) > after_cancel_ms;
+    return cancel_sent_ && now - std::max(cancel_first_at_, last_progress_) > after_cancel_ms;
+  }
+  // Sends the cancel again when the job it was meant for still runs, with
+  // no progress since the last one (see kCancelResendMs).
+  void ResendCancel(uint64_t now) {
+    if (!cancel_sent_ || now - std::max(cancel_sent_at_, last_progress_) < kCancelResendMs) return;
+    Job* first = FirstJob();
+    if (first != nullptr && (first->abandoned_ || first->cancel_wanted_)) Cancel();
   }
 
   void Connect();
@@ -154,7 +166,8 @@ class PoolConn {
   bool group_open_ = false;
   int prepares_left_ = 0;
   bool cancel_sent_ = false;
-  uint64_t cancel_sent_at_ = 0;
+  uint64_t cancel_first_at_ = 0;  // the first cancel for the job running now
+  uint64_t cancel_sent_at_ = 0;   // the latest cancel
   uint64_t idle_since_ = 0;
   uint64_t last_progress_ = 0;
 };
@@ -488,6 +501,7 @@ void PoolConn::FinishHead() {
 void PoolConn::Cancel() {
   PGcancel* c = PQgetCancel(conn_);
   if (c == nullptr) return;
+  if (!cancel_sent_) cancel_first_at_ = Now();
   cancel_sent_ = true;
   cancel_sent_at_ = Now();
   pool_->counters_.cancels++;
@@ -593,7 +607,7 @@ void Pool::Start(std::function<void(Status)> on_ready) {
     counters_.connects++;
     conns_.back()->Connect();
   }
-  uv_timer_start(&maintenance_timer_, OnMaintenanceTimer, 1000, 1000);
+  uv_timer_start(&maintenance_timer_, OnMaintenanceTimer, kMaintenanceMs, kMaintenanceMs);
 }
 
 bool Pool::available() const {
@@ -849,7 +863,10 @@ void Pool::OnMaintenanceTimer(uv_timer_t* t) {
     if (c->state() != ConnState::kReady) continue;
     if (c->Stalled(now, after_cancel_ms)) {
       stalled.push_back(c.get());
-    } else if (c->inflight() == 0 && ready > self->opt_.min_connections && now - c->idle_since() > kIdleCloseMs) {
+      continue;
+    }
+    c->ResendCancel(now);
+    if (c->inflight() == 0 && ready > self->opt_.min_connections && now - c->idle_since() > kIdleCloseMs) {
       TLOG_INFO("pool: conn %lu: closing, idle", (unsigned long)c->id());
       c->CloseIdle();
       ready--;
