@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 
@@ -30,21 +31,29 @@ constexpr size_t kMaxBatch = 64;
 constexpr uint32_t kByteaOid = 17;
 
 // bytea in PostgreSQL's hex output ("\\x" then two digits a byte).
+// Value of each hex digit, 0xff for any other byte: a table, because the
+// digits of a digest are random and a branch per character mispredicts.
+constexpr std::array<uint8_t, 256> kHexValue = [] {
+  std::array<uint8_t, 256> t{};
+  for (auto& v : t) v = 0xff;
+  for (int c = 0; c < 10; c++) t['0' + c] = static_cast<uint8_t>(c);
+  for (int c = 0; c < 6; c++) {
+    t['a' + c] = static_cast<uint8_t>(10 + c);
+    t['A' + c] = static_cast<uint8_t>(10 + c);
+  }
+  return t;
+}();
+
 bool DecodeByteaHex(std::string_view text, std::string* out) {
   if (text.size() < 2 || text[0] != '\\' || text[1] != 'x' || text.size() % 2 != 0) return false;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
   out->resize((text.size() - 2) / 2);
+  uint8_t bad = 0;
   for (size_t i = 0; i < out->size(); i++) {
-    int hi = nibble(text[2 + 2 * i]), lo = nibble(text[3 + 2 * i]);
-    if (hi < 0 || lo < 0) return false;
-    (*out)[i] = static_cast<char>(hi << 4 | lo);
+    uint8_t hi = kHexValue[static_cast<uint8_t>(text[2 + 2 * i])], lo = kHexValue[static_cast<uint8_t>(text[3 + 2 * i])];
+    bad |= hi | lo;
+    (*out)[i] = static_cast<char>(hi << 4 | (lo & 0x0f));
   }
-  return true;
+  return (bad & 0xf0) == 0;
 }
 
 void PutBe32(std::string& out, uint32_t v) {
@@ -308,15 +317,15 @@ bool PoolConn::Send(Job* job) {
   for (const Command& cmd : job->cmds_) {
     const StatementDef& def = Statement(cmd.stmt);
     size_t n = cmd.values.size();
-    const char* values[16];
-    int lengths[16];
-    int formats[16];
-    if (n > 16) {
+    const char* values[Command::kMaxParams];
+    int lengths[Command::kMaxParams];
+    int formats[Command::kMaxParams];
+    if (n > Command::kMaxParams) {
       pool_->FailJob(job, Error::Internal("too many parameters"));
       return true;
     }
     for (size_t i = 0; i < n; i++) {
-      values[i] = cmd.nulls[i] ? nullptr : cmd.values[i].data();
+      values[i] = cmd.null(i) ? nullptr : cmd.values[i].data();
       lengths[i] = static_cast<int>(cmd.values[i].size());
       formats[i] = (def.binary_params >> i) & 1;
     }
@@ -680,7 +689,7 @@ void Pool::Dispatch() {
 bool Pool::Batchable(const Job& job) {
   if (!job.groupable_ || job.cmds_.size() != 1) return false;
   const Command& c = job.cmds_[0];
-  return Statement(c.stmt).batched != Stmt::kCount && c.values.size() == 1 && !c.nulls[0];
+  return Statement(c.stmt).batched != Stmt::kCount && c.values.size() == 1 && !c.null(0);
 }
 
 Job* Pool::TakeLookups() {
