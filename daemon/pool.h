@@ -26,23 +26,24 @@
 
 namespace torii::daemon {
 
-// One statement execution with its parameters.
+// One statement execution with its parameters (at most kMaxParams).
 struct Command {
+  static constexpr size_t kMaxParams = 16;
   Stmt stmt;
   std::vector<std::string> values;
-  std::vector<bool> nulls;
+  uint32_t null_mask = 0;  // bit i: parameter i is NULL
 
   Command(Stmt s) : stmt(s) {}
   Command& Add(std::string v) {
     values.push_back(std::move(v));
-    nulls.push_back(false);
     return *this;
   }
   Command& AddNull() {
+    if (values.size() < kMaxParams) null_mask |= 1u << values.size();
     values.emplace_back();
-    nulls.push_back(true);
     return *this;
   }
+  bool null(size_t i) const { return i < kMaxParams && ((null_mask >> i) & 1) != 0; }
   template <typename T>
   Command& AddOpt(const std::optional<T>& v) {
     if (v) return Add(ToParam(*v));

@@ -23,8 +23,30 @@
 
 namespace torii::daemon {
 
+// The frames before a request's body (the peer's identity, and any a proxy
+// added), echoed before the reply. Nearly always one: it is kept inline.
+class Frames {
+ public:
+  size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  void push_back(zmq::message_t&& m) {
+    if (n_ == 0) {
+      first_ = std::move(m);
+    } else {
+      more_.push_back(std::move(m));
+    }
+    n_++;
+  }
+  zmq::message_t& operator[](size_t i) { return i == 0 ? first_ : more_[i - 1]; }
+
+ private:
+  zmq::message_t first_;
+  std::vector<zmq::message_t> more_;
+  size_t n_ = 0;
+};
+
 struct Envelope {
-  std::vector<zmq::message_t> frames;
+  Frames frames;
 };
 
 struct RouterStats {

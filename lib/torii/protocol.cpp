@@ -237,13 +237,20 @@ Status Args::OnlyKeys(std::initializer_list<std::string_view> allowed) const {
   return {};
 }
 
-Result<std::optional<std::string>> Args::Str(std::string_view key) const {
+Result<std::optional<std::string_view>> Args::StrView(std::string_view key) const {
   const msgpack::object* o = Find(key);
-  if (o == nullptr || o->type == msgpack::type::NIL) return std::optional<std::string>();
+  if (o == nullptr || o->type == msgpack::type::NIL) return std::optional<std::string_view>();
   if (o->type != msgpack::type::STR) return WrongType(key, "a string", *o);
-  std::string s(o->via.str.ptr, o->via.str.size);
+  std::string_view s(o->via.str.ptr, o->via.str.size);
   if (HasNul(s)) return Error::InvalidArgument("'" + std::string(key) + "' must not hold NUL characters");
-  return std::optional<std::string>(std::move(s));
+  return std::optional<std::string_view>(s);
+}
+
+Result<std::optional<std::string>> Args::Str(std::string_view key) const {
+  auto s = StrView(key);
+  if (!s.ok()) return s.error();
+  if (!s.value()) return std::optional<std::string>();
+  return std::optional<std::string>(std::string(**s));
 }
 
 Result<std::optional<int64_t>> Args::Int(std::string_view key) const {

@@ -67,6 +67,8 @@ class Args {
 
   // Optional getters: nullopt when absent or nil.
   Result<std::optional<std::string>> Str(std::string_view key) const;
+  // As Str, without a copy: a view into the request's message.
+  Result<std::optional<std::string_view>> StrView(std::string_view key) const;
   Result<std::optional<int64_t>> Int(std::string_view key) const;
   Result<std::optional<std::string>> Uuid(std::string_view key) const;
   Result<std::optional<Micros>> Timestamp(std::string_view key) const;

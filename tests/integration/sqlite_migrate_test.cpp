@@ -179,7 +179,9 @@ TEST(SqliteMigrate, ModernShapeRowsAndLiveTokensThroughTheDaemon) {
   DaemonOptions o;
   o.database_url = fx.db;
   DaemonProcess d(o);
-  auto client = Client::Create({.endpoints = {d.request_endpoint()}});
+  ClientOptions co;
+  co.endpoints = {d.request_endpoint()};
+  auto client = Client::Create(co);
   ASSERT_TRUE(client.ok()) << client.error().ToString();
   auto g1 = client->CallJson("get_session", {{"token", live1}});
   ASSERT_TRUE(g1.ok()) << g1.error().ToString();
@@ -228,7 +230,9 @@ TEST(SqliteMigrate, OldShapeUuidIdsAndSessionIdAsToken) {
   DaemonOptions o;
   o.database_url = fx.db;
   DaemonProcess d(o);
-  auto client = Client::Create({.endpoints = {d.request_endpoint()}});
+  ClientOptions co;
+  co.endpoints = {d.request_endpoint()};
+  auto client = Client::Create(co);
   ASSERT_TRUE(client.ok());
   auto g = client->CallJson("get_session", {{"token", t1}});
   ASSERT_TRUE(g.ok()) << g.error().ToString();
