@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 #include <zmq.hpp>
 
@@ -27,6 +28,16 @@ namespace torii::daemon {
 // added), echoed before the reply. Nearly always one: it is kept inline.
 class Frames {
  public:
+  Frames() = default;
+  Frames(Frames&& o) noexcept : first_(std::move(o.first_)), more_(std::move(o.more_)), n_(o.n_) { o.n_ = 0; }
+  Frames& operator=(Frames&& o) noexcept {
+    first_ = std::move(o.first_);
+    more_ = std::move(o.more_);
+    n_ = o.n_;
+    o.n_ = 0;
+    return *this;
+  }
+
   size_t size() const { return n_; }
   bool empty() const { return n_ == 0; }
   void push_back(zmq::message_t&& m) {
