@@ -76,13 +76,13 @@ void Router::OnIdle(uv_idle_t* h) { static_cast<Router*>(h->data)->Pump(); }
 
 void Router::Pump() {
   if (!receiving_ || !started_) return;
-  // Reads until ZeroMQ has nothing more (a receive that would block), then
-  // asks ZMQ_EVENTS once: only that re-arms the edge-triggered ZMQ_FD.
-  // Asking before every message would cost two system calls each.
-  if ((socket_.get(zmq::sockopt::events) & ZMQ_POLLIN) == 0) {
-    uv_idle_stop(&idle_);
-    return;
-  }
+  // Reads until a receive would block. That last receive re-arms the
+  // edge-triggered ZMQ_FD: before it says EAGAIN, libzmq processes every
+  // pending command (as a ZMQ_EVENTS query would) and marks the socket's
+  // pipes and mailbox asleep, so the next message signals the fd. Asking
+  // ZMQ_EVENTS around the reads would cost a poll() and a getpid() more
+  // each. Replies sent later in the turn may take a signal (a send can
+  // process commands); the prepare hook pumps again before the loop blocks.
   for (int n = 0; n < kBudget; n++) {
     Envelope env;
     zmq::message_t part;
@@ -113,7 +113,6 @@ void Router::Pump() {
       part = zmq::message_t();
     }
     if (drained) {
-      if ((socket_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0) continue;
       uv_idle_stop(&idle_);
       return;
     }
