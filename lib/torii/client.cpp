@@ -2,9 +2,13 @@
 // deadlines, and the msgpack/JSON bridge.
 #include "torii/client.h"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -73,6 +77,7 @@ struct Client::Impl {
   std::unique_ptr<zmq::context_t> own_context;
   zmq::context_t* context = nullptr;
   std::optional<zmq::socket_t> socket;
+  int socket_fd = -1;  // ZMQ_FD: signalled when the socket may have something to read
 
   struct Slot {
     bool pending = false;
@@ -258,11 +263,13 @@ struct Client::Impl {
         int64_t to_deadline = std::max<int64_t>(0, deadlines.front().first - now);
         wait = wait < 0 ? to_deadline : std::min(wait, to_deadline);
       }
-      zmq::pollitem_t item{static_cast<void*>(*socket), 0, ZMQ_POLLIN, 0};
-      try {
-        zmq::poll(&item, 1, std::chrono::milliseconds(wait));
-      } catch (const zmq::error_t& e) {
-        if (e.num() != EINTR) throw;
+      // DrainIncoming ended with a receive that would block, and that re-arms
+      // ZMQ_FD (libzmq processes its pending commands before it says
+      // EAGAIN), so wait on the fd itself: zmq_poll would query ZMQ_EVENTS
+      // before and after, a poll() and a getpid() more each time.
+      pollfd p{socket_fd, POLLIN, 0};
+      if (::poll(&p, 1, wait < 0 ? -1 : static_cast<int>(std::min<int64_t>(wait, INT32_MAX))) < 0 && errno != EINTR) {
+        throw zmq::error_t();
       }
     }
   }
@@ -308,6 +315,7 @@ Result<Client> Client::Create(ClientOptions options) {
       zmq_setsockopt(s.handle(), ZMQ_CURVE_SECRETKEY, o.client_secret_key.c_str(), 41);
     }
     for (const auto& ep : impl->options.endpoints) s.connect(ep);
+    impl->socket_fd = s.get(zmq::sockopt::fd);
   } catch (const zmq::error_t& e) {
     return Error::Internal(std::string("cannot set up the request socket: ") + e.what());
   }

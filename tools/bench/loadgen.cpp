@@ -150,33 +150,34 @@ void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx,
   call.timeout_ms = opt.timeout_ms;
 
   // Reads every reply the connection has, until ZeroMQ says none is left.
+  // Client::Poll(0) receives until a receive would block, which re-arms
+  // ZMQ_FD (libzmq processes its pending commands first), so no ZMQ_EVENTS
+  // query is needed after it: that would be a poll() and a getpid() more.
   auto drain = [&](Conn& c) {
-    do {
-      c.cl->Poll(0);
-      while (auto done = c.cl->Receive()) {
-        int64_t now = MonoNs();
-        auto it = c.intended.find(done->id);
-        if (it == c.intended.end()) continue;
-        int64_t t0 = it->second;
-        c.intended.erase(it);
-        bool counted = t0 >= sh.window_start.load(std::memory_order_relaxed) &&
-                       t0 < sh.window_end.load(std::memory_order_relaxed);
-        if (done->reply.ok()) {
-          sh.completed.fetch_add(1, std::memory_order_relaxed);
-          if (counted) {
-            out.ok++;
-            out.lat.push_back(now - t0);
-            out.sent.push_back(t0);
-          }
-        } else {
-          sh.failed.fetch_add(1, std::memory_order_relaxed);
-          if (counted) {
-            out.errors++;
-            out.codes[std::string(CodeName(done->reply.error().code()))]++;
-          }
+    c.cl->Poll(0);
+    while (auto done = c.cl->Receive()) {
+      int64_t now = MonoNs();
+      auto it = c.intended.find(done->id);
+      if (it == c.intended.end()) continue;
+      int64_t t0 = it->second;
+      c.intended.erase(it);
+      bool counted = t0 >= sh.window_start.load(std::memory_order_relaxed) &&
+                     t0 < sh.window_end.load(std::memory_order_relaxed);
+      if (done->reply.ok()) {
+        sh.completed.fetch_add(1, std::memory_order_relaxed);
+        if (counted) {
+          out.ok++;
+          out.lat.push_back(now - t0);
+          out.sent.push_back(t0);
+        }
+      } else {
+        sh.failed.fetch_add(1, std::memory_order_relaxed);
+        if (counted) {
+          out.errors++;
+          out.codes[std::string(CodeName(done->reply.error().code()))]++;
         }
       }
-    } while (Readable(*c.cl));
+    }
   };
 
   std::vector<epoll_event> fired(conns.size());
