@@ -683,7 +683,14 @@ void Pool::Dispatch() {
     if (!best->Send(job)) continue;  // the job went back to the queue
   }
   if (waiting() > 0) MaybeGrow();
-  for (auto& c : conns_) c->CloseGroup();
+  // A failed Sync breaks its connection, and OnConnBroken takes it out of
+  // conns_ at once: walk by index, and do not step past the connection that
+  // moved into the place of a removed one.
+  for (size_t i = 0; i < conns_.size();) {
+    PoolConn* c = conns_[i].get();
+    c->CloseGroup();
+    if (i < conns_.size() && conns_[i].get() == c) i++;
+  }
 }
 
 bool Pool::Batchable(const Job& job) {

@@ -228,7 +228,7 @@ TEST(Faults, PoolConnectionsTerminatedOneByOne) {
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   WireClient c(d.request_endpoint());
-  ASSERT_GE(WaitUntilServing(c, 10000), 0);
+  ASSERT_GE(WaitUntilServing(c, 10000), 0) << "the pool did not recover; daemon log:\n" << d.LogTail(80);
   Reply st = c.Call("stats");
   std::printf("terminated %d pool connections; daemon counted %lu broken\n", killed,
               (unsigned long)st.result()["pool"]["broken"].u64());
