@@ -163,9 +163,17 @@ TEST(CleanupTwoDaemons, NeverAtTheSameTimeAndEverythingOnce) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_EQ(Scalar(c.get(), "SELECT count(*) FROM sessions"), 0);
+  // The rows are gone once the last pass commits; the daemon counts them
+  // when it reads that commit's reply, a moment later: poll the counters.
   WireClient ca(a.request_endpoint()), cb(b.request_endpoint());
-  uint64_t da = ca.Call("stats").result()["cleanup"]["deleted"].u64();
-  uint64_t db = cb.Call("stats").result()["cleanup"]["deleted"].u64();
+  uint64_t da = 0, db = 0;
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    da = ca.Call("stats").result()["cleanup"]["deleted"].u64();
+    db = cb.Call("stats").result()["cleanup"]["deleted"].u64();
+    if (da + db >= static_cast<uint64_t>(inserted) || std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   EXPECT_EQ(da + db, static_cast<uint64_t>(inserted)) << "every row deleted exactly once";
 
   auto pa = Passes(a.log());
