@@ -44,22 +44,46 @@ void RemoveTree(const std::string& path) {
   if (!path.empty()) fs::remove_all(path, ec);
 }
 
-int FreePort() {
+namespace {
+
+// True when 127.0.0.1:port can be bound now.
+bool CanBind(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
+  if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    throw std::runtime_error("cannot find a free port");
-  }
-  int port = ntohs(addr.sin_port);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   close(fd);
-  return port;
+  return ok;
+}
+
+// The first port the kernel hands out to connect() and bind(0).
+int EphemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0, high = 0;
+  if (in >> low >> high && low > 11000) return low;
+  return 32768;
+}
+
+}  // namespace
+
+int FreePort() {
+  // Below the ephemeral range: a port from bind(0) can be taken, between
+  // this check and the test's own bind, by any client's connect() on the
+  // machine (the suite runs many); a port below the range only by another
+  // test that drew the same number.
+  static std::mutex mu;
+  static std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(getpid()));
+  const int low = 10000, high = EphemeralLow() - 1;
+  std::lock_guard<std::mutex> lock(mu);
+  std::uniform_int_distribution<int> pick(low, high);
+  for (int attempt = 0; attempt < 200; attempt++) {
+    int port = pick(rng);
+    if (CanBind(port)) return port;
+  }
+  throw std::runtime_error("cannot find a free port");
 }
 
 struct PgCluster::Impl {

@@ -85,7 +85,8 @@ class PgCluster {
 std::string MakeTempDir(const std::string& prefix);
 // Removes a folder tree; errors ignored.
 void RemoveTree(const std::string& path);
-// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0).
+// A TCP port on 127.0.0.1 that was free a moment ago, drawn below the
+// kernel's ephemeral range so that no client's connect() can take it.
 int FreePort();
 
 // The dbname of a key=value conninfo (as CreateDatabase() returns).
