@@ -158,7 +158,9 @@ TEST_F(EventsTest, SeqIsContiguousPerFamilyUnderABurst) {
     ASSERT_FALSE(e.topic.empty()) << "only " << got << " of 10000 events arrived";
     if (e.topic != "user.created") continue;
     uint64_t seq = e.body["seq"].u64();
-    if (last != 0) ASSERT_EQ(seq, last + 1) << "seq skipped after " << got << " events";
+    if (last != 0) {
+      ASSERT_EQ(seq, last + 1) << "seq skipped after " << got << " events";
+    }
     if (epoch.empty()) epoch = e.body["epoch"].str();
     EXPECT_EQ(e.body["epoch"].str(), epoch);
     last = seq;

@@ -295,7 +295,9 @@ TEST(Faults, VanishingClientsAndChurn) {
   // 1,000 clients connecting and leaving in a loop.
   for (int i = 0; i < 1000; i++) {
     WireClient c(d.request_endpoint());
-    if (i % 100 == 0) ASSERT_TRUE(c.Call("ping").ok());
+    if (i % 100 == 0) {
+      ASSERT_TRUE(c.Call("ping").ok());
+    }
   }
   WireClient c(d.request_endpoint());
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -340,7 +342,9 @@ TEST(Faults, SubscriberThatNeverReads) {
   }
   long after = RssKb(d.pid());
   std::printf("RSS with a subscriber that never reads: %ld kB before, %ld kB after 50,000 events\n", before, after);
-  if (kRssMeaningful) EXPECT_LT(after - before, 64 * 1024) << "the daemon's memory grew with an unread subscriber";
+  if (kRssMeaningful) {
+    EXPECT_LT(after - before, 64 * 1024) << "the daemon's memory grew with an unread subscriber";
+  }
   EXPECT_TRUE(client.Call("ping").ok());
 }
 
@@ -391,7 +395,9 @@ TEST(Faults, OverloadIsRefusedFastAndRecovers) {
   EXPECT_EQ(other.load(), 0) << "accepted requests must meet their deadlines";
   EXPECT_GT(overloaded.load(), 0) << "the queue bound was never hit";
   EXPECT_GT(ok.load(), 0);
-  if (kRssMeaningful) EXPECT_LT(rss_peak - rss_before, 128 * 1024);
+  if (kRssMeaningful) {
+    EXPECT_LT(rss_peak - rss_before, 128 * 1024);
+  }
   // As soon as the load drops, everything is served again.
   WireClient c(d.request_endpoint());
   for (int i = 0; i < 50; i++) ASSERT_TRUE(c.Call("get_session", V::Map({{"token", token}})).ok());

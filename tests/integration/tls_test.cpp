@@ -34,7 +34,9 @@ class TlsTest : public ::testing::Test {
     ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl failed; see " << dir_ << "/openssl.log";
     // PostgreSQL reads the key as its own account and insists on 0600.
     if (geteuid() == 0) {
-      if (passwd* pw = getpwnam("postgres")) ASSERT_EQ(chown(key_.c_str(), pw->pw_uid, pw->pw_gid), 0);
+      if (passwd* pw = getpwnam("postgres")) {
+        ASSERT_EQ(chown(key_.c_str(), pw->pw_uid, pw->pw_gid), 0);
+      }
     }
     ASSERT_EQ(chmod(key_.c_str(), 0600), 0);
 
