@@ -128,27 +128,30 @@ void Requests::OnJobDone(uint64_t seq, Result<JobOutput>&& out) {
     ReplyError(ctx, Error::Internal("missing statement result"));
     return;
   }
-  msgpack::sbuffer& buf = reply_;
-  buf.clear();
-  BeginOkReply(buf, ctx->id_raw);
-  Packer pk(buf);
+  Packer pk(StartOkReply(ctx));
   Status st = batched ? plan.render_row(out->batch, out->row, plan, pk)
                       : plan.render(out->results[plan.main].get(), plan, pk);
   if (!st.ok()) {
     ReplyError(ctx, st.error());
     return;
   }
-  router_.Reply(ctx->env, buf.data(), buf.size());
-  if (buf.size() > kKeepReplyBytes) reply_ = msgpack::sbuffer();  // do not hold a rare huge page forever
-  Finish(ctx);
+  SendReply(ctx);
 }
 
 void Requests::ReplyOk(Ctx* ctx, const char* result, size_t len) {
-  msgpack::sbuffer& buf = reply_;
-  buf.clear();
-  BeginOkReply(buf, ctx->id_raw);
-  buf.write(result, len);
-  router_.Reply(ctx->env, buf.data(), buf.size());
+  StartOkReply(ctx).write(result, len);
+  SendReply(ctx);
+}
+
+msgpack::sbuffer& Requests::StartOkReply(Ctx* ctx) {
+  reply_.clear();
+  BeginOkReply(reply_, ctx->id_raw);
+  return reply_;
+}
+
+void Requests::SendReply(Ctx* ctx) {
+  router_.Reply(ctx->env, reply_.data(), reply_.size());
+  if (reply_.size() > kKeepReplyBytes) reply_ = msgpack::sbuffer();  // do not hold a rare huge page forever
   Finish(ctx);
 }
 

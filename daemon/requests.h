@@ -51,6 +51,10 @@ class Requests {
  private:
   struct Ctx;
   void ReplyOk(Ctx* ctx, const char* result, size_t len);
+  // reply_, cleared and begun as an ok reply to `ctx`; the caller packs the
+  // result into it, then SendReply sends it and ends the request.
+  msgpack::sbuffer& StartOkReply(Ctx* ctx);
+  void SendReply(Ctx* ctx);
   void ReplyError(Ctx* ctx, const Error& e);
   void Finish(Ctx* ctx);
   void OnJobDone(uint64_t seq, Result<JobOutput>&& out);
