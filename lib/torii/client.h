@@ -155,7 +155,8 @@ class Client {
   // Requests sent and not yet completed.
   size_t in_flight() const;
   // The DEALER socket, for a caller that waits on many clients in one
-  // thread with zmq_poll: when it is readable, Poll(0) reads the replies.
+  // thread (zmq_poll, or epoll on its ZMQ_FD): when it is readable, Poll(0)
+  // reads the replies.
   // Only for polling; sending or receiving on it breaks the client.
   void* socket_handle();
 

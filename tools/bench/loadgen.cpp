@@ -1,9 +1,10 @@
 // Load generator (see loadgen.h). A few threads, each driving its share of
 // the connections (one Client each: a Client belongs to one thread) and
 // waiting on all of their sockets at once, as pgbench -j does.
+#include "loadgen.h"
+
 #include <sys/epoll.h>
 #include <unistd.h>
-#include "loadgen.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -89,14 +90,6 @@ struct Conn {
   uint64_t rng = 0;
   int64_t next = 0;  // fixed rate: the next intended send time
 };
-
-// Whether ZeroMQ says the socket has a message to read. Also re-arms its
-// edge-triggered ZMQ_FD, which only signals again once this was asked.
-bool Readable(Client& cl) {
-  int events = 0;
-  size_t len = sizeof(events);
-  return zmq_getsockopt(cl.socket_handle(), ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN) != 0;
-}
 
 // Drives connections [first, last) from one thread: sends what is due,
 // waits on all of their ZMQ_FDs at once with epoll (microsecond timeouts),
@@ -197,8 +190,8 @@ void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx,
         due = std::min(due, c.next);
       }
       // Sending may have taken the signal of a reply that came meanwhile
-      // (ZeroMQ processes its commands then), so ask before waiting.
-      if (c.intended.size() != before && Readable(*c.cl)) drain(c);
+      // (ZeroMQ processes its commands then), so read before waiting.
+      if (c.intended.size() != before) drain(c);
     }
     // Fixed rate: what falls due within one tick goes out together (its
     // latency still counts from its own intended time).
