@@ -29,12 +29,12 @@ namespace torii::daemon {
 class Frames {
  public:
   Frames() = default;
-  Frames(Frames&& o) noexcept : first_(std::move(o.first_)), more_(std::move(o.more_)), n_(o.n_) { o.n_ = 0; }
+  Frames(Frames&& o) noexcept
+      : first_(std::move(o.first_)), more_(std::move(o.more_)), n_(std::exchange(o.n_, 0)) {}
   Frames& operator=(Frames&& o) noexcept {
     first_ = std::move(o.first_);
     more_ = std::move(o.more_);
-    n_ = o.n_;
-    o.n_ = 0;
+    n_ = std::exchange(o.n_, 0);
     return *this;
   }
 
