@@ -33,9 +33,12 @@ void PgSocketWatch::Watch(PGconn* conn, int events) {
   if (poll_ != nullptr && fd != fd_) Release();
   if (poll_ == nullptr) {
     poll_ = new uv_poll_t;
-    if (uv_poll_init(loop_, poll_, fd) != 0) {
+    // Fails with UV_EEXIST while another handle of the loop still watches
+    // this descriptor number.
+    if (int err = uv_poll_init(loop_, poll_, fd); err != 0) {
       delete poll_;
       poll_ = nullptr;
+      Fail("uv_poll_init", err);
       return;
     }
     poll_->data = this;
@@ -43,11 +46,20 @@ void PgSocketWatch::Watch(PGconn* conn, int events) {
     events_ = 0;
   }
   if (events == events_) return;
-  events_ = events;
-  uv_poll_start(poll_, events, [](uv_poll_t* p, int status, int ev) {
+  int err = uv_poll_start(poll_, events, [](uv_poll_t* p, int status, int ev) {
     auto* self = static_cast<PgSocketWatch*>(p->data);
     self->cb_(self->owner_, status, ev);
   });
+  if (err != 0) {
+    Fail("uv_poll_start", err);
+    return;
+  }
+  events_ = events;
+}
+
+void PgSocketWatch::Fail(const char* what, int err) {
+  if (error_ == 0) TLOG_ERROR("cannot watch a database socket: %s: %s", what, uv_strerror(err));
+  error_ = err;
 }
 
 void PgSocketWatch::Release() {
@@ -58,6 +70,7 @@ void PgSocketWatch::Release() {
   }
   fd_ = -1;
   events_ = 0;
+  error_ = 0;
 }
 
 AsyncConn::AsyncConn(uv_loop_t* loop, std::string name, ConnectOptions options)
@@ -93,7 +106,26 @@ void AsyncConn::Connect(std::function<void()> on_ready, std::function<void(const
   Watch(UV_WRITABLE);
 }
 
-void AsyncConn::Watch(int events) { socket_.Watch(conn_, events); }
+void AsyncConn::Watch(int events) {
+  socket_.Watch(conn_, events);
+  if (socket_.error() != 0) LoseSoon();
+}
+
+void AsyncConn::WatchConnecting(int events) {
+  socket_.WatchConnecting(conn_, events);
+  if (socket_.error() != 0) LoseSoon();
+}
+
+void AsyncConn::LoseSoon() {
+  if (lose_timer_ != nullptr) return;
+  lose_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, lose_timer_);
+  lose_timer_->data = this;
+  uv_timer_start(lose_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<AsyncConn*>(t->data);
+    self->Lose(std::string("cannot watch its socket: ") + uv_strerror(self->socket_.error()));
+  }, 0, 0);
+}
 
 void AsyncConn::OnPoll(int status, int events) {
   if (state_ == kConnecting) {
@@ -118,8 +150,8 @@ void AsyncConn::OnPoll(int status, int events) {
 
 void AsyncConn::ContinueConnect() {
   switch (PQconnectPoll(conn_)) {
-    case PGRES_POLLING_READING: socket_.WatchConnecting(conn_, UV_READABLE); return;
-    case PGRES_POLLING_WRITING: socket_.WatchConnecting(conn_, UV_WRITABLE); return;
+    case PGRES_POLLING_READING: WatchConnecting(UV_READABLE); return;
+    case PGRES_POLLING_WRITING: WatchConnecting(UV_WRITABLE); return;
     case PGRES_POLLING_FAILED: Lose(ErrorFromConn(conn_).message()); return;
     case PGRES_POLLING_OK: break;
     default: return;
@@ -233,6 +265,11 @@ void AsyncConn::Release() {
     uv_timer_stop(connect_timer_);
     CloseAndDelete(connect_timer_);
     connect_timer_ = nullptr;
+  }
+  if (lose_timer_ != nullptr) {
+    uv_timer_stop(lose_timer_);
+    CloseAndDelete(lose_timer_);
+    lose_timer_ = nullptr;
   }
   socket_.Release();
   if (conn_ != nullptr) {

@@ -51,7 +51,10 @@ class PgSocketWatch {
   PgSocketWatch(const PgSocketWatch&) = delete;
   PgSocketWatch& operator=(const PgSocketWatch&) = delete;
 
-  // Polls PQsocket(conn) for `events` (UV_READABLE | UV_WRITABLE).
+  // Polls PQsocket(conn) for `events` (UV_READABLE | UV_WRITABLE). When
+  // libuv refuses the socket (uv_poll_init or uv_poll_start fails), logs it
+  // and keeps the error in error() until the next Release(): the owner must
+  // then give the connection up, for no callback will come.
   void Watch(PGconn* conn, int events);
   // The same during PQconnectPoll, which may close its socket and open
   // another that gets the same descriptor number (next address of a host):
@@ -61,14 +64,19 @@ class PgSocketWatch {
     Watch(conn, events);
   }
   void Release();
+  // The libuv error of the last failed Watch, 0 when the socket is watched.
+  int error() const { return error_; }
 
  private:
+  void Fail(const char* what, int err);
+
   uv_loop_t* loop_;
   void* owner_;
   Callback cb_;
   uv_poll_t* poll_ = nullptr;
   int fd_ = -1;
   int events_ = 0;
+  int error_ = 0;
 };
 
 class AsyncConn {
@@ -95,6 +103,10 @@ class AsyncConn {
  private:
   enum State { kIdle, kConnecting, kReady, kClosed };
   void Watch(int events);
+  void WatchConnecting(int events);
+  // The socket cannot be watched: lose the connection on the next turn,
+  // outside the caller's stack.
+  void LoseSoon();
   void OnPoll(int status, int events);
   void ContinueConnect();
   void SendNext();
@@ -115,6 +127,7 @@ class AsyncConn {
   PGconn* conn_ = nullptr;
   PgSocketWatch socket_;
   uv_timer_t* connect_timer_ = nullptr;
+  uv_timer_t* lose_timer_ = nullptr;
   std::deque<Pending> queue_;
   bool sent_ = false;  // the queue's head has been sent
   std::optional<Result<PgResult>> head_result_;

@@ -121,6 +121,9 @@ class PoolConn {
   size_t inflight() const { return jobs_; }
   uint64_t idle_since() const { return idle_since_; }
   uint64_t last_progress() const { return last_progress_; }
+  // libuv refused to watch the socket (PgSocketWatch::error()): the
+  // connection hears nothing and must be given up.
+  int socket_error() const { return socket_.error(); }
   // Owes results and has been silent too long: kStallMs in any case, or
   // `after_cancel_ms` since a cancel was sent (the server always answers a
   // cancelled statement at once, so silence then means a dead path).
@@ -874,8 +877,12 @@ void Pool::OnMaintenanceTimer(uv_timer_t* t) {
   uint64_t after_cancel_ms = std::max(1000, self->opt_.tcp_user_timeout_ms);
   int ready = 0;
   for (auto& c : self->conns_) ready += c->state() == ConnState::kReady;
-  std::vector<PoolConn*> stalled;
+  std::vector<PoolConn*> stalled, deaf;
   for (auto& c : self->conns_) {
+    if (c->socket_error() != 0) {
+      deaf.push_back(c.get());
+      continue;
+    }
     if (c->state() != ConnState::kReady) continue;
     if (c->Stalled(now, after_cancel_ms)) {
       stalled.push_back(c.get());
@@ -889,6 +896,7 @@ void Pool::OnMaintenanceTimer(uv_timer_t* t) {
     }
   }
   for (PoolConn* c : stalled) c->Break("the server went silent while it owed results");
+  for (PoolConn* c : deaf) c->Break(std::string("cannot watch its socket: ") + uv_strerror(c->socket_error()));
   self->conns_.erase(std::remove_if(self->conns_.begin(), self->conns_.end(),
                                     [](auto& c) { return c->state() == ConnState::kClosing; }),
                      self->conns_.end());
