@@ -33,20 +33,21 @@ Status Router::Bind(const std::vector<std::string>& endpoints, int64_t max_messa
   } catch (const zmq::error_t& e) {
     return Error::Internal("cannot listen for requests: " + std::string(e.what()));
   }
+  if (started_) return {};
+  if (int err = uv_poll_init(loop_, &poll_, socket_.get(zmq::sockopt::fd)); err != 0) {
+    return Error::Internal(std::string("cannot watch the request socket: ") + uv_strerror(err));
+  }
+  poll_.data = this;
+  uv_prepare_init(loop_, &prepare_);
+  prepare_.data = this;
+  uv_idle_init(loop_, &idle_);
+  idle_.data = this;
+  started_ = true;
   return {};
 }
 
 void Router::Start() {
-  if (!started_) {
-    int fd = socket_.get(zmq::sockopt::fd);
-    uv_poll_init(loop_, &poll_, fd);
-    poll_.data = this;
-    uv_prepare_init(loop_, &prepare_);
-    prepare_.data = this;
-    uv_idle_init(loop_, &idle_);
-    idle_.data = this;
-    started_ = true;
-  }
+  if (!started_) return;
   receiving_ = true;
   uv_poll_start(&poll_, UV_READABLE, OnPoll);
   uv_prepare_start(&prepare_, OnPrepare);

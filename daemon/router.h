@@ -74,11 +74,13 @@ class Router {
   Router(uv_loop_t* loop, zmq::context_t& ctx, OnMessage on_message);
   ~Router();
 
-  // Binds every endpoint; sets ROUTER_MANDATORY, MAXMSGSIZE and HWMs.
+  // Binds every endpoint; sets ROUTER_MANDATORY, MAXMSGSIZE and HWMs; joins
+  // ZMQ_FD to the loop (not yet polled: see Start).
   Status Bind(const std::vector<std::string>& endpoints, int64_t max_message_bytes);
   // Applies CURVE server options before Bind (see security.h).
   zmq::socket_t& socket() { return socket_; }
   // Starts and stops taking messages; replies still go out when stopped.
+  // Start does nothing before a successful Bind.
   void Start();
   void StopReceiving();
   void Close();

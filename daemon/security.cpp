@@ -116,7 +116,9 @@ Status ZapHandler::Start(const std::string& dir) {
   } catch (const zmq::error_t& e) {
     return Error::Internal(std::string("cannot start the ZAP handler: ") + e.what());
   }
-  uv_poll_init(loop_, &poll_, socket_.get(zmq::sockopt::fd));
+  if (int err = uv_poll_init(loop_, &poll_, socket_.get(zmq::sockopt::fd)); err != 0) {
+    return Error::Internal(std::string("cannot watch the ZAP socket: ") + uv_strerror(err));
+  }
   poll_.data = this;
   uv_prepare_init(loop_, &prepare_);
   prepare_.data = this;
