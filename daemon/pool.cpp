@@ -810,9 +810,9 @@ void Pool::OnConnReady(PoolConn* c) {
 
 void Pool::OnConnectFailed(PoolConn* c, const Error& why) {
   counters_.connect_failures++;
-  TLOG_WARN("pool: conn %lu: connect failed: %s", (unsigned long)c->id(), why.message().c_str());
   last_connect_failed_ = true;
-  c->Break("connect failed");
+  // Break logs the reason and hands it on to Start's callback.
+  c->Break("connect failed: " + why.message());
 }
 
 void Pool::OnConnBroken(PoolConn* c, const Error& why) {
@@ -896,7 +896,13 @@ void Pool::OnMaintenanceTimer(uv_timer_t* t) {
     }
   }
   for (PoolConn* c : stalled) c->Break("the server went silent while it owed results");
-  for (PoolConn* c : deaf) c->Break(std::string("cannot watch its socket: ") + uv_strerror(c->socket_error()));
+  for (PoolConn* c : deaf) {
+    Error why = Error::Unavailable(std::string("cannot watch its socket: ") + uv_strerror(c->socket_error()));
+    // While connecting it counts as a failed attempt: backoff, and Start's
+    // callback hears of it.
+    if (c->state() == ConnState::kConnecting) self->OnConnectFailed(c, why);
+    else c->Break(why.message());
+  }
   self->conns_.erase(std::remove_if(self->conns_.begin(), self->conns_.end(),
                                     [](auto& c) { return c->state() == ConnState::kClosing; }),
                      self->conns_.end());
