@@ -167,12 +167,12 @@ std::string DigestParam(std::string_view token) {
 
 // A view into the request: it is only hashed, before the request goes.
 Result<std::string_view> TokenArg(const Args& args) {
-  auto token = args.StrView("token");
-  if (!token.ok()) return token.error();
-  if (!token.value()) return Error::InvalidArgument("missing required argument 'token'");
-  std::string_view t = **token;
-  if (t.empty() || t.size() > kMaxTokenBytes) return Error::InvalidArgument("'token' must be 1 to 1024 bytes");
-  return t;
+  auto token = args.RequiredStrView("token");
+  if (!token.ok()) return token;
+  if (token->empty() || token->size() > kMaxTokenBytes) {
+    return Error::InvalidArgument("'token' must be 1 to 1024 bytes");
+  }
+  return token;
 }
 
 // Adds the expiry parameters ($micros, $ttl) from `expires_at` or `ttl_s`.

@@ -497,8 +497,8 @@ void PoolConn::FinishHead() {
     job->results_.clear();
     pool_->pending_.push_front(job);
   } else {
-    Result<JobOutput> out = job->error_ ? Result<JobOutput>(*job->error_) : Result<JobOutput>(JobOutput{});
-    if (out.ok()) out->results = std::move(job->results_);
+    Result<JobOutput> out =
+        job->error_ ? Result<JobOutput>(*job->error_) : Result<JobOutput>(JobOutput{std::move(job->results_)});
     if (!job->members_.empty()) {
       pool_->CompleteBatch(job, std::move(out));
     } else {

@@ -1,9 +1,9 @@
 // The ZeroMQ ROUTER socket that takes requests, joined to the libuv loop.
 //
 // ZMQ_FD is edge-triggered: it signals a change, not a level. So the socket
-// is drained until ZMQ_EVENTS shows nothing after every wakeup, and a
-// uv_prepare re-checks ZMQ_EVENTS before the loop blocks, because a send
-// from any other callback may have consumed the edge. A budget per pass keeps
+// is read until a receive would block (which re-arms the fd) after every
+// wakeup, and a uv_prepare reads again before the loop blocks, because a
+// send from any other callback may have consumed the edge. A budget per pass keeps
 // a flood of requests from starving database results; leftovers keep a
 // uv_idle running so the loop polls without blocking.
 //

@@ -301,17 +301,29 @@ Result<std::optional<std::string>> Args::Metadata(std::string_view key) const {
   }
 }
 
-Result<std::string> Args::RequiredStr(std::string_view key) const {
-  auto s = Str(key);
+namespace {
+Error MissingArgument(std::string_view key) {
+  return Error::InvalidArgument("missing required argument '" + std::string(key) + "'");
+}
+}  // namespace
+
+Result<std::string_view> Args::RequiredStrView(std::string_view key) const {
+  auto s = StrView(key);
   if (!s.ok()) return s.error();
-  if (!s.value()) return Error::InvalidArgument("missing required argument '" + std::string(key) + "'");
-  return std::move(*s.value());
+  if (!s.value()) return MissingArgument(key);
+  return *s.value();
+}
+
+Result<std::string> Args::RequiredStr(std::string_view key) const {
+  auto s = RequiredStrView(key);
+  if (!s.ok()) return s.error();
+  return std::string(*s);
 }
 
 Result<std::string> Args::RequiredUuid(std::string_view key) const {
   auto s = Uuid(key);
   if (!s.ok()) return s.error();
-  if (!s.value()) return Error::InvalidArgument("missing required argument '" + std::string(key) + "'");
+  if (!s.value()) return MissingArgument(key);
   return std::move(*s.value());
 }
 

@@ -77,6 +77,8 @@ class Args {
 
   // Required getters: invalid_argument when absent or nil.
   Result<std::string> RequiredStr(std::string_view key) const;
+  // As RequiredStr, without a copy: a view into the request's message.
+  Result<std::string_view> RequiredStrView(std::string_view key) const;
   Result<std::string> RequiredUuid(std::string_view key) const;
   Result<std::string> RequiredEmail(std::string_view key) const;
 
