@@ -2,6 +2,7 @@
 #include "listener.h"
 
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "torii/log.h"
 #include "torii/values.h"
@@ -11,25 +12,85 @@ namespace torii::daemon {
 
 namespace {
 
+// How a payload key becomes an event body key.
+enum class FieldType : uint8_t {
+  kStr,        // a string; nil when missing
+  kOptStr,     // a string; the key is left out when missing
+  kMicros,     // int8 microseconds -> msgpack timestamp; nil when missing
+  kUint,       // an unsigned number; 0 when missing
+  kStrList,    // an array of strings; empty when missing
+};
 
-// Packs j[key] as a string, or nil when missing.
-void PackStringField(Packer& pk, const nlohmann::json& j, const char* key) {
-  PackStr(pk, key);
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) {
-    pk.pack_nil();
-  } else {
-    PackStr(pk, it->get_ref<const std::string&>());
-  }
+struct FieldDef {
+  const char* key;
+  FieldType type;
+};
+
+// The body of each family.kind the triggers send (PROTOCOL.md sections 3
+// and 5), besides the common keys the publisher adds. A payload of any
+// other kind is counted as malformed and dropped.
+struct EventDef {
+  const char* family;
+  const char* kind;
+  std::vector<FieldDef> fields;
+};
+
+const std::vector<EventDef>& EventDefs() {
+  using F = FieldType;
+  static const std::vector<EventDef> defs = {
+      {"user", "created", {{"id", F::kStr}, {"email", F::kStr}}},
+      {"user", "updated", {{"id", F::kStr}, {"email", F::kStr}, {"changed", F::kStrList}, {"old_email", F::kOptStr}}},
+      {"user", "deleted", {{"id", F::kStr}, {"email", F::kStr}}},
+      {"session", "created", {{"id", F::kStr}, {"user_id", F::kStr}}},
+      {"session", "updated", {{"id", F::kStr}, {"user_id", F::kStr}, {"expires_at", F::kMicros}}},
+      {"session", "deleted", {{"id", F::kStr}, {"user_id", F::kStr}}},
+      {"session", "expired", {{"count", F::kUint}, {"before", F::kMicros}}},
+  };
+  return defs;
 }
 
-void PackMicrosField(Packer& pk, const nlohmann::json& j, const char* key) {
-  PackStr(pk, key);
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_number()) {
-    pk.pack_nil();
-  } else {
-    PackTimestamp(pk, it->get<int64_t>());
+const EventDef* FindEvent(const std::string& family, const std::string& kind) {
+  for (const auto& d : EventDefs()) {
+    if (family == d.family && kind == d.kind) return &d;
+  }
+  return nullptr;
+}
+
+bool Present(const nlohmann::json& j, const FieldDef& f) {
+  auto it = j.find(f.key);
+  return it != j.end() && it->is_string();
+}
+
+void PackField(Packer& pk, const nlohmann::json& j, const FieldDef& f) {
+  PackStr(pk, f.key);
+  auto it = j.find(f.key);
+  bool found = it != j.end();
+  switch (f.type) {
+    case FieldType::kStr:
+    case FieldType::kOptStr:
+      if (found && it->is_string()) {
+        PackStr(pk, it->get_ref<const std::string&>());
+      } else {
+        pk.pack_nil();
+      }
+      break;
+    case FieldType::kMicros:
+      if (found && it->is_number()) {
+        PackTimestamp(pk, it->get<int64_t>());
+      } else {
+        pk.pack_nil();
+      }
+      break;
+    case FieldType::kUint:
+      pk.pack_uint64(found && it->is_number_unsigned() ? it->get<uint64_t>() : 0);
+      break;
+    case FieldType::kStrList: {
+      static const nlohmann::json kEmpty = nlohmann::json::array();
+      const auto& list = found && it->is_array() ? *it : kEmpty;
+      pk.pack_array(static_cast<uint32_t>(list.size()));
+      for (const auto& c : list) PackStr(pk, c.is_string() ? c.get_ref<const std::string&>() : "");
+      break;
+    }
   }
 }
 
@@ -189,38 +250,13 @@ void Listener::Publish(const std::string& payload) {
   }
   std::string family = str("f");
   std::string kind = str("k");
-  if (family == "user" && (kind == "created" || kind == "deleted")) {
-    publisher_.Publish(family, kind, 2, [&](Packer& pk) {
-      PackStringField(pk, j, "id");
-      PackStringField(pk, j, "email");
-    });
-  } else if (family == "user" && kind == "updated") {
-    bool email_changed = j.contains("old_email") && j["old_email"].is_string();
-    publisher_.Publish(family, kind, email_changed ? 4 : 3, [&](Packer& pk) {
-      PackStringField(pk, j, "id");
-      PackStringField(pk, j, "email");
-      PackStr(pk, "changed");
-      const auto& changed = j.contains("changed") && j["changed"].is_array() ? j["changed"] : nlohmann::json::array();
-      pk.pack_array(static_cast<uint32_t>(changed.size()));
-      for (const auto& c : changed) PackStr(pk, c.is_string() ? c.get_ref<const std::string&>() : "");
-      if (email_changed) PackStringField(pk, j, "old_email");
-    });
-  } else if (family == "session" && (kind == "created" || kind == "deleted")) {
-    publisher_.Publish(family, kind, 2, [&](Packer& pk) {
-      PackStringField(pk, j, "id");
-      PackStringField(pk, j, "user_id");
-    });
-  } else if (family == "session" && kind == "updated") {
-    publisher_.Publish(family, kind, 3, [&](Packer& pk) {
-      PackStringField(pk, j, "id");
-      PackStringField(pk, j, "user_id");
-      PackMicrosField(pk, j, "expires_at");
-    });
-  } else if (family == "session" && kind == "expired") {
-    publisher_.Publish(family, kind, 2, [&](Packer& pk) {
-      PackStr(pk, "count");
-      pk.pack_uint64(j.contains("count") && j["count"].is_number_unsigned() ? j["count"].get<uint64_t>() : 0);
-      PackMicrosField(pk, j, "before");
+  if (const EventDef* def = FindEvent(family, kind)) {
+    uint32_t count = 0;
+    for (const auto& f : def->fields) count += f.type != FieldType::kOptStr || Present(j, f);
+    publisher_.Publish(family, kind, count, [&](Packer& pk) {
+      for (const auto& f : def->fields) {
+        if (f.type != FieldType::kOptStr || Present(j, f)) PackField(pk, j, f);
+      }
     });
   } else if (family == "torii" && kind == "resync") {
     // torii_bulk_import_summary() (schema/0007): rows were written without

@@ -1,6 +1,8 @@
-// The operation table of PROTOCOL.md section 2: for each database op, how
+// The operation table of PROTOCOL.md sections 2 and 5: for each database op, how
 // its arguments become statements (a Plan) and how the statement's result
 // becomes the reply's `result`. Pure functions over lib/'s codec; no I/O.
+// Each family of operations lives in its own ops_<family>.cpp (users,
+// sessions, audit, ...), on the helpers of ops_common.h; ops.cpp joins them.
 #pragma once
 
 #include <libpq-fe.h>

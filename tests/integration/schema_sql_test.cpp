@@ -44,9 +44,24 @@ class SchemaSqlTest : public ::testing::Test {
   // Every payload on torii_events up to a fence NOTIFY sent now from db_:
   // NOTIFYs of one session arrive in commit order, so once the fence is in,
   // everything committed before it is too, and nothing is missed or extra.
+  // The payloads since the last call, each checked for its event identity
+  // (0009: "eid", from one sequence, so increasing in commit order here,
+  // where one connection writes) and returned without it, as re-serialised
+  // JSON, so the tests below compare only what the event is about.
   std::vector<std::string> Payloads(int timeout_ms = 10000) {
-    return NotifiedUntilFence(db_.get(), listener_.get(), "torii_events", "fence-" + std::to_string(++fences_),
-                              timeout_ms);
+    auto raw = NotifiedUntilFence(db_.get(), listener_.get(), "torii_events", "fence-" + std::to_string(++fences_),
+                                  timeout_ms);
+    for (auto& p : raw) {
+      json j = json::parse(p);
+      EXPECT_TRUE(j.contains("eid") && j["eid"].is_number_unsigned()) << p;
+      if (j.contains("eid") && j["eid"].is_number_unsigned()) {
+        EXPECT_GT(j["eid"].get<uint64_t>(), last_eid_) << p;
+        last_eid_ = j["eid"].get<uint64_t>();
+        j.erase("eid");
+      }
+      p = j.dump();
+    }
+    return raw;
   }
   std::vector<json> Events() {
     std::vector<json> out;
@@ -76,6 +91,7 @@ class SchemaSqlTest : public ::testing::Test {
   PgConn db_;
   PgConn listener_;
   int fences_ = 0;
+  uint64_t last_eid_ = 0;
 };
 
 std::string Digest(char c) { return std::string(64, c); }

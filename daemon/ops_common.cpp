@@ -1,0 +1,132 @@
+// Shared by the operation families: column packing, common renderers and
+// argument rules (see ops_common.h).
+#include "ops_common.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace torii::daemon {
+
+void PackText(Packer& pk, const PGresult* r, int row, int col) {
+  if (PQgetisnull(r, row, col)) {
+    pk.pack_nil();
+    return;
+  }
+  PackStr(pk, std::string_view(PQgetvalue(r, row, col), PQgetlength(r, row, col)));
+}
+
+void PackMicros(Packer& pk, const PGresult* r, int row, int col) {
+  if (PQgetisnull(r, row, col)) {
+    pk.pack_nil();
+    return;
+  }
+  PackTimestamp(pk, std::strtoll(PQgetvalue(r, row, col), nullptr, 10));
+}
+
+void PackJsonb(Packer& pk, const PGresult* r, int row, int col) {
+  if (PQgetisnull(r, row, col)) {
+    pk.pack_nil();
+    return;
+  }
+  PackJsonText(pk, std::string_view(PQgetvalue(r, row, col), PQgetlength(r, row, col)));
+}
+
+void PackUser(Packer& pk, const PGresult* r, int row, bool with_hash) {
+  pk.pack_map(with_hash ? 7 : 6);
+  PackStr(pk, "id");
+  PackText(pk, r, row, 0);
+  PackStr(pk, "email");
+  PackText(pk, r, row, 1);
+  if (with_hash) {
+    PackStr(pk, "password_hash");
+    PackText(pk, r, row, 2);
+  }
+  PackStr(pk, "email_verified_at");
+  PackMicros(pk, r, row, 3);
+  PackStr(pk, "metadata");
+  PackJsonb(pk, r, row, 4);
+  PackStr(pk, "created_at");
+  PackMicros(pk, r, row, 5);
+  PackStr(pk, "updated_at");
+  PackMicros(pk, r, row, 6);
+}
+
+void PackBytea(Packer& pk, const PGresult* r, int row, int col) {
+  if (PQgetisnull(r, row, col)) {
+    pk.pack_nil();
+    return;
+  }
+  size_t n = 0;
+  unsigned char* raw = PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r, row, col)), &n);
+  if (!raw) {
+    pk.pack_nil();
+    return;
+  }
+  pk.pack_bin(static_cast<uint32_t>(n));
+  pk.pack_bin_body(reinterpret_cast<const char*>(raw), static_cast<uint32_t>(n));
+  PQfreemem(raw);
+}
+
+Status RenderUser(const PGresult* r, const Plan&, Packer& pk) {
+  if (PQntuples(r) == 0) return Error::NotFound("no such user");
+  PackUser(pk, r, 0, true);
+  return {};
+}
+
+Status RenderDeletedCount(const PGresult* r, const Plan&, Packer& pk) {
+  pk.pack_map(1);
+  PackStr(pk, "deleted");
+  pk.pack_uint64(CmdTuples(r));
+  return {};
+}
+
+Status RenderEmpty(const PGresult*, const Plan&, Packer& pk) {
+  pk.pack_map(0);
+  return {};
+}
+
+uint64_t CmdTuples(const PGresult* r) {
+  return std::strtoull(PQcmdTuples(const_cast<PGresult*>(r)), nullptr, 10);
+}
+
+Result<int> OneOf(const Args& args, const char* a, const char* b) {
+  bool has_a = args.Find(a) && args.Find(a)->type != msgpack::type::NIL;
+  bool has_b = args.Find(b) && args.Find(b)->type != msgpack::type::NIL;
+  if (has_a && has_b) return Error::InvalidArgument(std::string("give '") + a + "' or '" + b + "', not both");
+  if (!has_a && !has_b) return Error::InvalidArgument(std::string("missing required argument '") + a + "' or '" + b + "'");
+  return has_a ? 0 : 1;
+}
+
+std::string DigestParam(std::string_view token) {
+  auto d = TokenDigest(token);
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
+
+Result<std::string_view> TokenArg(const Args& args) {
+  auto token = args.RequiredStrView("token");
+  if (!token.ok()) return token;
+  if (token->empty() || token->size() > kMaxTokenBytes) {
+    return Error::InvalidArgument("'token' must be 1 to 1024 bytes");
+  }
+  return token;
+}
+
+Status AddExpiry(const Args& args, Command& cmd) {
+  auto which = OneOf(args, "expires_at", "ttl_s");
+  if (!which.ok()) return which.error();
+  if (*which == 0) {
+    auto at = args.Timestamp("expires_at");
+    if (!at.ok()) return at.error();
+    if (**at <= NowMicros()) return Error::InvalidArgument("'expires_at' is in the past");
+    cmd.Add(std::to_string(**at)).AddNull();
+  } else {
+    auto ttl = args.Int("ttl_s");
+    if (!ttl.ok()) return ttl.error();
+    if (**ttl <= 0) return Error::InvalidArgument("'ttl_s' must be positive");
+    if (**ttl > kMaxTtlS) return Error::InvalidArgument("'ttl_s' is more than 100 years");
+    cmd.AddNull().Add(std::to_string(**ttl));
+  }
+  return {};
+}
+
+}  // namespace torii::daemon

@@ -1,0 +1,62 @@
+// What the operation families (ops_<family>.cpp) share: packing columns
+// into replies, the argument rules used by more than one family, and the
+// family tables that ops.cpp joins into one. Pure functions; no I/O.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "ops.h"
+
+namespace torii::daemon {
+
+constexpr int64_t kMaxTtlS = 100LL * 366 * 24 * 3600;
+constexpr size_t kMaxTokenBytes = 1024;
+
+// Returns the error of a Result-valued expression from the enclosing
+// builder, or binds its value to `var`.
+#define TRY(var, expr)             \
+  auto var = (expr);               \
+  if (!var.ok()) return var.error()
+
+// --- packing columns (nil when the column is NULL) ---
+void PackText(Packer& pk, const PGresult* r, int row, int col);
+// An int8 microseconds column as a timestamp.
+void PackMicros(Packer& pk, const PGresult* r, int row, int col);
+void PackJsonb(Packer& pk, const PGresult* r, int row, int col);
+// A bytea column (hex text from libpq) as msgpack bin.
+void PackBytea(Packer& pk, const PGresult* r, int row, int col);
+// Columns of USER_COLS in statements.cpp; the hash only where the contract
+// returns it.
+void PackUser(Packer& pk, const PGresult* r, int row, bool with_hash);
+
+// --- renderers more than one family uses ---
+Status RenderUser(const PGresult* r, const Plan& plan, Packer& pk);  // with the hash
+// {"deleted": n} from the command's row count.
+Status RenderDeletedCount(const PGresult* r, const Plan& plan, Packer& pk);
+// {} (an empty map), whatever the statement returned.
+Status RenderEmpty(const PGresult* r, const Plan& plan, Packer& pk);
+// The number of rows a command changed (PQcmdTuples).
+uint64_t CmdTuples(const PGresult* r);
+
+// --- arguments ---
+// One of two alternative arguments, exactly one present: 0 for `a`, 1 for `b`.
+Result<int> OneOf(const Args& args, const char* a, const char* b);
+// The SHA-256 digest of a bearer secret, as a binary statement parameter.
+std::string DigestParam(std::string_view token);
+// `token`: a view into the request, 1 to 1024 bytes; it is only hashed,
+// before the request goes.
+Result<std::string_view> TokenArg(const Args& args);
+// Adds the expiry parameters ($micros, $ttl) from `expires_at` or `ttl_s`.
+Status AddExpiry(const Args& args, Command& cmd);
+
+// --- the families, in ops_<family>.cpp ---
+std::span<const OpDef> UserOps();
+std::span<const OpDef> SessionOps();
+std::span<const OpDef> AuditOps();
+
+}  // namespace torii::daemon
