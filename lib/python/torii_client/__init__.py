@@ -1,0 +1,28 @@
+"""Python client of toriid, the Torii storage daemon (docs/python.md).
+
+- :class:`Client`: every request operation of PROTOCOL.md sections 2 and 5.
+- :class:`Subscriber`: change events (section 3) with gap, epoch, heartbeat
+  and resync detection.
+- :class:`SessionCache`: a read-through LRU of ``get_session`` kept honest by
+  the Subscriber's events.
+
+None of them is thread-safe: use one of each per thread.
+"""
+from .client import IDEMPOTENT_OPS, UNSET, Client
+from .codec import packb, unpackb
+from .curve import CurveKeys, public_from_secret, read_key_file
+from .errors import (BadRequest, Conflict, Duplicate, ForeignKey, Forbidden, Internal, InvalidArgument, NotFound,
+                     Overloaded, Storage, Timeout, ToriiError, Unavailable, UnknownOp, UnsupportedVersion,
+                     error_from_code, result_of_reply)
+from .session_cache import CachedSession, SessionCache
+from .subscriber import Event, StaleKind, StaleReason, Subscriber
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client", "Subscriber", "SessionCache", "CachedSession", "Event", "StaleKind", "StaleReason", "CurveKeys",
+    "read_key_file", "public_from_secret", "UNSET", "IDEMPOTENT_OPS", "packb", "unpackb", "ToriiError",
+    "BadRequest", "UnsupportedVersion", "UnknownOp", "InvalidArgument", "NotFound", "Duplicate", "ForeignKey",
+    "Forbidden", "Conflict", "Timeout", "Overloaded", "Unavailable", "Storage", "Internal", "error_from_code",
+    "result_of_reply",
+]

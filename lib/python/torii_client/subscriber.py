@@ -1,0 +1,458 @@
+"""torii_client.Subscriber: the change-event side of PROTOCOL.md section 3.
+
+SUB sockets on one or more ``events`` endpoints, event decoding, and the
+bookkeeping that tells a cache when it may have missed something: the rules
+of docs/protocol.md section 6, as lib/torii/subscriber.h implements them.
+
+Contract:
+
+- **Not thread-safe.** One thread owns a Subscriber and drives it with
+  :meth:`poll`. Listeners run inside ``poll()``, on that thread; they may call
+  :meth:`live` and the other accessors but must not call ``poll()``.
+- One SUB socket per endpoint, each tracked on its own: the epoch of the
+  daemon behind it, the last ``seq`` per family, the time of its last message.
+  Families are subscribed first and ``torii.`` last (the first heartbeat then
+  proves the other subscriptions are in place).
+- ``on_stale(reason)`` is called whenever an endpoint may have missed events:
+
+  * ``gap``: a family's seq skipped (expected N, got M), or a heartbeat's
+    ``seqs`` shows a family beyond the last seq seen (a dropped last message),
+    or behind it;
+  * ``epoch_change``: a new epoch on an endpoint that had one (the daemon restarted);
+  * ``missed_heartbeats``: no message of any kind for 3 x ``heartbeat_ms``
+    (reported once per silence, also when nothing ever arrived);
+  * ``resync``: a ``torii.resync`` event (its reason in ``detail``);
+  * ``malformed``: an undecodable message on a subscribed topic (it may have
+    been an invalidation).
+
+  A stale condition on *any* endpoint is reported (a cache drops everything).
+- The first message seen of a family (per endpoint and epoch) sets the
+  baseline; only later skips are gaps.
+- An endpoint is **caught up** when, since it connected and since its last
+  stale condition, it delivered a heartbeat of its current epoch whose
+  ``seqs`` showed nothing missed, and it is within its heartbeat deadline.
+  :meth:`live` is true while **at least one** endpoint is caught up. (The C++
+  header said "every endpoint"; with several daemons on one database each of
+  them publishes every change, so one caught-up endpoint sees them all, and a
+  daemon that is down must not keep a cache cold. The C++ Subscriber is being
+  changed the same way.) Right after construction ``live()`` is false.
+- **Duplicates across daemons.** Events may carry ``eid``, an identity the
+  database assigns to each change and every daemon publishes unchanged. An
+  event whose ``eid`` was already delivered (from another endpoint) is not
+  delivered again (counted in ``stats["duplicates"]``); its seq still counts
+  for its own endpoint's gap checks. The last ``dedup_window`` eids are
+  remembered. Events without ``eid`` are always delivered, so two endpoints of
+  one daemon, or daemons that do not send ``eid``, deliver events twice
+  (harmless for invalidation).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+
+import zmq
+
+from . import codec
+from .curve import CurveKeys
+
+# A flood must not keep poll() from checking deadlines and returning.
+_MAX_MESSAGES_PER_SOCKET_PER_POLL = 10000
+
+
+class StaleKind(str, Enum):
+    GAP = "gap"
+    EPOCH_CHANGE = "epoch_change"
+    MISSED_HEARTBEATS = "missed_heartbeats"
+    RESYNC = "resync"
+    MALFORMED = "malformed"
+
+
+@dataclass
+class StaleReason:
+    """Why an endpoint may have missed events."""
+
+    kind: StaleKind
+    endpoint: int  # index into the Subscriber's endpoints
+    family: str = ""  # gap
+    epoch: str = ""  # the epoch now tracked (epoch_change: the new one)
+    old_epoch: str = ""  # epoch_change
+    expected: int = 0  # gap: the next seq we expected
+    got: int = 0  # gap: the seq seen (or shown by a heartbeat)
+    detail: str = ""  # resync: the daemon's reason; otherwise more words
+
+    def __str__(self) -> str:
+        s = self.kind.value
+        if self.kind is StaleKind.GAP:
+            s += f" on {self.family} (epoch {self.epoch}, expected seq {self.expected}, got {self.got})"
+        elif self.kind is StaleKind.EPOCH_CHANGE:
+            s += f" (epoch {self.old_epoch} -> {self.epoch})"
+        else:
+            s += f" (epoch {self.epoch or 'unknown'})"
+        s += f" on endpoint #{self.endpoint}"
+        if self.detail:
+            s += f": {self.detail}"
+        return s
+
+
+@dataclass
+class Event:
+    """One decoded event: ``topic`` ``family.kind``, the common keys, and the
+    whole ``body`` (timestamps as UTC datetimes, binaries as bytes)."""
+
+    topic: str
+    family: str
+    kind: str
+    seq: int
+    epoch: str
+    at: Optional[_dt.datetime]
+    endpoint: int
+    body: Dict[str, Any] = field(repr=False)
+
+    @property
+    def eid(self) -> Any:
+        """The database-assigned event identity, or None when the event has none."""
+        return self.body.get("eid")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.body.get(key, default)
+
+
+EventFn = Callable[[Event], None]
+StaleFn = Callable[[StaleReason], None]
+
+
+class _Endpoint:
+    def __init__(self, address: str, socket: zmq.Socket, now: float) -> None:
+        self.address = address
+        self.socket = socket
+        self.epoch = ""  # empty until the first message
+        self.seqs: Dict[str, int] = {}  # family -> last seq seen (this epoch)
+        self.last_message = now  # monotonic seconds; connect time at first
+        self.silence_reported = False  # missed_heartbeats fired for this silence
+        self.caught_up = False  # a clean heartbeat since the last stale condition
+
+
+def _is_uint(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+class Subscriber:
+    """SUB sockets on toriid ``events`` endpoints with section 3's stale rules.
+
+    :param endpoints: ``tcp://`` or ``ipc://`` addresses (one str or several).
+    :param families: families to receive (``"user"``, ``"session"``; a trailing
+        ``.`` is allowed); ``torii.`` is always subscribed. None or empty: all.
+    :param heartbeat_ms: the daemon's ``events.heartbeat_ms``; 3 x this of silence is stale.
+    :param deliver_torii_events: pass ``torii.*`` events (heartbeat, resync) to listeners too.
+    :param rcvhwm: receive high-water mark per socket, in messages.
+    :param curve: CURVE keys, or None.
+    :param context: a ``zmq.Context`` to share; default a private one.
+    :param dedup_window: how many delivered ``eid`` values are remembered.
+    :raises ValueError: no endpoints, heartbeat_ms <= 0, bad CURVE keys.
+    """
+
+    def __init__(self, endpoints: Union[str, Sequence[str]], *, families: Optional[Iterable[str]] = None,
+                 heartbeat_ms: int = 1000, deliver_torii_events: bool = False, rcvhwm: int = 100000,
+                 curve: Optional[CurveKeys] = None, context: Optional[zmq.Context] = None,
+                 dedup_window: int = 65536) -> None:
+        if isinstance(endpoints, str):
+            endpoints = [endpoints]
+        endpoints = list(endpoints)
+        if not endpoints:
+            raise ValueError("the subscriber needs at least one endpoint")
+        if heartbeat_ms <= 0:
+            raise ValueError("heartbeat_ms must be positive")
+        if curve is not None:
+            curve.validate()
+        fams = [f[:-1] if f.endswith(".") else f for f in (families or [])]
+        # An empty family name means "everything", like no families at all.
+        self.families: List[str] = [] if "" in fams else fams
+        self.heartbeat_ms = heartbeat_ms
+        self.deliver_torii_events = deliver_torii_events
+        self._dedup_window = max(1, dedup_window)
+        self._seen_eids: "OrderedDict[Any, None]" = OrderedDict()
+        self._listeners: List[tuple] = []
+        self._next_handle = 1
+        self._stale_generation = 0
+        self._stats = {"messages": 0, "events": 0, "heartbeats": 0, "stale": 0, "malformed": 0, "duplicates": 0}
+        self._own_context = context is None
+        self._context = zmq.Context() if context is None else context
+        self._endpoints: List[_Endpoint] = []
+        now = time.monotonic()
+        try:
+            for address in endpoints:
+                s = self._context.socket(zmq.SUB)
+                self._endpoints.append(_Endpoint(address, s, now))
+                s.linger = 0
+                s.rcvhwm = rcvhwm
+                if curve is not None:
+                    curve.apply(s)
+                if not self.families:
+                    s.setsockopt(zmq.SUBSCRIBE, b"")
+                else:
+                    for f in self.families:
+                        if f != "torii":
+                            s.setsockopt(zmq.SUBSCRIBE, (f + ".").encode())
+                    s.setsockopt(zmq.SUBSCRIBE, b"torii.")
+                s.connect(address)
+        except Exception:
+            self.close()
+            raise
+        self._poller = zmq.Poller()
+        for ep in self._endpoints:
+            self._poller.register(ep.socket, zmq.POLLIN)
+
+    # -- lifetime -----------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the sockets (and the context if the Subscriber made it). Idempotent."""
+        for ep in self._endpoints:
+            ep.socket.close(linger=0)
+        self._endpoints = []
+        if self._own_context and self._context is not None:
+            self._context.term()
+            self._context = None  # type: ignore[assignment]
+
+    def __enter__(self) -> "Subscriber":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- listeners ------------------------------------------------------------
+
+    def add_listener(self, on_event: Optional[EventFn] = None, on_stale: Optional[StaleFn] = None) -> int:
+        """Adds a listener (called in the order added); returns a handle for
+        :meth:`remove_listener`. Either function may be None."""
+        h = self._next_handle
+        self._next_handle += 1
+        self._listeners.append((h, on_event, on_stale))
+        return h
+
+    def remove_listener(self, handle: int) -> None:
+        self._listeners = [x for x in self._listeners if x[0] != handle]
+
+    # -- state ------------------------------------------------------------------
+
+    def live(self) -> bool:
+        """True while at least one endpoint is caught up (see the module doc)."""
+        now = time.monotonic()
+        limit = 3 * self.heartbeat_ms / 1000.0
+        return any(ep.caught_up and not ep.silence_reported and now - ep.last_message < limit
+                   for ep in self._endpoints)
+
+    def endpoint_live(self, index: int) -> bool:
+        """Whether endpoint ``index`` is caught up and within its heartbeat deadline."""
+        ep = self._endpoints[index]
+        return ep.caught_up and not ep.silence_reported and \
+            time.monotonic() - ep.last_message < 3 * self.heartbeat_ms / 1000.0
+
+    @property
+    def stale_generation(self) -> int:
+        """Bumped at every on_stale: a cheap way to notice "something went stale"."""
+        return self._stale_generation
+
+    @property
+    def stats(self) -> Dict[str, int]:
+        """``messages`` received, ``events`` delivered, ``heartbeats``, ``stale``
+        (on_stale calls), ``malformed``, ``duplicates`` (eid already delivered)."""
+        return dict(self._stats)
+
+    @property
+    def endpoints(self) -> List[str]:
+        return [ep.address for ep in self._endpoints]
+
+    def sockets(self) -> List[zmq.Socket]:
+        """The SUB sockets, for an outer poll loop (readable: call ``poll(0)``).
+        Only for polling; receiving on them breaks the subscriber."""
+        return [ep.socket for ep in self._endpoints]
+
+    # -- polling ------------------------------------------------------------------
+
+    def poll(self, timeout_ms: int = 0) -> int:
+        """Waits up to ``timeout_ms`` (0: no wait; < 0: forever) for messages,
+        processes every message that arrived and checks heartbeat deadlines
+        (waking at the next one, so a silence is reported on time). Returns the
+        number of messages processed; returns early once it processed any."""
+        until = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000.0
+        while True:
+            n = 0
+            for i in range(len(self._endpoints)):
+                n += self._drain(i)
+            # Deadlines after draining: messages that waited in the socket while
+            # nobody polled are not a silence.
+            now = time.monotonic()
+            next_deadline = self._check_deadlines(now)
+            if n > 0:
+                return n
+            if until is not None and now >= until:
+                return 0
+            wait: Optional[float] = None if until is None else until - now
+            if next_deadline is not None:
+                wait = next_deadline if wait is None else min(wait, next_deadline)
+            self._poller.poll(None if wait is None else max(0, int(wait * 1000) + 1))
+
+    # -- internals ------------------------------------------------------------------
+
+    def _subscribed(self, family: str) -> bool:
+        return not self.families or family in self.families
+
+    def _stale(self, reason: StaleReason) -> None:
+        self._endpoints[reason.endpoint].caught_up = False
+        self._stale_generation += 1
+        self._stats["stale"] += 1
+        for _, _, on_stale in list(self._listeners):
+            if on_stale is not None:
+                on_stale(reason)
+
+    def _deliver(self, e: Event) -> None:
+        eid = e.body.get("eid")
+        if eid is not None and isinstance(eid, (int, str, bytes)) and not isinstance(eid, bool):
+            if eid in self._seen_eids:
+                self._stats["duplicates"] += 1
+                return
+            self._seen_eids[eid] = None
+            if len(self._seen_eids) > self._dedup_window:
+                self._seen_eids.popitem(last=False)
+        self._stats["events"] += 1
+        for _, on_event, _ in list(self._listeners):
+            if on_event is not None:
+                on_event(e)
+
+    def _gap(self, index: int, family: str, expected: int, got: int, detail: str) -> None:
+        self._stale(StaleReason(StaleKind.GAP, index, family=family, epoch=self._endpoints[index].epoch,
+                                expected=expected, got=got, detail=detail))
+
+    def _malformed(self, index: int, detail: str) -> None:
+        self._stats["malformed"] += 1
+        self._stale(StaleReason(StaleKind.MALFORMED, index, epoch=self._endpoints[index].epoch, detail=detail))
+
+    def _check_heartbeat(self, index: int, e: Event) -> bool:
+        """A heartbeat's ``seqs`` against what we saw; False on a gap."""
+        ep = self._endpoints[index]
+        seqs = e.body.get("seqs")
+        if not isinstance(seqs, dict):
+            self._malformed(index, "torii.heartbeat without a seqs map")
+            return False
+        clean = True
+        for family, shown in seqs.items():
+            if not isinstance(family, str) or not _is_uint(shown):
+                continue
+            # The torii family is checked by the heartbeat's own seq.
+            if family == "torii" or not self._subscribed(family):
+                continue
+            last = ep.seqs.get(family)
+            if last is None:
+                ep.seqs[family] = shown  # the baseline for a family not seen yet
+            elif shown != last:
+                self._gap(index, family, last + 1, shown,
+                          "the heartbeat shows messages we did not receive" if shown > last
+                          else "the heartbeat shows a seq behind what we received")
+                ep.seqs[family] = shown
+                clean = False
+        # A subscribed family the heartbeat does not list has published nothing
+        # yet: its first message must be seq 1.
+        for f in self.families:
+            if f != "torii":
+                ep.seqs.setdefault(f, 0)
+        return clean
+
+    def _process(self, index: int, topic_bytes: bytes, body_bytes: bytes) -> None:
+        ep = self._endpoints[index]
+        topic = topic_bytes.decode("utf-8", errors="replace")
+        dot = topic.find(".")
+        if dot < 0:
+            self._malformed(index, "an event topic without a '.'")
+            return
+        try:
+            body = codec.unpackb(body_bytes)
+        except Exception:  # noqa: BLE001 - any decoding failure is a malformed event
+            body = None
+        if not isinstance(body, dict):
+            self._malformed(index, f"an event body that is not a msgpack map ({topic})")
+            return
+        seq = body.get("seq")
+        epoch = body.get("epoch")
+        if not _is_uint(seq) or not isinstance(epoch, str):
+            self._malformed(index, f"an event without seq or epoch ({topic})")
+            return
+        at = body.get("at")
+        e = Event(topic=topic, family=topic[:dot], kind=topic[dot + 1:], seq=seq, epoch=epoch,
+                  at=at if isinstance(at, _dt.datetime) else None, endpoint=index, body=body)
+
+        if ep.epoch != e.epoch:
+            if ep.epoch:
+                old = ep.epoch
+                ep.epoch = e.epoch
+                ep.seqs.clear()
+                self._stale(StaleReason(StaleKind.EPOCH_CHANGE, index, epoch=e.epoch, old_epoch=old,
+                                        detail="the daemon restarted"))
+            else:
+                ep.epoch = e.epoch
+
+        clean = True
+        last = ep.seqs.get(e.family)
+        if last is None:
+            ep.seqs[e.family] = e.seq  # first of its family: the baseline
+        else:
+            if e.seq != last + 1:
+                self._gap(index, e.family, last + 1, e.seq,
+                          "" if e.seq > last + 1 else "the seq went backwards within one epoch")
+                clean = False
+            ep.seqs[e.family] = e.seq
+
+        torii = e.family == "torii"
+        if torii and e.kind == "heartbeat":
+            self._stats["heartbeats"] += 1
+            if self._check_heartbeat(index, e) and clean:
+                ep.caught_up = True
+        elif torii and e.kind == "resync":
+            reason = body.get("reason")
+            self._stale(StaleReason(StaleKind.RESYNC, index, epoch=ep.epoch,
+                                    detail=reason if isinstance(reason, str) and reason else "torii.resync"))
+        if not torii or self.deliver_torii_events:
+            self._deliver(e)
+
+    def _drain(self, index: int) -> int:
+        """Reads what has arrived on one socket; returns the number of messages."""
+        ep = self._endpoints[index]
+        n = 0
+        while n < _MAX_MESSAGES_PER_SOCKET_PER_POLL:
+            try:
+                frames = ep.socket.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            n += 1
+            self._stats["messages"] += 1
+            ep.last_message = time.monotonic()
+            ep.silence_reported = False
+            if len(frames) == 1:
+                self._malformed(index, "an event with one frame")
+                continue
+            if len(frames) > 2:
+                self._malformed(index, "an event with more than two frames")
+                continue
+            self._process(index, frames[0], frames[1])
+        return n
+
+    def _check_deadlines(self, now: float) -> Optional[float]:
+        """Fires missed_heartbeats for endpoints silent past 3 intervals; returns
+        the seconds until the next such deadline (None: none pending)."""
+        limit = 3 * self.heartbeat_ms / 1000.0
+        nxt: Optional[float] = None
+        for i, ep in enumerate(self._endpoints):
+            if ep.silence_reported:
+                continue
+            due = ep.last_message + limit
+            if now >= due:
+                ep.silence_reported = True
+                self._stale(StaleReason(StaleKind.MISSED_HEARTBEATS, i, epoch=ep.epoch,
+                                        detail=f"no message for {int((now - ep.last_message) * 1000)} ms "
+                                               f"(3 heartbeats of {self.heartbeat_ms} ms)"))
+            elif nxt is None or due - now < nxt:
+                nxt = due - now
+        return nxt
