@@ -144,6 +144,7 @@ class Client:
         self._endpoints: List[_Endpoint] = []
         self._ids = itertools.count(1)
         self._next = 0
+        self.last_endpoint: Optional[str] = None  # the endpoint whose reply the last call used
         self._stats = {"sent": 0, "replies": 0, "timeouts": 0, "retries": 0, "dropped_replies": 0}
         try:
             for i, address in enumerate(endpoints):
@@ -254,6 +255,7 @@ class Client:
                 if events.get(ep.socket, 0) & zmq.POLLIN:
                     found, value = self._read_replies(ep, pending)
                     if found:
+                        self.last_endpoint = ep.address
                         return result_of_reply(value, op)
 
     def _send_attempt(self, op: str, args: Optional[Mapping[str, Any]], actor: Optional[str], left_s: float,
