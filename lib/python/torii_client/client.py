@@ -31,7 +31,8 @@ Contract:
   operations): its deadline is shared among the endpoints not yet tried, and
   when an attempt's share passes, the same request is sent to the next
   endpoint while the earlier attempts stay open (whichever reply comes first
-  wins). Writes are never retried: a write that got no reply may have been
+  wins). An endpoint that left a request unanswered is tried last for the
+  next ``SUSPECT_S`` seconds (or until it answers anything). Writes are never retried: a write that got no reply may have been
   applied (it may still reach the daemon later), so it raises
   :class:`Timeout` and the caller decides. ``call(..., idempotent=True)``
   opts a write in when the caller knows repeating it is harmless
@@ -102,13 +103,18 @@ def _args(**kwargs: Any) -> Dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None and v is not UNSET}
 
 
+# How long an endpoint that left a request unanswered is tried last.
+SUSPECT_S = 5.0
+
+
 class _Endpoint:
-    __slots__ = ("address", "socket", "index")
+    __slots__ = ("address", "socket", "index", "suspect_until")
 
     def __init__(self, address: str, socket: zmq.Socket, index: int) -> None:
         self.address = address
         self.socket = socket
         self.index = index
+        self.suspect_until = 0.0  # monotonic; until then the endpoint is tried last
 
 
 class Client:
@@ -214,8 +220,10 @@ class Client:
         start = time.monotonic()
         deadline = start + timeout / 1000.0
         n = len(self._endpoints)
-        # Round-robin: each call starts at the next endpoint.
+        # Round-robin: each call starts at the next endpoint; endpoints that
+        # recently left a request unanswered go last.
         order = [self._endpoints[(self._next + i) % n] for i in range(n)]
+        order.sort(key=lambda ep: ep.suspect_until > start)
         self._next = (self._next + 1) % n
         pending: Dict[int, _Endpoint] = {}  # request id -> endpoint, attempts of this call
         tried: List[_Endpoint] = []
@@ -224,10 +232,14 @@ class Client:
             now = time.monotonic()
             if now >= deadline:
                 self._stats["timeouts"] += 1
+                for ep in tried:
+                    ep.suspect_until = now + SUSPECT_S
                 where = ", ".join(ep.address for ep in tried) if tried else "no connected endpoint"
                 raise Timeout(f"no reply within {timeout} ms ({where})", op=op, local=True)
             untried = [ep for ep in order if ep not in tried]
             want_send = not pending or (retry and untried and now >= attempt_deadline)
+            if want_send and pending and tried[-1].suspect_until < now:
+                tried[-1].suspect_until = now + SUSPECT_S  # its share passed unanswered
             if want_send:
                 sent_to = self._send_attempt(op, args, actor, deadline - now, untried, pending)
                 if sent_to is not None:
@@ -287,6 +299,7 @@ class Client:
                 frames = ep.socket.recv_multipart(flags=zmq.NOBLOCK)
             except zmq.Again:
                 return False, None
+            ep.suspect_until = 0.0  # it answers (even late): alive
             try:
                 body = codec.unpackb(frames[-1])
             except Exception:  # noqa: BLE001 - an undecodable reply is dropped
