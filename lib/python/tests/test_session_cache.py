@@ -31,14 +31,25 @@ def wait_event(sub, seen, topic, ident, what=None):
                poll=lambda: sub.poll(50), what=what or f"{topic} {ident}")
 
 
-def new_session(c: Client, ttl_s: int = 3600):
+def new_session(c: Client, sub, seen, ttl_s: int = 3600):
+    """A user and a session, once their creation events have been delivered
+    (a session.created event arriving while a get is in flight would, rightly,
+    keep that get's reply out of the cache)."""
     u = c.create_user(unique_email("cache"))
-    return u, c.create_session(u["id"], ttl_s=ttl_s)
+    s = c.create_session(u["id"], ttl_s=ttl_s)
+    wait_event(sub, seen, "session.created", s["id"])
+    return u, s
+
+
+def recorder(sub):
+    seen = []
+    sub.add_listener(seen.append, None)
+    return seen
 
 
 def test_hit_then_evicted_by_delete(parts):
     c, other, sub, cache, seen = parts
-    u, s = new_session(other)
+    u, s = new_session(other, sub, seen)
     first = cache.get(s["token"])
     assert first.id == s["id"] and first.user_id == u["id"] and first.expires_at == s["expires_at"]
     assert first.data["user_id"] == u["id"]
@@ -58,7 +69,7 @@ def test_hit_then_evicted_by_delete(parts):
 
 def test_evicted_by_extend_and_by_user_change(parts):
     c, other, sub, cache, seen = parts
-    u, s = new_session(other)
+    u, s = new_session(other, sub, seen)
     cache.get(s["token"])
     longer = other.extend_session(id=s["id"], ttl_s=7200)
     wait_event(sub, seen, "session.updated", s["id"])
@@ -74,7 +85,7 @@ def test_evicted_by_extend_and_by_user_change(parts):
 
 def test_user_deleted_evicts_its_sessions(parts):
     c, other, sub, cache, seen = parts
-    u, s = new_session(other)
+    u, s = new_session(other, sub, seen)
     cache.get(s["token"])
     other.delete_user(u["id"])
     wait_event(sub, seen, "user.deleted", u["id"])
@@ -84,15 +95,19 @@ def test_user_deleted_evicts_its_sessions(parts):
 
 
 def test_nothing_cached_until_the_subscriber_is_live(daemon):
-    with Client(daemon.request_endpoint) as c, \
-            Subscriber(daemon.event_endpoint, heartbeat_ms=HEARTBEAT_MS) as sub, SessionCache(c, sub) as cache:
-        _, s = new_session(c)
-        assert not sub.live()
-        assert cache.get(s["token"]).id == s["id"]  # correct, just not cached
-        assert len(cache) == 0 and cache.stats["not_cached_stale"] == 1
-        wait_until(sub.live, 20, poll=lambda: sub.poll(50), what="live")
-        cache.get(s["token"])
-        assert len(cache) == 1
+    with Client(daemon.request_endpoint) as c:
+        # Made before the Subscriber exists: its events can never reach it.
+        u = c.create_user(unique_email("cache"))
+        s = c.create_session(u["id"], ttl_s=3600)
+        with Subscriber(daemon.event_endpoint, heartbeat_ms=HEARTBEAT_MS) as sub, SessionCache(c, sub) as cache:
+            assert not sub.live()
+            assert cache.get(s["token"]).id == s["id"]  # correct, just not cached
+            assert len(cache) == 0 and cache.stats["not_cached_stale"] == 1
+            wait_until(sub.live, 20, poll=lambda: sub.poll(50), what="live")
+            cache.get(s["token"])
+            assert len(cache) == 1 and cache.stats["misses"] == 2
+            cache.get(s["token"])
+            assert cache.stats["hits"] == 1
 
 
 def test_stale_drops_everything(daemon, cluster, database):
@@ -101,9 +116,10 @@ def test_stale_drops_everything(daemon, cluster, database):
             Subscriber(daemon.event_endpoint, heartbeat_ms=HEARTBEAT_MS) as sub, SessionCache(c, sub) as cache:
         stale = []
         sub.add_listener(None, stale.append)
+        seen = recorder(sub)
         wait_until(sub.live, 20, poll=lambda: sub.poll(50), what="live")
         for _ in range(3):
-            cache.get(new_session(c)[1]["token"])
+            cache.get(new_session(c, sub, seen)[1]["token"])
         assert len(cache) == 3
         flushes = cache.stats["flushes"]
         # The daemon loses its LISTEN connection: it publishes torii.resync.
@@ -116,7 +132,7 @@ def test_stale_drops_everything(daemon, cluster, database):
 
 def test_read_through_race_is_not_cached(parts):
     c, other, sub, cache, seen = parts
-    _, s = new_session(other)
+    _, s = new_session(other, sub, seen)
     real_get = c.get_session
 
     def get_then_deleted(**kwargs):
@@ -140,7 +156,7 @@ def test_read_through_race_is_not_cached(parts):
 
 def test_expired_entries_are_not_served(parts):
     c, other, sub, cache, seen = parts
-    _, s = new_session(other, ttl_s=1)
+    _, s = new_session(other, sub, seen, ttl_s=1)
     cache.get(s["token"])
     assert len(cache) == 1
     wait_until(lambda: dt.datetime.now(UTC) >= s["expires_at"], 5, what="the session to expire")
@@ -153,8 +169,9 @@ def test_lru_bound(daemon):
     with Client(daemon.request_endpoint) as c, \
             Subscriber(daemon.event_endpoint, heartbeat_ms=HEARTBEAT_MS) as sub, \
             SessionCache(c, sub, max_entries=2) as cache:
+        seen = recorder(sub)
         wait_until(sub.live, 20, poll=lambda: sub.poll(50), what="live")
-        a, b, d = (new_session(c)[1] for _ in range(3))
+        a, b, d = (new_session(c, sub, seen)[1] for _ in range(3))
         cache.get(a["token"])
         cache.get(b["token"])
         cache.get(a["token"])  # a is now the most recent
