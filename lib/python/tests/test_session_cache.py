@@ -76,6 +76,7 @@ def test_evicted_by_extend_and_by_user_change(parts):
     assert cache.get(s["token"]).expires_at == longer["expires_at"]  # what the database holds now
     assert cache.stats["evictions"] == 1
     s2 = other.create_session(u["id"], ttl_s=3600)
+    wait_event(sub, seen, "session.created", s2["id"])
     cache.get(s2["token"])
     assert len(cache) == 2
     other.update_user(u["id"], metadata={"locked": True})  # evicts every session of that user
