@@ -61,7 +61,7 @@ import zmq
 
 from . import codec
 from .curve import CurveKeys
-from .errors import Internal, Timeout, result_of_reply
+from .errors import Timeout, result_of_reply
 
 
 class _Unset:
