@@ -151,6 +151,20 @@ def test_heartbeat_shows_a_dropped_last_message(fake):
         assert sub.live()
 
 
+def test_heartbeat_behind_what_we_received_is_a_gap(fake):
+    pub = fake()
+    with Subscriber(pub.endpoint, families=["user"], heartbeat_ms=1000) as sub:
+        rec = Recorder(sub)
+        catch_up(sub, pub)
+        pub.publish("user", "created", {"id": "a"})
+        pub.publish("user", "created", {"id": "b"})
+        pub.seqs["user"] = 1  # the heartbeat claims less than was received
+        pub.heartbeat()
+        pump(sub, 3)
+        assert rec.kinds() == [StaleKind.GAP]
+        assert "behind" in rec.stale[0].detail and not sub.live()
+
+
 def test_a_family_never_seen_must_start_at_seq_1(fake):
     pub = fake()
     with Subscriber(pub.endpoint, families=["user", "session"], heartbeat_ms=1000) as sub:

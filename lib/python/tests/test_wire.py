@@ -23,7 +23,9 @@ UID = "0b5e5c3e-8d1e-4c1a-9d5e-4f7f3b1a2c3d"
 class Router:
     """Answers every request with ok and records the raw body it got."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold_first: bool = False) -> None:
+        self.hold_first = hold_first  # keep the first request's reply until release() is set
+        self.release = threading.Event()
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.linger = 0
@@ -42,12 +44,15 @@ class Router:
             # Decoded without the client's codec: timestamps stay Timestamp, bin stays bytes.
             body = msgpack.unpackb(raw, raw=False, timestamp=0)
             self.bodies.append(body)
+            if self.hold_first and len(self.bodies) == 1:
+                self.release.wait(30)
             self.sock.send_multipart(frames[:-1] + [msgpack.packb(
                 {"id": body["id"], "ok": True, "result": {"echo": body.get("args"), "at": msgpack.Timestamp(1, 5000)}},
                 use_bin_type=True)])
 
     def close(self) -> None:
         self.stop.set()
+        self.release.set()
         self.thread.join()
         self.sock.close()
         self.ctx.term()
@@ -161,3 +166,19 @@ def test_actor_timeout_and_ids(wire):
     assert first["actor"] == UID and 1000 < first["timeout_ms"] <= 1234
     assert "actor" not in second and second["id"] != first["id"]
     assert UNSET is torii_client.client.UNSET and not UNSET
+
+
+def test_a_late_reply_is_dropped_and_the_client_stays_usable():
+    r = Router(hold_first=True)
+    try:
+        with Client(r.endpoint, timeout_ms=300) as c:
+            with pytest.raises(torii_client.Timeout) as e:
+                c.get_user(UID)
+            assert e.value.local
+            r.release.set()  # the late reply arrives now, before the next call's
+            assert c.get_user(UID, timeout_ms=5000)["echo"] == {"id": UID}
+            assert c.client_stats["dropped_replies"] == 1 and c.client_stats["timeouts"] == 1
+            # The retry budget: with one endpoint, a read is not sent twice.
+            assert c.client_stats["sent"] == 2
+    finally:
+        r.close()
