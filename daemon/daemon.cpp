@@ -3,6 +3,9 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+
+#include "hot_sessions.h"
 #include "janitor.h"
 #include "listener.h"
 #include "notify.h"
@@ -145,6 +148,11 @@ Status Daemon::Start() {
   limits.max_str = limits.max_bin = static_cast<size_t>(config_.server.max_message_bytes);
   requests_ = std::make_unique<Requests>(&loop_, *router_, *pool_, limits);
   requests_->set_default_timeout_ms(static_cast<uint64_t>(config_.server.request_timeout_ms));
+  hot_ = std::make_unique<HotSessions>(static_cast<size_t>(config_.cache.sessions));
+  if (hot_->enabled()) requests_->set_hot_sessions(hot_.get());
+  if (const char* delay = std::getenv("TORII_TEST_HOT_FILL_DELAY_MS")) {
+    requests_->set_hot_fill_delay_ms(std::strtoull(delay, nullptr, 10));
+  }
   requests_->AddLocalOp("ping", [](const Args&, Requests::LocalReply reply) {
     msgpack::sbuffer buf;
     Packer pk(buf);
@@ -162,7 +170,8 @@ Status Daemon::Start() {
       reply(st.error());
       return;
     }
-    janitor_->RunNow([reply = std::move(reply)](Result<uint64_t> n) {
+    janitor_->RunNow([this, reply = std::move(reply)](Result<uint64_t> n) {
+      hot_->EvictExpired(NowMicros());
       if (!n.ok()) {
         reply(n.error());
         return;
@@ -205,7 +214,21 @@ Status Daemon::Start() {
     router_->Start();
     MaybeReady();
   });
+  // The cache follows the LISTEN stream: filled only while it flows.
+  listener_->set_on_event([this](std::string_view family, std::string_view kind, std::string_view id) {
+    if (family == "session" && (kind == "updated" || kind == "deleted")) {
+      id.empty() ? hot_->InvalidateAll() : hot_->InvalidateId(id);
+    } else if (family == "session" && kind == "expired") {
+      hot_->EvictExpired(NowMicros());
+    } else if (family == "user" && kind == "deleted") {
+      id.empty() ? hot_->InvalidateAll() : hot_->InvalidateUser(id);
+    } else if (family == "torii" && kind == "resync") {
+      hot_->InvalidateAll();
+    }
+  });
+  listener_->set_on_lost([this] { hot_->Deactivate(); });
   listener_->Start([this] {
+    hot_->Activate();
     listening_ = true;
     MaybeReady();
   });
@@ -343,7 +366,7 @@ std::string Daemon::StatsBody() {
   PoolStats ps = pool_->Stats();
   const RequestStats& rs = requests_->stats();
   const RouterStats& ro = router_->stats();
-  pk.pack_map(9);
+  pk.pack_map(10);
   PackStr(pk, "requests");
   pk.pack_uint64(rs.requests);
   PackStr(pk, "errors");
@@ -407,6 +430,38 @@ std::string Daemon::StatsBody() {
   pk.pack_int64(ls.last_probe_rtt_us);
   PackStr(pk, "queue_usage");
   pk.pack_double(ls.queue_usage);
+
+  const HotSessionStats& hs = hot_->stats();
+  PackStr(pk, "cache");
+  pk.pack_map(14);
+  PackStr(pk, "active");
+  hot_->active() ? pk.pack_true() : pk.pack_false();
+  PackStr(pk, "capacity");
+  pk.pack_uint64(hot_->capacity());
+  PackStr(pk, "entries");
+  pk.pack_uint64(hot_->size());
+  PackStr(pk, "memory_bytes");
+  pk.pack_uint64(hot_->memory_bytes());
+  PackStr(pk, "hits");
+  pk.pack_uint64(hs.hits);
+  PackStr(pk, "misses");
+  pk.pack_uint64(hs.misses);
+  PackStr(pk, "bypassed");
+  pk.pack_uint64(hs.bypassed);
+  PackStr(pk, "inserts");
+  pk.pack_uint64(hs.inserts);
+  PackStr(pk, "evictions");
+  pk.pack_uint64(hs.evictions);
+  PackStr(pk, "capacity_evictions");
+  pk.pack_uint64(hs.capacity_evictions);
+  PackStr(pk, "stale_drops");
+  pk.pack_uint64(hs.stale_drops);
+  PackStr(pk, "invalidations");
+  pk.pack_uint64(hs.invalidations);
+  PackStr(pk, "resets");
+  pk.pack_uint64(hs.resets);
+  PackStr(pk, "generation");
+  pk.pack_uint64(hot_->generation());
 
   const JanitorStats& js = janitor_->stats();
   PackStr(pk, "cleanup");

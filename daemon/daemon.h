@@ -28,6 +28,7 @@ class Listener;
 class Janitor;
 class Notifier;
 class ZapHandler;
+class HotSessions;
 
 class Daemon {
  public:
@@ -67,6 +68,7 @@ class Daemon {
   std::unique_ptr<Janitor> janitor_;
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<ZapHandler> zap_;  // set when CURVE is on
+  std::unique_ptr<HotSessions> hot_;
   uv_signal_t sigterm_, sigint_, sighup_;
   uv_timer_t shutdown_timer_;
   bool stopping_ = false;

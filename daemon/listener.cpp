@@ -183,6 +183,7 @@ void Listener::OnLost(const Error& why) {
     stats_.reconnects++;
   }
   stats_.listening = false;
+  if (on_lost_) on_lost_();
   // No heartbeats while events may be missing.
   uv_timer_stop(&probe_timer_);
   uv_timer_stop(&probe_deadline_);
@@ -250,6 +251,7 @@ void Listener::Publish(const std::string& payload) {
   }
   std::string family = str("f");
   std::string kind = str("k");
+  if (on_event_) on_event_(family, kind, str("id"));
   if (const EventDef* def = FindEvent(family, kind)) {
     uint32_t count = 0;
     for (const auto& f : def->fields) count += f.type != FieldType::kOptStr || Present(j, f);

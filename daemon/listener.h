@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "pgconn.h"
 #include "publisher.h"
@@ -44,6 +45,11 @@ class Listener {
   void Start(std::function<void()> on_listening);
   void Close();
   void SetTimings(uint64_t heartbeat_ms, uint64_t probe_interval_ms, uint64_t probe_timeout_ms);
+  // The hot-session cache's hooks: each event (family, kind, its "id"; a
+  // resync's id is empty) before it is published, and each loss of LISTEN.
+  using OnEvent = std::function<void(std::string_view family, std::string_view kind, std::string_view id)>;
+  void set_on_event(OnEvent on_event) { on_event_ = std::move(on_event); }
+  void set_on_lost(std::function<void()> on_lost) { on_lost_ = std::move(on_lost); }
   const ListenerStats& stats() const { return stats_; }
 
  private:
@@ -58,6 +64,8 @@ class Listener {
   uv_loop_t* loop_;
   Publisher& publisher_;
   std::function<void()> on_listening_;
+  OnEvent on_event_;
+  std::function<void()> on_lost_;
   std::unique_ptr<AsyncConn> conn_;
   ConnectOptions options_;
   std::string probe_channel_;

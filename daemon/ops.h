@@ -26,6 +26,15 @@ using RenderFn = Status (*)(const PGresult* res, const Plan& plan, Packer& pk);
 // the batch's result.
 using RowRenderFn = Status (*)(const PGresult* res, int row, const Plan& plan, Packer& pk);
 
+// What a request means to the hot-session cache (hot_sessions.h): a lookup
+// it may answer (read), or the sessions a write invalidates before its reply.
+struct HotKey {
+  enum Kind : uint8_t { kNone, kDigest, kId, kUser, kExpired };
+  Kind kind = kNone;
+  std::string value;  // the token digest (binary), the session id or the user id
+  bool read = false;  // get_session: answered from the cache, filled on a miss
+};
+
 struct Plan {
   std::vector<Command> cmds;
   size_t main = 0;  // the command whose result is rendered
@@ -34,6 +43,7 @@ struct Plan {
   std::string token;  // create_session: the new bearer token, returned once
   int64_t limit = 0;  // list ops: the page size, to tell whether more follow
   bool read_only = false;  // writes nothing and runs as the daemon's role
+  HotKey hot;
 };
 
 using BuildFn = Result<Plan> (*)(const Args& args);

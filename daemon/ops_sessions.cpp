@@ -88,11 +88,13 @@ Result<Plan> BuildGetSession(const Args& args) {
   Plan p;
   if (*which == 0) {
     TRY(token, TokenArg(args));
+    p.hot = {HotKey::kDigest, DigestParam(*token), true};
     p.cmds.emplace_back(Stmt::kGetSessionByToken);
-    p.cmds.back().Add(DigestParam(*token));
+    p.cmds.back().Add(p.hot.value);
     p.render_row = RenderSessionRow;
   } else {
     TRY(id, args.RequiredUuid("id"));
+    p.hot = {HotKey::kId, *id, true};
     p.cmds.emplace_back(Stmt::kGetSessionById);
     p.cmds.back().Add(*id);
   }
@@ -106,10 +108,12 @@ Result<Plan> BuildExtendSession(const Args& args) {
   Plan p;
   if (*which == 0) {
     TRY(token, TokenArg(args));
+    p.hot = {HotKey::kDigest, DigestParam(*token)};
     p.cmds.emplace_back(Stmt::kExtendSessionByToken);
-    p.cmds.back().Add(DigestParam(*token));
+    p.cmds.back().Add(p.hot.value);
   } else {
     TRY(id, args.RequiredUuid("id"));
+    p.hot = {HotKey::kId, *id};
     p.cmds.emplace_back(Stmt::kExtendSessionById);
     p.cmds.back().Add(*id);
   }
@@ -124,10 +128,12 @@ Result<Plan> BuildDeleteSession(const Args& args) {
   Plan p;
   if (*which == 0) {
     TRY(token, TokenArg(args));
+    p.hot = {HotKey::kDigest, DigestParam(*token)};
     p.cmds.emplace_back(Stmt::kDeleteSessionByToken);
-    p.cmds.back().Add(DigestParam(*token));
+    p.cmds.back().Add(p.hot.value);
   } else {
     TRY(id, args.RequiredUuid("id"));
+    p.hot = {HotKey::kId, *id};
     p.cmds.emplace_back(Stmt::kDeleteSessionById);
     p.cmds.back().Add(*id);
   }
@@ -150,6 +156,7 @@ Result<Plan> BuildDeleteUserSessions(const Args& args) {
   TRY(user_id, args.RequiredUuid("user_id"));
   TRY(except, args.Uuid("except"));
   Plan p;
+  p.hot = {HotKey::kUser, *user_id};
   p.cmds.emplace_back(Stmt::kDeleteUserSessions);
   p.cmds.back().Add(*user_id).AddOpt(*except);
   p.render = RenderDeletedCount;

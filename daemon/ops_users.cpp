@@ -123,6 +123,7 @@ Result<Plan> BuildDeleteUser(const Args& args) {
   if (auto st = args.OnlyKeys({"id"}); !st.ok()) return st.error();
   TRY(id, args.RequiredUuid("id"));
   Plan p;
+  p.hot = {HotKey::kUser, *id};  // its sessions go with it (ON DELETE CASCADE)
   p.cmds.emplace_back(Stmt::kDeleteUser);
   p.cmds.back().Add(*id);
   p.render = RenderUserDeleted;

@@ -1,7 +1,10 @@
 // Request lifecycle: decode, dispatch, deadline, reply.
 #include "requests.h"
 
+#include <cstdlib>
+
 #include "torii/log.h"
+#include "torii/values.h"
 #include "uv_util.h"
 
 namespace torii::daemon {
@@ -23,7 +26,18 @@ struct Requests::Ctx {
   std::multimap<uint64_t, Ctx*>::iterator deadline_it;
   Job* job = nullptr;  // while the pool holds it
   bool cancelling = false;  // deadline passed, waiting for the cancel's outcome
+  bool hot_fill = false;  // a get_session miss whose row goes into the cache
+  uint64_t hot_gen = 0;   // the cache's generation when it was sent
   Plan plan;
+};
+
+struct Requests::DelayedFill {
+  uv_timer_t timer;
+  Requests* self;
+  uint64_t gen;
+  std::string digest, id, user_id;
+  int64_t expires_at;
+  std::string packed;
 };
 
 Requests::Requests(uv_loop_t* loop, Router& router, Pool& pool, DecodeLimits limits)
@@ -41,6 +55,11 @@ void Requests::Close() {
   }
   live_.clear();
   deadlines_.clear();
+  for (DelayedFill* f : delayed_fills_) {
+    uv_timer_stop(&f->timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(&f->timer), [](uv_handle_t* h) { delete static_cast<DelayedFill*>(h->data); });
+  }
+  delayed_fills_.clear();
   CloseEmbedded(&timer_);
 }
 
@@ -100,6 +119,19 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
     return;
   }
   ctx->plan = std::move(plan.value());
+  // Without an actor only: row-level security may hide a session from one.
+  if (hot_ != nullptr && ctx->plan.hot.read && ctx->plan.read_only) {
+    const HotKey& key = ctx->plan.hot;
+    const std::string* hit = key.kind == HotKey::kDigest ? hot_->FindByDigest(key.value, NowMicros())
+                                                          : hot_->FindById(key.value, NowMicros());
+    if (hit != nullptr) {
+      ReplyOk(ctx, hit->data(), hit->size());
+      return;
+    }
+    // Only a lookup by token knows the digest an entry is keyed by.
+    ctx->hot_fill = key.kind == HotKey::kDigest && hot_->active();
+    ctx->hot_gen = hot_->generation();
+  }
   uint64_t seq = ctx->seq;
   ctx->job = new Job(std::move(ctx->plan.cmds), [this, seq](Result<JobOutput>&& out) {
     OnJobDone(seq, std::move(out));
@@ -129,13 +161,45 @@ void Requests::OnJobDone(uint64_t seq, Result<JobOutput>&& out) {
     return;
   }
   Packer pk(StartOkReply(ctx));
+  size_t result_at = reply_.size();
   Status st = batched ? plan.render_row(out->batch, out->row, plan, pk)
                       : plan.render(out->results[plan.main].get(), plan, pk);
   if (!st.ok()) {
     ReplyError(ctx, st.error());
     return;
   }
+  if (ctx->hot_fill) FillHot(ctx, *out, result_at);
   SendReply(ctx);
+}
+
+void Requests::FillHot(Ctx* ctx, const JobOutput& out, size_t result_at) {
+  // The session's columns (SESSION_COLS): id, user_id, expires_at micros.
+  const PGresult* r = out.batch;
+  int row = out.row;
+  if (r == nullptr) {
+    r = out.results[ctx->plan.main].get();
+    row = PQntuples(r) > 0 ? 0 : -1;
+  }
+  if (row < 0 || PQgetisnull(r, row, 2)) return;
+  std::string_view id(PQgetvalue(r, row, 0), PQgetlength(r, row, 0));
+  std::string_view user_id(PQgetvalue(r, row, 1), PQgetlength(r, row, 1));
+  int64_t expires_at = std::strtoll(PQgetvalue(r, row, 2), nullptr, 10);
+  std::string_view packed(reply_.data() + result_at, reply_.size() - result_at);
+  if (hot_fill_delay_ms_ == 0) {
+    hot_->Insert(ctx->hot_gen, ctx->plan.hot.value, id, user_id, expires_at, packed);
+    return;
+  }
+  auto* f = new DelayedFill{{}, this, ctx->hot_gen, ctx->plan.hot.value, std::string(id), std::string(user_id),
+                            expires_at, std::string(packed)};
+  delayed_fills_.insert(f);
+  uv_timer_init(loop_, &f->timer);
+  f->timer.data = f;
+  uv_timer_start(&f->timer, [](uv_timer_t* t) {
+    auto* f = static_cast<DelayedFill*>(t->data);
+    f->self->hot_->Insert(f->gen, f->digest, f->id, f->user_id, f->expires_at, f->packed);
+    f->self->delayed_fills_.erase(f);
+    uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete static_cast<DelayedFill*>(h->data); });
+  }, hot_fill_delay_ms_, 0);
 }
 
 void Requests::ReplyOk(Ctx* ctx, const char* result, size_t len) {
@@ -150,6 +214,7 @@ msgpack::sbuffer& Requests::StartOkReply(Ctx* ctx) {
 }
 
 void Requests::SendReply(Ctx* ctx) {
+  InvalidateHot(ctx);
   router_.Reply(ctx->env, reply_.data(), reply_.size());
   if (reply_.size() > kKeepReplyBytes) reply_ = msgpack::sbuffer();  // do not hold a rare huge page forever
   Finish(ctx);
@@ -159,8 +224,22 @@ void Requests::ReplyError(Ctx* ctx, const Error& e) {
   stats_.errors++;
   if (e.code() == Code::kOverloaded) stats_.overloaded++;
   std::string body = EncodeErrorReply(ctx->id_raw, e);
+  InvalidateHot(ctx);
   router_.Reply(ctx->env, body.data(), body.size());
   Finish(ctx);
+}
+
+// Whatever the outcome (an error or a timeout may still have committed).
+void Requests::InvalidateHot(Ctx* ctx) {
+  const HotKey& key = ctx->plan.hot;
+  if (hot_ == nullptr || key.read || key.kind == HotKey::kNone) return;
+  switch (key.kind) {
+    case HotKey::kDigest: hot_->InvalidateDigest(key.value); break;
+    case HotKey::kId: hot_->InvalidateId(key.value); break;
+    case HotKey::kUser: hot_->InvalidateUser(key.value); break;
+    case HotKey::kExpired: hot_->EvictExpired(NowMicros()); break;
+    case HotKey::kNone: break;
+  }
 }
 
 void Requests::Finish(Ctx* ctx) {

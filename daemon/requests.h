@@ -13,7 +13,9 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
+#include "hot_sessions.h"
 #include "ops.h"
 #include "pool.h"
 #include "router.h"
@@ -42,6 +44,13 @@ class Requests {
   void OnMessage(Envelope&& env, zmq::message_t&& body);
 
   void set_default_timeout_ms(uint64_t ms) { default_timeout_ms_ = ms; }
+  // The hot-session cache get_session is answered from and the session
+  // writes invalidate before their replies; nullptr: none.
+  void set_hot_sessions(HotSessions* hot) { hot_ = hot; }
+  // Tests only (TORII_TEST_HOT_FILL_DELAY_MS): a get_session miss's row
+  // goes into the cache this long after its reply, to force the race
+  // between a load and an invalidation the generation check resolves.
+  void set_hot_fill_delay_ms(uint64_t ms) { hot_fill_delay_ms_ = ms; }
   size_t in_flight() const { return live_.size(); }
   const RequestStats& stats() const { return stats_; }
   // Answers every open request with `error` now (shutdown deadline).
@@ -57,6 +66,10 @@ class Requests {
   void SendReply(Ctx* ctx);
   void ReplyError(Ctx* ctx, const Error& e);
   void Finish(Ctx* ctx);
+  // Before any reply to a session write: invalidates what it changed.
+  void InvalidateHot(Ctx* ctx);
+  void FillHot(Ctx* ctx, const JobOutput& out, size_t result_at);
+  struct DelayedFill;
   void OnJobDone(uint64_t seq, Result<JobOutput>&& out);
   void ArmTimer();
   static void OnTimer(uv_timer_t* t);
@@ -64,6 +77,9 @@ class Requests {
   uv_loop_t* loop_;
   Router& router_;
   Pool& pool_;
+  HotSessions* hot_ = nullptr;
+  uint64_t hot_fill_delay_ms_ = 0;
+  std::unordered_set<DelayedFill*> delayed_fills_;
   DecodeLimits limits_;
   uint64_t default_timeout_ms_ = 5000;
   std::unordered_map<std::string, LocalOp> local_;

@@ -93,6 +93,10 @@ const std::vector<Param>& Params() {
       {"audit", "retention_days", IntRef([](Config& c) -> auto& { return c.audit.retention_days; }), true,
        "delete audit rows older than this many days; 0 keeps them forever", 0, 36500},
 
+      {"cache", "sessions", IntRef([](Config& c) -> auto& { return c.cache.sessions; }), false,
+       "sessions the daemon keeps in memory to answer get_session without SQL; 0 turns the cache off", 0,
+       100000000},
+
       {"log", "level", StrRef([](Config& c) -> auto& { return c.log.level; }), true,
        "debug, info, warn or error", 0, 0, {"debug", "info", "warn", "error"}},
 

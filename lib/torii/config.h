@@ -50,6 +50,9 @@ struct Config {
     bool sessions = true;
     int64_t retention_days = 0;
   } audit;
+  struct Cache {
+    int64_t sessions = 100000;
+  } cache;
   struct Log {
     std::string level = "info";
   } log;

@@ -98,6 +98,36 @@ TEST_F(BenchSmokeTest, LoadedTokensAreFoundByEveryOperationMix) {
   }
 }
 
+// The plain-client mode (raw DEALER + zmq_poll), with the CPU-per-reply
+// accounting of the daemon's process.
+TEST_F(BenchSmokeTest, PlainClientRunsEveryOperationAndReportsCpu) {
+  for (const char* op : {"get_session", "ping", "mix"}) {
+    SCOPED_TRACE(op);
+    auto args = RunArgs(op);
+    args.insert(args.end(), {"--plain", "--cpu", "toriid=" + std::to_string(daemon_->pid())});
+    auto r = Bench(args);
+    ExpectAllOk(r);
+    EXPECT_EQ(r["client"], "plain");
+    ASSERT_TRUE(r.contains("cpu_us_per_reply")) << r.dump();
+    EXPECT_GT(r["cpu_us_per_reply"]["toriid"].get<double>(), 0.0) << r.dump();
+    EXPECT_GT(r["cpu_us_per_reply"]["client"].get<double>(), 0.0) << r.dump();
+  }
+}
+
+// The revocation probe: a few revocations by plain SQL, none served after
+// its event.
+TEST_F(BenchSmokeTest, RevokeReportsNoRevokedSessionServedAfterItsEvent) {
+  auto r = Bench({"revoke", "--endpoint", daemon_->request_endpoint(), "--events", daemon_->event_endpoint(),
+                  "--db", db_, "-n", "20", "--readers", "2", "--users", std::to_string(kUsers), "-q"});
+  SCOPED_TRACE(r.dump());
+  EXPECT_EQ(r["revocations"], 20);
+  EXPECT_EQ(r["write_errors"], 0);
+  EXPECT_EQ(r["no_event"], 0);
+  EXPECT_EQ(r["violations"], 0);
+  EXPECT_GT(r["reader_replies"].get<uint64_t>(), 40u);
+  EXPECT_GT(r["cache_hits"].get<uint64_t>(), 0u);
+}
+
 TEST_F(BenchSmokeTest, FixedRateCleanupEventsAndIdleClientsReport) {
   auto args = RunArgs("get_session");
   args.insert(args.end(), {"--rate", "200"});

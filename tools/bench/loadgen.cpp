@@ -3,7 +3,9 @@
 // waiting on all of their sockets at once, as pgbench -j does.
 #include "loadgen.h"
 
+#include <dirent.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,9 +13,11 @@
 #include <cstring>
 #include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <sstream>
 #include <unordered_map>
 
 #include <zmq.hpp>
@@ -49,38 +53,50 @@ uint64_t SplitMix(uint64_t& s) {
   return z ^ (z >> 31);
 }
 
-uint64_t SendOne(Client& cl, OpKind op, uint64_t& rng, const LoadGenOptions& opt, const CallOptions& co) {
+// One request's operation and its key, drawn from the options' key space.
+struct Draw {
+  OpKind op;
+  std::string key;
+};
+
+Draw DrawOp(OpKind op, uint64_t& rng, const LoadGenOptions& opt) {
   if (op == OpKind::kMix) op = SplitMix(rng) % 10 == 0 ? OpKind::kCreateSession : OpKind::kGetSession;
   switch (op) {
-    case OpKind::kGetSession: {
-      std::string token = BenchToken(SplitMix(rng) % std::max<uint64_t>(opt.sessions, 1));
-      return cl.Send("get_session", [&](Packer& pk) {
-        pk.pack_map(1);
-        pk.pack("token");
-        pk.pack(token);
-      }, co);
-    }
-    case OpKind::kCreateSession: {
-      std::string user = BenchUserId(SplitMix(rng) % std::max<uint64_t>(opt.users, 1));
-      return cl.Send("create_session", [&](Packer& pk) {
-        pk.pack_map(2);
-        pk.pack("user_id");
-        pk.pack(user);
-        pk.pack("ttl_s");
-        pk.pack(3600);
-      }, co);
-    }
-    case OpKind::kGetUserByEmail: {
-      std::string email = BenchEmail(SplitMix(rng) % std::max<uint64_t>(opt.users, 1));
-      return cl.Send("get_user_by_email", [&](Packer& pk) {
-        pk.pack_map(1);
-        pk.pack("email");
-        pk.pack(email);
-      }, co);
-    }
-    default:
-      return cl.Send("ping", {}, co);
+    case OpKind::kGetSession: return {op, BenchToken(SplitMix(rng) % std::max<uint64_t>(opt.sessions, 1))};
+    case OpKind::kCreateSession: return {op, BenchUserId(SplitMix(rng) % std::max<uint64_t>(opt.users, 1))};
+    case OpKind::kGetUserByEmail: return {op, BenchEmail(SplitMix(rng) % std::max<uint64_t>(opt.users, 1))};
+    default: return {OpKind::kPing, {}};
   }
+}
+
+void PackArgs(const Draw& d, Packer& pk) {
+  switch (d.op) {
+    case OpKind::kGetSession:
+      pk.pack_map(1);
+      pk.pack("token");
+      pk.pack(d.key);
+      break;
+    case OpKind::kCreateSession:
+      pk.pack_map(2);
+      pk.pack("user_id");
+      pk.pack(d.key);
+      pk.pack("ttl_s");
+      pk.pack(3600);
+      break;
+    case OpKind::kGetUserByEmail:
+      pk.pack_map(1);
+      pk.pack("email");
+      pk.pack(d.key);
+      break;
+    default:
+      pk.pack_map(0);
+  }
+}
+
+uint64_t SendOne(Client& cl, OpKind op, uint64_t& rng, const LoadGenOptions& opt, const CallOptions& co) {
+  Draw d = DrawOp(op, rng, opt);
+  if (d.op == OpKind::kPing) return cl.Send("ping", {}, co);
+  return cl.Send(OpKindName(d.op), [&](Packer& pk) { PackArgs(d, pk); }, co);
 }
 
 // One connection's state, driven by the thread that owns it.
@@ -220,6 +236,216 @@ void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx,
   }
 }
 
+// The plain-client worker: what a user without torii::Client writes. One
+// DEALER socket per connection; a request is an empty delimiter frame and
+// a msgpack map {op, id, args, timeout_ms}; the reply is decoded with
+// msgpack::unpack and matched by id. The thread waits in zmq_poll on all
+// of its sockets.
+void PlainWorker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx, Shared& sh, int64_t start_ns,
+                 ThreadResult& out) {
+  struct PConn {
+    zmq::socket_t s;
+    std::unordered_map<uint64_t, int64_t> sent;  // id -> send time
+    uint64_t rng = 0;
+    uint64_t next_id = 1;
+  };
+  std::vector<PConn> conns;
+  conns.reserve(size_t(last - first));
+  std::vector<zmq_pollitem_t> items;
+  try {
+    for (int i = first; i < last; i++) {
+      PConn c{zmq::socket_t(ctx, zmq::socket_type::dealer)};
+      c.s.set(zmq::sockopt::linger, 0);
+      for (const auto& ep : opt.endpoints) c.s.connect(ep);
+      c.rng = opt.seed * 7919 + uint64_t(i) * 104729;
+      conns.push_back(std::move(c));
+    }
+  } catch (const zmq::error_t& e) {
+    out.fatal = std::string("plain client: ") + e.what();
+    return;
+  }
+  for (PConn& c : conns) items.push_back({c.s.handle(), 0, ZMQ_POLLIN, 0});
+  while (MonoNs() < start_ns) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const size_t cap = size_t(std::max(opt.depth, 1));
+  msgpack::sbuffer buf;
+  auto send = [&](PConn& c) {
+    Draw d = DrawOp(opt.op, c.rng, opt);
+    buf.clear();
+    Packer pk(buf);
+    pk.pack_map(4);
+    pk.pack("op");
+    pk.pack(OpKindName(d.op));
+    pk.pack("id");
+    uint64_t id = c.next_id++;
+    pk.pack(id);
+    pk.pack("timeout_ms");
+    pk.pack(opt.timeout_ms);
+    pk.pack("args");
+    PackArgs(d, pk);
+    c.s.send(zmq::const_buffer("", 0), zmq::send_flags::sndmore);
+    c.s.send(zmq::const_buffer(buf.data(), buf.size()), zmq::send_flags::none);
+    c.sent.emplace(id, MonoNs());
+  };
+  auto on_reply = [&](PConn& c, const zmq::message_t& body) {
+    int64_t now = MonoNs();
+    uint64_t id = 0;
+    bool ok = false;
+    std::string code = "undecodable";
+    try {
+      msgpack::object_handle oh = msgpack::unpack(static_cast<const char*>(body.data()), body.size());
+      const msgpack::object& o = oh.get();
+      if (o.type == msgpack::type::MAP) {
+        for (uint32_t k = 0; k < o.via.map.size; k++) {
+          const auto& kv = o.via.map.ptr[k];
+          if (kv.key.type != msgpack::type::STR) continue;
+          std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
+          if (key == "id" && kv.val.type == msgpack::type::POSITIVE_INTEGER) id = kv.val.via.u64;
+          if (key == "ok" && kv.val.type == msgpack::type::BOOLEAN) ok = kv.val.via.boolean;
+          if (key == "error" && kv.val.type == msgpack::type::MAP) {
+            for (uint32_t e = 0; e < kv.val.via.map.size; e++) {
+              const auto& ekv = kv.val.via.map.ptr[e];
+              if (ekv.key.type == msgpack::type::STR && ekv.val.type == msgpack::type::STR &&
+                  std::string_view(ekv.key.via.str.ptr, ekv.key.via.str.size) == "code") {
+                code.assign(ekv.val.via.str.ptr, ekv.val.via.str.size);
+              }
+            }
+          }
+        }
+      }
+    } catch (const std::exception&) {
+    }
+    auto it = c.sent.find(id);
+    if (it == c.sent.end()) return;
+    int64_t t0 = it->second;
+    c.sent.erase(it);
+    bool counted = t0 >= sh.window_start.load(std::memory_order_relaxed) &&
+                   t0 < sh.window_end.load(std::memory_order_relaxed);
+    if (ok) {
+      sh.completed.fetch_add(1, std::memory_order_relaxed);
+      if (counted) {
+        out.ok++;
+        out.lat.push_back(now - t0);
+        out.sent.push_back(t0);
+      }
+    } else {
+      sh.failed.fetch_add(1, std::memory_order_relaxed);
+      if (counted) {
+        out.errors++;
+        out.codes[code]++;
+      }
+    }
+  };
+  auto drain = [&](PConn& c) {
+    zmq::message_t m;
+    while (c.s.recv(m, zmq::recv_flags::dontwait)) {
+      if (m.more()) continue;  // the empty delimiter
+      on_reply(c, m);
+    }
+  };
+  out.lat.reserve(1 << 16);
+  out.sent.reserve(1 << 16);
+  try {
+    while (!sh.stop.load(std::memory_order_relaxed)) {
+      for (PConn& c : conns) {
+        while (c.sent.size() < cap) send(c);
+      }
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(50));
+      for (size_t k = 0; k < items.size(); k++) {
+        if (items[k].revents & ZMQ_POLLIN) drain(conns[k]);
+      }
+    }
+    int64_t deadline = MonoNs() + (opt.timeout_ms + 1000) * kMs;
+    for (;;) {
+      size_t left = 0;
+      for (PConn& c : conns) left += c.sent.size();
+      if (left == 0 || MonoNs() >= deadline) break;
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(10));
+      for (size_t k = 0; k < items.size(); k++) {
+        if (items[k].revents & ZMQ_POLLIN) drain(conns[k]);
+      }
+    }
+  } catch (const zmq::error_t& e) {
+    out.fatal = std::string("plain client: ") + e.what();
+  }
+}
+
+// utime + stime of a process in microseconds (/proc/PID/stat), with its
+// direct children's when `tree` (a postmaster's backends); -1 if gone.
+int64_t ProcCpuUs(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return -1;
+  size_t close = line.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  uint64_t utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; i++) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return int64_t((utime + stime) * 1000000 / uint64_t(sysconf(_SC_CLK_TCK)));
+}
+
+int ProcParent(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return -1;
+  size_t close = line.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(line.substr(close + 2));
+  std::string state;
+  int ppid = -1;
+  rest >> state >> ppid;
+  return ppid;
+}
+
+// Per process, its CPU so far; children of `tree` roots are found again at
+// every sample (backends come and go), and counted from when first seen.
+struct CpuSample {
+  std::map<int, int64_t> by_pid;
+};
+
+CpuSample SampleCpu(const std::vector<int>& pids, const std::vector<int>& trees) {
+  CpuSample s;
+  for (int p : pids) s.by_pid[p] = ProcCpuUs(p);
+  if (!trees.empty()) {
+    for (int p : trees) s.by_pid[p] = ProcCpuUs(p);
+    if (DIR* d = opendir("/proc")) {
+      while (dirent* e = readdir(d)) {
+        int pid = std::atoi(e->d_name);
+        if (pid <= 0) continue;
+        int parent = ProcParent(pid);
+        if (std::find(trees.begin(), trees.end(), parent) != trees.end()) s.by_pid[pid] = ProcCpuUs(pid);
+      }
+      closedir(d);
+    }
+  }
+  return s;
+}
+
+// CPU microseconds the processes of `roots` (and, for trees, the children)
+// used between two samples.
+int64_t CpuBetween(const CpuSample& a, const CpuSample& b, const std::vector<int>& pids, const std::vector<int>& trees) {
+  int64_t sum = 0;
+  for (const auto& [pid, us1] : b.by_pid) {
+    bool mine = std::find(pids.begin(), pids.end(), pid) != pids.end() ||
+                std::find(trees.begin(), trees.end(), pid) != trees.end();
+    if (!mine && !trees.empty()) mine = std::find(trees.begin(), trees.end(), ProcParent(pid)) != trees.end();
+    if (!mine || us1 < 0) continue;
+    auto it = a.by_pid.find(pid);
+    int64_t us0 = it != a.by_pid.end() && it->second >= 0 ? it->second : 0;
+    sum += us1 - us0;
+  }
+  return sum;
+}
+
+int64_t SelfCpuUs() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return int64_t(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
 }  // namespace
 
 Result<OpKind> ParseOpKind(const std::string& s) {
@@ -248,6 +474,8 @@ nlohmann::json LoadGenReport::ToJson() const {
                       {"rate", rate},           {"seconds", seconds},         {"ok", ok},
                       {"errors", errors},       {"error_codes", error_codes}, {"throughput", throughput},
                       {"latency", latency.ToJson()}, {"tail", tail.ToJson()}};
+  j["client"] = plain ? "plain" : "torii::Client";
+  if (!cpu_us_per_reply.empty()) j["cpu_us_per_reply"] = cpu_us_per_reply;
   if (cleanup_s > 0) {
     j["cleanup_s"] = cleanup_s;
     j["cleanup_deleted"] = cleanup_deleted;
@@ -258,6 +486,9 @@ nlohmann::json LoadGenReport::ToJson() const {
 Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   if (opt.endpoints.empty()) return Error::InvalidArgument("no endpoint");
   if (opt.connections < 1 || opt.depth < 1) return Error::InvalidArgument("connections and depth must be >= 1");
+  if (opt.plain && (opt.rate > 0 || opt.cleanup)) {
+    return Error::InvalidArgument("the plain client runs at max rate only (no --rate, no --cleanup)");
+  }
   zmq::context_t ctx(1);
   ctx.set(zmq::ctxopt::max_sockets, 65536);
   Shared sh;
@@ -272,7 +503,7 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   std::vector<std::thread> threads;
   for (int t = 0; t < nthreads; t++) {
     int first = int(int64_t(opt.connections) * t / nthreads), last = int(int64_t(opt.connections) * (t + 1) / nthreads);
-    threads.emplace_back(Worker, first, last, std::cref(opt), std::ref(ctx), std::ref(sh), start, std::ref(results[t]));
+    threads.emplace_back(opt.plain ? PlainWorker : Worker, first, last, std::cref(opt), std::ref(ctx), std::ref(sh), start, std::ref(results[t]));
   }
 
   // Cleanup mode: one more connection runs the cleanup after the warm-up.
@@ -323,11 +554,31 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
     });
   }
 
+  // CPU of the named processes over the measured window (not the warm-up).
+  struct Watched {
+    std::string name;
+    std::vector<int> pids, trees;
+    CpuSample at_start;
+  };
+  std::vector<Watched> watched;
+  for (const auto& [name, pid] : opt.cpu) watched.push_back({name, {pid}, {}, {}});
+  for (const auto& [name, pid] : opt.cpu_tree) watched.push_back({name, {}, {pid}, {}});
+  bool sampled = false;
+  uint64_t completed_at_start = 0;
+  int64_t self_at_start = 0, sampled_at = 0;
+
   uint64_t last = 0;
   int64_t last_t = start;
   int64_t tick = start + 1000 * kMs;
   for (;;) {
     int64_t now = MonoNs();
+    if (!sampled && now >= warm_end) {
+      sampled = true;
+      sampled_at = now;
+      completed_at_start = sh.completed.load();
+      self_at_start = SelfCpuUs();
+      for (Watched& w : watched) w.at_start = SampleCpu(w.pids, w.trees);
+    }
     if (now >= min_end && cleanup_done) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(50, std::max<int64_t>(1, (tick - now) / kMs))));
     now = MonoNs();
@@ -345,6 +596,17 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
     }
   }
   int64_t end = MonoNs();
+  std::map<std::string, double> cpu_per_reply;
+  if (sampled) {
+    uint64_t replies = sh.completed.load() - completed_at_start;
+    double n = double(std::max<uint64_t>(replies, 1));
+    for (Watched& w : watched) {
+      CpuSample at_end = SampleCpu(w.pids, w.trees);
+      cpu_per_reply[w.name] = double(CpuBetween(w.at_start, at_end, w.pids, w.trees)) / n;
+    }
+    cpu_per_reply["client"] = double(SelfCpuUs() - self_at_start) / n;
+    (void)sampled_at;
+  }
   if (!opt.cleanup) sh.window_end = min_end;
   sh.stop = true;
   for (auto& t : threads) t.join();
@@ -356,6 +618,8 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   rep.threads = nthreads;
   rep.depth = opt.depth;
   rep.rate = opt.rate;
+  rep.plain = opt.plain;
+  rep.cpu_us_per_reply = std::move(cpu_per_reply);
   std::vector<int64_t> all, all_sent;
   for (auto& r : results) {
     if (!r.fatal.empty()) return Error::Internal("connection: " + r.fatal);

@@ -54,6 +54,16 @@ struct LoadGenOptions {
   uint64_t sessions = 1000000; // key space: live session index < sessions
   int64_t timeout_ms = 5000;
   bool cleanup = false;
+  // Plain-client mode: raw libzmq DEALER sockets (an empty delimiter frame,
+  // then the msgpack body) and zmq_poll, requests packed and replies
+  // decoded by hand with msgpack, the way a user of any language talks to
+  // toriid; no torii::Client. Max-rate mode only.
+  bool plain = false;
+  // Processes whose CPU time (user + system, /proc/PID/stat) is read at the
+  // start and end of the measured window, by name: `cpu` the process
+  // alone, `cpu_tree` the process and its direct children (a postmaster:
+  // its backends). Reported per reply in that window.
+  std::map<std::string, int> cpu, cpu_tree;
   bool progress = true;
   uint64_t seed = 1;
 };
@@ -71,6 +81,10 @@ struct LoadGenReport {
   TailSpread tail;           // where in time the replies slower than p99 were sent
   double cleanup_s = 0;      // cleanup mode: how long the cleanup took
   uint64_t cleanup_deleted = 0;
+  bool plain = false;
+  // CPU microseconds per reply over the measured window, by name (options'
+  // cpu and cpu_tree), and of this load generator itself ("client").
+  std::map<std::string, double> cpu_us_per_reply;
   nlohmann::json ToJson() const;
 };
 

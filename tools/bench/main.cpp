@@ -3,9 +3,11 @@
 //   run      load generator against toriid (loadgen.h)
 //   events   commit-to-subscriber event latency (events.h)
 //   clients  RSS of a process with N idle connected clients (clients.h)
+//   revoke   how long a revoked session is still served from the cache (revoke.h)
 // Results go to stdout (JSON with --json); progress lines to stderr.
 // Exit status: 0 success, 1 failure, 2 bad flags.
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +16,7 @@
 #include "events.h"
 #include "loader.h"
 #include "loadgen.h"
+#include "revoke.h"
 
 using namespace torii::bench;
 
@@ -30,6 +33,7 @@ void PrintLoad(const LoadGenReport& r) {
               r.rate > 0 ? (", fixed rate " + std::to_string(int64_t(r.rate)) + "/s").c_str() : ", max rate",
               r.throughput, r.seconds, (unsigned long long)r.ok, (unsigned long long)r.errors);
   for (auto& [code, n] : r.error_codes) std::printf("  error %s: %llu\n", code.c_str(), (unsigned long long)n);
+  for (auto& [name, us] : r.cpu_us_per_reply) std::printf("  cpu %s: %.1f us per reply\n", name.c_str(), us);
   std::printf("latency us: p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f\n", r.latency.p50_us,
               r.latency.p90_us, r.latency.p99_us, r.latency.p999_us, r.latency.max_us);
   if (r.tail.slow > 0) {
@@ -60,6 +64,7 @@ int main(int argc, char** argv) {
   LoadGenOptions go;
   std::string op = "get_session";
   bool quiet = false;
+  std::vector<std::string> cpu_flags, cpu_tree_flags;
   auto* run = app.add_subcommand("run", "load generator");
   run->add_option("--endpoint", go.endpoints, "toriid request endpoint (repeatable)")->required();
   run->add_option("-c,--connections", go.connections, "connections (one Client each)")->capture_default_str();
@@ -75,6 +80,10 @@ int main(int argc, char** argv) {
   run->add_option("--sessions", go.sessions, "live sessions in the data set")->capture_default_str();
   run->add_option("--timeout-ms", go.timeout_ms, "request deadline")->capture_default_str();
   run->add_flag("--cleanup", go.cleanup, "measure while cleanup_expired_sessions runs");
+  run->add_flag("--plain", go.plain, "raw libzmq DEALER sockets and zmq_poll instead of torii::Client");
+  run->add_option("--cpu", cpu_flags, "NAME=PID: report that process's CPU per reply over the window (repeatable)");
+  run->add_option("--cpu-tree", cpu_tree_flags,
+                  "NAME=PID: the same for the process and its children (a postmaster: its backends)");
   run->add_flag("-q,--quiet", quiet, "no progress lines");
 
   EventLatencyOptions eo;
@@ -94,6 +103,17 @@ int main(int argc, char** argv) {
   cl->add_option("-n,--clients", io.clients, "connections")->capture_default_str();
   cl->add_option("--pid", io.pid, "process whose RSS to sample (toriid)")->capture_default_str();
   cl->add_option("--hold", io.hold_s, "seconds to stay connected")->capture_default_str();
+
+  RevokeOptions ro;
+  auto* rv = app.add_subcommand("revoke", "revocation latency of the daemon's session cache");
+  rv->add_option("--endpoint", ro.endpoint, "the first toriid's request endpoint")->required();
+  rv->add_option("--events", ro.events, "the first toriid's events endpoint")->required();
+  rv->add_option("--db", ro.db, "libpq conninfo: revoke with plain SQL");
+  rv->add_option("--via", ro.via_endpoint, "revoke with delete_session through this (second) toriid instead");
+  rv->add_option("-n,--revocations", ro.revocations, "sessions revoked")->capture_default_str();
+  rv->add_option("--readers", ro.readers, "reader sockets")->capture_default_str();
+  rv->add_option("--users", ro.users, "users in the data set")->capture_default_str();
+  rv->add_flag("-q,--quiet", quiet, "no progress lines");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -116,6 +136,14 @@ int main(int argc, char** argv) {
     if (!k.ok()) return Fail(k.error());
     go.op = *k;
     go.progress = !quiet;
+    for (auto [flags, into] : {std::pair{&cpu_flags, &go.cpu}, {&cpu_tree_flags, &go.cpu_tree}}) {
+      for (const auto& f : *flags) {
+        size_t eq = f.find('=');
+        int pid = eq == std::string::npos ? 0 : std::atoi(f.c_str() + eq + 1);
+        if (pid <= 0) return Fail(torii::Error::InvalidArgument("--cpu/--cpu-tree take NAME=PID, not '" + f + "'"));
+        (*into)[f.substr(0, eq)] = pid;
+      }
+    }
     auto r = RunLoad(go);
     if (!r.ok()) return Fail(r.error());
     if (json) {
@@ -128,6 +156,14 @@ int main(int argc, char** argv) {
   if (*ev) {
     eo.progress = !quiet;
     auto r = RunEventLatency(eo);
+    if (!r.ok()) return Fail(r.error());
+    std::cout << (json ? r->dump() : r->dump(2)) << "\n";
+    return 0;
+  }
+  if (*rv) {
+    if (ro.db.empty() == ro.via_endpoint.empty()) return Fail(torii::Error::InvalidArgument("give --db or --via"));
+    ro.progress = !quiet;
+    auto r = RunRevoke(ro);
     if (!r.ok()) return Fail(r.error());
     std::cout << (json ? r->dump() : r->dump(2)) << "\n";
     return 0;

@@ -1,0 +1,112 @@
+// The hot-session cache: recent get_session answers kept in memory so that
+// a repeated lookup by token (or by id) is answered with no SQL. Coherent
+// with the database as far as the LISTEN stream is (docs/protocol.md):
+//
+//  - a hit checks expires_at against the daemon's clock at read time;
+//  - this daemon's own writes to sessions invalidate before their reply;
+//  - other writers' changes invalidate when their event arrives (Listener);
+//  - while the LISTEN connection is not in place the cache holds nothing
+//    and is bypassed; it fills again only once LISTEN is re-established;
+//  - a load that was in flight when an invalidation of its key (its
+//    digest, its id or its user) or a global one arrived is not inserted:
+//    every invalidation takes a new generation, and a load remembers the
+//    generation it started in.
+//
+// Entries are keyed by the token's digest, with an id -> digest index
+// (events carry the session id only) and a user -> ids index (user
+// deletions). Least recently used entries go first past `capacity`.
+// Loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace torii::daemon {
+
+struct HotSessionStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;       // looked up while active, not found (or expired)
+  uint64_t bypassed = 0;     // looked up while inactive (LISTEN not in place)
+  uint64_t inserts = 0;
+  uint64_t evictions = 0;    // entries removed by an invalidation or expiry
+  uint64_t capacity_evictions = 0;  // least recently used, past the bound
+  uint64_t stale_drops = 0;  // loads not inserted: invalidated while in flight
+  uint64_t invalidations = 0;
+  uint64_t resets = 0;       // global invalidations (listener lost, resync)
+};
+
+class HotSessions {
+ public:
+  explicit HotSessions(size_t capacity) : capacity_(capacity) {}
+
+  bool enabled() const { return capacity_ > 0; }
+  bool active() const { return capacity_ > 0 && active_; }
+  // LISTEN is in place (again): a global invalidation, then entries may be
+  // inserted. Loads begun before this are dropped.
+  void Activate();
+  // LISTEN is lost, stale or reconnecting: empty and bypassed from now on.
+  void Deactivate();
+
+  // The packed session map (no token) for `digest`, or nullptr; checks
+  // the entry's expiry against `now_us`. Counts hits, misses, bypasses.
+  const std::string* FindByDigest(std::string_view digest, int64_t now_us);
+  const std::string* FindById(std::string_view id, int64_t now_us);
+
+  // The generation a load starts in; hand it back to Insert.
+  uint64_t generation() const { return gen_; }
+  // Inserts a loaded row unless its key was invalidated after `load_gen`.
+  void Insert(uint64_t load_gen, std::string_view digest, std::string_view id, std::string_view user_id,
+              int64_t expires_at_us, std::string_view packed);
+
+  // Invalidations: remove the entries and mark the key, so that loads in
+  // flight are not inserted.
+  void InvalidateDigest(std::string_view digest);
+  void InvalidateId(std::string_view id);
+  void InvalidateUser(std::string_view user_id);
+  // Removes every entry expired at `now_us` (expired rows were deleted).
+  void EvictExpired(int64_t now_us);
+  // Everything (bulk import, listener loss).
+  void InvalidateAll();
+
+  size_t size() const { return by_digest_.size(); }
+  size_t capacity() const { return capacity_; }
+  // Approximate bytes held by entries and indexes.
+  size_t memory_bytes() const;
+  const HotSessionStats& stats() const { return stats_; }
+
+ private:
+  struct Entry {
+    std::string digest;
+    std::string id;
+    std::string user_id;
+    int64_t expires_at_us = 0;
+    std::string packed;
+  };
+  using Lru = std::list<Entry>;
+
+  void Erase(Lru::iterator it);
+  const std::string* Hit(Lru::iterator it, int64_t now_us);
+  void Mark(char kind, std::string_view key);
+  bool MarkedSince(char kind, std::string_view key, uint64_t load_gen) const;
+
+  size_t capacity_;
+  bool active_ = false;
+  uint64_t gen_ = 1;
+  Lru lru_;                 // most recently used first
+  std::unordered_map<std::string_view, Lru::iterator> by_digest_;  // views into Entry::digest
+  std::unordered_map<std::string_view, Lru::iterator> by_id_;      // views into Entry::id
+  std::unordered_map<std::string_view, std::unordered_set<std::string_view>> by_user_;  // user -> ids
+  // Recently invalidated keys ("d"/"i"/"u" + key) -> generation. Past
+  // kMaxMarks they are replaced by one global mark (loads_before_), which
+  // drops every load in flight: conservative, and bounded.
+  std::unordered_map<std::string, uint64_t> marks_;
+  uint64_t loads_before_ = 0;  // loads that started before this are dropped
+  size_t entry_bytes_ = 0;
+  HotSessionStats stats_;
+};
+
+}  // namespace torii::daemon

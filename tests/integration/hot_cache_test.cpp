@@ -1,0 +1,301 @@
+// The daemon's hot-session cache (daemon/hot_sessions.h) against a real
+// daemon and PostgreSQL: hits answer without SQL, the daemon's own writes
+// and other writers' (a second daemon, plain SQL) evict, a load that raced
+// with an invalidation is not inserted, the cache is bypassed while the
+// LISTEN connection is down, expiry is checked at read time, the bound.
+#include <chrono>
+#include <thread>
+
+#include "request_fixture.h"
+#include "wire.h"
+
+namespace torii::test {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+Value CacheStats(WireClient& c) {
+  Reply r = c.Call("stats");
+  EXPECT_TRUE(r.ok()) << r.ToString();
+  return r.result()["cache"];
+}
+
+// Polls `cond` until it holds; false on deadline.
+template <typename F>
+bool Eventually(F cond, int timeout_ms = 10000) {
+  auto deadline = steady_clock::now() + milliseconds(timeout_ms);
+  while (steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return cond();
+}
+
+class HotCacheTest : public RequestTest {
+ protected:
+  void SetUp() override {
+    RequestTest::SetUp();
+    ASSERT_TRUE(Eventually([&] { return CacheStats(client())["active"].boolean(); })) << "cache never active";
+  }
+  Value Cache() { return CacheStats(client()); }
+  Reply GetByToken(const std::string& token, int timeout_ms = 10000) {
+    return Call("get_session", V::Map({{"token", token}}), timeout_ms);
+  }
+  // A session looked up twice, so that the second lookup was a hit.
+  Value CachedSession(const std::string& user_id) {
+    Value s = NewSession(user_id);
+    std::string token = s["token"].str();
+    EXPECT_TRUE(GetByToken(token).ok());
+    uint64_t hits = Cache()["hits"].u64();
+    EXPECT_TRUE(GetByToken(token).ok());
+    EXPECT_EQ(Cache()["hits"].u64(), hits + 1) << "the second lookup was not a hit";
+    return s;
+  }
+};
+
+// While another connection holds an ACCESS EXCLUSIVE lock on sessions, any
+// statement reading it waits: a lookup that answers at once ran no SQL.
+TEST_F(HotCacheTest, HitAnswersWithoutSqlByTokenAndById) {
+  Value u = NewUser();
+  Value s = CachedSession(u["id"].str());
+  std::string token = s["token"].str();
+  std::string id = s["id"].str();
+  std::string cold_token = NewSession(u["id"].str())["token"].str();  // never looked up
+
+  PgConn locker = Connect(daemon().database_url());
+  Exec(locker.get(), "BEGIN");
+  Exec(locker.get(), "LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE");
+  uint64_t hits = Cache()["hits"].u64();
+  Reply by_token = GetByToken(token, 3000);
+  Reply by_id = Call("get_session", V::Map({{"id", id}}), 3000);
+  ASSERT_TRUE(by_token.ok()) << by_token.ToString();
+  ASSERT_TRUE(by_id.ok()) << by_id.ToString();
+  EXPECT_EQ(by_token.result()["id"].str(), id);
+  EXPECT_EQ(by_id.result()["id"].str(), id);
+  EXPECT_EQ(by_token.result()["user_id"].str(), u["id"].str());
+  EXPECT_EQ(by_token.result()["expires_at"].micros(), s["expires_at"].micros());
+  EXPECT_FALSE(by_token.result().has("token")) << "the token is never returned by get_session";
+  EXPECT_EQ(Cache()["hits"].u64(), hits + 2);
+
+  // A session not in the cache needs the table: the same lookup of an
+  // uncached session waits for the lock and misses its deadline.
+  Reply miss = client().Call(Req{.op = V("get_session"), .args = V::Map({{"token", cold_token}}),
+                                 .timeout_ms = V(int64_t{300})},
+                             5000);
+  EXPECT_EQ(miss.code(), "timeout") << miss.ToString();
+  Exec(locker.get(), "ROLLBACK");
+}
+
+TEST_F(HotCacheTest, OwnWritesEvictBeforeTheirReply) {
+  Value u = NewUser();
+  std::string uid = u["id"].str();
+
+  Value a = CachedSession(uid);
+  ASSERT_TRUE(Call("delete_session", V::Map({{"token", a["token"].str()}})).ok());
+  EXPECT_EQ(GetByToken(a["token"].str()).code(), "not_found");
+
+  Value b = CachedSession(uid);
+  ASSERT_TRUE(Call("delete_session", V::Map({{"id", b["id"].str()}})).ok());
+  EXPECT_EQ(GetByToken(b["token"].str()).code(), "not_found");
+  EXPECT_EQ(Call("get_session", V::Map({{"id", b["id"].str()}})).code(), "not_found");
+
+  Value c = CachedSession(uid);
+  Reply ext = Call("extend_session", V::Map({{"token", c["token"].str()}, {"ttl_s", int64_t{7200}}}));
+  ASSERT_TRUE(ext.ok()) << ext.ToString();
+  Reply after = GetByToken(c["token"].str());
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after.result()["expires_at"].micros(), ext.result()["expires_at"].micros());
+  EXPECT_GT(after.result()["expires_at"].micros(), c["expires_at"].micros());
+
+  Value d = CachedSession(uid);
+  Reply ext_id = Call("extend_session", V::Map({{"id", d["id"].str()}, {"ttl_s", int64_t{9000}}}));
+  ASSERT_TRUE(ext_id.ok()) << ext_id.ToString();
+  EXPECT_EQ(GetByToken(d["token"].str()).result()["expires_at"].micros(), ext_id.result()["expires_at"].micros());
+
+  Value e = CachedSession(uid);
+  Value f = CachedSession(uid);
+  Reply dus = Call("delete_user_sessions", V::Map({{"user_id", uid}, {"except", f["id"].str()}}));
+  ASSERT_TRUE(dus.ok()) << dus.ToString();
+  EXPECT_EQ(GetByToken(e["token"].str()).code(), "not_found");
+  EXPECT_TRUE(GetByToken(f["token"].str()).ok()) << "the session kept by 'except' is still there";
+
+  Value g = CachedSession(uid);
+  ASSERT_TRUE(Call("delete_user", V::Map({{"id", uid}})).ok());
+  EXPECT_EQ(GetByToken(g["token"].str()).code(), "not_found");
+  EXPECT_EQ(GetByToken(f["token"].str()).code(), "not_found");
+  EXPECT_EQ(Cache()["entries"].u64(), 0u);
+}
+
+// Another daemon on the same database, and plain SQL: their changes reach
+// this daemon's cache through its LISTEN connection.
+TEST_F(HotCacheTest, ExternalWritesEvictThroughTheEventStream) {
+  Value u = NewUser();
+  std::string uid = u["id"].str();
+  DaemonProcess second(DaemonOptions{.database_url = daemon().database_url()});
+  WireClient other(second.request_endpoint());
+
+  Value a = CachedSession(uid);
+  ASSERT_TRUE(other.Call("delete_session", V::Map({{"token", a["token"].str()}})).ok());
+  EXPECT_TRUE(Eventually([&] { return GetByToken(a["token"].str()).code() == "not_found"; }))
+      << "still served after a second daemon deleted it";
+
+  Value b = CachedSession(uid);
+  Sql("DELETE FROM sessions WHERE id = '" + b["id"].str() + "'");
+  EXPECT_TRUE(Eventually([&] { return GetByToken(b["token"].str()).code() == "not_found"; }))
+      << "still served after plain SQL deleted it";
+
+  Value c = CachedSession(uid);
+  Sql("UPDATE sessions SET metadata = '{\"k\": \"changed\"}' WHERE id = '" + c["id"].str() + "'");
+  EXPECT_TRUE(Eventually([&] { return GetByToken(c["token"].str()).result()["metadata"]["k"].str() == "changed"; }))
+      << "the old row still served after plain SQL changed it";
+
+  Value d = CachedSession(uid);
+  ExpireSession(d["id"].str());
+  EXPECT_TRUE(Eventually([&] { return GetByToken(d["token"].str()).code() == "not_found"; }));
+
+  Value e = CachedSession(uid);
+  Sql("DELETE FROM users WHERE id = '" + uid + "'");
+  EXPECT_TRUE(Eventually([&] { return GetByToken(e["token"].str()).code() == "not_found"; }));
+  EXPECT_GE(Cache()["evictions"].u64(), 5u);
+}
+
+// Expiry is judged when the entry is read, with no event to say so.
+TEST_F(HotCacheTest, ExpiryIsCheckedAtReadTime) {
+  Value u = NewUser();
+  Value s = NewSession(u["id"].str(), 1);
+  std::string token = s["token"].str();
+  int64_t expires_at = s["expires_at"].micros();
+  ASSERT_TRUE(GetByToken(token).ok());
+  Value before = Cache();
+  bool gone = false;
+  auto deadline = steady_clock::now() + milliseconds(10000);
+  while (!gone && steady_clock::now() < deadline) {
+    int64_t sent_us = NowMs() * 1000;
+    Reply r = GetByToken(token);
+    if (r.ok()) {
+      EXPECT_LT(sent_us, expires_at) << "an expired session was served";
+    } else {
+      EXPECT_EQ(r.code(), "not_found");
+      gone = true;
+    }
+  }
+  ASSERT_TRUE(gone);
+  Value after = Cache();
+  EXPECT_GT(after["hits"].u64(), before["hits"].u64()) << "it was never a hit before it expired";
+  EXPECT_GE(after["evictions"].u64(), before["evictions"].u64() + 1) << "the expired entry was not dropped on read";
+}
+
+TEST_F(HotCacheTest, BoundedToCapacity) {
+  // The fixture's daemon has the default bound; this one keeps 3.
+  DaemonProcess small(DaemonOptions{.database_url = daemon().database_url(), .settings = {{"cache.sessions", "3"}}});
+  WireClient c(small.request_endpoint());
+  ASSERT_TRUE(Eventually([&] { return CacheStats(c)["active"].boolean(); }));
+  Value u = NewUser();
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 6; i++) {
+    tokens.push_back(NewSession(u["id"].str())["token"].str());
+    ASSERT_TRUE(c.Call("get_session", V::Map({{"token", tokens.back()}})).ok());
+  }
+  Value st = CacheStats(c);
+  EXPECT_EQ(st["capacity"].u64(), 3u);
+  EXPECT_EQ(st["entries"].u64(), 3u);
+  EXPECT_EQ(st["capacity_evictions"].u64(), 3u);
+  EXPECT_GT(st["memory_bytes"].u64(), 0u);
+  // The three most recent are the ones kept.
+  uint64_t hits = st["hits"].u64();
+  for (int i = 3; i < 6; i++) ASSERT_TRUE(c.Call("get_session", V::Map({{"token", tokens[i]}})).ok());
+  EXPECT_EQ(CacheStats(c)["hits"].u64(), hits + 3);
+  ASSERT_TRUE(c.Call("get_session", V::Map({{"token", tokens[0]}})).ok());
+  EXPECT_EQ(CacheStats(c)["hits"].u64(), hits + 3) << "the oldest entry should have been dropped";
+}
+
+TEST_F(HotCacheTest, ZeroTurnsItOff) {
+  DaemonProcess off(DaemonOptions{.database_url = daemon().database_url(), .settings = {{"cache.sessions", "0"}}});
+  WireClient c(off.request_endpoint());
+  Value u = NewUser();
+  std::string token = NewSession(u["id"].str())["token"].str();
+  for (int i = 0; i < 3; i++) ASSERT_TRUE(c.Call("get_session", V::Map({{"token", token}})).ok());
+  Value st = CacheStats(c);
+  EXPECT_FALSE(st["active"].boolean());
+  EXPECT_EQ(st["hits"].u64(), 0u);
+  EXPECT_EQ(st["entries"].u64(), 0u);
+}
+
+// The LISTEN connection is killed and cannot come back (the database
+// refuses new connections; the pool's stay open): the cache is emptied and
+// bypassed, a deletion made meanwhile is seen, and it fills again only once
+// LISTEN is re-established.
+TEST_F(HotCacheTest, BypassedWhileListenerDownUntilResync) {
+  Value u = NewUser();
+  Value s = CachedSession(u["id"].str());
+  Value t = CachedSession(u["id"].str());
+  PgConn admin = Connect(daemon().database_url());
+  std::string db = Scalar(admin.get(), "SELECT current_database()");
+  // Not allowed on the database one is connected to.
+  PgConn outside = Connect(SharedCluster().ConnInfo("postgres"));
+  Exec(outside.get(), "ALTER DATABASE \"" + db + "\" WITH ALLOW_CONNECTIONS false");
+  Exec(admin.get(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'toriid-listener' AND datname = current_database()");
+  ASSERT_TRUE(Eventually([&] { return !Cache()["active"].boolean(); })) << "cache still active";
+  Value down = Cache();
+  EXPECT_EQ(down["entries"].u64(), 0u);
+  // Deleted while no event can arrive: a cache would never hear of it.
+  Exec(admin.get(), "DELETE FROM sessions WHERE id = '" + s["id"].str() + "'");
+  EXPECT_EQ(GetByToken(s["token"].str()).code(), "not_found");
+  EXPECT_TRUE(GetByToken(t["token"].str()).ok());
+  EXPECT_TRUE(GetByToken(t["token"].str()).ok());
+  Value bypassed = Cache();
+  EXPECT_EQ(bypassed["hits"].u64(), down["hits"].u64()) << "a hit while LISTEN was down";
+  EXPECT_EQ(bypassed["bypassed"].u64(), down["bypassed"].u64() + 3);
+  EXPECT_EQ(bypassed["entries"].u64(), 0u) << "filled while LISTEN was down";
+  EXPECT_FALSE(bypassed["active"].boolean());
+
+  Exec(outside.get(), "ALTER DATABASE \"" + db + "\" WITH ALLOW_CONNECTIONS true");
+  ASSERT_TRUE(Eventually([&] { return Cache()["active"].boolean(); }, 30000)) << "never re-activated";
+  ASSERT_TRUE(GetByToken(t["token"].str()).ok());
+  uint64_t hits = Cache()["hits"].u64();
+  ASSERT_TRUE(GetByToken(t["token"].str()).ok());
+  EXPECT_EQ(Cache()["hits"].u64(), hits + 1) << "not filled again after the resync";
+}
+
+// A load whose row was read before an invalidation of that session arrived
+// must not be inserted. The daemon is told to insert a miss's row 1.5 s
+// after its reply; the deletion's event arrives within that time.
+class HotCacheRaceTest : public HotCacheTest {
+ protected:
+  DaemonOptions Options() override { return DaemonOptions{.env = {{"TORII_TEST_HOT_FILL_DELAY_MS", "1500"}}}; }
+};
+
+TEST_F(HotCacheRaceTest, LoadRacingAnInvalidationIsDropped) {
+  Value u = NewUser();
+  // Control: with no invalidation the delayed load is inserted.
+  Value keep = NewSession(u["id"].str());
+  Value before = Cache();
+  ASSERT_TRUE(GetByToken(keep["token"].str()).ok());
+  ASSERT_TRUE(Eventually([&] { return Cache()["inserts"].u64() == before["inserts"].u64() + 1; }));
+  uint64_t hits = Cache()["hits"].u64();
+  ASSERT_TRUE(GetByToken(keep["token"].str()).ok());
+  EXPECT_EQ(Cache()["hits"].u64(), hits + 1);
+
+  // By plain SQL (the event) and by this daemon's own write.
+  for (bool own : {false, true}) {
+    SCOPED_TRACE(own ? "own delete_session" : "plain SQL DELETE");
+    Value s = NewSession(u["id"].str());
+    Value st0 = Cache();
+    ASSERT_TRUE(GetByToken(s["token"].str()).ok());  // a miss: its row is read now, inserted later
+    if (own) {
+      ASSERT_TRUE(Call("delete_session", V::Map({{"id", s["id"].str()}})).ok());
+    } else {
+      Sql("DELETE FROM sessions WHERE id = '" + s["id"].str() + "'");
+    }
+    ASSERT_TRUE(Eventually([&] { return Cache()["stale_drops"].u64() == st0["stale_drops"].u64() + 1; }))
+        << "the stale load was not dropped";
+    Value st1 = Cache();
+    EXPECT_EQ(st1["inserts"].u64(), st0["inserts"].u64());
+    EXPECT_EQ(GetByToken(s["token"].str()).code(), "not_found") << "the deleted session is served";
+  }
+}
+
+}  // namespace
+}  // namespace torii::test
