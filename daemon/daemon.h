@@ -28,6 +28,8 @@ class Listener;
 class Janitor;
 class Notifier;
 class ZapHandler;
+class Metrics;
+struct MetricsSnapshot;
 
 class Daemon {
  public:
@@ -52,6 +54,7 @@ class Daemon {
   void ConfigureAudit();
   std::string StatsBody();
   std::string StatusLine();
+  MetricsSnapshot Snapshot();
 
   Config config_;
   std::string config_path_;
@@ -67,6 +70,7 @@ class Daemon {
   std::unique_ptr<Janitor> janitor_;
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<ZapHandler> zap_;  // set when CURVE is on
+  std::unique_ptr<Metrics> metrics_;  // set when metrics.listen is
   uv_signal_t sigterm_, sigint_, sighup_;
   uv_timer_t shutdown_timer_;
   bool stopping_ = false;

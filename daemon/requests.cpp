@@ -1,6 +1,7 @@
 // Request lifecycle: decode, dispatch, deadline, reply.
 #include "requests.h"
 
+#include "metrics.h"
 #include "torii/log.h"
 #include "uv_util.h"
 
@@ -24,6 +25,7 @@ struct Requests::Ctx {
   Job* job = nullptr;  // while the pool holds it
   bool cancelling = false;  // deadline passed, waiting for the cancel's outcome
   Plan plan;
+  RequestMark mark = MetricsRequestStart();
 };
 
 Requests::Requests(uv_loop_t* loop, Router& router, Pool& pool, DecodeLimits limits)
@@ -73,6 +75,7 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
 
   Args args(req.args);
   if (auto it = local_.find(req.op); it != local_.end()) {
+    ctx->mark.op = MetricsOp(&it->second, it->first);
     if (req.actor) {
       ReplyError(ctx, Error::InvalidArgument("'" + req.op + "' does not take an actor"));
       return;
@@ -94,6 +97,7 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
     ReplyError(ctx, Error::UnknownOp("no operation named '" + req.op + "'"));
     return;
   }
+  ctx->mark.op = MetricsOp(op, op->name);
   auto plan = BuildPlan(*op, args, req.actor);
   if (!plan.ok()) {
     ReplyError(ctx, plan.error());
@@ -151,6 +155,7 @@ msgpack::sbuffer& Requests::StartOkReply(Ctx* ctx) {
 
 void Requests::SendReply(Ctx* ctx) {
   router_.Reply(ctx->env, reply_.data(), reply_.size());
+  MetricsRequestDone(ctx->mark, Code::kOk);
   if (reply_.size() > kKeepReplyBytes) reply_ = msgpack::sbuffer();  // do not hold a rare huge page forever
   Finish(ctx);
 }
@@ -160,6 +165,7 @@ void Requests::ReplyError(Ctx* ctx, const Error& e) {
   if (e.code() == Code::kOverloaded) stats_.overloaded++;
   std::string body = EncodeErrorReply(ctx->id_raw, e);
   router_.Reply(ctx->env, body.data(), body.size());
+  MetricsRequestDone(ctx->mark, e.code());
   Finish(ctx);
 }
 
