@@ -8,6 +8,7 @@
 #include "hot_sessions.h"
 #include "janitor.h"
 #include "listener.h"
+#include "metrics.h"
 #include "notify.h"
 #include "pgconn.h"
 #include "pool.h"
@@ -37,6 +38,7 @@ Daemon::Daemon(Config config, std::string config_path)
 }
 
 Daemon::~Daemon() {
+  metrics_.reset();  // stops the scrape threads before what they read goes
   requests_.reset();
   router_.reset();
   pool_.reset();
@@ -196,6 +198,11 @@ Status Daemon::Start() {
                                          config_.events.probe_interval_ms, config_.events.probe_timeout_ms);
   janitor_ = std::make_unique<Janitor>(&loop_, co, JanitorOptionsFrom(config_));
   notifier_ = std::make_unique<Notifier>(&loop_, [this] { return StatusLine(); });
+  if (!config_.metrics.listen.empty()) {
+    auto metrics = Metrics::Start(&loop_, config_.metrics.listen, [this] { return Snapshot(); });
+    if (!metrics.ok()) return metrics.error();
+    metrics_ = std::move(*metrics);
+  }
 
   for (auto [sig, handle] : {std::pair{SIGTERM, &sigterm_}, {SIGINT, &sigint_}, {SIGHUP, &sighup_}}) {
     uv_signal_init(&loop_, handle);
@@ -319,6 +326,7 @@ void Daemon::FinishShutdown() {
   publisher_->Close();
   notifier_->Close();
   if (zap_) zap_->Close();
+  if (metrics_) metrics_->Close();
   TLOG_INFO("daemon: stopped");
 }
 
@@ -358,6 +366,20 @@ void Daemon::ConfigureAudit() {
                  {config_.audit.enabled ? "true" : "false", config_.audit.sessions ? "true" : "false"}, [](Status st) {
                    if (!st.ok()) TLOG_WARN("daemon: cannot set the audit switches: %s", st.error().message().c_str());
                  });
+}
+
+MetricsSnapshot Daemon::Snapshot() {
+  MetricsSnapshot s;
+  s.requests = requests_->stats();
+  s.in_flight = requests_->in_flight();
+  s.undeliverable = router_->stats().undeliverable;
+  s.pool = pool_ ? pool_->Stats() : PoolStats{};
+  s.publisher = publisher_->stats();
+  s.seqs = publisher_->seqs();
+  s.listener = listener_->stats();
+  s.janitor = janitor_->stats();
+  s.uptime_s = (uv_now(&loop_) - started_ms_) / 1e3;
+  return s;
 }
 
 std::string Daemon::StatsBody() {

@@ -29,6 +29,8 @@ class Janitor;
 class Notifier;
 class ZapHandler;
 class HotSessions;
+class Metrics;
+struct MetricsSnapshot;
 
 class Daemon {
  public:
@@ -53,6 +55,7 @@ class Daemon {
   void ConfigureAudit();
   std::string StatsBody();
   std::string StatusLine();
+  MetricsSnapshot Snapshot();
 
   Config config_;
   std::string config_path_;
@@ -69,6 +72,7 @@ class Daemon {
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<ZapHandler> zap_;  // set when CURVE is on
   std::unique_ptr<HotSessions> hot_;
+  std::unique_ptr<Metrics> metrics_;  // set when metrics.listen is
   uv_signal_t sigterm_, sigint_, sighup_;
   uv_timer_t shutdown_timer_;
   bool stopping_ = false;

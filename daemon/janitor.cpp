@@ -242,6 +242,7 @@ void Janitor::Finish(std::shared_ptr<Pass> pass, Status status) {
   }
   if (!status.ok()) {
     stats_.last_error = status.error().message();
+    stats_.failures++;
     TLOG_WARN("janitor: pass failed: %s", status.error().message().c_str());
   }
   running_ = false;

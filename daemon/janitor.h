@@ -41,6 +41,7 @@ struct JanitorStats {
   uint64_t last_duration_ms = 0;
   uint64_t last_deleted = 0;
   std::string last_error;
+  uint64_t failures = 0;        // passes that ended in an error
 };
 
 class Janitor {

@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 
+#include "metrics.h"
 #include "torii/log.h"
 #include "torii/values.h"
 #include "uv_util.h"
@@ -29,6 +30,7 @@ struct Requests::Ctx {
   bool hot_fill = false;  // a get_session miss whose row goes into the cache
   uint64_t hot_gen = 0;   // the cache's generation when it was sent
   Plan plan;
+  RequestMark mark = MetricsRequestStart();
 };
 
 struct Requests::DelayedFill {
@@ -92,6 +94,7 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
 
   Args args(req.args);
   if (auto it = local_.find(req.op); it != local_.end()) {
+    ctx->mark.op = MetricsOp(&it->second, it->first);
     if (req.actor) {
       ReplyError(ctx, Error::InvalidArgument("'" + req.op + "' does not take an actor"));
       return;
@@ -113,6 +116,7 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
     ReplyError(ctx, Error::UnknownOp("no operation named '" + req.op + "'"));
     return;
   }
+  ctx->mark.op = MetricsOp(op, op->name);
   auto plan = BuildPlan(*op, args, req.actor);
   if (!plan.ok()) {
     ReplyError(ctx, plan.error());
@@ -216,6 +220,7 @@ msgpack::sbuffer& Requests::StartOkReply(Ctx* ctx) {
 void Requests::SendReply(Ctx* ctx) {
   InvalidateHot(ctx);
   router_.Reply(ctx->env, reply_.data(), reply_.size());
+  MetricsRequestDone(ctx->mark, Code::kOk);
   if (reply_.size() > kKeepReplyBytes) reply_ = msgpack::sbuffer();  // do not hold a rare huge page forever
   Finish(ctx);
 }
@@ -226,6 +231,7 @@ void Requests::ReplyError(Ctx* ctx, const Error& e) {
   std::string body = EncodeErrorReply(ctx->id_raw, e);
   InvalidateHot(ctx);
   router_.Reply(ctx->env, body.data(), body.size());
+  MetricsRequestDone(ctx->mark, e.code());
   Finish(ctx);
 }
 

@@ -67,11 +67,11 @@ const StatementDef kDefs[] = {
      "ORDER BY created_at DESC, id DESC", 0},
     {Stmt::kDeleteUserSessions, "t_delete_user_sessions",
      "DELETE FROM sessions WHERE user_id = $1::uuid AND ($2::uuid IS NULL OR id <> $2::uuid)", 0},
-    // Query $1 in the configuration of users.search_vector (0004_search.sql);
-    // best match first, id breaking ties so that pages are stable. An empty
+    // Query $1 through torii_search_query (0012_search_parts.sql: the
+    // web-search query, or its words' parts as phrases); best match first, id breaking ties so that pages are stable. An empty
     // or all-stopword query matches nothing (PostgreSQL only notices it).
     {Stmt::kSearchUsers, "t_search_users",
-     "SELECT " USER_COLS_NO_HASH " FROM users, websearch_to_tsquery('english', $1) AS q "
+     "SELECT " USER_COLS_NO_HASH " FROM users, torii_search_query($1) AS q "
      "WHERE search_vector @@ q ORDER BY ts_rank(search_vector, q) DESC, id LIMIT $2::int4 OFFSET $3::int8", 0},
     // list_audit, newest first by seq (the order rows were written); $n is the
     // `before` cursor (a seq, exclusive) or NULL. One statement per filter so

@@ -106,6 +106,9 @@ const std::vector<Param>& Params() {
       {"security", "curve_authorized_keys_dir",
        StrRef([](Config& c) -> auto& { return c.security.curve_authorized_keys_dir; }), true,
        "folder of authorized client public keys (Z85, one per file)"},
+
+      {"metrics", "listen", StrRef([](Config& c) -> auto& { return c.metrics.listen; }), false,
+       "address:port of the Prometheus /metrics endpoint, e.g. \"127.0.0.1:9464\"; empty: off"},
   };
   return params;
 }
@@ -172,6 +175,23 @@ std::string SetParam(const Param& p, Config& c, const toml::node& node) {
   return std::visit(Visitor{p, c, node}, p.ref);
 }
 
+// "" when `listen` is empty or HOST:PORT (HOST an IPv4 address, [IPv6] or
+// a name; PORT 1..65535), else why not. The exposer binds it at start.
+std::string MetricsListenError(const std::string& listen) {
+  if (listen.empty()) return "";
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) return "'" + listen + "' is not HOST:PORT (e.g. 127.0.0.1:9464)";
+  std::string host = listen.substr(0, colon), port = listen.substr(colon + 1);
+  if (host.find(':') != std::string::npos && (host.front() != '[' || host.back() != ']')) {
+    return "'" + listen + "': an IPv6 address goes in brackets, e.g. [::1]:9464";
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) < 1 || std::stoi(port) > 65535) {
+    return "'" + listen + "': the port must be 1..65535";
+  }
+  return "";
+}
+
 std::string Validate(const Config& c) {
   auto endpoints_ok = [](const std::vector<std::string>& eps) {
     for (const auto& e : eps) {
@@ -191,6 +211,7 @@ std::string Validate(const Config& c) {
   if (c.events.probe_timeout_ms >= c.events.probe_interval_ms * 4) {
     return "events.probe_timeout_ms: must be less than four probe intervals";
   }
+  if (auto e = MetricsListenError(c.metrics.listen); !e.empty()) return "metrics.listen: " + e;
   return "";
 }
 

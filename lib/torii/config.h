@@ -60,6 +60,9 @@ struct Config {
     std::string curve_secret_key_file;
     std::string curve_authorized_keys_dir;
   } security;
+  struct Metrics {
+    std::string listen;  // "host:port" of the Prometheus /metrics endpoint; empty: off
+  } metrics;
 
   // Reads and validates a TOML file. Errors read "FILE:LINE: section.key: why".
   static Result<Config> Load(const std::string& path);

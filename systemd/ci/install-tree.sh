@@ -65,7 +65,12 @@ if command -v dpkg-deb >/dev/null 2>&1; then
   mkdir -p "$scratch/control"
   dpkg-deb -e "$deb" "$scratch/control"
   grep -qx /etc/torii/toriid.toml "$scratch/control/conffiles" || bad "/etc/torii/toriid.toml is not a conffile"
-  [ -x "$scratch/control/postinst" ] || bad "no executable postinst"
+  for script in postinst prerm postrm; do
+    [ -x "$scratch/control/$script" ] || bad "no executable $script"
+  done
+  for p in ./usr/share/doc/toriid/copyright ./usr/share/doc/toriid/changelog.gz; do
+    grep -qx "$p" "$scratch/contents" || bad "$(basename "$deb") lacks $p"
+  done
   echo "package: $(basename "$deb"), $(wc -l <"$scratch/contents") entries; Depends: $depends"
 fi
 exit $fail

@@ -4,6 +4,7 @@
 // checks what changed, or did not, with plain SQL on that database.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -100,6 +101,45 @@ TEST_F(SchemaDaemonTest, SearchFindsEmailPartsAndMetadataRankedBestFirst) {
   Reply dflt = Call("search_users", V::Map({{"query", "quentin"}}));
   ASSERT_TRUE(dflt.ok()) << dflt.ToString();
   EXPECT_EQ(dflt.result()["users"].size(), 2u);
+}
+
+// Issue 17: any part of an address a user can see, or the whole address, in
+// any case, finds it (0012): hyphenated, dotted, plus-tagged and underscored
+// local parts, runs of parts across the '@', the domain.
+TEST_F(SchemaDaemonTest, SearchFindsHyphenatedDottedAndTaggedAddressParts) {
+  for (const char* email : {"jean-luc@example.com", "jean.luc@other.org", "bob+news@mail.net", "the-who@band.com",
+                            "anne_marie@x.io", "zed@example.com"}) {
+    ASSERT_TRUE(Call("create_user", V::Map({{"email", email}})).ok()) << email;
+  }
+  // Both Jean-Lucs have the parts "jean" then "luc"; the spelling typed ranks first.
+  EXPECT_EQ(SearchEmails("jean-luc"), Emails({"jean-luc@example.com", "jean.luc@other.org"}));
+  EXPECT_EQ(SearchEmails("JEAN-LUC"), Emails({"jean-luc@example.com", "jean.luc@other.org"}));
+  EXPECT_EQ(SearchEmails("jean.luc"), Emails({"jean.luc@other.org", "jean-luc@example.com"}));
+  EXPECT_EQ(SearchEmails("Jean.Luc"), Emails({"jean.luc@other.org", "jean-luc@example.com"}));
+  EXPECT_EQ(SearchEmails("jean-luc@example.com"), Emails({"jean-luc@example.com"}));
+  EXPECT_EQ(SearchEmails("Jean-Luc@EXAMPLE.com"), Emails({"jean-luc@example.com"}));
+  EXPECT_EQ(SearchEmails("JEAN.LUC@OTHER.ORG"), Emails({"jean.luc@other.org"}));
+  EXPECT_EQ(SearchEmails("luc@example.com"), Emails({"jean-luc@example.com"})) << "a run of parts across the @";
+  EXPECT_EQ(SearchEmails("luc"), Emails({"jean-luc@example.com", "jean.luc@other.org"}));
+  EXPECT_EQ(SearchEmails("bob+news"), Emails({"bob+news@mail.net"}));
+  EXPECT_EQ(SearchEmails("BOB+NEWS"), Emails({"bob+news@mail.net"}));
+  EXPECT_EQ(SearchEmails("news"), Emails({"bob+news@mail.net"}));
+  EXPECT_EQ(SearchEmails("bob+news@mail"), Emails({"bob+news@mail.net"}));
+  EXPECT_EQ(SearchEmails("bob+news@mail.net"), Emails({"bob+news@mail.net"}));
+  EXPECT_EQ(SearchEmails("mail.net"), Emails({"bob+news@mail.net"}));
+  EXPECT_EQ(SearchEmails("the-who"), Emails({"the-who@band.com"})) << "a compound of stopwords";
+  EXPECT_EQ(SearchEmails("anne_marie"), Emails({"anne_marie@x.io"}));
+  EXPECT_EQ(SearchEmails("anne-marie"), Emails({"anne_marie@x.io"}));
+  Emails domain = SearchEmails("example.com");  // equal ranks: in id order
+  std::sort(domain.begin(), domain.end());
+  EXPECT_EQ(domain, Emails({"jean-luc@example.com", "zed@example.com"}));
+  // Parts must be consecutive and in order to match as one word; web-search
+  // syntax still applies around such words.
+  EXPECT_EQ(SearchEmails("luc-jean"), Emails({}));
+  EXPECT_EQ(SearchEmails("jean-news"), Emails({}));
+  EXPECT_EQ(SearchEmails("jean-luc -example"), Emails({"jean.luc@other.org"}));
+  EXPECT_EQ(SearchEmails("example.com -jean-luc"), Emails({"zed@example.com"}));
+  EXPECT_EQ(SearchEmails("\"jean-luc example\""), Emails({"jean-luc@example.com"}));
 }
 
 TEST_F(SchemaDaemonTest, ListAuditPagesNewestFirstWithoutDuplicatesOrGaps) {
