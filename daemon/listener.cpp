@@ -2,6 +2,7 @@
 #include "listener.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <vector>
 
 #include "torii/log.h"
@@ -252,6 +253,11 @@ void Listener::Publish(const std::string& payload) {
   std::string family = str("f");
   std::string kind = str("k");
   if (on_event_) on_event_(family, kind, str("id"));
+  // The database's event id (torii_emit, schema/0009): the same on every
+  // daemon relaying this change, so subscribers of several daemons can
+  // deduplicate. A payload without one (an older trigger) publishes none.
+  std::optional<uint64_t> eid;
+  if (auto it = j.find("eid"); it != j.end() && it->is_number_unsigned()) eid = it->get<uint64_t>();
   if (const EventDef* def = FindEvent(family, kind)) {
     uint32_t count = 0;
     for (const auto& f : def->fields) count += f.type != FieldType::kOptStr || Present(j, f);
@@ -259,7 +265,7 @@ void Listener::Publish(const std::string& payload) {
       for (const auto& f : def->fields) {
         if (f.type != FieldType::kOptStr || Present(j, f)) PackField(pk, j, f);
       }
-    });
+    }, eid);
   } else if (family == "torii" && kind == "resync") {
     // torii_bulk_import_summary() (schema/0007): rows were written without
     // per-row events. Any session may NOTIFY, so the reason published (and
@@ -269,7 +275,7 @@ void Listener::Publish(const std::string& payload) {
       return j.contains(k) && j[k].is_number_unsigned() ? std::to_string(j[k].get<uint64_t>()) : "?";
     };
     publisher_.Resync("a bulk import wrote " + count("users") + " user(s) and " + count("sessions") +
-                      " session(s) without per-row events");
+                      " session(s) without per-row events", eid);
   } else {
     stats_.malformed++;
     TLOG_WARN("listener: ignoring an unknown event kind '%s.%s'", family.c_str(), kind.c_str());

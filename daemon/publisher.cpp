@@ -59,14 +59,19 @@ uint64_t Publisher::seq(const std::string& family) const {
   return it == seqs_.end() ? 0 : it->second;
 }
 
-void Publisher::Publish(const std::string& family, const std::string& kind, uint32_t count, const Fill& fill) {
+void Publisher::Publish(const std::string& family, const std::string& kind, uint32_t count, const Fill& fill,
+                        std::optional<uint64_t> eid) {
   if (!socket_) return;
   uint64_t seq = ++seqs_[family];
   msgpack::sbuffer buf;
   Packer pk(buf);
-  pk.pack_map(count + 3);
+  pk.pack_map(count + (eid.has_value() ? 4 : 3));
   PackStr(pk, "seq");
   pk.pack_uint64(seq);
+  if (eid.has_value()) {
+    PackStr(pk, "eid");
+    pk.pack_uint64(*eid);
+  }
   PackStr(pk, "epoch");
   PackStr(pk, epoch_);
   PackStr(pk, "at");
@@ -88,12 +93,12 @@ void Publisher::Publish(const std::string& family, const std::string& kind, uint
   }
 }
 
-void Publisher::Resync(const std::string& reason) {
+void Publisher::Resync(const std::string& reason, std::optional<uint64_t> eid) {
   TLOG_INFO("publisher: torii.resync (%s)", reason.c_str());
   Publish("torii", "resync", 1, [&](Packer& pk) {
     PackStr(pk, "reason");
     PackStr(pk, reason);
-  });
+  }, eid);
 }
 
 void Publisher::OnHeartbeat(uv_timer_t* t) {

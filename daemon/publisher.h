@@ -1,7 +1,9 @@
 // The ZeroMQ PUB socket of change events (PROTOCOL.md section 3): frames
 // [topic, msgpack body]; every body carries `seq` (per family, from 1),
-// `epoch` (new at each start) and `at`. A heartbeat timer publishes
-// torii.heartbeat with the last seq of every family.
+// `epoch` (new at each start) and `at`, and `eid` (the database's event id,
+// the same on every daemon) when the event came from a NOTIFY payload that
+// carried one. A heartbeat timer publishes torii.heartbeat with the last seq
+// of every family.
 //
 // PUB drops messages for a subscriber whose queue (events.send_hwm) is full;
 // subscribers see that as a seq gap. Loop thread only.
@@ -12,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -41,8 +44,11 @@ class Publisher {
   void StopHeartbeat();
   void Close();
 
-  void Publish(const std::string& family, const std::string& kind, uint32_t count, const Fill& fill);
-  void Resync(const std::string& reason);
+  // `eid`: the payload's event id, published as `eid` (none for the
+  // daemon's own heartbeats and resyncs).
+  void Publish(const std::string& family, const std::string& kind, uint32_t count, const Fill& fill,
+               std::optional<uint64_t> eid = std::nullopt);
+  void Resync(const std::string& reason, std::optional<uint64_t> eid = std::nullopt);
 
   const std::string& epoch() const { return epoch_; }
   uint64_t seq(const std::string& family) const;

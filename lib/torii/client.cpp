@@ -4,7 +4,10 @@
 
 #include <poll.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cerrno>
 #include <cmath>
@@ -55,7 +58,21 @@ DecodeLimits ReplyLimits() {
   return l;
 }
 
+// The read-only ops (client.h): safe to send to a second daemon.
+constexpr std::string_view kIdempotentOps[] = {
+    "ping",           "stats",           "get_user",          "get_user_by_email", "get_session",
+    "list_users",     "search_users",    "list_sessions",     "list_audit",        "get_oauth_account",
+    "get_user_by_oauth", "list_oauth_accounts", "get_passkey", "list_passkeys",    "check_token",
+    "login_failures", "get_user_lock",   "is_jwt_revoked",    "list_jwt_revocations",
+};
+
+std::atomic<uint64_t> g_monitor_serial{0};
+
 }  // namespace
+
+bool IsIdempotentOp(std::string_view op) {
+  return std::find(std::begin(kIdempotentOps), std::end(kIdempotentOps), op) != std::end(kIdempotentOps);
+}
 
 void RequestArgs::PackInto(Packer& pk, msgpack::sbuffer& buf) const {
   if (has_packed_) {
@@ -76,11 +93,28 @@ struct Client::Impl {
   ClientOptions options;
   std::unique_ptr<zmq::context_t> own_context;
   zmq::context_t* context = nullptr;
-  std::optional<zmq::socket_t> socket;
-  int socket_fd = -1;  // ZMQ_FD: signalled when the socket may have something to read
+  // One DEALER per endpoint when there are several (each with a monitor
+  // that reports its connection), one DEALER connected to the endpoint when
+  // there is one.
+  struct Endpoint {
+    std::optional<zmq::socket_t> socket;
+    std::optional<zmq::socket_t> monitor;  // PAIR: the socket monitor's events
+    int fd = -1;                           // ZMQ_FD of socket
+    int monitor_fd = -1;
+    bool connected = false;
+  };
+  std::vector<Endpoint> eps;
+  bool multi = false;
+  size_t next_endpoint = 0;  // round-robin
+  std::vector<pollfd> pollfds;
 
   struct Slot {
     bool pending = false;
+    // Several endpoints only: where it went (-1: not sent yet), whether it
+    // may be sent again, and its encoded body for that.
+    int endpoint = -1;
+    bool idempotent = false;
+    std::string body;
   };
   std::deque<Slot> slots;
   uint64_t base_id = 1;  // id of slots.front()
@@ -89,6 +123,8 @@ struct Client::Impl {
 
   using Deadline = std::pair<int64_t, uint64_t>;  // (steady ms, id)
   std::vector<Deadline> deadlines;                // min-heap
+  std::vector<Deadline> retries;                  // min-heap: idempotent resends at half the deadline
+  std::deque<uint64_t> unsent;                    // ids waiting for a connected endpoint
 
   std::deque<Completion> ready;
   uint64_t waiting_id = 0;  // the id a blocking Call() waits for
@@ -110,7 +146,11 @@ struct Client::Impl {
       slots.pop_front();
       base_id++;
     }
-    if (in_flight == 0) deadlines.clear();  // only stale entries are left
+    if (in_flight == 0) {  // only stale entries are left
+      deadlines.clear();
+      retries.clear();
+      unsent.clear();
+    }
     if (id == waiting_id) {
       waited.emplace(std::move(r));
     } else {
@@ -118,12 +158,49 @@ struct Client::Impl {
     }
   }
 
+  Slot& SlotOf(uint64_t id) { return slots[static_cast<size_t>(id - base_id)]; }
+
+  // Several endpoints: sends a pending request to the next connected
+  // endpoint other than `exclude`. Returns false when there is none.
+  // `retry_at`: when an idempotent request is sent to another endpoint if
+  // still unanswered (0: never).
+  bool Dispatch(uint64_t id, int exclude, int64_t retry_at) {
+    const size_t n = eps.size();
+    for (size_t k = 0; k < n; k++) {
+      const size_t i = (next_endpoint + k) % n;
+      if (static_cast<int>(i) == exclude || !eps[i].connected) continue;
+      next_endpoint = i + 1;
+      Slot& slot = SlotOf(id);
+      try {
+        auto sent = eps[i].socket->send(zmq::const_buffer(nullptr, 0),
+                                        zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        if (!sent) {
+          Complete(id, Error::Overloaded("client send queue is full (" + std::to_string(in_flight) + " in flight)"));
+          return true;
+        }
+        (void)eps[i].socket->send(zmq::const_buffer(slot.body.data(), slot.body.size()), zmq::send_flags::none);
+      } catch (const zmq::error_t& e) {
+        Complete(id, Error::Internal(std::string("zmq send: ") + e.what()));
+        return true;
+      }
+      slot.endpoint = static_cast<int>(i);
+      if (slot.idempotent && retry_at > 0) {
+        retries.emplace_back(retry_at, id);
+        std::push_heap(retries.begin(), retries.end(), std::greater<>());
+      }
+      return true;
+    }
+    return false;
+  }
+
   uint64_t Send(std::string_view op, const RequestArgs& args, const CallOptions& opts) {
     const int64_t timeout = opts.timeout_ms > 0 ? opts.timeout_ms : options.default_timeout_ms;
     const uint64_t id = next_id++;
-    slots.push_back(Slot{true});
+    slots.emplace_back();
+    slots.back().pending = true;
     in_flight++;
-    deadlines.emplace_back(NowMs() + timeout, id);
+    const int64_t now = NowMs();
+    deadlines.emplace_back(now + timeout, id);
     std::push_heap(deadlines.begin(), deadlines.end(), std::greater<>());
 
     buf.clear();
@@ -144,9 +221,19 @@ struct Client::Impl {
     PackStr(pk, "args");
     args.PackInto(pk, buf);
 
+    if (multi) {
+      Slot& slot = slots.back();
+      slot.idempotent = IsIdempotentOp(op);
+      slot.body.assign(buf.data(), buf.size());
+      stats.sent++;
+      if (!Dispatch(id, -1, now + timeout / 2)) unsent.push_back(id);
+      return id;
+    }
+
     // DEALER: an empty delimiter frame then the body, so that the reply
     // looks the same as for REQ. The multipart message is atomic, so only
     // the first frame can be refused.
+    zmq::socket_t* socket = &*eps[0].socket;
     try {
       auto sent = socket->send(zmq::const_buffer(nullptr, 0), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
       if (!sent) {
@@ -169,7 +256,84 @@ struct Client::Impl {
       deadlines.pop_back();
       if (IsPending(id)) {
         stats.timeouts++;
-        Complete(id, Error::Timeout("no reply within the deadline (daemon slow, overloaded or unreachable)"));
+        if (multi && SlotOf(id).endpoint < 0) {
+          Complete(id, Error::Timeout("no daemon was connected within the deadline; the request was not sent"));
+        } else {
+          Complete(id, Error::Timeout("no reply within the deadline (daemon slow, overloaded or unreachable)"));
+        }
+      }
+    }
+  }
+
+  // Several endpoints: idempotent requests unanswered at half their
+  // deadline go to another connected endpoint as well (once).
+  void DoRetries(int64_t now) {
+    while (!retries.empty() && retries.front().first <= now) {
+      uint64_t id = retries.front().second;
+      std::pop_heap(retries.begin(), retries.end(), std::greater<>());
+      retries.pop_back();
+      if (!IsPending(id)) continue;
+      const int from = SlotOf(id).endpoint;
+      if (from >= 0 && Dispatch(id, from, 0)) stats.retries++;
+    }
+  }
+
+  void OnConnected(size_t index) {
+    eps[index].connected = true;
+    std::deque<uint64_t> waiting;
+    waiting.swap(unsent);
+    const int64_t now = NowMs();
+    for (uint64_t id : waiting) {
+      if (!IsPending(id) || SlotOf(id).endpoint >= 0) continue;
+      // The resend point stays half of what is left of the deadline.
+      int64_t deadline = now;
+      for (const auto& d : deadlines) {
+        if (d.second == id) deadline = d.first;
+      }
+      if (!Dispatch(id, -1, now + (deadline - now) / 2)) unsent.push_back(id);
+    }
+  }
+
+  // The connection of endpoint `index` dropped: what was in flight on it
+  // will not be answered by it.
+  void OnDisconnected(size_t index) {
+    eps[index].connected = false;
+    for (uint64_t id = base_id; id < next_id; id++) {
+      if (!IsPending(id) || SlotOf(id).endpoint != static_cast<int>(index)) continue;
+      if (SlotOf(id).idempotent) {
+        SlotOf(id).endpoint = -1;
+        if (Dispatch(id, static_cast<int>(index), 0)) {
+          stats.retries++;
+        } else {
+          unsent.push_back(id);
+        }
+      } else {
+        stats.lost++;
+        Complete(id, Error::Unavailable("the connection to " + options.endpoints[index] +
+                                        " dropped with the request in flight: it may or may not have been applied"));
+      }
+    }
+  }
+
+  void DrainMonitor(size_t index) {
+    zmq::socket_t& m = *eps[index].monitor;
+    for (;;) {
+      zmq::message_t head;
+      try {
+        if (!m.recv(head, zmq::recv_flags::dontwait)) return;
+        zmq::message_t addr;
+        while (head.more() && m.recv(addr, zmq::recv_flags::none) && addr.more()) {
+        }
+      } catch (const zmq::error_t&) {
+        return;
+      }
+      if (head.size() < 6) continue;
+      uint16_t event = 0;
+      std::memcpy(&event, head.data(), sizeof(event));
+      if (event == ZMQ_EVENT_CONNECTED) {
+        OnConnected(index);
+      } else if (event == ZMQ_EVENT_DISCONNECTED) {
+        OnDisconnected(index);
       }
     }
   }
@@ -231,14 +395,21 @@ struct Client::Impl {
 
   // Reads every message that has arrived, without waiting.
   void DrainIncoming() {
+    for (size_t i = 0; i < eps.size(); i++) {
+      if (eps[i].monitor) DrainMonitor(i);
+      DrainSocket(*eps[i].socket);
+    }
+  }
+
+  void DrainSocket(zmq::socket_t& socket) {
     for (;;) {
       // The body is the last frame; envelope frames before it are skipped.
       bool got = false;
       try {
-        auto r = socket->recv(frame, zmq::recv_flags::dontwait);
+        auto r = socket.recv(frame, zmq::recv_flags::dontwait);
         if (!r) return;
         got = true;
-        while (frame.more()) (void)socket->recv(frame, zmq::recv_flags::none);
+        while (frame.more()) (void)socket.recv(frame, zmq::recv_flags::none);
       } catch (const zmq::error_t&) {
         if (!got) return;
         stats.dropped_replies++;
@@ -256,6 +427,7 @@ struct Client::Impl {
       DrainIncoming();
       int64_t now = NowMs();
       ExpireDeadlines(now);
+      if (multi) DoRetries(now);
       if (done()) return;
       if (until_ms >= 0 && now >= until_ms) return;
       int64_t wait = until_ms < 0 ? -1 : until_ms - now;
@@ -263,12 +435,19 @@ struct Client::Impl {
         int64_t to_deadline = std::max<int64_t>(0, deadlines.front().first - now);
         wait = wait < 0 ? to_deadline : std::min(wait, to_deadline);
       }
+      if (!retries.empty()) {
+        int64_t to_retry = std::max<int64_t>(0, retries.front().first - now);
+        wait = wait < 0 ? to_retry : std::min(wait, to_retry);
+      }
       // DrainIncoming ended with a receive that would block, and that re-arms
       // ZMQ_FD (libzmq processes its pending commands before it says
       // EAGAIN), so wait on the fd itself: zmq_poll would query ZMQ_EVENTS
       // before and after, a poll() and a getpid() more each time.
-      pollfd p{socket_fd, POLLIN, 0};
-      if (::poll(&p, 1, wait < 0 ? -1 : static_cast<int>(std::min<int64_t>(wait, INT32_MAX))) < 0 && errno != EINTR) {
+      // With several endpoints: every socket's and monitor's ZMQ_FD.
+      for (auto& p : pollfds) p.revents = 0;
+      if (::poll(pollfds.data(), pollfds.size(), wait < 0 ? -1 : static_cast<int>(std::min<int64_t>(wait, INT32_MAX))) <
+              0 &&
+          errno != EINTR) {
         throw zmq::error_t();
       }
     }
@@ -302,20 +481,43 @@ Result<Client> Client::Create(ClientOptions options) {
       impl->own_context = std::make_unique<zmq::context_t>(1);
       impl->context = impl->own_context.get();
     }
-    impl->socket.emplace(*impl->context, zmq::socket_type::dealer);
-    zmq::socket_t& s = *impl->socket;
-    // Linger 0: closing must not block on requests nobody will read.
-    s.set(zmq::sockopt::linger, 0);
-    s.set(zmq::sockopt::sndhwm, impl->options.hwm);
-    s.set(zmq::sockopt::rcvhwm, impl->options.hwm);
-    if (curve) {
-      const ClientOptions& o = impl->options;
-      zmq_setsockopt(s.handle(), ZMQ_CURVE_SERVERKEY, o.server_public_key.c_str(), 41);
-      zmq_setsockopt(s.handle(), ZMQ_CURVE_PUBLICKEY, o.client_public_key.c_str(), 41);
-      zmq_setsockopt(s.handle(), ZMQ_CURVE_SECRETKEY, o.client_secret_key.c_str(), 41);
+    const size_t n = impl->options.endpoints.size();
+    impl->multi = n > 1;
+    impl->eps.resize(n);
+    for (size_t i = 0; i < n; i++) {
+      auto& ep = impl->eps[i];
+      ep.socket.emplace(*impl->context, zmq::socket_type::dealer);
+      zmq::socket_t& s = *ep.socket;
+      // Linger 0: closing must not block on requests nobody will read.
+      s.set(zmq::sockopt::linger, 0);
+      s.set(zmq::sockopt::sndhwm, impl->options.hwm);
+      s.set(zmq::sockopt::rcvhwm, impl->options.hwm);
+      if (curve) {
+        const ClientOptions& o = impl->options;
+        zmq_setsockopt(s.handle(), ZMQ_CURVE_SERVERKEY, o.server_public_key.c_str(), 41);
+        zmq_setsockopt(s.handle(), ZMQ_CURVE_PUBLICKEY, o.client_public_key.c_str(), 41);
+        zmq_setsockopt(s.handle(), ZMQ_CURVE_SECRETKEY, o.client_secret_key.c_str(), 41);
+      }
+      if (impl->multi) {
+        // The monitor first, so that the connection's first event is seen.
+        std::string addr = "inproc://torii-client-monitor-" + std::to_string(getpid()) + "-" +
+                           std::to_string(g_monitor_serial.fetch_add(1));
+        if (zmq_socket_monitor(s.handle(), addr.c_str(), ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0) {
+          throw zmq::error_t();
+        }
+        ep.monitor.emplace(*impl->context, zmq::socket_type::pair);
+        ep.monitor->set(zmq::sockopt::linger, 0);
+        ep.monitor->connect(addr);
+        ep.monitor_fd = ep.monitor->get(zmq::sockopt::fd);
+        impl->pollfds.push_back(pollfd{ep.monitor_fd, POLLIN, 0});
+      } else {
+        // One endpoint: the request is queued for it even before it connects.
+        ep.connected = true;
+      }
+      s.connect(impl->options.endpoints[i]);
+      ep.fd = s.get(zmq::sockopt::fd);
+      impl->pollfds.push_back(pollfd{ep.fd, POLLIN, 0});
     }
-    for (const auto& ep : impl->options.endpoints) s.connect(ep);
-    impl->socket_fd = s.get(zmq::sockopt::fd);
   } catch (const zmq::error_t& e) {
     return Error::Internal(std::string("cannot set up the request socket: ") + e.what());
   }
@@ -366,7 +568,9 @@ std::optional<Completion> Client::Receive() {
 
 size_t Client::in_flight() const { return impl_->in_flight; }
 
-void* Client::socket_handle() { return static_cast<void*>(*impl_->socket); }
+void* Client::socket_handle() { return static_cast<void*>(*impl_->eps[0].socket); }
+
+bool Client::connected(size_t index) const { return index < impl_->eps.size() && impl_->eps[index].connected; }
 
 const ClientStats& Client::stats() const { return impl_->stats; }
 

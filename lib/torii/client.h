@@ -18,8 +18,29 @@
 //   applied. Retry only idempotent operations blindly.
 // - Error replies become an Error whose code is CodeFromName(code), or
 //   internal for a code name this client does not know.
-// - With several endpoints, requests are spread round-robin over the
-//   connected daemons (DEALER semantics).
+// - With several endpoints (several daemons on one database), the client
+//   keeps one DEALER socket per endpoint and watches each connection
+//   (a ZeroMQ socket monitor), so no request waits behind a dead daemon:
+//   * a request goes to the next connected endpoint, round-robin; while no
+//     endpoint is connected it waits in the client, unsent, until one
+//     connects or its deadline passes (then Timeout: it was never sent);
+//   * when an endpoint's connection drops, the requests in flight on it are
+//     resent to another connected endpoint if their op is idempotent
+//     (IsIdempotentOp), under the same id and the same overall deadline;
+//     any other request completes at once with Error::Unavailable, and it
+//     MAY OR MAY NOT have been applied (the daemon may have died before or
+//     after running it): writes are never retried blindly;
+//   * an idempotent request with no reply at half its deadline is also sent
+//     to another connected endpoint (a daemon that hangs without dropping
+//     the connection); the first reply wins, the other is dropped.
+//   With one endpoint nothing of this applies: one socket, no monitor.
+// - Idempotent (read-only) ops, safe to send twice: ping, stats, get_user,
+//   get_user_by_email, get_session, list_users, search_users,
+//   list_sessions, list_audit, get_oauth_account, get_user_by_oauth,
+//   list_oauth_accounts, get_passkey, list_passkeys, check_token,
+//   login_failures, get_user_lock, is_jwt_revoked, list_jwt_revocations.
+//   Everything else (including get_or_create_user and the take_* ops) is
+//   a write.
 #pragma once
 
 #include <cstdint>
@@ -67,6 +88,10 @@ struct CallOptions {
   // Optional uuid of the user on whose behalf the request acts (`actor`).
   std::string actor;
 };
+
+// Whether `op` only reads (the list in the contract above): such a request
+// may be sent to a second daemon when the first one fails.
+bool IsIdempotentOp(std::string_view op);
 
 // A request's arguments: nothing (`{}`), an already-packed msgpack map, or
 // a callback that packs exactly one map. Non-owning: the bytes or the
@@ -121,6 +146,8 @@ struct ClientStats {
   uint64_t replies = 0;          // replies matched to a request in flight
   uint64_t timeouts = 0;         // requests completed with a local timeout
   uint64_t dropped_replies = 0;  // late, unknown-id or undecodable replies
+  uint64_t retries = 0;          // idempotent requests sent to another endpoint
+  uint64_t lost = 0;             // writes failed as unavailable: their daemon's connection dropped
 };
 
 class Client {
@@ -157,8 +184,13 @@ class Client {
   // The DEALER socket, for a caller that waits on many clients in one
   // thread (zmq_poll, or epoll on its ZMQ_FD): when it is readable, Poll(0)
   // reads the replies.
-  // Only for polling; sending or receiving on it breaks the client.
+  // Only for polling; sending or receiving on it breaks the client. With
+  // several endpoints it is the first endpoint's socket only: poll such a
+  // client with Poll() instead.
   void* socket_handle();
+  // Whether endpoint `index` is connected now (several endpoints only: with
+  // one, always true as far as the client knows).
+  bool connected(size_t index) const;
 
   // JSON bridge for tools: `args` (a JSON object or null) is packed as
   // msgpack as is (strings stay strings, even ones that look like

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -122,6 +123,63 @@ Status ChownTree(const std::string& path, const Account& acct) {
     }
   }
   return {};
+}
+
+// The running PostgreSQL that holds a data folder's lock (postmaster.pid),
+// and what started it, when /proc tells.
+struct LockHolder {
+  pid_t pid = 0;
+  pid_t parent = 0;
+  std::string parent_name;  // the parent's command name, e.g. "toriid"
+};
+
+std::string ProcComm(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string comm;
+  std::getline(in, comm);
+  return comm;
+}
+
+std::optional<LockHolder> RunningLockHolder(const std::string& data_dir) {
+  std::ifstream in(data_dir + "/postmaster.pid");
+  long pid = 0;
+  if (!(in >> pid) || pid <= 0) return std::nullopt;
+  if (kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return std::nullopt;  // a stale lock file
+  LockHolder h;
+  h.pid = static_cast<pid_t>(pid);
+  // A lock file left by a crash whose pid now names another program is
+  // stale too (PostgreSQL itself then takes the folder over).
+  std::string comm = ProcComm(h.pid);
+  if (!comm.empty() && comm.rfind("postgres", 0) != 0) return std::nullopt;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  size_t paren = line.rfind(')');
+  if (paren != std::string::npos) {
+    std::istringstream rest(line.substr(paren + 1));
+    char state = 0;
+    long ppid = 0;
+    if (rest >> state >> ppid && ppid > 1) {
+      h.parent = static_cast<pid_t>(ppid);
+      h.parent_name = ProcComm(h.parent);
+    }
+  }
+  return h;
+}
+
+Error InUse(const std::string& data_dir, const LockHolder& h) {
+  std::string who = "PostgreSQL pid " + std::to_string(h.pid);
+  if (h.parent_name == "toriid") {
+    who += ", the embedded database of the toriid with pid " + std::to_string(h.parent);
+  } else if (h.parent > 0 && !h.parent_name.empty()) {
+    who += ", started by '" + h.parent_name + "' pid " + std::to_string(h.parent);
+  }
+  return Error::Unavailable("the embedded database folder " + data_dir + " is already in use by " + who +
+                            ": two servers cannot share one data folder. Either give this toriid its own folder "
+                            "([database] data_dir), or share one server: set [database] url in every toriid to "
+                            "that server (e.g. url = \"host=" + data_dir + " user=torii dbname=torii\" for the "
+                            "other toriid's embedded one, which stops when that toriid stops; a standalone "
+                            "PostgreSQL is better for several daemons)");
 }
 
 }  // namespace
@@ -238,6 +296,9 @@ Status EmbeddedPostgres::Start(int timeout_ms) {
   if (opt_.socket_dir.size() > 90) {
     return Error::InvalidArgument("the socket folder " + opt_.socket_dir + " is too long for a Unix socket path");
   }
+  // Another server on this folder (a second toriid with the same data_dir):
+  // ours would fail on the lock, and a ping would reach the other one.
+  if (auto holder = RunningLockHolder(opt_.data_dir)) return InUse(opt_.data_dir, *holder);
   std::vector<std::string> argv = {bindir_ + "/postgres",
                                    "-D", opt_.data_dir,
                                    "-p", std::to_string(opt_.port),
@@ -255,11 +316,23 @@ Status EmbeddedPostgres::Start(int timeout_ms) {
   std::string conninfo = ConnInfo("postgres") + " connect_timeout=2";
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
-    if (PQping(conninfo.c_str()) == PQPING_OK) break;
+    // The child's exit first, and the lock file's pid before trusting a
+    // ping: the socket may be another server's (two toriids started on one
+    // folder at once; the later postgres fails on the lock).
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
+      if (auto holder = RunningLockHolder(opt_.data_dir)) return InUse(opt_.data_dir, *holder);
       return Error::Unavailable("embedded postgres exited while starting:" + TailOf(LogPath(), 15));
+    }
+    if (PQping(conninfo.c_str()) == PQPING_OK) {
+      auto holder = RunningLockHolder(opt_.data_dir);
+      if (holder.has_value() && holder->pid == pid_) break;
+      if (holder.has_value()) {
+        (void)Stop(true);
+        return InUse(opt_.data_dir, *holder);
+      }
+      // No lock file yet that names a live server: not ours yet either.
     }
     if (std::chrono::steady_clock::now() > deadline) {
       (void)Stop(true);

@@ -14,12 +14,15 @@
 //   evict every session of that user; session.expired evicts the entries it
 //   covers (expires_at <= its `before`).
 // - on_stale (gap, epoch change, missed heartbeats, resync, malformed) drops
-//   every entry.
+//   every entry. With a Subscriber on several daemons, on_stale comes only
+//   when no other endpoint stayed live across the condition (the stale rule
+//   in subscriber.h): the loss of one daemon of several keeps the entries,
+//   and the others' events keep evicting them (each event once, by eid).
 // - Nothing is cached unless the Subscriber was live() both when the
-//   get_session was sent and when its reply is handled (live: a clean
-//   heartbeat of the current epoch has been seen since the last stale
-//   condition, and heartbeats keep coming), and no stale condition happened
-//   in between.
+//   get_session was sent and when its reply is handled (live: at least one
+//   endpoint has shown a clean heartbeat of its current epoch since its last
+//   stale condition, and its heartbeats keep coming), and no on_stale
+//   happened in between.
 // - The read-through race: a get_session read before a change, whose reply
 //   is handled after the change's event, is not cached. Each invalidating
 //   event bumps a counter and records it against its session id and user

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 
 #include <zmq.hpp>
@@ -90,8 +92,25 @@ struct Subscriber::Impl {
     int64_t last_message_ms = 0;           // steady clock; connect time at first
     bool silence_reported = false;         // kMissedHeartbeats fired for this silence
     bool caught_up = false;                // a clean heartbeat since the last stale condition
+    std::optional<uint64_t> last_eid;      // eid of the last event received: its stream position
   };
   std::vector<Endpoint> endpoints;
+
+  // Several endpoints: the dedup window. An eid is in `seen` once it was
+  // delivered; its value has bit i set when endpoint i received it in its
+  // current segment (cleared at i's next stale condition). `order` is the
+  // insertion order, for the bound.
+  bool dedup = false;
+  std::unordered_map<uint64_t, uint64_t> seen;
+  std::deque<uint64_t> order;
+  // Stale conditions waiting for another endpoint to receive the eid of
+  // their endpoint's position (the stale rule in the header).
+  struct Held {
+    StaleReason reason;
+    uint64_t eid;
+    int64_t deadline_ms;
+  };
+  std::vector<Held> held;
 
   struct Listener {
     int handle;
@@ -111,8 +130,51 @@ struct Subscriber::Impl {
     return std::find(options.families.begin(), options.families.end(), family) != options.families.end();
   }
 
-  void Stale(StaleReason reason) {
-    endpoints[reason.endpoint].caught_up = false;
+  bool EndpointLive(size_t i, int64_t now) const {
+    const Endpoint& ep = endpoints[i];
+    return ep.caught_up && !ep.silence_reported && now - ep.last_message_ms < 3 * options.heartbeat_ms;
+  }
+
+  bool AnyOtherLive(size_t index, int64_t now) const {
+    for (size_t i = 0; i < endpoints.size(); i++) {
+      if (i != index && EndpointLive(i, now)) return true;
+    }
+    return false;
+  }
+
+  // A stale condition on an endpoint: it starts a new segment, and reaches
+  // the listeners unless another endpoint vouches for it (the header's
+  // stale rule). `absorbable` false: always reported.
+  void Stale(StaleReason reason, bool absorbable = true) {
+    const size_t a = reason.endpoint;
+    Endpoint& ep = endpoints[a];
+    ep.caught_up = false;
+    if (!dedup) {
+      Report(reason);
+      return;
+    }
+    const uint64_t mine = uint64_t{1} << a;
+    for (auto& kv : seen) kv.second &= ~mine;
+    const int64_t now = NowMs();
+    if (!absorbable || !ep.last_eid.has_value() || !AnyOtherLive(a, now)) {
+      Report(reason);
+      return;
+    }
+    auto it = seen.find(*ep.last_eid);
+    if (it == seen.end()) {  // left the window: nothing to vouch with
+      Report(reason);
+      return;
+    }
+    for (size_t i = 0; i < endpoints.size(); i++) {
+      if (i != a && (it->second & (uint64_t{1} << i)) != 0 && EndpointLive(i, now)) {
+        stats.absorbed++;
+        return;
+      }
+    }
+    held.push_back(Held{std::move(reason), *ep.last_eid, now + 3 * options.heartbeat_ms});
+  }
+
+  void Report(const StaleReason& reason) {
     stale_generation++;
     stats.stale++;
     for (size_t i = 0; i < listeners.size(); i++) {
@@ -147,6 +209,37 @@ struct Subscriber::Impl {
     r.epoch = endpoints[index].epoch;
     r.detail = std::move(detail);
     Stale(std::move(r));
+  }
+
+  // Endpoint `index` received `eid` in its current segment. Returns false
+  // for a duplicate (already delivered). Settles held conditions waiting
+  // for this eid from another endpoint.
+  bool RecordEid(size_t index, uint64_t eid) {
+    endpoints[index].last_eid = eid;
+    if (!dedup) return true;
+    const uint64_t mine = uint64_t{1} << index;
+    bool fresh = false;
+    auto it = seen.find(eid);
+    if (it == seen.end()) {
+      while (order.size() >= options.dedup_window) {
+        seen.erase(order.front());
+        order.pop_front();
+      }
+      seen.emplace(eid, mine);
+      order.push_back(eid);
+      fresh = true;
+    } else {
+      it->second |= mine;
+    }
+    for (size_t i = 0; i < held.size();) {
+      if (held[i].eid == eid && held[i].reason.endpoint != index) {
+        stats.absorbed++;
+        held.erase(held.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        i++;
+      }
+    }
+    return fresh;
   }
 
   // A heartbeat's `seqs` against what we saw. Returns false on a gap.
@@ -212,6 +305,9 @@ struct Subscriber::Impl {
     }
     e.seq = seq->via.u64;
     e.epoch.assign(AsStr(*epoch));
+    if (const msgpack::object* eid = e.Find("eid"); eid != nullptr && eid->type == msgpack::type::POSITIVE_INTEGER) {
+      e.eid = eid->via.u64;
+    }
     if (const msgpack::object* at = e.Find("at")) {
       if (auto us = MicrosFromTimestamp(*at)) e.at = *us;
     }
@@ -245,20 +341,27 @@ struct Subscriber::Impl {
       it->second = e.seq;
     }
 
+    // After the seq checks: a gap is judged at the position before this
+    // event, and this event opens the new segment.
+    const bool fresh = !e.eid.has_value() || RecordEid(index, *e.eid);
+    if (!fresh) stats.duplicates++;
+
     const bool torii = e.family == "torii";
     if (torii && e.kind == "heartbeat") {
       stats.heartbeats++;
       if (CheckHeartbeat(index, e) && clean) ep.caught_up = true;
-    } else if (torii && e.kind == "resync") {
+    } else if (torii && e.kind == "resync" && fresh) {
       StaleReason r;
       r.kind = StaleKind::kResync;
       r.endpoint = index;
       r.epoch = ep.epoch;
       r.detail = std::string(e.Str("reason"));
       if (r.detail.empty()) r.detail = "torii.resync";
-      Stale(std::move(r));
+      // With an eid it came from the database (e.g. a bulk import): every
+      // daemon relays it and no endpoint can vouch for it.
+      Stale(std::move(r), !e.eid.has_value());
     }
-    if (!torii || options.deliver_torii_events) Deliver(e);
+    if (fresh && (!torii || options.deliver_torii_events)) Deliver(e);
   }
 
   // Reads what has arrived on one socket. Returns the number of messages.
@@ -293,6 +396,32 @@ struct Subscriber::Impl {
     return n;
   }
 
+  // Reports held stale conditions past their deadline, or all of them when
+  // no other endpoint is live any more; returns the ms until the next
+  // deadline (-1: none).
+  int64_t CheckHeld(int64_t now) {
+    int64_t next = -1;
+    for (size_t i = 0; i < held.size();) {
+      if (now >= held[i].deadline_ms || !AnyOtherLive(held[i].reason.endpoint, now)) {
+        StaleReason r = std::move(held[i].reason);
+        held.erase(held.begin() + static_cast<std::ptrdiff_t>(i));
+        if (r.detail.empty()) {
+          r.detail = "no other endpoint vouched for it";
+        } else {
+          r.detail += "; no other endpoint vouched for it";
+        }
+        Report(r);
+        i = 0;  // a listener may not change `held`, but restart cheaply anyway
+        next = -1;
+        continue;
+      }
+      int64_t due = held[i].deadline_ms - now;
+      if (next < 0 || due < next) next = due;
+      i++;
+    }
+    return next;
+  }
+
   // Fires kMissedHeartbeats for endpoints silent past 3 intervals; returns
   // the ms until the next such deadline (-1: none pending).
   int64_t CheckDeadlines(int64_t now) {
@@ -315,6 +444,8 @@ struct Subscriber::Impl {
         next = due - now;
       }
     }
+    int64_t held_next = CheckHeld(now);
+    if (held_next >= 0 && (next < 0 || held_next < next)) next = held_next;
     return next;
   }
 };
@@ -325,6 +456,8 @@ Subscriber::~Subscriber() = default;
 Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options) {
   if (options.endpoints.empty()) return Error::InvalidArgument("the subscriber needs at least one endpoint");
   if (options.heartbeat_ms <= 0) return Error::InvalidArgument("heartbeat_ms must be positive");
+  if (options.endpoints.size() > 64) return Error::InvalidArgument("the subscriber takes at most 64 endpoints");
+  if (options.dedup_window == 0) options.dedup_window = 1;
   const bool curve = !options.server_public_key.empty() || !options.client_public_key.empty() ||
                      !options.client_secret_key.empty();
   if (curve) {
@@ -344,6 +477,7 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options
   }
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
+  impl->dedup = impl->options.endpoints.size() > 1;
   try {
     if (impl->options.context != nullptr) {
       impl->context = impl->options.context;
@@ -420,11 +554,14 @@ size_t Subscriber::Poll(int64_t timeout_ms) {
 
 bool Subscriber::live() const {
   const int64_t now = NowMs();
-  for (const auto& ep : impl_->endpoints) {
-    if (!ep.caught_up || ep.silence_reported) return false;
-    if (now - ep.last_message_ms >= 3 * impl_->options.heartbeat_ms) return false;
+  for (size_t i = 0; i < impl_->endpoints.size(); i++) {
+    if (impl_->EndpointLive(i, now)) return true;
   }
-  return true;
+  return false;
+}
+
+bool Subscriber::endpoint_live(size_t index) const {
+  return index < impl_->endpoints.size() && impl_->EndpointLive(index, NowMs());
 }
 
 uint64_t Subscriber::stale_generation() const { return impl_->stale_generation; }

@@ -8,9 +8,9 @@
 //   live() and the other accessors, but must not call Poll() again.
 // - One SUB socket per endpoint, each tracked on its own: the epoch of the
 //   daemon behind it, the last seq per family, the time of its last
-//   message. Two endpoints of the same daemon deliver its events twice
-//   (harmless for invalidation).
-// - on_stale(reason) is called whenever an endpoint may have missed events:
+//   message. Every endpoint is assumed to relay the same database (several
+//   daemons on one database, or one daemon twice).
+// - A stale condition on an endpoint is one of:
 //   * kGap: a family's seq skipped (expected N, got M), or a heartbeat's
 //     `seqs` shows a family beyond the last seq seen (a dropped last
 //     message), or went backwards;
@@ -21,12 +21,49 @@
 //   * kResync: a `torii.resync` event (its reason is in `detail`);
 //   * kMalformed: an undecodable message on a subscribed topic (it may have
 //     been an invalidation).
-// - live(): true when every endpoint has, since it was connected and since
-//   its last stale condition, delivered a heartbeat of its current epoch
-//   whose `seqs` showed nothing missed, and is within its heartbeat
-//   deadline. Right after construction live() is false: a SUB socket misses
-//   whatever is published before its subscription reaches the publisher, and
-//   the first heartbeat is what proves we are caught up.
+//   After one, the endpoint is not live until its next clean heartbeat, and
+//   its seq tracking starts again from the next message (a new "segment":
+//   the messages of an endpoint since its last stale condition, each seq
+//   checked against the one before).
+// - An endpoint is live when, since it was connected and since its last
+//   stale condition, it has delivered a heartbeat of its current epoch whose
+//   `seqs` showed nothing missed, and it is within its heartbeat deadline.
+//   live() is true while AT LEAST ONE endpoint is live. Right after
+//   construction live() is false: a SUB socket misses whatever is published
+//   before its subscription reaches the publisher, and the first heartbeat
+//   is what proves we are caught up.
+// - Several endpoints (event ids). Every event a daemon relays from the
+//   database carries `eid`, the same on every daemon; events are delivered
+//   once: an eid already delivered (within the window below) is dropped,
+//   whichever endpoint brought it first. Events without an eid (heartbeats,
+//   a daemon's own resync, older daemons) are never deduplicated.
+// - The stale rule, several endpoints: a stale condition on endpoint A
+//   reaches on_stale unless another endpoint vouches for it. Let x be the
+//   eid of the last event A delivered before the condition (A's position in
+//   the database's event stream; every daemon relays that stream in the
+//   same order, the order PostgreSQL delivers notifications). Endpoint B
+//   vouches when it receives event x within its current segment while it
+//   is live: B's stream after x is then complete, or B itself will report a
+//   stale condition, which is judged by this same rule. So:
+//   * if B already received x in its current segment and is live, the
+//     condition is absorbed at once (counted in stats().absorbed);
+//   * otherwise, if some other endpoint is live, the condition is held for
+//     up to 3 x heartbeat_ms waiting for a live endpoint to receive x
+//     (B lagging behind A); absorbed if one does, reported otherwise;
+//   * it is reported at once (and a held one at that moment) when no other
+//     endpoint is live, when A never delivered an event with an eid (no
+//     position to vouch for), when x has left the window, and always for a
+//     torii.resync that carries an eid (a database-wide resync, e.g. a bulk
+//     import: every daemon relays it, it is reported once).
+//   With one endpoint every stale condition is reported, as before.
+//   Consequence for a cache: while on_stale is not called, every change is
+//   delivered (once) or still on its way from a live endpoint; a cache
+//   flushes only when no endpoint stayed live across the gap.
+// - Memory: the dedup window holds the last `dedup_window` eids (default
+//   65536, about 60 bytes each: ~4 MB), kept only with two or more
+//   endpoints. An eid older than the window arriving again is delivered a
+//   second time (harmless for invalidation), and a stale condition whose
+//   position left the window is reported.
 // - The first message seen of a family (per endpoint and epoch) sets the
 //   baseline; only later skips are gaps.
 #pragma once
@@ -34,6 +71,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +99,9 @@ struct SubscriberOptions {
   // Receive high-water mark per socket, in messages (ZeroMQ drops beyond
   // it; the seq gap then tells).
   int rcvhwm = 100000;
+  // With two or more endpoints: how many recent event ids are remembered
+  // for deduplication and for the stale rule (at least 1).
+  size_t dedup_window = 65536;
   // A ZeroMQ context to share (required for inproc://); not owned. Null:
   // the Subscriber owns its own.
   zmq::context_t* context = nullptr;
@@ -78,6 +119,7 @@ struct Event {
   std::string family;  // "session"
   std::string kind;    // "deleted"
   uint64_t seq = 0;
+  std::optional<uint64_t> eid;  // the database's event id, when the body has one
   std::string epoch;
   Micros at = 0;
   size_t endpoint = 0;  // index into SubscriberOptions::endpoints
@@ -109,8 +151,10 @@ struct StaleReason {
 struct SubscriberStats {
   uint64_t messages = 0;   // every message received
   uint64_t events = 0;     // events passed to listeners
+  uint64_t duplicates = 0; // events dropped: their eid was already delivered
   uint64_t heartbeats = 0;
   uint64_t stale = 0;      // on_stale calls
+  uint64_t absorbed = 0;   // stale conditions another endpoint vouched for
   uint64_t malformed = 0;
 };
 
@@ -138,7 +182,10 @@ class Subscriber {
   // the number of messages processed; returns early once it processed any.
   size_t Poll(int64_t timeout_ms);
 
+  // True while at least one endpoint is live (see the contract).
   bool live() const;
+  // Whether endpoint `index` is live on its own.
+  bool endpoint_live(size_t index) const;
   // Bumped at every on_stale: a cheap way to notice "something went stale
   // since I last looked".
   uint64_t stale_generation() const;

@@ -5,7 +5,8 @@
 // Covers: first start initialises the cluster and answers ping; SIGTERM
 // exits 0 and stops postgres; a second start reuses the data and is fast;
 // SIGKILL of toriid leaves no postgres behind; no PostgreSQL server found
-// gives a clear error naming the Debian package.
+// gives a clear error naming the Debian package; a second toriid on the same
+// data folder refuses, naming the first, instead of using its server.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -62,7 +63,8 @@ bool WaitGone(pid_t pid, int timeout_ms) {
 // One toriid child process with its own folder, config and log.
 class Toriid {
  public:
-  Toriid() {
+  // `shared_data_dir`: use another Toriid's data folder (not owned).
+  explicit Toriid(std::string shared_data_dir = "") : shared_data_dir_(std::move(shared_data_dir)) {
     std::string tmpl = "/tmp/torii-embed-XXXXXX";
     dir_ = mkdtemp(tmpl.data());
     request_port_ = torii::test::FreePort();
@@ -80,12 +82,12 @@ class Toriid {
     }
     // The postgres child dies with toriid (PR_SET_PDEATHSIG); wait for it so
     // the folder can go.
-    if (pid_t pg = PostmasterPid(); pg > 0) WaitGone(pg, 30000);
+    if (pid_t pg = PostmasterPid(); pg > 0 && shared_data_dir_.empty()) WaitGone(pg, 30000);
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
 
-  std::string data_dir() const { return dir_ + "/pg"; }
+  std::string data_dir() const { return shared_data_dir_.empty() ? dir_ + "/pg" : shared_data_dir_; }
   const std::string& dir() const { return dir_; }
   std::string log() const { return ReadAll(log_); }
   pid_t pid() const { return pid_; }
@@ -158,6 +160,7 @@ class Toriid {
   }
 
  private:
+  std::string shared_data_dir_;
   std::string dir_, config_, log_;
   int request_port_ = 0, events_port_ = 0;
   pid_t pid_ = -1;
@@ -247,6 +250,30 @@ TEST(EmbeddedPostgres, SigkillOfToriidLeavesNoPostgresBehind) {
   auto deadline = Clock::now() + std::chrono::seconds(15);
   while (fs::exists(d.data_dir() + "/postmaster.pid") && Clock::now() < deadline) usleep(20000);
   EXPECT_FALSE(fs::exists(d.data_dir() + "/postmaster.pid"));
+}
+
+TEST(EmbeddedPostgres, ASecondToriidOnTheSameDataFolderRefusesAndNamesTheFirst) {
+  Toriid first;
+  first.Start();
+  ASSERT_FALSE(first.WaitPing(120000).empty()) << first.log();
+  pid_t pg = first.PostmasterPid();
+  ASSERT_GT(pg, 0);
+
+  Toriid second(first.data_dir());
+  second.Start();
+  int code = second.Wait(60000);
+  std::string log = second.log();
+  EXPECT_NE(code, 0) << log;
+  EXPECT_NE(code, -1) << "the second toriid kept running on a locked data folder:\n" << log;
+  EXPECT_NE(log.find("already in use by PostgreSQL pid " + std::to_string(pg)), std::string::npos) << log;
+  EXPECT_NE(log.find("toriid with pid " + std::to_string(first.pid())), std::string::npos) << log;
+  EXPECT_NE(log.find("data_dir"), std::string::npos) << log;
+  EXPECT_NE(log.find("[database] url"), std::string::npos) << log;
+  EXPECT_EQ(log.find("embedded postgres: pid"), std::string::npos) << "it claimed a server:\n" << log;
+  // The first one is untouched.
+  EXPECT_TRUE(Alive(pg));
+  EXPECT_EQ(first.PostmasterPid(), pg);
+  ExpectPingReply(first.WaitPing(10000));
 }
 
 TEST(EmbeddedPostgres, NoServerInstalledNamesTheDebianPackage) {

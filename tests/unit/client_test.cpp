@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -463,6 +464,133 @@ TEST(ClientTest, SpreadsRequestsOverSeveralEndpoints) {
   }
   EXPECT_GT(a.requests(), 0);
   EXPECT_GT(b.requests(), 0);
+}
+
+// Polls the client until every endpoint is connected (several endpoints).
+bool WaitConnected(Client& client, size_t n) {
+  auto start = Clock::now();
+  for (;;) {
+    bool all = true;
+    for (size_t i = 0; i < n; i++) all = all && client.connected(i);
+    if (all) return true;
+    if (MsSince(start) > 5000) return false;
+    client.Poll(10);
+  }
+}
+
+// Replies to nothing: a daemon that hangs, or dies with the request.
+void SwallowHandler(const Incoming&, ScriptedRouter&) {}
+
+TEST(ClientTest, IdempotentOpsAreTheReadOnlyOnes) {
+  for (const char* op : {"ping", "stats", "get_user", "get_session", "list_users", "search_users", "check_token",
+                         "login_failures", "get_user_lock", "is_jwt_revoked", "list_jwt_revocations"}) {
+    EXPECT_TRUE(IsIdempotentOp(op)) << op;
+  }
+  for (const char* op : {"create_user", "delete_session", "get_or_create_user", "take_oauth_state", "use_token",
+                         "record_login_failure", "revoke_jwt", "no_such_op"}) {
+    EXPECT_FALSE(IsIdempotentOp(op)) << op;
+  }
+}
+
+TEST(ClientTest, ADroppedConnectionResendsReadsAndFailsWritesAtOnce) {
+  zmq::context_t ctx;
+  std::optional<ScriptedRouter> dead(std::in_place, ctx, SwallowHandler);
+  ScriptedRouter alive(ctx, EchoHandler);
+  const int64_t deadline = 4000;
+  Client client = MakeClient({dead->endpoint(), alive.endpoint()}, deadline);
+  ASSERT_TRUE(WaitConnected(client, 2));
+  // Round-robin: half of these land on the daemon that never answers.
+  std::vector<uint64_t> reads, writes;
+  for (int i = 0; i < 4; i++) reads.push_back(client.Send("get_user", ArgN(i)));
+  for (int i = 0; i < 4; i++) writes.push_back(client.Send("create_user", ArgN(10 + i)));
+  auto start = Clock::now();
+  while (dead->requests() < 4 && MsSince(start) < 5000) client.Poll(10);
+  ASSERT_EQ(dead->requests(), 4);
+  dead.reset();  // the daemon dies: its connection drops
+  std::map<uint64_t, Completion> done;
+  while (done.size() < 8 && MsSince(start) < 10000) {
+    client.Poll(50);
+    while (auto c = client.Receive()) done.emplace(c->id, std::move(*c));
+  }
+  ASSERT_EQ(done.size(), 8u);
+  // Well before half the deadline: the drop, not a timer, settled them.
+  EXPECT_LT(MsSince(start), deadline / 2);
+  for (uint64_t id : reads) {
+    ASSERT_TRUE(done.at(id).reply.ok()) << done.at(id).reply.error().ToString();
+  }
+  int unavailable = 0;
+  for (uint64_t id : writes) {
+    const auto& r = done.at(id).reply;
+    if (r.ok()) continue;
+    EXPECT_EQ(r.error().code(), Code::kUnavailable);
+    EXPECT_NE(r.error().message().find("may or may not have been applied"), std::string::npos);
+    unavailable++;
+  }
+  EXPECT_EQ(unavailable, 2);  // the writes on the dead daemon, never resent
+  EXPECT_EQ(client.stats().lost, 2u);
+  EXPECT_EQ(client.stats().retries, 2u);
+  EXPECT_EQ(alive.requests(), 4 + 2);
+  // Nothing waits behind the dead peer afterwards: every request goes to
+  // the live one, reads and writes.
+  EXPECT_FALSE(client.connected(0));
+  for (int i = 0; i < 20; i++) {
+    auto s = Clock::now();
+    auto r = client.Call(i % 2 ? "create_user" : "get_user", ArgN(i));
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    EXPECT_LT(MsSince(s), 1000);
+  }
+}
+
+TEST(ClientTest, AReadUnansweredAtHalfItsDeadlineGoesToAnotherDaemon) {
+  zmq::context_t ctx;
+  ScriptedRouter hung(ctx, SwallowHandler);
+  ScriptedRouter alive(ctx, EchoHandler);
+  Client client = MakeClient({hung.endpoint(), alive.endpoint()}, 600);
+  ASSERT_TRUE(WaitConnected(client, 2));
+  int retried_reads = 0;
+  for (int i = 0; i < 4; i++) {
+    auto s = Clock::now();
+    auto r = client.Call("get_session", ArgN(i));
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    if (MsSince(s) >= 250) retried_reads++;
+    EXPECT_LT(MsSince(s), 600);
+  }
+  EXPECT_GE(retried_reads, 1);
+  EXPECT_EQ(client.stats().retries, static_cast<uint64_t>(retried_reads));
+  // A write that lands on the hung daemon is not resent: it times out.
+  int timeouts = 0;
+  for (int i = 0; i < 4; i++) {
+    auto r = client.Call("delete_session", ArgN(i));
+    if (!r.ok()) {
+      EXPECT_EQ(r.error().code(), Code::kTimeout);
+      timeouts++;
+    }
+  }
+  EXPECT_GE(timeouts, 1);
+  EXPECT_EQ(client.stats().retries, static_cast<uint64_t>(retried_reads));
+  // Every read reached the live daemon once, every write at most once.
+  EXPECT_EQ(alive.requests(), 4 + (4 - timeouts));
+  EXPECT_EQ(hung.requests(), retried_reads + timeouts);
+}
+
+TEST(ClientTest, WithNoDaemonConnectedARequestWaitsUnsentUntilItsDeadline) {
+  std::vector<std::string> endpoints;
+  {
+    // Bind then close: ports on which nothing listens. The context's end
+    // waits until the listeners are really closed.
+    zmq::context_t ctx;
+    for (int i = 0; i < 2; i++) {
+      zmq::socket_t s(ctx, zmq::socket_type::router);
+      s.set(zmq::sockopt::linger, 0);
+      s.bind("tcp://127.0.0.1:*");
+      endpoints.push_back(s.get(zmq::sockopt::last_endpoint));
+    }
+  }
+  Client client = MakeClient(endpoints, 200);
+  auto r = client.Call("create_user");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), Code::kTimeout);
+  EXPECT_NE(r.error().message().find("not sent"), std::string::npos);
 }
 
 TEST(ClientTest, CreateRejectsBadOptions) {

@@ -67,7 +67,7 @@ bool LoadCurveKeys(const Globals& g, Options& o) {
 Conn Connect(const Globals& g) {
   Conn c;
   ClientOptions o;
-  o.endpoints = {g.endpoint};
+  o.endpoints = g.endpoints;
   o.default_timeout_ms = g.timeout_ms;
   if (!LoadCurveKeys(g, o)) {
     c.failed = kExitUsage;
@@ -233,7 +233,7 @@ int UserGet(const Globals& g, const std::string& id_or_email) {
 
 int Watch(const Globals& g, const WatchOptions& w) {
   SubscriberOptions o;
-  o.endpoints = {g.events_endpoint};
+  o.endpoints = g.events_endpoints;
   o.families = w.families;
   o.heartbeat_ms = w.heartbeat_ms;
   o.deliver_torii_events = true;  // resyncs are printed by on_stale; heartbeats on request

@@ -17,6 +17,10 @@ namespace torii::cli {
 enum ExitCode { kExitOk = 0, kExitDaemonError = 1, kExitUsage = 2, kExitUnreachable = 3 };
 
 struct Globals {
+  // --endpoint and --events-endpoint may be repeated (several daemons on
+  // one database); `endpoint` and `events_endpoint` name them in messages.
+  std::vector<std::string> endpoints = {"tcp://127.0.0.1:7420"};
+  std::vector<std::string> events_endpoints = {"tcp://127.0.0.1:7421"};
   std::string endpoint = "tcp://127.0.0.1:7420";
   std::string events_endpoint = "tcp://127.0.0.1:7421";
   int64_t timeout_ms = 5000;

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <functional>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "commands.h"
 #include "torii/values.h"
@@ -27,6 +29,25 @@ void Put(json& args, const char* key, const std::string& v, const CLI::Option* o
   if (opt->count() > 0) args[key] = v;
 }
 
+// "a,b" -> {"a", "b"}, empty items dropped.
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= text.size()) {
+    size_t comma = text.find(',', at);
+    if (comma == std::string::npos) comma = text.size();
+    if (comma > at) out.push_back(text.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return out;
+}
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -36,10 +57,16 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("torii ") + TORII_VERSION);
 
   Globals g;
-  if (const char* e = std::getenv("TORII_ENDPOINT"); e && *e) g.endpoint = e;
-  if (const char* e = std::getenv("TORII_EVENTS_ENDPOINT"); e && *e) g.events_endpoint = e;
-  app.add_option("--endpoint", g.endpoint, "toriid request endpoint (env TORII_ENDPOINT)")->capture_default_str();
-  app.add_option("--events-endpoint", g.events_endpoint, "toriid events endpoint, for watch (env TORII_EVENTS_ENDPOINT)")
+  if (const char* e = std::getenv("TORII_ENDPOINT"); e && *e) g.endpoints = SplitList(e);
+  if (const char* e = std::getenv("TORII_EVENTS_ENDPOINT"); e && *e) g.events_endpoints = SplitList(e);
+  app.add_option("--endpoint", g.endpoints,
+                 "toriid request endpoint; repeat it (or separate with commas) for several daemons "
+                 "(env TORII_ENDPOINT)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--events-endpoint", g.events_endpoints,
+                 "toriid events endpoint, for watch; repeatable like --endpoint (env TORII_EVENTS_ENDPOINT)")
+      ->delimiter(',')
       ->capture_default_str();
   app.add_option("--timeout", g.timeout_ms, "request deadline in milliseconds")
       ->capture_default_str()
@@ -314,6 +341,9 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : torii::cli::kExitUsage;
   }
+  if (g.endpoints.empty() || g.events_endpoints.empty()) return torii::cli::UsageError("an endpoint is empty");
+  g.endpoint = Join(g.endpoints);
+  g.events_endpoint = Join(g.events_endpoints);
   if (!g.actor.empty()) {
     auto a = torii::NormalizeUuid(g.actor);
     if (!a) return torii::cli::UsageError("--actor must be a uuid");
