@@ -12,9 +12,10 @@
 // to a promoted server (and `stats` counts it); events flow from the new
 // primary. With a synchronous standby no acknowledged write is lost. With an
 // asynchronous one, writes the old primary acknowledged but had not yet
-// streamed are lost: the test counts them, prints them, and asserts that the
-// daemon said so (log warning, torii.resync reason, stats) instead of
-// carrying on silently.
+// streamed are lost: the test counts them, prints them (later requests about
+// a lost user get not_found / foreign_key, allowed only for a lost user), and
+// asserts that the daemon said so (log warning, torii.resync reason, stats)
+// instead of carrying on silently.
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
@@ -87,6 +88,9 @@ class Load {
   std::vector<std::pair<Clock::time_point, Clock::time_point>> write_acks;  // sent, answered
   std::vector<Failure> failures;     // unavailable / timeout, with when sent
   std::vector<std::string> wrong;    // neither right nor an allowed error
+  // not_found / foreign_key about an acknowledged user: wrong, unless that
+  // user was lost in the failover (asynchronous standby); user id -> reply.
+  std::vector<std::pair<std::string, std::string>> missing_user;
   std::map<std::string, int> codes;
   std::atomic<int> ok{0};
   std::atomic<int> hangs{0};
@@ -100,7 +104,7 @@ class Load {
     return c.Call(r, kHangMs);
   }
 
-  bool Check(const Reply& r, const std::string& op, Clock::time_point sent) {
+  bool Check(const Reply& r, const std::string& op, Clock::time_point sent, const std::string& user = "") {
     if (!r.received) {
       hangs++;
       return false;
@@ -113,6 +117,8 @@ class Load {
     codes[r.code()]++;
     if (r.code() == "unavailable" || r.code() == "timeout") {
       failures.push_back({sent, op + ": " + r.code()});
+    } else if (!user.empty() && (r.code() == "not_found" || r.code() == "foreign_key")) {
+      missing_user.emplace_back(user, op + ": " + r.ToString());
     } else {
       wrong.push_back(op + ": " + r.ToString());
     }
@@ -141,13 +147,13 @@ class Load {
         }
       } else if (pick == 1) {
         Reply r = Send(c, "get_user", V::Map({{"id", user}}));
-        if (Check(r, "get_user", sent) && r.result()["id"].str() != user) {
+        if (Check(r, "get_user", sent, user) && r.result()["id"].str() != user) {
           std::lock_guard<std::mutex> l(mu);
           wrong.push_back("get_user returned another user");
         }
       } else {
         Reply r = Send(c, "create_session", V::Map({{"user_id", user}, {"ttl_s", 3600}}));
-        if (Check(r, "create_session", sent)) {
+        if (Check(r, "create_session", sent, user)) {
           std::lock_guard<std::mutex> l(mu);
           acked_sessions.push_back(r.result()["id"].str());
           write_acks.emplace_back(sent, Clock::now());
@@ -262,6 +268,20 @@ Outcome RunFailover(bool synchronous) {
   out.acked_sessions = load.acked_sessions.size();
   out.lost_users = static_cast<int64_t>(out.acked_users) - CountIn(c->get(), "users", load.acked_users);
   out.lost_sessions = static_cast<int64_t>(out.acked_sessions) - CountIn(c->get(), "sessions", load.acked_sessions);
+  // A request about a user the failover lost is answered not_found /
+  // foreign_key: the loss showing through, not a wrong reply. About any
+  // other user it is wrong.
+  int about_lost = 0;
+  for (const auto& [user, what] : load.missing_user) {
+    if (CountIn(c->get(), "users", {user}) == 0) {
+      about_lost++;
+    } else {
+      ADD_FAILURE() << "wrong reply about a user that exists: " << what;
+    }
+  }
+  if (synchronous) {
+    EXPECT_EQ(about_lost, 0) << "requests saw a lost user with a synchronous standby";
+  }
 
   // The subscriber: torii.resync saying the server changed, then events
   // from the new primary.
@@ -287,10 +307,11 @@ Outcome RunFailover(bool synchronous) {
   for (auto& [code, n] : load.codes) codes += " " + code + "=" + std::to_string(n);
   std::printf(
       "%s standby: switchover gap %lld ms (stop to first acknowledged write; pg_ctl promote returned after %lld ms); "
-      "%d ok replies, %zu users and %zu sessions acknowledged, %lld and %lld of them lost; errors:%s\n",
+      "%d ok replies, %zu users and %zu sessions acknowledged, %lld and %lld of them lost (%d later requests about "
+      "a lost user); errors:%s\n",
       synchronous ? "synchronous" : "asynchronous", (long long)out.gap_ms, (long long)MsSince(t_stop, t_promoted),
       load.ok.load(), out.acked_users, out.acked_sessions, (long long)out.lost_users, (long long)out.lost_sessions,
-      codes.c_str());
+      about_lost, codes.c_str());
   return out;
 }
 
