@@ -427,7 +427,7 @@ std::string Daemon::StatsBody() {
   const ListenerStats& ls = listener_->stats();
   const PublisherStats& pb = publisher_->stats();
   PackStr(pk, "events");
-  pk.pack_map(10);
+  pk.pack_map(12);
   PackStr(pk, "seq");
   pk.pack_map(static_cast<uint32_t>(publisher_->seqs().size()));
   for (const auto& [family, seq] : publisher_->seqs()) {
@@ -452,6 +452,10 @@ std::string Daemon::StatsBody() {
   pk.pack_int64(ls.last_probe_rtt_us);
   PackStr(pk, "queue_usage");
   pk.pack_double(ls.queue_usage);
+  PackStr(pk, "timeline");
+  pk.pack_uint64(ls.timeline);
+  PackStr(pk, "server_changes");
+  pk.pack_uint64(ls.server_changes);
 
   const HotSessionStats& hs = hot_->stats();
   PackStr(pk, "cache");

@@ -1,9 +1,11 @@
 // LISTEN connection: notifications in, events out.
 #include "listener.h"
 
-#include <nlohmann/json.hpp>
+#include <cstdlib>
 #include <optional>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "torii/log.h"
 #include "torii/values.h"
@@ -169,12 +171,51 @@ void Listener::OnConnected() {
     publisher_.Resync(started_before_ ? "the daemon's LISTEN connection was lost and re-established"
                                       : "the daemon started");
     started_before_ = true;
+    CheckServerIdentity();
     publisher_.StartHeartbeat(heartbeat_ms_);
     probe_outstanding_ = false;
     uv_timer_start(&probe_timer_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->SendProbe(); },
                    probe_interval_ms_, probe_interval_ms_);
     if (on_listening_) on_listening_();
   });
+}
+
+// After each (re)connect: which server is this? A multi-host database.url
+// (target_session_attrs=read-write) lands on whichever host is primary now,
+// so after a failover the listener is on a promoted standby: same system
+// identifier, a new timeline (or another system identifier when the URL
+// names unrelated servers). Writes the old primary acknowledged but had not
+// yet replicated (an asynchronous standby) are gone from the new one, and
+// subscribers' caches may hold them: that is said out loud, in the log, in a
+// torii.resync of its own and in `stats` (events.server_changes, timeline).
+void Listener::CheckServerIdentity() {
+  conn_->Query("SELECT system_identifier::text, ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)"
+               "::bigint FROM pg_control_system()",
+               {}, [this](Result<PgResult>&& r) {
+                 if (!r.ok() || PQntuples(r->get()) != 1) {
+                   // Not fatal: e.g. a role without EXECUTE on pg_control_system().
+                   TLOG_INFO("listener: cannot tell which database server this is: %s",
+                             r.ok() ? "no row" : r.error().message().c_str());
+                   return;
+                 }
+                 std::string system_id = PQgetvalue(r->get(), 0, 0);
+                 uint64_t timeline = std::strtoull(PQgetvalue(r->get(), 0, 1), nullptr, 10);
+                 uint64_t old_timeline = stats_.timeline;
+                 bool other_system = !system_id_.empty() && system_id != system_id_;
+                 bool changed = other_system || (!system_id_.empty() && timeline != old_timeline);
+                 system_id_ = system_id;
+                 stats_.timeline = timeline;
+                 if (!changed) return;
+                 stats_.server_changes++;
+                 std::string what = other_system ? "another database server (its system identifier differs)"
+                                                 : "a promoted server (timeline " + std::to_string(old_timeline) +
+                                                       " -> " + std::to_string(timeline) + ")";
+                 std::string reason = "the daemon reconnected to " + what +
+                                      " after a failover; with an asynchronous standby, writes the old primary "
+                                      "acknowledged but had not replicated are lost";
+                 TLOG_WARN("listener: %s", reason.c_str());
+                 publisher_.Resync(reason);
+               });
 }
 
 void Listener::OnLost(const Error& why) {

@@ -33,6 +33,11 @@ struct ListenerStats {
   int64_t last_probe_rtt_us = -1;
   double queue_usage = 0;    // pg_notification_queue_usage()
   bool listening = false;
+  // The server behind the LISTEN connection (CheckServerIdentity): its
+  // timeline (0 until known), and how many times a reconnect found another
+  // server or timeline than before (a failover: a promoted standby).
+  uint64_t timeline = 0;
+  uint64_t server_changes = 0;
 };
 
 class Listener {
@@ -60,6 +65,7 @@ class Listener {
   void SendProbe();
   void ProbeTimedOut();
   void Publish(const std::string& payload);
+  void CheckServerIdentity();
 
   uv_loop_t* loop_;
   Publisher& publisher_;
@@ -81,6 +87,7 @@ class Listener {
   bool probe_outstanding_ = false;
   bool started_before_ = false;
   bool closed_ = false;
+  std::string system_id_;  // pg_control_system().system_identifier; empty until known
   ListenerStats stats_;
 };
 

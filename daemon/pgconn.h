@@ -31,8 +31,10 @@ struct ConnectOptions {
 };
 
 // Reconnect backoff after a failed or lost connection, shared by the pool
-// and the listener: 50 ms doubling up to 5 s.
-inline int NextBackoffMs(int previous_ms) { return previous_ms == 0 ? 50 : std::min(5000, previous_ms * 2); }
+// and the listener: 50 ms doubling up to 1 s. The cap bounds how long the
+// daemon stays down after the database is back (a failover: a standby just
+// promoted); an attempt on a server that is down costs a refused connect.
+inline int NextBackoffMs(int previous_ms) { return previous_ms == 0 ? 50 : std::min(1000, previous_ms * 2); }
 
 // libpq keywords for PQconnectStartParams: our defaults (sslmode, keepalives,
 // tcp_user_timeout) first, then the configured string, which overrides them.

@@ -1,0 +1,341 @@
+// Replica promotion (issue 18): one toriid whose database.url names a
+// primary and its streaming standby (libpq multi-host, target_session_
+// attrs=read-write), a load of writes and reads, and a subscriber. The
+// primary is stopped immediately (SIGQUIT: like a crash, no shutdown
+// checkpoint, no goodbye to the standby) and the standby promoted with
+// `pg_ctl promote`, as an HA manager would.
+//
+// Checked: every reply comes within its deadline, and the only errors are
+// unavailable/timeout, and only during the switchover; service is back
+// within a bound, and the gap (stop to first acknowledged write) is
+// printed; the subscriber gets torii.resync saying the daemon reconnected
+// to a promoted server (and `stats` counts it); events flow from the new
+// primary. With a synchronous standby no acknowledged write is lost. With an
+// asynchronous one, writes the old primary acknowledged but had not yet
+// streamed are lost: the test counts them, prints them (later requests about
+// a lost user get not_found / foreign_key, allowed only for a lost user), and
+// asserts that the daemon said so (log warning, torii.resync reason, stats)
+// instead of carrying on silently.
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "event_sub.h"
+#include "pg_standby.h"
+#include "request_fixture.h"
+#include "torii/pg.h"
+
+namespace torii::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kDeadlineMs = 1000;
+// A reply a little after its deadline is scheduling on a loaded machine;
+// past this it counts as a hang.
+constexpr int kHangMs = kDeadlineMs + 2000;
+// Errors are allowed from one deadline before the stop until this long
+// after the first acknowledged write on the new primary (the pool's other
+// connections are still in their reconnect backoff then).
+constexpr int kSettleMs = 3000;
+// Service must be back within this long after the stop.
+constexpr int kRecoveryBoundMs = 10000;
+
+int64_t MsSince(Clock::time_point t0, Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t - t0).count();
+}
+
+// A steady load of create_user / create_session (writes) and get_user
+// (reads) from several clients; every reply is logged with when it was sent.
+class Load {
+ public:
+  struct Failure {
+    Clock::time_point sent;
+    std::string what;  // op: code or reply
+  };
+
+  Load(std::string endpoint, int clients) : endpoint_(std::move(endpoint)) {
+    for (int i = 0; i < clients; i++) threads_.emplace_back([this, i] { Run(i); });
+  }
+  ~Load() { Stop(); }
+
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+  // The first write acknowledged at or after `t` (sent after it), or nullopt-like max().
+  Clock::time_point FirstWriteAckedAfter(Clock::time_point t) {
+    std::lock_guard<std::mutex> l(mu);
+    Clock::time_point best = Clock::time_point::max();
+    for (auto& [sent, done] : write_acks) {
+      if (sent >= t && done < best) best = done;
+    }
+    return best;
+  }
+
+  std::mutex mu;
+  std::vector<std::string> acked_users;
+  std::vector<std::string> acked_sessions;
+  std::vector<std::pair<Clock::time_point, Clock::time_point>> write_acks;  // sent, answered
+  std::vector<Failure> failures;     // unavailable / timeout, with when sent
+  std::vector<std::string> wrong;    // neither right nor an allowed error
+  // not_found / foreign_key about an acknowledged user: wrong, unless that
+  // user was lost in the failover (asynchronous standby); user id -> reply.
+  std::vector<std::pair<std::string, std::string>> missing_user;
+  std::map<std::string, int> codes;
+  std::atomic<int> ok{0};
+  std::atomic<int> hangs{0};
+
+ private:
+  Reply Send(WireClient& c, const std::string& op, V args) {
+    Req r;
+    r.op = V(op);
+    r.args = std::move(args);
+    r.timeout_ms = V(uint64_t{kDeadlineMs});
+    return c.Call(r, kHangMs);
+  }
+
+  bool Check(const Reply& r, const std::string& op, Clock::time_point sent, const std::string& user = "") {
+    if (!r.received) {
+      hangs++;
+      return false;
+    }
+    if (r.ok()) {
+      ok++;
+      return true;
+    }
+    std::lock_guard<std::mutex> l(mu);
+    codes[r.code()]++;
+    if (r.code() == "unavailable" || r.code() == "timeout") {
+      failures.push_back({sent, op + ": " + r.code()});
+    } else if (!user.empty() && (r.code() == "not_found" || r.code() == "foreign_key")) {
+      missing_user.emplace_back(user, op + ": " + r.ToString());
+    } else {
+      wrong.push_back(op + ": " + r.ToString());
+    }
+    return false;
+  }
+
+  void Run(int n) {
+    WireClient c(endpoint_);
+    std::mt19937 rng(n);
+    int seq = 0;
+    while (!stop_) {
+      int pick = rng() % 3;
+      std::string user;
+      {
+        std::lock_guard<std::mutex> l(mu);
+        if (!acked_users.empty()) user = acked_users[rng() % acked_users.size()];
+      }
+      auto sent = Clock::now();
+      if (pick == 0 || user.empty()) {
+        std::string email = "fo" + std::to_string(n) + "-" + std::to_string(seq++) + "@example.com";
+        Reply r = Send(c, "create_user", V::Map({{"email", email}}));
+        if (Check(r, "create_user", sent)) {
+          std::lock_guard<std::mutex> l(mu);
+          acked_users.push_back(r.result()["id"].str());
+          write_acks.emplace_back(sent, Clock::now());
+        }
+      } else if (pick == 1) {
+        Reply r = Send(c, "get_user", V::Map({{"id", user}}));
+        if (Check(r, "get_user", sent, user) && r.result()["id"].str() != user) {
+          std::lock_guard<std::mutex> l(mu);
+          wrong.push_back("get_user returned another user");
+        }
+      } else {
+        Reply r = Send(c, "create_session", V::Map({{"user_id", user}, {"ttl_s", 3600}}));
+        if (Check(r, "create_session", sent, user)) {
+          std::lock_guard<std::mutex> l(mu);
+          acked_sessions.push_back(r.result()["id"].str());
+          write_acks.emplace_back(sent, Clock::now());
+        }
+      }
+    }
+  }
+
+  std::string endpoint_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+// How many of `ids` are rows of `table`.
+int64_t CountIn(PGconn* c, const std::string& table, const std::vector<std::string>& ids) {
+  if (ids.empty()) return 0;
+  std::string list;
+  for (const auto& id : ids) list += (list.empty() ? "'" : ",'") + id + "'";
+  auto r = ExecBlocking(c, "SELECT count(*) FROM " + table + " WHERE id IN (" + list + ")");
+  if (!r.ok()) throw std::runtime_error(r.error().message());
+  return std::atoll(PQgetvalue(r->get(), 0, 0));
+}
+
+struct Outcome {
+  int64_t gap_ms = -1;           // stop to first acknowledged write
+  int64_t lost_users = 0;        // acknowledged, missing on the new primary
+  int64_t lost_sessions = 0;
+  size_t acked_users = 0;
+  size_t acked_sessions = 0;
+};
+
+// The whole scenario; `synchronous` picks the standby's mode.
+Outcome RunFailover(bool synchronous) {
+  Outcome out;
+  PgClusterOptions co;
+  co.durable_commits = true;  // the primary's own commits are flushed before they are acknowledged
+  PgCluster primary(co);
+  std::string url = primary.CreateDatabase();
+  std::string db = DbNameOf(url);
+  PgStandby standby(primary);
+  if (synchronous) MakeReplicationSynchronous(primary);
+  WaitForStandbyCaughtUp(primary);
+
+  // libpq multi-host: each host is tried in turn until one accepts writes.
+  const ClusterInfo& p = primary.info();
+  const ClusterInfo& s = standby.info();
+  DaemonOptions o;
+  o.database_url = "host=" + p.host + "," + s.host + " port=" + std::to_string(p.port) + "," +
+                   std::to_string(s.port) + " user=" + p.user + " dbname=" + db +
+                   " target_session_attrs=read-write connect_timeout=2";
+  o.settings["events.heartbeat_ms"] = "100";
+  o.settings["database.max_connections"] = "4";
+  DaemonProcess d(o);
+  EventSub sub(d.event_endpoint(), {"torii.", "session."});
+  EXPECT_FALSE(sub.WaitForTopic("torii.heartbeat", 5000).topic.empty());
+  WireClient admin(d.request_endpoint());
+  // The listener learns the server's identity just after LISTEN is in place.
+  Reply before;
+  for (auto until = Clock::now() + std::chrono::seconds(5); Clock::now() < until;) {
+    before = admin.Call("stats", V::Map({}), 5000);
+    if (before.ok() && before.result()["events"]["timeline"].u64() != 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(before.ok()) << before.ToString();
+  EXPECT_EQ(before.result()["events"]["server_changes"].u64(), 0u);
+  EXPECT_EQ(before.result()["events"]["timeline"].u64(), 1u) << before.ToString();
+
+  Load load(d.request_endpoint(), 4);
+  auto warm = Clock::now() + std::chrono::milliseconds(800);
+  while (Clock::now() < warm) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+
+  auto t_stop = Clock::now();
+  primary.Stop(/*immediate=*/true);
+  standby.Promote();
+  auto t_promoted = Clock::now();
+
+  // Service back: the first write sent after the stop that was acknowledged.
+  auto limit = t_stop + std::chrono::milliseconds(kRecoveryBoundMs);
+  Clock::time_point back = Clock::time_point::max();
+  while (Clock::now() < limit) {
+    back = load.FirstWriteAckedAfter(t_stop);
+    if (back != Clock::time_point::max()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_NE(back, Clock::time_point::max())
+      << "no write acknowledged within " << kRecoveryBoundMs << " ms of the stop; daemon log:\n" << d.LogTail(60);
+  if (back == Clock::time_point::max()) return out;
+  out.gap_ms = MsSince(t_stop, back);
+  // Keep the load on the new primary a while, past the settling window.
+  auto tail = back + std::chrono::milliseconds(kSettleMs + 500);
+  while (Clock::now() < tail) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  load.Stop();
+
+  // Requests: in time, and errors only around the switchover.
+  EXPECT_EQ(load.hangs.load(), 0) << "requests hung past their deadline";
+  for (const auto& w : load.wrong) ADD_FAILURE() << "wrong reply: " << w;
+  auto window_from = t_stop - std::chrono::milliseconds(kDeadlineMs);
+  auto window_to = back + std::chrono::milliseconds(kSettleMs);
+  int outside = 0;
+  for (const auto& f : load.failures) {
+    if (f.sent < window_from || f.sent > window_to) {
+      if (outside++ < 5) ADD_FAILURE() << f.what << " sent " << MsSince(t_stop, f.sent) << " ms after the stop";
+    }
+  }
+  EXPECT_EQ(outside, 0) << "errors outside the switchover";
+
+  // Writes: every acknowledged one on the new primary (or counted as lost).
+  auto c = ConnectBlocking(standby.ConnInfo(db));
+  EXPECT_TRUE(c.ok()) << c.error().message();
+  if (!c.ok()) return out;
+  out.acked_users = load.acked_users.size();
+  out.acked_sessions = load.acked_sessions.size();
+  out.lost_users = static_cast<int64_t>(out.acked_users) - CountIn(c->get(), "users", load.acked_users);
+  out.lost_sessions = static_cast<int64_t>(out.acked_sessions) - CountIn(c->get(), "sessions", load.acked_sessions);
+  // A request about a user the failover lost is answered not_found /
+  // foreign_key: the loss showing through, not a wrong reply. About any
+  // other user it is wrong.
+  int about_lost = 0;
+  for (const auto& [user, what] : load.missing_user) {
+    if (CountIn(c->get(), "users", {user}) == 0) {
+      about_lost++;
+    } else {
+      ADD_FAILURE() << "wrong reply about a user that exists: " << what;
+    }
+  }
+  if (synchronous) {
+    EXPECT_EQ(about_lost, 0) << "requests saw a lost user with a synchronous standby";
+  }
+
+  // The subscriber: torii.resync saying the server changed, then events
+  // from the new primary.
+  std::vector<Event> seen;
+  Event told = sub.WaitFor(
+      [](const Event& e) {
+        return e.topic == "torii.resync" && e.body["reason"].str().find("promoted server") != std::string::npos;
+      },
+      5000, &seen);
+  EXPECT_FALSE(told.topic.empty()) << "no torii.resync naming the promoted server; daemon log:\n" << d.LogTail(60);
+  if (!told.topic.empty()) {
+    EXPECT_NE(told.body["reason"].str().find("timeline 1 -> 2"), std::string::npos) << told.body.ToString();
+    Event after = sub.WaitForTopic("session.created", 5000);
+    EXPECT_FALSE(after.topic.empty()) << "no session event from the new primary after the resync";
+  }
+  EXPECT_TRUE(d.WaitForLog("reconnected to a promoted server (timeline 1 -> 2)", 5000)) << d.LogTail(60);
+  Reply stats = admin.Call("stats", V::Map({}), 5000);
+  EXPECT_TRUE(stats.ok()) << stats.ToString();
+  EXPECT_GE(stats.result()["events"]["server_changes"].u64(), 1u) << stats.ToString();
+  EXPECT_EQ(stats.result()["events"]["timeline"].u64(), 2u) << stats.ToString();
+
+  std::string codes;
+  for (auto& [code, n] : load.codes) codes += " " + code + "=" + std::to_string(n);
+  std::printf(
+      "%s standby: switchover gap %lld ms (stop to first acknowledged write; pg_ctl promote returned after %lld ms); "
+      "%d ok replies, %zu users and %zu sessions acknowledged, %lld and %lld of them lost (%d later requests about "
+      "a lost user); errors:%s\n",
+      synchronous ? "synchronous" : "asynchronous", (long long)out.gap_ms, (long long)MsSince(t_stop, t_promoted),
+      load.ok.load(), out.acked_users, out.acked_sessions, (long long)out.lost_users, (long long)out.lost_sessions,
+      about_lost, codes.c_str());
+  return out;
+}
+
+TEST(Failover, SynchronousStandbyPromotedLosesNoAcknowledgedWrite) {
+  Outcome o = RunFailover(/*synchronous=*/true);
+  EXPECT_GE(o.gap_ms, 0);
+  EXPECT_GT(o.acked_sessions, 0u);
+  EXPECT_EQ(o.lost_users, 0) << "an acknowledged create_user is missing on the new primary";
+  EXPECT_EQ(o.lost_sessions, 0) << "an acknowledged create_session is missing on the new primary";
+}
+
+// With an asynchronous standby the primary acknowledges a commit once it is
+// in its own WAL; whatever had not reached the standby when the primary died
+// is gone after the promotion. That loss is the documented price of async
+// replication (docs/ha.md); the daemon must not hide it: RunFailover asserts
+// the warning, the resync reason and the stats counter.
+TEST(Failover, AsynchronousStandbyPromotedIsAnnounced) {
+  Outcome o = RunFailover(/*synchronous=*/false);
+  EXPECT_GE(o.gap_ms, 0);
+  EXPECT_GT(o.acked_sessions, 0u);
+  // Lost writes are possible but bounded by what was in flight: never more
+  // than a small share of what was acknowledged.
+  EXPECT_LE(o.lost_users + o.lost_sessions, static_cast<int64_t>(o.acked_users + o.acked_sessions) / 2 + 1);
+}
+
+}  // namespace
+}  // namespace torii::test
