@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "tokens.h"
 #include "torii/values.h"
 
 using torii::cli::Globals;
@@ -285,6 +286,9 @@ int main(int argc, char** argv) {
       };
     });
   }
+
+  // ---- token, guard, jwt (tokens.cpp) ----
+  torii::cli::AddTokenCommands(app, g, run.action);
 
   // ---- watch ----
   torii::cli::WatchOptions w;
