@@ -27,7 +27,8 @@ namespace {
 
 JanitorOptions JanitorOptionsFrom(const Config& c) {
   return {static_cast<uint64_t>(c.cleanup.interval_s), static_cast<uint64_t>(c.cleanup.batch_size),
-          static_cast<uint64_t>(c.cleanup.time_budget_ms), static_cast<uint64_t>(c.audit.retention_days)};
+          static_cast<uint64_t>(c.cleanup.time_budget_ms), static_cast<uint64_t>(c.audit.retention_days),
+          static_cast<uint64_t>(c.cleanup.login_failure_retention_s)};
 }
 
 }  // namespace
@@ -491,9 +492,15 @@ std::string Daemon::StatsBody() {
 
   const JanitorStats& js = janitor_->stats();
   PackStr(pk, "cleanup");
-  pk.pack_map(8);
+  pk.pack_map(9);
   PackStr(pk, "runs");
   pk.pack_uint64(js.runs);
+  PackStr(pk, "deleted_by_table");
+  pk.pack_map(static_cast<uint32_t>(js.deleted_by_table.size()));
+  for (const auto& [table, n] : js.deleted_by_table) {
+    PackStr(pk, table);
+    pk.pack_uint64(n);
+  }
   PackStr(pk, "deleted");
   pk.pack_uint64(js.deleted);
   PackStr(pk, "skipped");

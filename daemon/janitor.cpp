@@ -25,6 +25,44 @@ constexpr const char* kDeleteBatch =
     "gone AS (DELETE FROM sessions WHERE (SELECT v FROM quiet) = 'on' AND id IN (SELECT id FROM doomed) RETURNING 1) "
     "SELECT count(*) FROM gone";
 
+// One batch of a cleanup target: $1 its cutoff (microseconds since the
+// epoch), $2 the batch size; the rows of `table` whose `key` is picked by
+// `where` (a condition on the cutoff), as many as the batch takes, that no one
+// else holds. torii.cleanup is set as in kDeleteBatch, for triggers that
+// keep quiet about rows deleted because they expired.
+#define CLEANUP_CUTOFF "(timestamptz 'epoch' + $1::int8 * interval '1 microsecond')"
+#define CLEANUP_BATCH(table, key, where)                                                         \
+  "WITH quiet AS (SELECT set_config('torii.cleanup', 'on', true) AS v), "                        \
+  "doomed AS (SELECT " key " FROM " table " WHERE " where " LIMIT $2::int8 FOR UPDATE SKIP LOCKED), " \
+  "gone AS (DELETE FROM " table " WHERE (SELECT v FROM quiet) = 'on' AND " key                    \
+  " IN (SELECT " key " FROM doomed) RETURNING 1) SELECT count(*) FROM gone"
+
+// The expiring tables a pass empties after the sessions, in this order.
+// Adding one is one row: the table, its key in
+// stats.cleanup.deleted_by_table, one batch (CLEANUP_BATCH), and the option
+// (seconds) that moves its cutoff back from the pass's now, or nullptr for
+// "expired before now". None sends
+// events; secure_tokens' audit trigger skips rows deleted this way.
+struct CleanupTarget {
+  const char* table;
+  const char* stats_key;
+  const char* batch_sql;
+  uint64_t JanitorOptions::*retention_s = nullptr;
+};
+
+const CleanupTarget kCleanupTargets[] = {
+    {"secure_tokens", "secure_tokens", CLEANUP_BATCH("secure_tokens", "id", "expires_at < " CLEANUP_CUTOFF)},
+    {"jwt_revocations", "jwt_revocations", CLEANUP_BATCH("jwt_revocations", "jti", "expires_at < " CLEANUP_CUTOFF)},
+    {"jwt_user_cutoffs", "jwt_user_cutoffs", CLEANUP_BATCH("jwt_user_cutoffs", "user_id", "expires_at < " CLEANUP_CUTOFF)},
+    // Failures of a locked user stay: they are the lock's record.
+    {"login_failures", "login_failures",
+     CLEANUP_BATCH("login_failures", "id",
+                   "at < " CLEANUP_CUTOFF " AND NOT EXISTS (SELECT 1 FROM users u "
+                   "WHERE lower(u.email) = login_failures.email AND u.locked_at IS NOT NULL)"),
+     &JanitorOptions::login_failure_retention_s},
+};
+constexpr size_t kCleanupTargetCount = sizeof(kCleanupTargets) / sizeof(kCleanupTargets[0]);
+
 }  // namespace
 
 struct Janitor::Pass {
@@ -32,6 +70,7 @@ struct Janitor::Pass {
   uint64_t started_ms = 0;
   int64_t cutoff_us = 0;
   uint64_t deleted = 0;
+  uint64_t target_deleted[kCleanupTargetCount] = {};
   uint64_t pruned = 0;
   bool locked = false;
 };
@@ -39,6 +78,8 @@ struct Janitor::Pass {
 Janitor::Janitor(uv_loop_t* loop, ConnectOptions options, JanitorOptions jopt)
     : loop_(loop), conn_options_(std::move(options)), opt_(jopt) {
   conn_options_.application_name = "toriid-janitor";
+  stats_.deleted_by_table["sessions"] = 0;
+  for (const CleanupTarget& t : kCleanupTargets) stats_.deleted_by_table[t.stats_key] = 0;
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
 }
@@ -189,7 +230,7 @@ void Janitor::Batch(std::shared_ptr<Pass> pass) {
                  }
                  if (more) TLOG_INFO("janitor: time budget spent; the rest waits for the next pass");
                  if (pass->deleted == 0) {
-                   Prune(pass);
+                   TargetBatch(pass, 0);
                    return;
                  }
                  conn_->Query("SELECT torii_cleanup_summary($1::int8, timestamptz 'epoch' + $2::int8 * interval '1 microsecond')",
@@ -199,8 +240,38 @@ void Janitor::Batch(std::shared_ptr<Pass> pass) {
                                   Finish(pass, s.error());
                                   return;
                                 }
-                                Prune(pass);
+                                TargetBatch(pass, 0);
                               });
+               });
+}
+
+void Janitor::TargetBatch(std::shared_ptr<Pass> pass, size_t target) {
+  if (target >= kCleanupTargetCount) {
+    Prune(pass);
+    return;
+  }
+  const CleanupTarget& t = kCleanupTargets[target];
+  int64_t cutoff = pass->cutoff_us;
+  if (t.retention_s != nullptr) cutoff -= static_cast<int64_t>(opt_.*t.retention_s) * 1000000;
+  conn_->Query(t.batch_sql, {std::to_string(cutoff), std::to_string(opt_.batch_size)},
+               [this, pass, target](Result<PgResult>&& r) {
+                 if (!r.ok()) {
+                   Finish(pass, r.error());
+                   return;
+                 }
+                 uint64_t n = std::strtoull(PQgetvalue(r->get(), 0, 0), nullptr, 10);
+                 pass->target_deleted[target] += n;
+                 stats_.deleted_by_table[kCleanupTargets[target].stats_key] += n;
+                 bool more = n == opt_.batch_size;
+                 if (more && uv_now(loop_) - pass->started_ms <= opt_.time_budget_ms) {
+                   TargetBatch(pass, target);
+                   return;
+                 }
+                 if (more) {
+                   TLOG_INFO("janitor: time budget spent; the rest of %s waits for the next pass",
+                             kCleanupTargets[target].table);
+                 }
+                 TargetBatch(pass, target + 1);
                });
 }
 
@@ -231,11 +302,16 @@ void Janitor::Finish(std::shared_ptr<Pass> pass, Status status) {
   uint64_t took = uv_now(loop_) - pass->started_ms;
   if (pass->locked) {
     stats_.deleted += pass->deleted;
+    stats_.deleted_by_table["sessions"] += pass->deleted;
     stats_.last_deleted = pass->deleted;
     stats_.last_duration_ms = took;
     if (status.ok()) stats_.last_error.clear();
-    TLOG_INFO("janitor: pass finished: %lu expired sessions deleted, %lu audit rows pruned, in %lu ms",
-              (unsigned long)pass->deleted, (unsigned long)pass->pruned, (unsigned long)took);
+    std::string others;
+    for (size_t i = 0; i < kCleanupTargetCount; i++) {
+      others += ", " + std::to_string(pass->target_deleted[i]) + " " + kCleanupTargets[i].stats_key;
+    }
+    TLOG_INFO("janitor: pass finished: %lu expired sessions deleted%s, %lu audit rows pruned, in %lu ms",
+              (unsigned long)pass->deleted, others.c_str(), (unsigned long)pass->pruned, (unsigned long)took);
     if (conn_ && conn_->ready()) {
       conn_->Query(std::string("SELECT pg_advisory_unlock(") + kPassLock + ")", {}, [](Result<PgResult>&&) {});
     }

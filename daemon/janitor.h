@@ -1,5 +1,7 @@
-// Periodic maintenance: deletes expired sessions (and prunes other expiring
-// data, such as old audit rows) in batches, on a timer every
+// Periodic maintenance: deletes expired sessions, then the other expiring
+// tables (the cleanup targets of janitor.cpp: expired secure tokens, JWT
+// revocations and user cutoffs past their expires_at, old login failures),
+// then old audit rows, in batches, on a timer every
 // cleanup.interval_s with up to 10% jitter, and on demand through the
 // cleanup_expired_sessions operation.
 //
@@ -8,8 +10,10 @@
 // tick that cannot take it skips. Each batch is its own short transaction
 // that sets torii.cleanup, so the triggers write no per-row events or audit
 // rows; the pass ends with one summary (a session.expired event through
-// NOTIFY and one audit row). Batches go back to the loop in between, so
-// requests keep flowing. Loop thread only.
+// NOTIFY and one audit row; the other targets send no events and write no
+// per-row audit). Batches go back to the loop in between, so requests keep
+// flowing. Each target gets at least one batch per pass, even when the time
+// budget is spent. Loop thread only.
 #pragma once
 
 #include <uv.h>
@@ -17,6 +21,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +35,7 @@ struct JanitorOptions {
   uint64_t batch_size = 5000;
   uint64_t time_budget_ms = 30000;
   uint64_t audit_retention_days = 0;
+  uint64_t login_failure_retention_s = 604800;
 };
 
 struct JanitorStats {
@@ -40,6 +46,8 @@ struct JanitorStats {
   int64_t last_run_at_us = 0;
   uint64_t last_duration_ms = 0;
   uint64_t last_deleted = 0;
+  // Rows deleted per table, all passes: "sessions" and every cleanup target.
+  std::map<std::string, uint64_t> deleted_by_table;
   std::string last_error;
   uint64_t failures = 0;        // passes that ended in an error
 };
@@ -69,6 +77,7 @@ class Janitor {
   void Begin(bool wait_for_lock, Done done);
   void EnsureConnected(std::function<void(Status)> then);
   void Batch(std::shared_ptr<Pass> pass);
+  void TargetBatch(std::shared_ptr<Pass> pass, size_t target);
   void Prune(std::shared_ptr<Pass> pass);
   void Finish(std::shared_ptr<Pass> pass, Status status);
   void StartNextQueued();

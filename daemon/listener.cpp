@@ -48,6 +48,8 @@ const std::vector<EventDef>& EventDefs() {
       {"session", "updated", {{"id", F::kStr}, {"user_id", F::kStr}, {"expires_at", F::kMicros}}},
       {"session", "deleted", {{"id", F::kStr}, {"user_id", F::kStr}}},
       {"session", "expired", {{"count", F::kUint}, {"before", F::kMicros}}},
+      {"jwt", "revoked", {{"jti", F::kStr}, {"expires_at", F::kMicros}, {"user_id", F::kStr}}},
+      {"jwt", "user_revoked", {{"user_id", F::kStr}, {"issued_before", F::kMicros}}},
   };
   return defs;
 }

@@ -58,5 +58,8 @@ Status AddExpiry(const Args& args, Command& cmd);
 std::span<const OpDef> UserOps();
 std::span<const OpDef> SessionOps();
 std::span<const OpDef> AuditOps();
+std::span<const OpDef> TokenOps();
+std::span<const OpDef> GuardOps();
+std::span<const OpDef> JwtOps();
 
 }  // namespace torii::daemon

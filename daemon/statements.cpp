@@ -13,6 +13,7 @@ namespace {
 #define USER_COLS "id, email, password_hash, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at")
 #define USER_COLS_NO_HASH "id, email, NULL::text, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at")
 #define SESSION_COLS "id, user_id, " US("expires_at") ", user_agent, ip_address, metadata, " US("created_at")
+#define TOKEN_COLS "id, user_id, purpose, " US("expires_at") ", " US("used_at") ", " US("created_at")
 #define AUDIT_COLS "id, table_name, record_id, operation, old_data, new_data, actor, " US("created_at") ", seq"
 
 const StatementDef kDefs[] = {
@@ -95,6 +96,82 @@ const StatementDef kDefs[] = {
     {Stmt::kGetSessionsByTokens, "t_get_sessions_by_tokens",
      "SELECT " SESSION_COLS ", token_hash FROM sessions WHERE token_hash = ANY($1::bytea[]) AND expires_at > now()",
      1u << 0},
+    // Secure tokens: $n token digest (binary). check and use take the same
+    // path for an unknown, used, expired or wrong-purpose token: one index
+    // probe on token_hash, then the other conditions.
+    {Stmt::kCreateToken, "t_create_token",
+     "INSERT INTO secure_tokens (user_id, purpose, token_hash, expires_at) "
+     "VALUES ($1::uuid, $2, $3::bytea, now() + $4::int8 * interval '1 second') RETURNING " TOKEN_COLS, 1u << 2},
+    {Stmt::kCheckToken, "t_check_token",
+     "SELECT " TOKEN_COLS " FROM secure_tokens WHERE token_hash = $1::bytea AND purpose = $2 "
+     "AND used_at IS NULL AND expires_at > now()", 1u << 0},
+    // One statement: of concurrent calls, the first to lock the row sets
+    // used_at; the others re-check used_at IS NULL on the new version and
+    // update nothing.
+    {Stmt::kUseToken, "t_use_token",
+     "UPDATE secure_tokens SET used_at = now() WHERE token_hash = $1::bytea AND purpose = $2 "
+     "AND used_at IS NULL AND expires_at > now() RETURNING " TOKEN_COLS, 1u << 0},
+    {Stmt::kDeleteUserTokens, "t_delete_user_tokens",
+     "DELETE FROM secure_tokens WHERE user_id = $1::uuid AND ($2::text IS NULL OR purpose = $2)", 0},
+    // Login guard. record_login_failure is three commands in one
+    // transaction: this lock (per lower-cased email, held to commit), the
+    // insert, then the count (a new snapshot, taken after the lock, so it
+    // sees every failure committed before) with the lock of the user.
+    // Two-key form: its key space is apart from the janitor's int8 key.
+    {Stmt::kGuardLock, "t_guard_lock", "SELECT pg_advisory_xact_lock(1953460841, hashtext(lower($1)))", 0},
+    {Stmt::kInsertLoginFailure, "t_insert_login_failure",
+     "INSERT INTO login_failures (email, ip_address) VALUES (lower($1), $2)", 0},
+    // $2 window seconds, $3 max failures or NULL. A user already locked
+    // keeps its locked_at.
+    {Stmt::kCountLoginFailures, "t_count_login_failures",
+     "WITH n AS (SELECT count(*) AS n FROM login_failures "
+     "  WHERE email = lower($1) AND at > now() - $2::int8 * interval '1 second'), "
+     "locked_user AS (UPDATE users SET locked_at = now() WHERE $3::int8 IS NOT NULL AND (SELECT n FROM n) >= $3::int8 "
+     "  AND lower(email) = lower($1) AND locked_at IS NULL RETURNING 1) "
+     "SELECT n, $3::int8 IS NOT NULL AND n >= $3::int8, (SELECT count(*) FROM locked_user) FROM n", 0},
+    // $2 since (micros) or NULL: the last 900 s.
+    {Stmt::kLoginFailures, "t_login_failures",
+     "SELECT count(*), " US("max(at)") " FROM login_failures "
+     "WHERE email = lower($1) AND at >= coalesce(" TS("$2") ", now() - interval '900 seconds')", 0},
+    {Stmt::kClearLoginFailures, "t_clear_login_failures", "DELETE FROM login_failures WHERE email = lower($1)", 0},
+    {Stmt::kSetUserLock, "t_set_user_lock",
+     "UPDATE users SET locked_at = " TS("$2") " WHERE lower(email) = lower($1) "
+     "AND locked_at IS DISTINCT FROM " TS("$2"), 0},
+    // Always one row, so a missing user looks like an unlocked one.
+    {Stmt::kGetUserLock, "t_get_user_lock",
+     "SELECT " US("(SELECT locked_at FROM users WHERE lower(email) = lower($1))"), 0},
+    // JWT deny-list. Revoking again never shortens: expires_at only grows,
+    // a user_id is only filled in; an unchanged row is not updated (no event).
+    {Stmt::kRevokeJwt, "t_revoke_jwt",
+     "INSERT INTO jwt_revocations AS r (jti, user_id, expires_at) VALUES ($1, $2::uuid, " TS("$3") ") "
+     "ON CONFLICT (jti) DO UPDATE SET expires_at = greatest(r.expires_at, excluded.expires_at), "
+     "user_id = coalesce(r.user_id, excluded.user_id) "
+     "WHERE r.expires_at < excluded.expires_at OR (r.user_id IS NULL AND excluded.user_id IS NOT NULL)", 0},
+    // $2 issued_before (micros) or NULL: now; $3 expires_at (micros) or NULL:
+    // issued_before + 30 days. A cutoff never moves back.
+    {Stmt::kRevokeUserJwts, "t_revoke_user_jwts",
+     "INSERT INTO jwt_user_cutoffs AS c (user_id, issued_before, expires_at) "
+     "SELECT $1::uuid, b, coalesce(" TS("$3") ", b + interval '30 days') FROM (SELECT coalesce(" TS("$2") ", now()) AS b) AS t "
+     "ON CONFLICT (user_id) DO UPDATE SET issued_before = greatest(c.issued_before, excluded.issued_before), "
+     "expires_at = greatest(c.expires_at, excluded.expires_at), updated_at = now() "
+     "WHERE c.issued_before < excluded.issued_before OR c.expires_at < excluded.expires_at", 0},
+    // $2 user_id, $3 issued_at (micros); a user_id without issued_at is
+    // revoked by any cutoff of that user (the JWT cannot show it is newer).
+    {Stmt::kIsJwtRevoked, "t_is_jwt_revoked",
+     "SELECT EXISTS (SELECT 1 FROM jwt_revocations WHERE jti = $1 AND expires_at > now()) "
+     "OR ($2::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM jwt_user_cutoffs WHERE user_id = $2::uuid "
+     "AND expires_at > now() AND ($3::int8 IS NULL OR " TS("$3") " < issued_before)))", 0},
+    // One page of the unexpired deny-list: jtis in jti order, then user
+    // cutoffs in user_id order. $1 cursor kind (NULL: start; 0 after jti $2;
+    // 1 after user $3), $4 limit (one more row is read to tell whether more
+    // follow). Columns: kind, jti or user_id, expires_at or issued_before.
+    {Stmt::kListJwtRevocations, "t_list_jwt_revocations",
+     "(SELECT 0 AS kind, jti COLLATE \"C\" AS k, " US("expires_at") " FROM jwt_revocations WHERE expires_at > now() "
+     "  AND ($1::int4 IS NULL OR ($1::int4 = 0 AND jti > $2::text COLLATE \"C\")) ORDER BY jti LIMIT $4::int4) "
+     "UNION ALL "
+     "(SELECT 1, user_id::text COLLATE \"C\", " US("issued_before") " FROM jwt_user_cutoffs WHERE expires_at > now() "
+     "  AND ($1::int4 IS NULL OR $1::int4 = 0 OR user_id > $3::uuid) ORDER BY user_id LIMIT $4::int4) "
+     "ORDER BY kind, k LIMIT $4::int4", 0},
 };
 
 static_assert(sizeof(kDefs) / sizeof(kDefs[0]) == kStatementCount, "one definition per Stmt");

@@ -29,6 +29,22 @@ enum class Stmt : uint8_t {
   kListAuditByTable,
   kListAuditByRecord,
   kGetSessionsByTokens,
+  // tokens, login guard, JWT deny-list (ops_tokens, ops_guard, ops_jwt)
+  kCreateToken,
+  kCheckToken,
+  kUseToken,
+  kDeleteUserTokens,
+  kGuardLock,
+  kInsertLoginFailure,
+  kCountLoginFailures,
+  kLoginFailures,
+  kClearLoginFailures,
+  kSetUserLock,
+  kGetUserLock,
+  kRevokeJwt,
+  kRevokeUserJwts,
+  kIsJwtRevoked,
+  kListJwtRevocations,
   kCount,
 };
 

@@ -85,6 +85,9 @@ const std::vector<Param>& Params() {
        "rows deleted per cleanup transaction", 1, 1000000},
       {"cleanup", "time_budget_ms", IntRef([](Config& c) -> auto& { return c.cleanup.time_budget_ms; }), true,
        "a pass stops after this long and resumes at the next tick", 10, 3600000},
+      {"cleanup", "login_failure_retention_s",
+       IntRef([](Config& c) -> auto& { return c.cleanup.login_failure_retention_s; }), true,
+       "delete failed-login records older than this (those of locked users stay)", 60, 86400LL * 3660},
 
       {"audit", "enabled", BoolRef([](Config& c) -> auto& { return c.audit.enabled; }), true,
        "write audit_logs rows for changes to users and sessions"},

@@ -44,6 +44,7 @@ struct Config {
     int64_t interval_s = 60;
     int64_t batch_size = 5000;
     int64_t time_budget_ms = 30000;
+    int64_t login_failure_retention_s = 604800;
   } cleanup;
   struct Audit {
     bool enabled = true;

@@ -175,6 +175,8 @@ struct Source {
   std::string users_copy;     // rows of the users staging table
   std::string sessions_copy;  // rows of the sessions staging table
   int64_t sessions_staged = 0;
+  std::string login_failures_copy;  // rows of the login failures staging table
+  int64_t login_failures_staged = 0;
 };
 
 const std::set<std::string> kUserColumns = {"id",         "name",       "email",    "email_verified_at",
@@ -362,10 +364,51 @@ Status ReadSessions(sqlite3* db, Micros now, const std::unordered_set<std::strin
   return {};
 }
 
+// torii-rs failed_login_attempts (id, email, ip_address, attempted_at in
+// Unix seconds) into `src->login_failures_copy`; nothing when the table is
+// absent.
+Status ReadLoginFailures(sqlite3* db, Source* src, SqliteMigrateReport* rep) {
+  auto cols = Columns(db, "failed_login_attempts");
+  if (!cols.ok()) return cols.error();
+  if (cols->empty()) return {};
+  if (!Has(*cols, "email") || !Has(*cols, "attempted_at")) {
+    rep->not_migrated_tables.emplace_back("failed_login_attempts (no email or attempted_at column)", 0);
+    return {};
+  }
+  for (const auto& c : *cols)
+    if (c != "id" && c != "email" && c != "ip_address" && c != "attempted_at")
+      rep->not_migrated_columns.push_back("failed_login_attempts." + c);
+  auto st = Prepare(db, "SELECT email, " + TextExpr(*cols, "ip_address") + ", " + SecondsExpr(*cols, "attempted_at") +
+                            " FROM failed_login_attempts");
+  if (!st.ok()) return st.error();
+  sqlite3_stmt* s = st->get();
+  int64_t unreadable = 0;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    rep->login_failures_read++;
+    auto email = ColText(s, 0);
+    auto ip = ColText(s, 1);
+    auto at = ColSeconds(s, 2, &unreadable);
+    if (!email || email->empty() || !at) {
+      rep->login_failures_skipped++;
+      continue;
+    }
+    AppendCopyText(src->login_failures_copy, *email);
+    src->login_failures_copy += '\t';
+    AppendCopyOpt(src->login_failures_copy, ip);
+    src->login_failures_copy += '\t';
+    AppendCopyInt(src->login_failures_copy, *at * 1000000);
+    src->login_failures_copy += '\n';
+    src->login_failures_staged++;
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db, "reading failed_login_attempts");
+  return {};
+}
+
 Status ReadOtherTables(sqlite3* db, SqliteMigrateReport* rep) {
   auto st = Prepare(db,
                     "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-                    "AND lower(name) NOT IN ('users', 'sessions') ORDER BY name");
+                    "AND lower(name) NOT IN ('users', 'sessions', 'failed_login_attempts') ORDER BY name");
   if (!st.ok()) return st.error();
   std::vector<std::string> names;
   int rc;
@@ -398,6 +441,7 @@ Result<Source> ReadSource(const std::string& path, Micros now, SqliteMigrateRepo
   std::unordered_set<std::string> ids;
   if (auto s = ReadUsers(db.get(), now, &src, &ids, rep); !s.ok()) return s.error();
   if (auto s = ReadSessions(db.get(), now, ids, &src, rep); !s.ok()) return s.error();
+  if (auto s = ReadLoginFailures(db.get(), &src, rep); !s.ok()) return s.error();
   if (auto s = ReadOtherTables(db.get(), rep); !s.ok()) return s.error();
   sqlite3_exec(db.get(), "COMMIT", nullptr, nullptr, nullptr);
   return src;
@@ -579,6 +623,26 @@ int64_t Tuples(const PgResult& r) {
   return n && *n ? std::stoll(n) : 0;
 }
 
+// In the write transaction: the staged failed login attempts into
+// login_failures (migration 0011), those not there yet.
+Status InsertLoginFailures(PGconn* conn, const Source& src, SqliteMigrateReport* rep) {
+  if (src.login_failures_staged == 0) return {};
+  auto made = ExecBlocking(conn,
+                           "CREATE TEMP TABLE torii_import_login_failures (email text NOT NULL, ip_address text, "
+                           "at_us int8 NOT NULL) ON COMMIT DROP");
+  if (!made.ok()) return made.error();
+  if (auto s = CopyIn(conn, "COPY torii_import_login_failures FROM STDIN", src.login_failures_copy); !s.ok()) return s;
+  auto ins = ExecBlocking(conn,
+                          "INSERT INTO public.login_failures (email, ip_address, at) "
+                          "SELECT lower(s.email), s.ip_address, timestamptz 'epoch' + s.at_us * interval '1 microsecond' "
+                          "FROM torii_import_login_failures s WHERE NOT EXISTS (SELECT 1 FROM public.login_failures f "
+                          "WHERE f.email = lower(s.email) AND f.at = timestamptz 'epoch' + s.at_us * interval '1 microsecond' "
+                          "AND f.ip_address IS NOT DISTINCT FROM s.ip_address)");
+  if (!ins.ok()) return ins.error();
+  rep->login_failures_new = Tuples(*ins);
+  return {};
+}
+
 }  // namespace
 
 Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
@@ -742,7 +806,9 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
     if (!sum.ok()) return sum.error();
   }
 
-  if (rep.users_new == 0 && rep.sessions_new == 0) {
+  if (auto s = InsertLoginFailures(conn, *src, &rep); !s.ok()) return s.error();
+
+  if (rep.users_new == 0 && rep.sessions_new == 0 && rep.login_failures_new == 0) {
     // Nothing to write: roll back (the Txn does) rather than commit an
     // empty transaction, so a re-run leaves no trace at all.
   } else if (auto s = txn.Commit(); !s.ok()) {
@@ -777,6 +843,10 @@ std::string FormatMigrateReport(const SqliteMigrateReport& r) {
   add("          not copied: %lld expired, %lld without a user, %lld without a token",
       static_cast<long long>(r.sessions_expired), static_cast<long long>(r.sessions_orphaned),
       static_cast<long long>(r.sessions_no_token));
+  if (r.login_failures_read > 0)
+    add("login failures: %lld read, %s %lld, %lld skipped (no email or time)",
+        static_cast<long long>(r.login_failures_read), r.dry_run ? "not checked in a dry run:" : "inserted",
+        static_cast<long long>(r.login_failures_new), static_cast<long long>(r.login_failures_skipped));
   for (const auto& [t, n] : r.not_migrated_tables)
     add("not migrated: table %s (%lld rows)", t.c_str(), static_cast<long long>(n));
   for (const auto& c : r.not_migrated_columns) add("not migrated: column %s", c.c_str());

@@ -74,6 +74,14 @@ struct SqliteMigrateReport {
   int64_t sessions_new = 0;
   int64_t sessions_present = 0;
 
+  // failed_login_attempts (torii-rs brute-force protection), when the file
+  // has it: into login_failures, per lower-cased email. Rows without an
+  // email or a readable time are skipped. A row already in the target (same
+  // email, time and address) is not copied again.
+  int64_t login_failures_read = 0;
+  int64_t login_failures_skipped = 0;
+  int64_t login_failures_new = 0;
+
   // Tables toriid does not hold, with their row counts: not migrated.
   std::vector<std::pair<std::string, int64_t>> not_migrated_tables;
   // "table.column" of columns toriid has no place for.
@@ -89,7 +97,9 @@ struct SqliteMigrateReport {
   bool verified = false;
   double seconds = 0;
 
-  bool NothingToDo() const { return users_new == 0 && sessions_new == 0 && migrations_applied == 0; }
+  bool NothingToDo() const {
+    return users_new == 0 && sessions_new == 0 && login_failures_new == 0 && migrations_applied == 0;
+  }
 };
 
 Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& options);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "tokens.h"
 #include "torii/values.h"
 
 using torii::cli::Globals;
@@ -312,6 +313,9 @@ int main(int argc, char** argv) {
       };
     });
   }
+
+  // ---- token, guard, jwt (tokens.cpp) ----
+  torii::cli::AddTokenCommands(app, g, run.action);
 
   // ---- watch ----
   torii::cli::WatchOptions w;

@@ -151,7 +151,9 @@ void PrintPrometheus(std::ostream& out, const nlohmann::json& stats) {
   for (const auto& [k, v] : flat) {
     std::string name = MetricName(k);
     if (v.is_number() || v.is_boolean()) {
-      const char* type = k.rfind("pool.", 0) == 0 ? "gauge" : kCounters.count(k) ? "counter" : "untyped";
+      const char* type = k.rfind("pool.", 0) == 0                             ? "gauge"
+                         : kCounters.count(k) || k.rfind("cleanup.deleted_by_table.", 0) == 0 ? "counter"
+                                                                                            : "untyped";
       if (std::string(type) == "counter") name += "_total";
       out << "# TYPE " << name << " " << type << "\n";
       out << name << " " << (v.is_boolean() ? (v.get<bool>() ? "1" : "0") : v.dump()) << "\n";

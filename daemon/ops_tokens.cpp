@@ -1,0 +1,111 @@
+// The secure tokens family (PROTOCOL.md section 5): single-use tokens for
+// magic links, password resets and email verification. The token is made
+// like a session token, returned once by create_token, and stored only as
+// its SHA-256 digest. An unknown, used, expired or wrong-purpose token is
+// not_found alike, through the same statement.
+#include "ops_common.h"
+
+namespace torii::daemon {
+
+namespace {
+
+Result<std::string> PurposeArg(const Args& args, bool required) {
+  auto p = args.Str("purpose");
+  if (!p.ok()) return p.error();
+  if (!*p) {
+    if (required) return Error::InvalidArgument("missing required argument 'purpose'");
+    return std::string();
+  }
+  const std::string& s = **p;
+  if (s != "magic_link" && s != "password_reset" && s != "email_verification") {
+    return Error::InvalidArgument("'purpose' must be magic_link, password_reset or email_verification");
+  }
+  return s;
+}
+
+// Columns of TOKEN_COLS in statements.cpp.
+void PackToken(Packer& pk, const PGresult* r, int row, const std::string* token) {
+  pk.pack_map(token ? 7 : 6);
+  PackStr(pk, "id");
+  PackText(pk, r, row, 0);
+  PackStr(pk, "user_id");
+  PackText(pk, r, row, 1);
+  PackStr(pk, "purpose");
+  PackText(pk, r, row, 2);
+  PackStr(pk, "expires_at");
+  PackMicros(pk, r, row, 3);
+  PackStr(pk, "used_at");
+  PackMicros(pk, r, row, 4);
+  PackStr(pk, "created_at");
+  PackMicros(pk, r, row, 5);
+  if (token) {
+    PackStr(pk, "token");
+    PackStr(pk, *token);
+  }
+}
+
+Status RenderToken(const PGresult* r, const Plan& plan, Packer& pk) {
+  if (PQntuples(r) == 0) return Error::NotFound("no such token, or it is used, expired or for another purpose");
+  PackToken(pk, r, 0, plan.token.empty() ? nullptr : &plan.token);
+  return {};
+}
+
+Result<Plan> BuildCreateToken(const Args& args) {
+  if (auto st = args.OnlyKeys({"user_id", "purpose", "ttl_s"}); !st.ok()) return st.error();
+  TRY(user_id, args.RequiredUuid("user_id"));
+  TRY(purpose, PurposeArg(args, true));
+  TRY(ttl, args.Int("ttl_s"));
+  if (!*ttl) return Error::InvalidArgument("missing required argument 'ttl_s'");
+  if (**ttl <= 0) return Error::InvalidArgument("'ttl_s' must be positive");
+  if (**ttl > kMaxTtlS) return Error::InvalidArgument("'ttl_s' is more than 100 years");
+  Plan p;
+  p.token = NewSessionToken();
+  p.cmds.emplace_back(Stmt::kCreateToken);
+  p.cmds.back().Add(*user_id).Add(*purpose).Add(DigestParam(p.token)).Add(std::to_string(**ttl));
+  p.render = RenderToken;
+  return p;
+}
+
+// check_token and use_token: `token` and `purpose`, both required.
+Result<Plan> BuildTokenLookup(const Args& args, Stmt stmt) {
+  if (auto st = args.OnlyKeys({"token", "purpose"}); !st.ok()) return st.error();
+  TRY(token, TokenArg(args));
+  TRY(purpose, PurposeArg(args, true));
+  Plan p;
+  p.cmds.emplace_back(stmt);
+  p.cmds.back().Add(DigestParam(*token)).Add(*purpose);
+  p.render = RenderToken;
+  return p;
+}
+
+Result<Plan> BuildCheckToken(const Args& args) { return BuildTokenLookup(args, Stmt::kCheckToken); }
+Result<Plan> BuildUseToken(const Args& args) { return BuildTokenLookup(args, Stmt::kUseToken); }
+
+Result<Plan> BuildDeleteUserTokens(const Args& args) {
+  if (auto st = args.OnlyKeys({"user_id", "purpose"}); !st.ok()) return st.error();
+  TRY(user_id, args.RequiredUuid("user_id"));
+  TRY(purpose, PurposeArg(args, false));
+  Plan p;
+  p.cmds.emplace_back(Stmt::kDeleteUserTokens);
+  p.cmds.back().Add(*user_id);
+  if (purpose->empty()) {
+    p.cmds.back().AddNull();
+  } else {
+    p.cmds.back().Add(*purpose);
+  }
+  p.render = RenderDeletedCount;
+  return p;
+}
+
+const OpDef kTokenOps[] = {
+    {"create_token", BuildCreateToken},
+    {"check_token", BuildCheckToken, true},
+    {"use_token", BuildUseToken},
+    {"delete_user_tokens", BuildDeleteUserTokens},
+};
+
+}  // namespace
+
+std::span<const OpDef> TokenOps() { return kTokenOps; }
+
+}  // namespace torii::daemon
