@@ -14,7 +14,7 @@ using OpIndex = std::unordered_map<std::string_view, const OpDef*>;
 
 OpIndex BuildIndex() {
   OpIndex index;
-  for (auto family : {UserOps(), SessionOps(), AuditOps()}) {
+  for (auto family : {UserOps(), SessionOps(), AuditOps(), OAuthOps(), PasskeyOps()}) {
     for (const OpDef& op : family) index.emplace(op.name, &op);
   }
   return index;
@@ -29,6 +29,9 @@ const OpDef* FindDatabaseOp(std::string_view name) {
 }
 
 Result<Plan> BuildPlan(const OpDef& op, const Args& args, const std::optional<std::string>& actor) {
+  if (actor && op.actor_forbidden) {
+    return Error::Forbidden(std::string("'") + op.name + "' is not available to requests with an actor");
+  }
   auto plan = op.build(args);
   if (!plan.ok()) return plan;
   plan->read_only = op.read_only && !actor;

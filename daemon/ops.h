@@ -42,6 +42,7 @@ struct OpDef {
   const char* name;
   BuildFn build;
   bool read_only = false;  // only reads; may share a Sync with other reads
+  bool actor_forbidden = false;  // an `actor` request is refused (forbidden)
 };
 
 // nullptr when `name` is not a database operation.

@@ -30,10 +30,7 @@
 
 namespace torii {
 
-std::string MigratedUserId(const std::string& torii_id) {
-  if (auto u = NormalizeUuid(torii_id)) return *u;
-  return UuidV5(kSqliteMigrateNamespace, torii_id);
-}
+std::string MigratedUserId(const std::string& torii_id) { return UserIdFromToriiId(torii_id); }
 
 namespace {
 
@@ -169,6 +166,16 @@ std::string JsonText(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// 64 lower-case hex characters (checked by the caller) as 32 bytes.
+std::array<uint8_t, 32> HexDigest(const std::string& hex) {
+  std::array<uint8_t, 32> out{};
+  auto nibble = [](char c) { return static_cast<uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10); };
+  for (size_t i = 0; i < out.size() && 2 * i + 1 < hex.size(); i++) {
+    out[i] = static_cast<uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+  }
+  return out;
+}
+
 // ---- Reading the source ---------------------------------------------------
 
 struct Source {
@@ -287,6 +294,23 @@ Status ReadSessions(sqlite3* db, Micros now, const std::unordered_set<std::strin
   // session id itself is the bearer token.
   bool token_column = Has(*cols, "token");
   rep->session_shape = token_column ? "token column" : "session id is the token";
+  // torii-rs HEAD stores the lower-case hex SHA-256 of the token instead of
+  // the token: when every non-empty token is 64 lower-case hex characters,
+  // the column holds digests, carried over as they are (hashing them again
+  // would make every session unusable). A raw token is 43 base64url
+  // characters, so no raw-token database matches.
+  bool stored_digests = false;
+  if (token_column) {
+    auto shape = Prepare(db,
+                         "SELECT count(*), coalesce(sum(typeof(token) = 'text' AND length(token) = 64 "
+                         "AND token NOT GLOB '*[^0-9a-f]*'), 0) FROM sessions WHERE token IS NOT NULL AND token <> ''");
+    if (!shape.ok()) return shape.error();
+    if (sqlite3_step(shape->get()) != SQLITE_ROW) return SqliteError(db, "reading sessions");
+    int64_t tokens = sqlite3_column_int64(shape->get(), 0);
+    int64_t digests = sqlite3_column_int64(shape->get(), 1);
+    stored_digests = tokens > 0 && digests == tokens;
+    if (stored_digests) rep->session_shape = "token column of SHA-256 hex digests";
+  }
 
   auto st = Prepare(db, "SELECT id, " + std::string(token_column ? "token" : "id") + ", user_id, " +
                             TextExpr(*cols, "user_agent") + ", " + TextExpr(*cols, "ip_address") + ", " +
@@ -323,7 +347,7 @@ Status ReadSessions(sqlite3* db, Micros now, const std::unordered_set<std::strin
     }
     auto created = ColSeconds(s, 6, &unreadable);
     std::string sid = UuidV5(kSqliteMigrateNamespace, *orig);
-    auto digest = TokenDigest(*token);
+    std::array<uint8_t, 32> digest = stored_digests ? HexDigest(*token) : TokenDigest(*token);
     if (!seen_ids.insert(sid).second ||
         !seen_digests.insert(std::string(reinterpret_cast<const char*>(digest.data()), digest.size())).second)
       duplicates++;

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "torii/error.h"
+#include "torii/types.h"
 #include "torii/values.h"
 
 namespace torii {
@@ -41,10 +42,10 @@ namespace torii {
 // "urn:torii:sqlite-migrate"). A non-UUID user id X becomes UuidV5(ns, X);
 // every session id Y (an integer, or the token itself in 0.2-era
 // databases) becomes UuidV5(ns, Y as decimal text).
-inline constexpr const char* kSqliteMigrateNamespace = "6af69e92-7b68-53eb-b1a6-0f7f935d8f4b";
+// It is the namespace of the Torii id rule (types.h, kToriiIdNamespace).
+inline constexpr const char* kSqliteMigrateNamespace = kToriiIdNamespace;
 
-// The id a Torii user id gets in toriid: a UUID is kept (lower-cased),
-// anything else becomes its UUIDv5 in kSqliteMigrateNamespace.
+// The id a Torii user id gets in toriid: UserIdFromToriiId (types.h).
 std::string MigratedUserId(const std::string& torii_id);
 
 struct SqliteMigrateOptions {
@@ -56,7 +57,9 @@ struct SqliteMigrateOptions {
 
 struct SqliteMigrateReport {
   bool dry_run = false;
-  // "token column" (torii 0.3+) or "session id is the token" (0.2 era),
+  // "token column" (torii 0.3+), "token column of SHA-256 hex digests"
+  // (torii-rs HEAD: the digest is carried over), "session id is the token"
+  // (0.2 era),
   // or "no sessions table".
   std::string session_shape;
   int migrations_pending = 0;  // toriid migrations the target lacked

@@ -199,6 +199,82 @@ TEST(SqliteMigrate, ModernShapeRowsAndLiveTokensThroughTheDaemon) {
   EXPECT_EQ(d.log().find(live1), std::string::npos);
 }
 
+// The lower-case hex of SHA-256(token), as torii-rs HEAD stores sessions.token.
+std::string HexSha256(const std::string& token) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : TokenDigest(token)) {
+    out.push_back(hex[b >> 4]);
+    out.push_back(hex[b & 15]);
+  }
+  return out;
+}
+
+// A session Torii created from a raw token validates by that raw token
+// after the migration, whichever way the SQLite file stored it: the raw
+// token (0.3 to 0.5) is hashed, a stored digest (HEAD) is carried over.
+TEST(SqliteMigrate, SessionTokensStoredRawOrAsDigestsBothValidateAfterMigration) {
+  for (bool digests : {false, true}) {
+    SCOPED_TRACE(digests ? "stored digests" : "raw tokens");
+    Fixture fx;
+    SqliteFile f(fx.dir);
+    CreateModernSchema(f);
+    std::vector<std::string> tokens;
+    std::string values;
+    for (int i = 0; i < 30; i++) {
+      tokens.push_back(NewSessionToken());
+      values += std::string(i ? "," : "") + "('" + (digests ? HexSha256(tokens.back()) : tokens.back()) +
+                "', 'usr_a', " + std::to_string(kNowS + 86400 * 365 * 50) + ")";
+    }
+    f.Exec("INSERT INTO users (id, email) VALUES ('usr_a', 'a@example.com');"
+           "INSERT INTO sessions (token, user_id, expires_at) VALUES " + values + ";");
+    SqliteMigrateReport r = Migrate(f.path(), fx.db);
+    EXPECT_EQ(r.session_shape, digests ? "token column of SHA-256 hex digests" : "token column");
+    EXPECT_EQ(r.sessions_new, 30);
+    EXPECT_TRUE(r.verified);
+    EXPECT_NE(FormatMigrateReport(r).find(r.session_shape), std::string::npos);
+
+    PgConn c = Connect(fx.db);
+    EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM sessions WHERE token_hash = sha256(convert_to('" + tokens[0] +
+                                 "', 'UTF8'))"),
+              "1");
+    DaemonOptions o;
+    o.database_url = fx.db;
+    DaemonProcess d(o);
+    ClientOptions co;
+    co.endpoints = {d.request_endpoint()};
+    auto client = Client::Create(co);
+    ASSERT_TRUE(client.ok()) << client.error().ToString();
+    int valid = 0;
+    for (const auto& t : tokens) {
+      auto g = client->CallJson("get_session", {{"token", t}});
+      if (g.ok() && (*g)["user_id"] == MigratedUserId("usr_a")) valid++;
+    }
+    EXPECT_EQ(valid, 30);
+  }
+}
+
+// One token that is not a digest (here: upper-case hex) means the column
+// holds raw tokens: every row is hashed.
+TEST(SqliteMigrate, AColumnNotAllDigestsIsTreatedAsRawTokens) {
+  Fixture fx;
+  SqliteFile f(fx.dir);
+  CreateModernSchema(f);
+  std::string digest_like = HexSha256("x");
+  std::string upper = HexSha256("y");
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  std::string far = std::to_string(kNowS + 86400 * 365 * 50);
+  f.Exec("INSERT INTO users (id, email) VALUES ('usr_a', 'a@example.com');"
+         "INSERT INTO sessions (token, user_id, expires_at) VALUES ('" + digest_like + "', 'usr_a', " + far +
+         "), ('" + upper + "', 'usr_a', " + far + ");");
+  SqliteMigrateReport r = Migrate(f.path(), fx.db);
+  EXPECT_EQ(r.session_shape, "token column");
+  PgConn c = Connect(fx.db);
+  EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM sessions WHERE token_hash = sha256(convert_to('" + digest_like +
+                               "', 'UTF8'))"),
+            "1");
+}
+
 TEST(SqliteMigrate, OldShapeUuidIdsAndSessionIdAsToken) {
   Fixture fx;
   SqliteFile f(fx.dir);

@@ -83,7 +83,8 @@ Conn Connect(const Globals& g) {
   return c;
 }
 
-// Sends one request; on failure prints the error and sets *exit.
+}  // namespace
+
 std::optional<nlohmann::json> Request(const Globals& g, const std::string& op, const nlohmann::json& args, int* exit) {
   Conn c = Connect(g);
   if (!c.client) {
@@ -109,6 +110,8 @@ std::optional<nlohmann::json> Request(const Globals& g, const std::string& op, c
   *exit = kExitOk;
   return std::move(r).value();
 }
+
+namespace {
 
 void PrintJsonLine(const nlohmann::json& j) {
   std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
@@ -247,6 +250,7 @@ int Watch(const Globals& g, const WatchOptions& w) {
   auto on_event = [&](const Event& e) {
     if (e.family == "torii" && (e.kind != "heartbeat" || !w.heartbeats)) return;
     nlohmann::json body = MsgpackToJson(e.body());
+    BinaryToBase64Url(body);  // passkey.* credential ids
     if (g.json) {
       nlohmann::json line = {{"topic", e.topic}};
       for (auto& [k, v] : body.items()) line[k] = v;

@@ -8,7 +8,9 @@
 #include <functional>
 #include <iostream>
 
+#include "accounts.h"
 #include "commands.h"
+#include "torii/types.h"
 #include "torii/values.h"
 
 using torii::cli::Globals;
@@ -54,6 +56,7 @@ int main(int argc, char** argv) {
   std::string s1, s2, s3, s4, s5, s6, s7;
   int64_t n1 = 0, n2 = 0;
   bool f1 = false;
+  std::string user_name, torii_id;  // user create --name, --torii-id
 
   // ---- ping, stats, call ----
   app.add_subcommand("ping", "check that the daemon answers")->callback([&] { run.action = [&] { return torii::cli::Ping(g); }; });
@@ -73,15 +76,24 @@ int main(int argc, char** argv) {
     auto* id = c->add_option("--id", s2, "uuid (default: a new one)");
     auto* ph = c->add_option("--password-hash", s3, "password hash (already hashed)");
     auto* md = c->add_option("--metadata", s4, "metadata as a JSON object");
-    c->callback([&, id, ph, md] {
-      run.action = [&, id, ph, md] {
+    auto* nm = c->add_option("--name", user_name, "display name");
+    auto* tid = c->add_option("--torii-id", torii_id,
+                              "Torii's user id: the id becomes its UUIDv5 and metadata.torii_id keeps it (docs/torii.md)");
+    tid->excludes(id);
+    c->callback([&, id, ph, md, nm, tid] {
+      run.action = [&, id, ph, md, nm, tid] {
         args["email"] = s1;
         Put(args, "id", s2, id);
         Put(args, "password_hash", s3, ph);
+        Put(args, "name", user_name, nm);
         if (md->count()) {
           auto m = torii::cli::ParseJsonObject("--metadata", s4);
           if (!m) return int(torii::cli::kExitUsage);
           args["metadata"] = *m;
+        }
+        if (tid->count()) {
+          args["id"] = torii::UserIdFromToriiId(torii_id);
+          args["metadata"]["torii_id"] = torii_id;
         }
         return torii::cli::Call(g, "create_user", args);
       };
@@ -307,6 +319,9 @@ int main(int argc, char** argv) {
   migrate->add_option("--to", s2, "PostgreSQL URL (libpq URI or key=value)")->required();
   migrate->add_flag("--dry-run", f1, "read and check everything, write nothing");
   migrate->callback([&] { run.action = [&] { return torii::cli::Migrate(g, s1, s2, f1); }; });
+
+  // ---- oauth, passkey (accounts.cpp) ----
+  torii::cli::AddAccountCommands(app, g, run.action);
 
   try {
     app.parse(argc, argv);
