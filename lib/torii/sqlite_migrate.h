@@ -77,6 +77,19 @@ struct SqliteMigrateReport {
   int64_t sessions_new = 0;
   int64_t sessions_present = 0;
 
+  // Section 5 tables (issue 19), when the file has them; `read` is -1 when
+  // it has no such table. Skipped: the user is not in the source, or the
+  // row is unusable (no provider/subject/credential id, a provider that is
+  // not [a-z0-9_.-]{1,64} even lower-cased, values over toriid's limits).
+  int64_t oauth_read = -1;
+  int64_t oauth_skipped = 0;
+  int64_t oauth_new = 0;
+  int64_t oauth_present = 0;  // the same (provider, subject) already linked to the same user
+  int64_t passkeys_read = -1;
+  int64_t passkeys_skipped = 0;
+  int64_t passkeys_new = 0;
+  int64_t passkeys_present = 0;  // the same credential id already there for the same user
+
   // Tables toriid does not hold, with their row counts: not migrated.
   std::vector<std::pair<std::string, int64_t>> not_migrated_tables;
   // "table.column" of columns toriid has no place for.
@@ -92,7 +105,9 @@ struct SqliteMigrateReport {
   bool verified = false;
   double seconds = 0;
 
-  bool NothingToDo() const { return users_new == 0 && sessions_new == 0 && migrations_applied == 0; }
+  bool NothingToDo() const {
+    return users_new == 0 && sessions_new == 0 && oauth_new == 0 && passkeys_new == 0 && migrations_applied == 0;
+  }
 };
 
 Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& options);

@@ -201,25 +201,26 @@ void AddAccountCommands(CLI::App& app, Globals& g, std::function<int()>& action)
     for (auto [cmd, op, help] : {std::tuple{"get", "get_passkey", "show a passkey"},
                                  std::tuple{"delete", "delete_passkey", "delete a passkey"}}) {
       c = passkey->add_subcommand(cmd, help);
-      c->add_option("credential_id", v.credential, "credential id (base64url)")->required();
+      // An option, not a positional: a base64url id may start with '-'.
+      c->add_option("--credential-id", v.credential, "credential id (base64url)")->required();
       std::string op_name = op;
       c->callback([&, op_name] {
         action = [&, op_name] {
           json args = json::object();
-          if (!PutBinary(args, "credential_id", "credential_id", v.credential)) return int(kExitUsage);
+          if (!PutBinary(args, "credential_id", "--credential-id", v.credential)) return int(kExitUsage);
           return Run(g, op_name, args);
         };
       });
     }
 
     c = passkey->add_subcommand("use", "record a use (and the new signature counter)");
-    c->add_option("credential_id", v.credential, "credential id (base64url)")->required();
-    auto* count = c->add_option("--sign-count", v.sign_count, "the authenticator's counter");
-    c->callback([&, count] {
-      action = [&, count] {
+    c->add_option("--credential-id", v.credential, "credential id (base64url)")->required();
+    auto* use_count = c->add_option("--sign-count", v.sign_count, "the authenticator's counter");
+    c->callback([&, use_count] {
+      action = [&, use_count] {
         json args = json::object();
-        if (!PutBinary(args, "credential_id", "credential_id", v.credential)) return int(kExitUsage);
-        if (count->count()) args["sign_count"] = v.sign_count;
+        if (!PutBinary(args, "credential_id", "--credential-id", v.credential)) return int(kExitUsage);
+        if (use_count->count()) args["sign_count"] = v.sign_count;
         return Run(g, "use_passkey", args);
       };
     });

@@ -321,6 +321,12 @@ int Migrate(const Globals& g, const std::string& from, const std::string& to, bo
                         {"nothing_to_do", r->NothingToDo()},
                         {"seconds", r->seconds}};
     for (const auto& [t, n] : r->not_migrated_tables) j["not_migrated_tables"][t] = n;
+    if (r->oauth_read >= 0)
+      j["oauth_accounts"] = {{"read", r->oauth_read}, {"new", r->oauth_new}, {"present", r->oauth_present},
+                             {"skipped", r->oauth_skipped}};
+    if (r->passkeys_read >= 0)
+      j["passkeys"] = {{"read", r->passkeys_read}, {"new", r->passkeys_new}, {"present", r->passkeys_present},
+                       {"skipped", r->passkeys_skipped}};
     PrintJsonLine(j);
   } else {
     std::cout << FormatMigrateReport(*r);

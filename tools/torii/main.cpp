@@ -284,7 +284,8 @@ int main(int argc, char** argv) {
   {
     auto* list = audit->add_subcommand("list", "audit entries, newest first");
     auto* rec = list->add_option("--record", s1, "only this user or session id");
-    auto* table = list->add_option("--table", s2, "users or sessions")->check(CLI::IsMember({"users", "sessions"}));
+    auto* table = list->add_option("--table", s2, "users, sessions, oauth_accounts or passkeys")
+                      ->check(CLI::IsMember({"users", "sessions", "oauth_accounts", "passkeys"}));
     auto* lim = list->add_option("--limit", n1, "1..1000");
     auto* before = list->add_option("--before", s3, "cursor from a previous page");
     list->callback([&, rec, table, lim, before] {
@@ -301,7 +302,7 @@ int main(int argc, char** argv) {
   // ---- watch ----
   torii::cli::WatchOptions w;
   auto* watch = app.add_subcommand("watch", "print change events as they happen");
-  watch->add_option("family", w.families, "user, session (default: all)");
+  watch->add_option("family", w.families, "user, session, oauth, passkey (default: all)");
   watch->add_option("--heartbeat-ms", w.heartbeat_ms, "the daemon's events.heartbeat_ms")->capture_default_str();
   watch->add_flag("--heartbeats", w.heartbeats, "print heartbeats too");
   watch->add_option("--count", w.count, "exit after this many events");
