@@ -366,7 +366,7 @@ TEST(SqliteMigrate, OAuthAccountOfAnotherUserInTheTargetIsRefused) {
   auto applied = ApplyMigrations(Connect(fx.db).get());
   ASSERT_TRUE(applied.ok()) << applied.error().ToString();
   PgConn c = Connect(fx.db);
-  Query(c.get(), "WITH u AS (INSERT INTO users (email) VALUES ('other@example.com') RETURNING id) "
+  Query(c.get(), "WITH u AS (INSERT INTO users (id, email) VALUES (gen_random_uuid(), 'other@example.com') RETURNING id) "
                  "INSERT INTO oauth_accounts (user_id, provider, subject) SELECT id, 'github', '1' FROM u RETURNING 1");
   auto r = MigrateFromSqlite({f.path(), fx.db, false, kNow});
   ASSERT_FALSE(r.ok());
