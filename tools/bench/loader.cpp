@@ -89,7 +89,8 @@ Result<LoadReport> LoadData(const LoadOptions& opt) {
       "BEGIN;"
       "ALTER TABLE users DISABLE TRIGGER USER;"
       "ALTER TABLE sessions DISABLE TRIGGER USER;"
-      "TRUNCATE sessions, users, audit_logs;";
+      // The tables that reference users go too (schema/0010).
+      "TRUNCATE sessions, oauth_accounts, passkeys, users, audit_logs;";
   if (auto st = Exec(c, kSetup); !st.ok()) return st.error();
 
   if (auto st = StartCopy(c, "COPY users (id, email, password_hash) FROM STDIN WITH (FREEZE)"); !st.ok()) {
