@@ -52,6 +52,10 @@ struct CleanupTarget {
 
 const CleanupTarget kCleanupTargets[] = {
     {"secure_tokens", "secure_tokens", CLEANUP_BATCH("secure_tokens", "id", "expires_at < " CLEANUP_CUTOFF)},
+    // An OAuth state or passkey challenge nobody took in time (schema/0010).
+    {"oauth_states", "oauth_states", CLEANUP_BATCH("oauth_states", "state", "expires_at < " CLEANUP_CUTOFF)},
+    {"passkey_challenges", "passkey_challenges",
+     CLEANUP_BATCH("passkey_challenges", "challenge_id", "expires_at < " CLEANUP_CUTOFF)},
     {"jwt_revocations", "jwt_revocations", CLEANUP_BATCH("jwt_revocations", "jti", "expires_at < " CLEANUP_CUTOFF)},
     {"jwt_user_cutoffs", "jwt_user_cutoffs", CLEANUP_BATCH("jwt_user_cutoffs", "user_id", "expires_at < " CLEANUP_CUTOFF)},
     // Failures of a locked user stay: they are the lock's record.

@@ -22,6 +22,7 @@ enum class FieldType : uint8_t {
   kMicros,     // int8 microseconds -> msgpack timestamp; nil when missing
   kUint,       // an unsigned number; 0 when missing
   kStrList,    // an array of strings; empty when missing
+  kHexBin,     // lower-case hex text -> msgpack bin; nil when missing or not hex
 };
 
 struct FieldDef {
@@ -50,6 +51,11 @@ const std::vector<EventDef>& EventDefs() {
       {"session", "expired", {{"count", F::kUint}, {"before", F::kMicros}}},
       {"jwt", "revoked", {{"jti", F::kStr}, {"expires_at", F::kMicros}, {"user_id", F::kStr}}},
       {"jwt", "user_revoked", {{"user_id", F::kStr}, {"issued_before", F::kMicros}}},
+      // Section 5, accounts (schema/0010).
+      {"oauth", "linked", {{"user_id", F::kStr}, {"provider", F::kStr}}},
+      {"oauth", "unlinked", {{"user_id", F::kStr}, {"provider", F::kStr}}},
+      {"passkey", "added", {{"user_id", F::kStr}, {"credential_id", F::kHexBin}}},
+      {"passkey", "deleted", {{"user_id", F::kStr}, {"credential_id", F::kHexBin}}},
   };
   return defs;
 }
@@ -59,6 +65,25 @@ const EventDef* FindEvent(const std::string& family, const std::string& kind) {
     if (family == d.family && kind == d.kind) return &d;
   }
   return nullptr;
+}
+
+// Lower-case (or upper-case) hex, as encode(bytea, 'hex') writes it.
+bool HexDecode(const std::string& hex, std::string* out) {
+  if (hex.size() % 2 != 0) return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  out->clear();
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = nibble(hex[i]);
+    int lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return true;
 }
 
 bool Present(const nlohmann::json& j, const FieldDef& f) {
@@ -96,6 +121,17 @@ void PackField(Packer& pk, const nlohmann::json& j, const FieldDef& f) {
       for (const auto& c : list) PackStr(pk, c.is_string() ? c.get_ref<const std::string&>() : "");
       break;
     }
+    case FieldType::kHexBin: {
+      std::string bytes;
+      bool ok = found && it->is_string() && HexDecode(it->get_ref<const std::string&>(), &bytes);
+      if (ok) {
+        pk.pack_bin(static_cast<uint32_t>(bytes.size()));
+        pk.pack_bin_body(bytes.data(), static_cast<uint32_t>(bytes.size()));
+      } else {
+        pk.pack_nil();
+      }
+      break;
+    }
   }
 }
 
@@ -115,6 +151,9 @@ Listener::Listener(uv_loop_t* loop, ConnectOptions options, Publisher& publisher
     if (c != '-') probe_channel_ += c;
   }
   options_.application_name = "toriid-listener";
+  // Every family this daemon can publish is in heartbeats' `seqs` from the
+  // start (at 0), so a subscriber can tell a dropped first event.
+  for (const auto& d : EventDefs()) publisher_.AddFamily(d.family);
   for (uv_timer_t* t : {&retry_timer_, &probe_timer_, &probe_deadline_}) {
     uv_timer_init(loop_, t);
     t->data = this;

@@ -14,7 +14,8 @@ using OpIndex = std::unordered_map<std::string_view, const OpDef*>;
 
 OpIndex BuildIndex() {
   OpIndex index;
-  for (auto family : {UserOps(), SessionOps(), AuditOps(), TokenOps(), GuardOps(), JwtOps()}) {
+  for (auto family : {UserOps(), SessionOps(), AuditOps(), OAuthOps(), PasskeyOps(), TokenOps(), GuardOps(),
+                      JwtOps()}) {
     for (const OpDef& op : family) index.emplace(op.name, &op);
   }
   return index;
@@ -30,7 +31,7 @@ const OpDef* FindDatabaseOp(std::string_view name) {
 
 Result<Plan> BuildPlan(const OpDef& op, const Args& args, const std::optional<std::string>& actor) {
   if (actor && op.actor_forbidden) {
-    return Error::Forbidden(std::string("'") + op.name + "' is not available to an actor");
+    return Error::Forbidden(std::string("'") + op.name + "' is not available to requests with an actor");
   }
   auto plan = op.build(args);
   if (!plan.ok()) return plan;

@@ -32,7 +32,7 @@ void PackJsonb(Packer& pk, const PGresult* r, int row, int col) {
 }
 
 void PackUser(Packer& pk, const PGresult* r, int row, bool with_hash) {
-  pk.pack_map(with_hash ? 7 : 6);
+  pk.pack_map(with_hash ? 9 : 8);
   PackStr(pk, "id");
   PackText(pk, r, row, 0);
   PackStr(pk, "email");
@@ -49,6 +49,10 @@ void PackUser(Packer& pk, const PGresult* r, int row, bool with_hash) {
   PackMicros(pk, r, row, 5);
   PackStr(pk, "updated_at");
   PackMicros(pk, r, row, 6);
+  PackStr(pk, "name");
+  PackText(pk, r, row, 7);
+  PackStr(pk, "locked_at");
+  PackMicros(pk, r, row, 8);
 }
 
 void PackBytea(Packer& pk, const PGresult* r, int row, int col) {
@@ -127,6 +131,95 @@ Status AddExpiry(const Args& args, Command& cmd) {
     cmd.AddNull().Add(std::to_string(**ttl));
   }
   return {};
+}
+
+// ---- section 5, accounts (issue 19) ----
+
+Status RenderUserNoHash(const PGresult* r, const Plan&, Packer& pk) {
+  if (PQntuples(r) == 0) return Error::NotFound("no such user");
+  PackUser(pk, r, 0, false);
+  return {};
+}
+
+Status RenderExpiresAt(const PGresult* r, const Plan&, Packer& pk) {
+  if (PQntuples(r) == 0) return Error::Internal("the statement returned no row");
+  pk.pack_map(1);
+  PackStr(pk, "expires_at");
+  PackMicros(pk, r, 0, 0);
+  return {};
+}
+
+namespace {
+
+const char* TypeOf(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL: return "nil";
+    case msgpack::type::BOOLEAN: return "a boolean";
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER: return "an integer";
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: return "a float";
+    case msgpack::type::STR: return "a string";
+    case msgpack::type::BIN: return "binary";
+    case msgpack::type::ARRAY: return "an array";
+    case msgpack::type::MAP: return "a map";
+    default: return "an extension";
+  }
+}
+
+Error SizeError(std::string_view key, size_t min, size_t max) {
+  return Error::InvalidArgument("'" + std::string(key) + "' must be " + std::to_string(min) + " to " +
+                                std::to_string(max) + " bytes");
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> UserNameArg(const Args& args) {
+  auto name = args.Str("name");
+  if (!name.ok()) return name.error();
+  if (*name && (*name)->size() > 255) return Error::InvalidArgument("'name' is longer than 255 bytes");
+  return name;
+}
+
+Result<std::optional<std::string_view>> SizedStrArg(const Args& args, std::string_view key, size_t min, size_t max,
+                                                    bool required) {
+  auto s = args.StrView(key);
+  if (!s.ok()) return s.error();
+  if (!*s) {
+    if (required) return Error::InvalidArgument("missing required argument '" + std::string(key) + "'");
+    return s;
+  }
+  if ((*s)->size() < min || (*s)->size() > max) return SizeError(key, min, max);
+  return s;
+}
+
+Result<std::optional<std::string_view>> BinArg(const Args& args, std::string_view key, size_t min, size_t max,
+                                               bool required, bool str_ok) {
+  const msgpack::object* o = args.Find(key);
+  if (o == nullptr || o->type == msgpack::type::NIL) {
+    if (required) return Error::InvalidArgument("missing required argument '" + std::string(key) + "'");
+    return std::optional<std::string_view>();
+  }
+  std::string_view v;
+  if (o->type == msgpack::type::BIN) {
+    v = std::string_view(o->via.bin.ptr, o->via.bin.size);
+  } else if (str_ok && o->type == msgpack::type::STR) {
+    v = std::string_view(o->via.str.ptr, o->via.str.size);
+  } else {
+    return Error::BadRequest("'" + std::string(key) + "' must be " + (str_ok ? "binary or a string" : "binary") +
+                             ", not " + TypeOf(*o));
+  }
+  if (v.size() < min || v.size() > max) return SizeError(key, min, max);
+  return std::optional<std::string_view>(v);
+}
+
+Result<int64_t> TtlArg(const Args& args) {
+  auto ttl = args.Int("ttl_s");
+  if (!ttl.ok()) return ttl.error();
+  if (!*ttl) return Error::InvalidArgument("missing required argument 'ttl_s'");
+  if (**ttl <= 0) return Error::InvalidArgument("'ttl_s' must be positive");
+  if (**ttl > kMaxTtlS) return Error::InvalidArgument("'ttl_s' is more than 100 years");
+  return **ttl;
 }
 
 }  // namespace torii::daemon

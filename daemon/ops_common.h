@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -54,6 +55,24 @@ Result<std::string_view> TokenArg(const Args& args);
 // Adds the expiry parameters ($micros, $ttl) from `expires_at` or `ttl_s`.
 Status AddExpiry(const Args& args, Command& cmd);
 
+// --- section 5, accounts (issue 19) ---
+// A User without the hash (the results that do not carry it).
+Status RenderUserNoHash(const PGresult* r, const Plan& plan, Packer& pk);
+// {"expires_at"} from a statement returning one row of it (the put_* ops).
+Status RenderExpiresAt(const PGresult* r, const Plan& plan, Packer& pk);
+// `name` of a user: a string of at most 255 bytes, or nil/absent.
+Result<std::optional<std::string>> UserNameArg(const Args& args);
+// A string argument of `min` to `max` bytes (a view into the request);
+// nullopt when absent or nil and not `required`.
+Result<std::optional<std::string_view>> SizedStrArg(const Args& args, std::string_view key, size_t min, size_t max,
+                                                    bool required);
+// A binary argument (msgpack bin; a str too when `str_ok`) of `min` to
+// `max` bytes; nullopt when absent or nil and not `required`.
+Result<std::optional<std::string_view>> BinArg(const Args& args, std::string_view key, size_t min, size_t max,
+                                               bool required, bool str_ok = false);
+// A required `ttl_s`: positive, at most 100 years.
+Result<int64_t> TtlArg(const Args& args);
+
 // --- the families, in ops_<family>.cpp ---
 std::span<const OpDef> UserOps();
 std::span<const OpDef> SessionOps();
@@ -61,5 +80,7 @@ std::span<const OpDef> AuditOps();
 std::span<const OpDef> TokenOps();
 std::span<const OpDef> GuardOps();
 std::span<const OpDef> JwtOps();
+std::span<const OpDef> OAuthOps();
+std::span<const OpDef> PasskeyOps();
 
 }  // namespace torii::daemon

@@ -47,14 +47,15 @@ Status RenderUserSearch(const PGresult* r, const Plan&, Packer& pk) {
 }
 
 Result<Plan> BuildCreateUser(const Args& args) {
-  if (auto st = args.OnlyKeys({"email", "id", "password_hash", "metadata"}); !st.ok()) return st.error();
+  if (auto st = args.OnlyKeys({"email", "id", "password_hash", "metadata", "name"}); !st.ok()) return st.error();
   TRY(email, args.RequiredEmail("email"));
   TRY(id, args.Uuid("id"));
   TRY(hash, args.Str("password_hash"));
   TRY(meta, args.Metadata("metadata"));
+  TRY(name, UserNameArg(args));
   Plan p;
   p.cmds.emplace_back(Stmt::kCreateUser);
-  p.cmds.back().AddOpt(*id).Add(*email).AddOpt(*hash).AddOpt(*meta);
+  p.cmds.back().AddOpt(*id).Add(*email).AddOpt(*hash).AddOpt(*meta).AddOpt(*name);
   p.render = RenderUser;
   return p;
 }
@@ -80,7 +81,8 @@ Result<Plan> BuildGetUserByEmail(const Args& args) {
 }
 
 Result<Plan> BuildUpdateUser(const Args& args) {
-  if (auto st = args.OnlyKeys({"id", "email", "password_hash", "metadata", "metadata_merge"}); !st.ok()) {
+  if (auto st = args.OnlyKeys({"id", "email", "password_hash", "metadata", "metadata_merge", "name", "locked_at"});
+      !st.ok()) {
     return st.error();
   }
   TRY(id, args.RequiredUuid("id"));
@@ -93,12 +95,18 @@ Result<Plan> BuildUpdateUser(const Args& args) {
   bool set_hash = args.Has("password_hash");  // a nil value clears it
   TRY(meta, args.Metadata("metadata"));
   TRY(merge, args.Metadata("metadata_merge"));
-  if (!email && !set_hash && !*meta && !*merge) {
-    return Error::InvalidArgument("nothing to update: give email, password_hash, metadata or metadata_merge");
+  TRY(name, UserNameArg(args));
+  bool set_name = args.Has("name");  // nil clears it
+  TRY(locked_at, args.Timestamp("locked_at"));
+  bool set_lock = args.Has("locked_at");  // nil unlocks
+  if (!email && !set_hash && !*meta && !*merge && !set_name && !set_lock) {
+    return Error::InvalidArgument(
+        "nothing to update: give email, password_hash, metadata, metadata_merge, name or locked_at");
   }
   Plan p;
   p.cmds.emplace_back(Stmt::kUpdateUser);
   p.cmds.back().Add(*id).AddOpt(email).Add(set_hash ? "t" : "f").AddOpt(*hash).AddOpt(*meta).AddOpt(*merge);
+  p.cmds.back().Add(set_name ? "t" : "f").AddOpt(*name).Add(set_lock ? "t" : "f").AddOpt(*locked_at);
   p.render = RenderUser;
   return p;
 }
@@ -175,6 +183,41 @@ Result<Plan> BuildSearchUsers(const Args& args) {
   return p;
 }
 
+// ---- section 5 (issue 19) ----
+
+// {"user", "created"} from kGetOrCreateUserSelect: the User without the
+// hash, then `created` last. No row: the user is not visible (an actor's
+// request for another user's email) or was deleted in between.
+Status RenderGetOrCreate(const PGresult* r, const Plan&, Packer& pk) {
+  if (PQntuples(r) == 0) return Error::NotFound("no such user");
+  pk.pack_map(2);
+  PackStr(pk, "user");
+  PackUser(pk, r, 0, false);
+  PackStr(pk, "created");
+  if (std::strcmp(PQgetvalue(r, 0, 9), "t") == 0) {
+    pk.pack_true();
+  } else {
+    pk.pack_false();
+  }
+  return {};
+}
+
+Result<Plan> BuildGetOrCreateUser(const Args& args) {
+  if (auto st = args.OnlyKeys({"email", "name", "id", "metadata"}); !st.ok()) return st.error();
+  TRY(email, args.RequiredEmail("email"));
+  TRY(id, args.Uuid("id"));
+  TRY(meta, args.Metadata("metadata"));
+  TRY(name, UserNameArg(args));
+  Plan p;
+  p.cmds.emplace_back(Stmt::kGetOrCreateUserInsert);
+  p.cmds.back().AddOpt(*id).Add(*email).AddOpt(*name).AddOpt(*meta);
+  p.cmds.emplace_back(Stmt::kGetOrCreateUserSelect);
+  p.cmds.back().Add(*email);
+  p.main = 1;
+  p.render = RenderGetOrCreate;
+  return p;
+}
+
 const OpDef kUserOps[] = {
     {"create_user", BuildCreateUser},
     {"get_user", BuildGetUser, true},
@@ -184,6 +227,7 @@ const OpDef kUserOps[] = {
     {"delete_user", BuildDeleteUser},
     {"list_users", BuildListUsers, true},
     {"search_users", BuildSearchUsers, true},
+    {"get_or_create_user", BuildGetOrCreateUser},
 };
 
 }  // namespace

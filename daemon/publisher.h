@@ -50,6 +50,9 @@ class Publisher {
                std::optional<uint64_t> eid = std::nullopt);
   void Resync(const std::string& reason, std::optional<uint64_t> eid = std::nullopt);
 
+  // Makes `family` known at seq 0 (if it is not yet), so heartbeats list it
+  // before its first event and a subscriber sees a first event it missed.
+  void AddFamily(const std::string& family) { seqs_.emplace(family, 0); }
   const std::string& epoch() const { return epoch_; }
   uint64_t seq(const std::string& family) const;
   const std::map<std::string, uint64_t>& seqs() const { return seqs_; }

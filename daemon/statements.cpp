@@ -10,26 +10,35 @@ namespace {
 #define TS(param) "(timestamptz 'epoch' + " param "::int8 * interval '1 microsecond')"
 
 // Column lists, in the order render functions read them.
-#define USER_COLS "id, email, password_hash, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at")
-#define USER_COLS_NO_HASH "id, email, NULL::text, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at")
+#define USER_COLS \
+  "id, email, password_hash, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at") \
+  ", name, " US("locked_at")
+#define USER_COLS_NO_HASH \
+  "id, email, NULL::text, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at") \
+  ", name, " US("locked_at")
 #define SESSION_COLS "id, user_id, " US("expires_at") ", user_agent, ip_address, metadata, " US("created_at")
 #define TOKEN_COLS "id, user_id, purpose, " US("expires_at") ", " US("used_at") ", " US("created_at")
 #define AUDIT_COLS "id, table_name, record_id, operation, old_data, new_data, actor, " US("created_at") ", seq"
+#define OAUTH_COLS "user_id, provider, subject, " US("created_at") ", " US("updated_at")
+#define PASSKEY_COLS "credential_id, user_id, public_key, name, sign_count, " US("created_at") ", " US("last_used_at")
 
 const StatementDef kDefs[] = {
     {Stmt::kSetActor, "t_set_actor",
      "SELECT set_config('role', 'torii_actor', true), set_config('torii.user_id', $1, true)", 0},
     {Stmt::kCreateUser, "t_create_user",
-     "INSERT INTO users (id, email, password_hash, metadata) "
-     "VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, coalesce($4::jsonb, '{}'::jsonb)) "
+     "INSERT INTO users (id, email, password_hash, metadata, name) "
+     "VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, coalesce($4::jsonb, '{}'::jsonb), $5) "
      "RETURNING " USER_COLS, 0},
     {Stmt::kGetUser, "t_get_user", "SELECT " USER_COLS " FROM users WHERE id = $1::uuid", 0},
     {Stmt::kGetUserByEmail, "t_get_user_by_email", "SELECT " USER_COLS " FROM users WHERE lower(email) = lower($1)", 0},
     // $3: whether password_hash is given ($4 its value, NULL clears it);
-    // $5 replaces metadata, then $6 is merged into it.
+    // $5 replaces metadata, then $6 is merged into it; $7/$8 and $9/$10 set
+    // name and locked_at the way $3/$4 set the hash.
     {Stmt::kUpdateUser, "t_update_user",
      "UPDATE users SET email = coalesce($2, email), "
      "password_hash = CASE WHEN $3::bool THEN $4 ELSE password_hash END, "
+     "name = CASE WHEN $7::bool THEN $8 ELSE name END, "
+     "locked_at = CASE WHEN $9::bool THEN " TS("$10") " ELSE locked_at END, "
      "metadata = CASE WHEN $5::jsonb IS NULL AND $6::jsonb IS NULL THEN metadata "
      "ELSE coalesce($5::jsonb, metadata, '{}'::jsonb) || coalesce($6::jsonb, '{}'::jsonb) END "
      "WHERE id = $1::uuid RETURNING " USER_COLS, 0},
@@ -172,6 +181,79 @@ const StatementDef kDefs[] = {
      "(SELECT 1, user_id::text COLLATE \"C\", " US("issued_before") " FROM jwt_user_cutoffs WHERE expires_at > now() "
      "  AND ($1::int4 IS NULL OR $1::int4 = 0 OR user_id > $3::uuid) ORDER BY user_id LIMIT $4::int4) "
      "ORDER BY kind, k LIMIT $4::int4", 0},
+    // ---- Section 5, accounts (issue 19) ----
+    // get_or_create_user is two statements of one pipeline (one round trip,
+    // one implicit transaction). The INSERT waits for a concurrent insert of
+    // the same email to commit and then does nothing; the SELECT, a new
+    // statement with a new snapshot (READ COMMITTED), sees that row. One
+    // statement could not: its snapshot predates the other commit, so a
+    // CTE's fallback SELECT would find no row at all. `created` is whether
+    // this transaction wrote the row (its xmin is our xid; no trigger fires
+    // for a user that already existed, unlike ON CONFLICT DO UPDATE).
+    {Stmt::kGetOrCreateUserInsert, "t_get_or_create_user_insert",
+     "INSERT INTO users (id, email, name, metadata) "
+     "VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, coalesce($4::jsonb, '{}'::jsonb)) "
+     "ON CONFLICT ((lower(email))) DO NOTHING", 0},
+    {Stmt::kGetOrCreateUserSelect, "t_get_or_create_user_select",
+     "SELECT " USER_COLS_NO_HASH ", xmin::text::int8 = "
+     "coalesce(pg_current_xact_id_if_assigned()::text::int8 % 4294967296, -1) "
+     "FROM users WHERE lower(email) = lower($1)", 0},
+    // link_oauth_account, the same way: the SELECT tells an existing link of
+    // this user (idempotent) from one of another user (duplicate).
+    {Stmt::kLinkOAuthInsert, "t_link_oauth_insert",
+     "INSERT INTO oauth_accounts (user_id, provider, subject) VALUES ($1::uuid, $2, $3) "
+     "ON CONFLICT (provider, subject) DO NOTHING", 0},
+    {Stmt::kLinkOAuthSelect, "t_link_oauth_select",
+     "SELECT " OAUTH_COLS ", user_id = $3::uuid FROM oauth_accounts WHERE provider = $1 AND subject = $2", 0},
+    {Stmt::kGetOAuthAccount, "t_get_oauth_account",
+     "SELECT " OAUTH_COLS " FROM oauth_accounts WHERE provider = $1 AND subject = $2", 0},
+    {Stmt::kGetUserByOAuth, "t_get_user_by_oauth",
+     "SELECT " USER_COLS_NO_HASH " FROM users "
+     "WHERE id = (SELECT user_id FROM oauth_accounts WHERE provider = $1 AND subject = $2)", 0},
+    {Stmt::kListOAuthAccounts, "t_list_oauth_accounts",
+     "SELECT " OAUTH_COLS " FROM oauth_accounts WHERE user_id = $1::uuid ORDER BY created_at, id", 0},
+    {Stmt::kUnlinkOAuthAccount, "t_unlink_oauth_account",
+     "DELETE FROM oauth_accounts WHERE user_id = $1::uuid AND provider = $2 AND ($3::text IS NULL OR subject = $3)",
+     0},
+    {Stmt::kPutOAuthState, "t_put_oauth_state",
+     "INSERT INTO oauth_states (state, verifier, expires_at) VALUES ($1, $2, now() + $3::int8 * interval '1 second') "
+     "ON CONFLICT (state) DO UPDATE SET verifier = EXCLUDED.verifier, expires_at = EXCLUDED.expires_at "
+     "RETURNING " US("expires_at"), 0},
+    // Single use: the row goes in the statement that reads it; an expired
+    // row goes too, reported as not found.
+    {Stmt::kTakeOAuthState, "t_take_oauth_state",
+     "DELETE FROM oauth_states WHERE state = $1 RETURNING verifier, expires_at > now()", 0},
+    {Stmt::kAddPasskey, "t_add_passkey",
+     "INSERT INTO passkeys (user_id, credential_id, public_key, name, sign_count) "
+     "VALUES ($1::uuid, $2::bytea, $3::bytea, $4, coalesce($5::int8, 0)) RETURNING " PASSKEY_COLS,
+     (1u << 1) | (1u << 2)},
+    {Stmt::kGetPasskey, "t_get_passkey", "SELECT " PASSKEY_COLS " FROM passkeys WHERE credential_id = $1::bytea",
+     1u << 0},
+    {Stmt::kListPasskeys, "t_list_passkeys",
+     "SELECT " PASSKEY_COLS " FROM passkeys WHERE user_id = $1::uuid ORDER BY created_at, id", 0},
+    // The counter rule in the UPDATE's WHERE, so it holds against the latest
+    // row even under concurrent uses (READ COMMITTED re-checks it on the row
+    // a concurrent update left). A given count of 0 or none keeps the stored
+    // one. Last column: true for the updated row; a row with false is the
+    // unchanged passkey whose counter did not increase (conflict).
+    {Stmt::kUsePasskey, "t_use_passkey",
+     "WITH upd AS (UPDATE passkeys SET last_used_at = now(), "
+     "sign_count = CASE WHEN coalesce($2::int8, 0) = 0 THEN sign_count ELSE $2::int8 END "
+     "WHERE credential_id = $1::bytea "
+     "AND NOT (coalesce($2::int8, 0) <> 0 AND sign_count <> 0 AND $2::int8 <= sign_count) "
+     "RETURNING " PASSKEY_COLS ") "
+     "SELECT *, true FROM upd UNION ALL "
+     "SELECT " PASSKEY_COLS ", false FROM passkeys WHERE credential_id = $1::bytea AND NOT EXISTS (SELECT 1 FROM upd)",
+     1u << 0},
+    {Stmt::kDeletePasskey, "t_delete_passkey", "DELETE FROM passkeys WHERE credential_id = $1::bytea", 1u << 0},
+    {Stmt::kDeleteUserPasskeys, "t_delete_user_passkeys", "DELETE FROM passkeys WHERE user_id = $1::uuid", 0},
+    {Stmt::kPutPasskeyChallenge, "t_put_passkey_challenge",
+     "INSERT INTO passkey_challenges (challenge_id, challenge, user_id, expires_at) "
+     "VALUES ($1, $2::bytea, $3::uuid, now() + $4::int8 * interval '1 second') "
+     "ON CONFLICT (challenge_id) DO UPDATE SET challenge = EXCLUDED.challenge, user_id = EXCLUDED.user_id, "
+     "expires_at = EXCLUDED.expires_at RETURNING " US("expires_at"), 1u << 1},
+    {Stmt::kTakePasskeyChallenge, "t_take_passkey_challenge",
+     "DELETE FROM passkey_challenges WHERE challenge_id = $1 RETURNING challenge, user_id, expires_at > now()", 0},
 };
 
 static_assert(sizeof(kDefs) / sizeof(kDefs[0]) == kStatementCount, "one definition per Stmt");

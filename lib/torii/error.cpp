@@ -8,10 +8,11 @@ namespace torii {
 
 namespace {
 
-constexpr std::array<std::string_view, 14> kNames = {
+constexpr std::array<std::string_view, 15> kNames = {
     "ok",        "bad_request", "unsupported_version", "unknown_op",  "invalid_argument",
     "not_found", "duplicate",   "foreign_key",         "forbidden",   "timeout",
     "overloaded", "unavailable", "storage",            "internal",
+    "conflict",
 };
 
 struct SqlStateRule {

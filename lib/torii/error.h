@@ -11,7 +11,8 @@
 
 namespace torii {
 
-// The codes of PROTOCOL.md section 2, in its order. `kOk` is never sent.
+// The codes of PROTOCOL.md section 2, in its order, then section 5's. `kOk`
+// is never sent.
 enum class Code {
   kOk,
   kBadRequest,
@@ -27,6 +28,9 @@ enum class Code {
   kUnavailable,
   kStorage,
   kInternal,
+  // Section 5: the request contradicts the stored state (a passkey's
+  // signature counter that did not increase).
+  kConflict,
 };
 
 // The wire name of a code ("bad_request", ...).
@@ -51,6 +55,7 @@ class Error {
   static Error Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
   static Error Storage(std::string m) { return {Code::kStorage, std::move(m)}; }
   static Error Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+  static Error Conflict(std::string m) { return {Code::kConflict, std::move(m)}; }
 
   Code code() const { return code_; }
   const std::string& message() const { return message_; }

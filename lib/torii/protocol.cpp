@@ -361,6 +361,13 @@ void PackJson(Packer& pk, const nlohmann::json& j) {
         PackJson(pk, v);
       }
       break;
+    case nlohmann::json::value_t::binary: {
+      // Built by tools (json::binary), never parsed from JSON text.
+      const auto& b = j.get_binary();
+      pk.pack_bin(static_cast<uint32_t>(b.size()));
+      pk.pack_bin_body(reinterpret_cast<const char*>(b.data()), static_cast<uint32_t>(b.size()));
+      break;
+    }
     default: pk.pack_nil(); break;
   }
 }

@@ -30,10 +30,7 @@
 
 namespace torii {
 
-std::string MigratedUserId(const std::string& torii_id) {
-  if (auto u = NormalizeUuid(torii_id)) return *u;
-  return UuidV5(kSqliteMigrateNamespace, torii_id);
-}
+std::string MigratedUserId(const std::string& torii_id) { return UserIdFromToriiId(torii_id); }
 
 namespace {
 
@@ -124,15 +121,6 @@ std::optional<int64_t> ColSeconds(sqlite3_stmt* s, int i, int64_t* unreadable) {
   return v;
 }
 
-std::string Rfc3339(int64_t seconds) {
-  time_t t = static_cast<time_t>(seconds);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // ---- COPY text format -----------------------------------------------------
 
 void AppendCopyText(std::string& out, std::string_view v) {
@@ -169,6 +157,16 @@ std::string JsonText(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// 64 lower-case hex characters (checked by the caller) as 32 bytes.
+std::array<uint8_t, 32> HexDigest(const std::string& hex) {
+  std::array<uint8_t, 32> out{};
+  auto nibble = [](char c) { return static_cast<uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10); };
+  for (size_t i = 0; i < out.size() && 2 * i + 1 < hex.size(); i++) {
+    out[i] = static_cast<uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+  }
+  return out;
+}
+
 // ---- Reading the source ---------------------------------------------------
 
 struct Source {
@@ -177,6 +175,10 @@ struct Source {
   int64_t sessions_staged = 0;
   std::string login_failures_copy;  // rows of the login failures staging table
   int64_t login_failures_staged = 0;
+  std::string oauth_copy;     // rows of the oauth_accounts staging table
+  int64_t oauth_staged = 0;
+  std::string passkeys_copy;  // rows of the passkeys staging table
+  int64_t passkeys_staged = 0;
 };
 
 const std::set<std::string> kUserColumns = {"id",         "name",       "email",    "email_verified_at",
@@ -201,7 +203,7 @@ Status ReadUsers(sqlite3* db, Micros now, Source* src, std::unordered_set<std::s
   if (!st.ok()) return st.error();
   sqlite3_stmt* s = st->get();
   std::vector<std::string> bad;  // rows toriid cannot hold, by Torii id
-  int64_t unreadable = 0, null_times = 0, invalid_emails = 0;
+  int64_t unreadable = 0, null_times = 0, invalid_emails = 0, long_names = 0;
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     rep->users_read++;
@@ -229,11 +231,18 @@ Status ReadUsers(sqlite3* db, Micros now, Source* src, std::unordered_set<std::s
       rep->users_mapped_ids++;
       meta["torii_id"] = *orig;
     }
-    if (auto name = ColText(s, 2)) meta["name"] = *name;
+    // name and locked_at have their columns (schema/0009); a name longer
+    // than users.name's 255 bytes stays in metadata.name.
+    std::optional<std::string> name = ColText(s, 2);
+    if (name && name->size() > 255) {
+      meta["name"] = *name;
+      name.reset();
+      long_names++;
+    }
     auto verified = ColSeconds(s, 4, &unreadable);
     auto created = ColSeconds(s, 5, &unreadable);
     auto updated = ColSeconds(s, 6, &unreadable);
-    if (auto locked = ColSeconds(s, 7, &unreadable)) meta["locked_at"] = Rfc3339(*locked);
+    auto locked = ColSeconds(s, 7, &unreadable);
     if (!created || !updated) null_times++;
     Micros created_us = created ? *created * 1000000 : now;
     Micros updated_us = updated ? *updated * 1000000 : now;
@@ -255,9 +264,16 @@ Status ReadUsers(sqlite3* db, Micros now, Source* src, std::unordered_set<std::s
     AppendCopyInt(out, created_us);
     out.push_back('\t');
     AppendCopyInt(out, updated_us);
+    out.push_back('\t');
+    AppendCopyOpt(out, name);
+    out.push_back('\t');
+    AppendCopyInt(out, locked ? std::optional<int64_t>(*locked * 1000000) : std::nullopt);
     out.push_back('\n');
   }
   if (rc != SQLITE_DONE) return SqliteError(db, "reading users");
+  if (long_names > 0)
+    rep->warnings.push_back(std::to_string(long_names) +
+                            " user name(s) longer than 255 bytes: kept in metadata.name instead of name");
   if (!bad.empty()) {
     std::string m = "refusing to migrate, nothing was written: " + std::to_string(bad.size()) +
                     " user row(s) toriid cannot hold:";
@@ -289,6 +305,23 @@ Status ReadSessions(sqlite3* db, Micros now, const std::unordered_set<std::strin
   // session id itself is the bearer token.
   bool token_column = Has(*cols, "token");
   rep->session_shape = token_column ? "token column" : "session id is the token";
+  // torii-rs HEAD stores the lower-case hex SHA-256 of the token instead of
+  // the token: when every non-empty token is 64 lower-case hex characters,
+  // the column holds digests, carried over as they are (hashing them again
+  // would make every session unusable). A raw token is 43 base64url
+  // characters, so no raw-token database matches.
+  bool stored_digests = false;
+  if (token_column) {
+    auto shape = Prepare(db,
+                         "SELECT count(*), coalesce(sum(typeof(token) = 'text' AND length(token) = 64 "
+                         "AND token NOT GLOB '*[^0-9a-f]*'), 0) FROM sessions WHERE token IS NOT NULL AND token <> ''");
+    if (!shape.ok()) return shape.error();
+    if (sqlite3_step(shape->get()) != SQLITE_ROW) return SqliteError(db, "reading sessions");
+    int64_t tokens = sqlite3_column_int64(shape->get(), 0);
+    int64_t digests = sqlite3_column_int64(shape->get(), 1);
+    stored_digests = tokens > 0 && digests == tokens;
+    if (stored_digests) rep->session_shape = "token column of SHA-256 hex digests";
+  }
 
   auto st = Prepare(db, "SELECT id, " + std::string(token_column ? "token" : "id") + ", user_id, " +
                             TextExpr(*cols, "user_agent") + ", " + TextExpr(*cols, "ip_address") + ", " +
@@ -325,7 +358,7 @@ Status ReadSessions(sqlite3* db, Micros now, const std::unordered_set<std::strin
     }
     auto created = ColSeconds(s, 6, &unreadable);
     std::string sid = UuidV5(kSqliteMigrateNamespace, *orig);
-    auto digest = TokenDigest(*token);
+    std::array<uint8_t, 32> digest = stored_digests ? HexDigest(*token) : TokenDigest(*token);
     if (!seen_ids.insert(sid).second ||
         !seen_digests.insert(std::string(reinterpret_cast<const char*>(digest.data()), digest.size())).second)
       duplicates++;
@@ -405,10 +438,157 @@ Status ReadLoginFailures(sqlite3* db, Source* src, SqliteMigrateReport* rep) {
   return {};
 }
 
+const std::set<std::string> kOAuthColumns = {"id", "user_id", "provider", "subject", "created_at", "updated_at"};
+const std::set<std::string> kPasskeyColumns = {"id",         "user_id",    "credential_id", "public_key", "data_json",
+                                               "name",       "created_at", "updated_at",    "last_used_at"};
+
+bool ValidProvider(const std::string& p) {
+  if (p.empty() || p.size() > 64) return false;
+  for (char c : p) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-')) return false;
+  }
+  return true;
+}
+
+void AppendCopyBytes(std::string& out, const std::string& b) {
+  static const char* hex = "0123456789abcdef";
+  out += "\\\\x";
+  for (unsigned char x : b) {
+    out.push_back(hex[x >> 4]);
+    out.push_back(hex[x & 15]);
+  }
+}
+
+// Bytes of a column whatever its storage class (a BLOB as is, TEXT as its
+// UTF-8 bytes); nullopt for NULL.
+std::optional<std::string> ColBytes(sqlite3_stmt* s, int i) {
+  if (sqlite3_column_type(s, i) == SQLITE_NULL) return std::nullopt;
+  const void* p = sqlite3_column_blob(s, i);
+  return std::string(p ? static_cast<const char*>(p) : "", static_cast<size_t>(sqlite3_column_bytes(s, i)));
+}
+
+// oauth_accounts: torii-rs 0.5's SQLite table (INTEGER id and unix-second
+// times) and HEAD's SeaORM one (uuid id, timestamp text) have the same
+// columns that matter: user_id, provider, subject, created_at, updated_at.
+Status ReadOAuthAccounts(sqlite3* db, Micros now, const std::unordered_set<std::string>& user_ids, Source* src,
+                         SqliteMigrateReport* rep) {
+  auto cols = Columns(db, "oauth_accounts");
+  if (!cols.ok()) return cols.error();
+  if (cols->empty()) return {};
+  if (!Has(*cols, "user_id") || !Has(*cols, "provider") || !Has(*cols, "subject"))
+    return Error::InvalidArgument("sqlite: oauth_accounts lacks user_id, provider or subject");
+  for (const auto& c : *cols)
+    if (!kOAuthColumns.count(c)) rep->not_migrated_columns.push_back("oauth_accounts." + c);
+  auto st = Prepare(db, "SELECT user_id, provider, subject, " + SecondsExpr(*cols, "created_at") + ", " +
+                            SecondsExpr(*cols, "updated_at") + " FROM oauth_accounts");
+  if (!st.ok()) return st.error();
+  sqlite3_stmt* s = st->get();
+  rep->oauth_read = 0;
+  int64_t unreadable = 0;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    rep->oauth_read++;
+    auto user = ColText(s, 0);
+    auto provider = ColText(s, 1);
+    auto subject = ColText(s, 2);
+    std::string user_id = user ? MigratedUserId(*user) : std::string();
+    if (provider) std::transform(provider->begin(), provider->end(), provider->begin(), [](unsigned char c) {
+      return std::tolower(c);
+    });
+    if (!user || !user_ids.count(user_id) || !provider || !ValidProvider(*provider) || !subject ||
+        subject->empty() || subject->size() > 255) {
+      rep->oauth_skipped++;
+      continue;
+    }
+    auto created = ColSeconds(s, 3, &unreadable);
+    auto updated = ColSeconds(s, 4, &unreadable);
+    std::string& out = src->oauth_copy;
+    out += user_id;
+    out.push_back('\t');
+    AppendCopyText(out, *provider);
+    out.push_back('\t');
+    AppendCopyText(out, *subject);
+    out.push_back('\t');
+    AppendCopyInt(out, created ? *created * 1000000 : now);
+    out.push_back('\t');
+    AppendCopyInt(out, updated ? *updated * 1000000 : created ? *created * 1000000 : now);
+    out.push_back('\n');
+    src->oauth_staged++;
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db, "reading oauth_accounts");
+  if (unreadable > 0)
+    rep->warnings.push_back(std::to_string(unreadable) + " OAuth account timestamp(s) out of range: treated as NULL");
+  return {};
+}
+
+// passkeys: torii-rs 0.5's SQLite table keeps the credential id in `id`
+// (TEXT) and the serialized passkey in `public_key`; HEAD's SeaORM table
+// has an integer `id`, `credential_id` and `data_json`. The credential id's
+// bytes (a TEXT value: its UTF-8 bytes, as Torii passes it around) and the
+// stored key or passkey JSON go to credential_id and public_key as they are.
+Status ReadPasskeys(sqlite3* db, Micros now, const std::unordered_set<std::string>& user_ids, Source* src,
+                    SqliteMigrateReport* rep) {
+  auto cols = Columns(db, "passkeys");
+  if (!cols.ok()) return cols.error();
+  if (cols->empty()) return {};
+  const char* cred_col = Has(*cols, "credential_id") ? "credential_id" : "id";
+  const char* key_col = Has(*cols, "public_key") ? "public_key" : Has(*cols, "data_json") ? "data_json" : nullptr;
+  if (!Has(*cols, "user_id") || !Has(*cols, cred_col) || key_col == nullptr)
+    return Error::InvalidArgument("sqlite: passkeys lacks user_id, a credential id or a public key");
+  for (const auto& c : *cols) {
+    bool used = c == "user_id" || c == cred_col || c == key_col || c == "name" || c == "created_at" ||
+                c == "last_used_at" || c == "updated_at" || (c == "id" && std::string(cred_col) != "id");
+    if (!used || !kPasskeyColumns.count(c)) rep->not_migrated_columns.push_back("passkeys." + c);
+  }
+  auto st = Prepare(db, "SELECT user_id, " + QuoteSqliteIdent(cred_col) + ", " + QuoteSqliteIdent(key_col) + ", " +
+                            TextExpr(*cols, "name") + ", " + SecondsExpr(*cols, "created_at") + ", " +
+                            SecondsExpr(*cols, "last_used_at") + " FROM passkeys");
+  if (!st.ok()) return st.error();
+  sqlite3_stmt* s = st->get();
+  rep->passkeys_read = 0;
+  int64_t unreadable = 0;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    rep->passkeys_read++;
+    auto user = ColText(s, 0);
+    auto cred = ColBytes(s, 1);
+    auto key = ColBytes(s, 2);
+    auto name = ColText(s, 3);
+    std::string user_id = user ? MigratedUserId(*user) : std::string();
+    if (!user || !user_ids.count(user_id) || !cred || cred->empty() || cred->size() > 1023 || !key ||
+        key->empty() || key->size() > 4096) {
+      rep->passkeys_skipped++;
+      continue;
+    }
+    if (name && name->size() > 255) name.reset();
+    auto created = ColSeconds(s, 4, &unreadable);
+    auto used = ColSeconds(s, 5, &unreadable);
+    std::string& out = src->passkeys_copy;
+    out += user_id;
+    out.push_back('\t');
+    AppendCopyBytes(out, *cred);
+    out.push_back('\t');
+    AppendCopyBytes(out, *key);
+    out.push_back('\t');
+    AppendCopyOpt(out, name);
+    out.push_back('\t');
+    AppendCopyInt(out, created ? *created * 1000000 : now);
+    out.push_back('\t');
+    AppendCopyInt(out, used ? std::optional<int64_t>(*used * 1000000) : std::nullopt);
+    out.push_back('\n');
+    src->passkeys_staged++;
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db, "reading passkeys");
+  if (unreadable > 0)
+    rep->warnings.push_back(std::to_string(unreadable) + " passkey timestamp(s) out of range: treated as NULL");
+  return {};
+}
+
 Status ReadOtherTables(sqlite3* db, SqliteMigrateReport* rep) {
   auto st = Prepare(db,
                     "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-                    "AND lower(name) NOT IN ('users', 'sessions', 'failed_login_attempts') ORDER BY name");
+                    "AND lower(name) NOT IN ('users', 'sessions', 'failed_login_attempts', 'oauth_accounts', 'passkeys') "
+                    "ORDER BY name");
   if (!st.ok()) return st.error();
   std::vector<std::string> names;
   int rc;
@@ -442,6 +622,8 @@ Result<Source> ReadSource(const std::string& path, Micros now, SqliteMigrateRepo
   if (auto s = ReadUsers(db.get(), now, &src, &ids, rep); !s.ok()) return s.error();
   if (auto s = ReadSessions(db.get(), now, ids, &src, rep); !s.ok()) return s.error();
   if (auto s = ReadLoginFailures(db.get(), &src, rep); !s.ok()) return s.error();
+  if (auto s = ReadOAuthAccounts(db.get(), now, ids, &src, rep); !s.ok()) return s.error();
+  if (auto s = ReadPasskeys(db.get(), now, ids, &src, rep); !s.ok()) return s.error();
   if (auto s = ReadOtherTables(db.get(), rep); !s.ok()) return s.error();
   sqlite3_exec(db.get(), "COMMIT", nullptr, nullptr, nullptr);
   return src;
@@ -516,15 +698,25 @@ Status Stage(PGconn* conn, const Source& src, bool with_sessions = true) {
   auto made = ExecBlocking(conn,
                            "CREATE TEMP TABLE torii_import_users (id uuid NOT NULL, torii_id text NOT NULL, "
                            "email text NOT NULL, password_hash text, email_verified_us int8, metadata jsonb NOT NULL, "
-                           "created_us int8 NOT NULL, updated_us int8 NOT NULL) ON COMMIT DROP;"
+                           "created_us int8 NOT NULL, updated_us int8 NOT NULL, name text, locked_us int8) "
+                           "ON COMMIT DROP;"
+                           "CREATE TEMP TABLE torii_import_oauth (user_id uuid NOT NULL, provider text NOT NULL, "
+                           "subject text NOT NULL, created_us int8 NOT NULL, updated_us int8 NOT NULL) ON COMMIT DROP;"
+                           "CREATE TEMP TABLE torii_import_passkeys (user_id uuid NOT NULL, credential_id bytea NOT NULL, "
+                           "public_key bytea NOT NULL, name text, created_us int8 NOT NULL, last_used_us int8) "
+                           "ON COMMIT DROP;"
                            "CREATE TEMP TABLE torii_import_sessions (id uuid NOT NULL, user_id uuid NOT NULL, "
                            "token_hash bytea NOT NULL, expires_us int8 NOT NULL, user_agent text, ip_address text, "
                            "created_us int8 NOT NULL, metadata jsonb NOT NULL) ON COMMIT DROP");
   if (!made.ok()) return made.error();
   if (auto s = CopyIn(conn, "COPY torii_import_users FROM STDIN", src.users_copy); !s.ok()) return s;
-  if (with_sessions)
+  if (with_sessions) {
     if (auto s = CopyIn(conn, "COPY torii_import_sessions FROM STDIN", src.sessions_copy); !s.ok()) return s;
-  auto an = ExecBlocking(conn, "ANALYZE torii_import_users; ANALYZE torii_import_sessions");
+    if (auto s = CopyIn(conn, "COPY torii_import_oauth FROM STDIN", src.oauth_copy); !s.ok()) return s;
+    if (auto s = CopyIn(conn, "COPY torii_import_passkeys FROM STDIN", src.passkeys_copy); !s.ok()) return s;
+  }
+  auto an = ExecBlocking(conn, "ANALYZE torii_import_users; ANALYZE torii_import_sessions; "
+                               "ANALYZE torii_import_oauth; ANALYZE torii_import_passkeys");
   if (!an.ok()) return an.error();
   return {};
 }
@@ -533,6 +725,8 @@ struct Checks {
   std::vector<std::string> problems;  // each a line of the refusal
   int64_t users_present = 0;
   int64_t sessions_present = 0;
+  int64_t oauth_present = 0;
+  int64_t passkeys_present = 0;
 };
 
 Result<Checks> Check(PGconn* conn, bool target_tables) {
@@ -549,7 +743,47 @@ Result<Checks> Check(PGconn* conn, bool target_tables) {
   if (!case_dups.ok()) return case_dups.error();
   for (const auto& d : *case_dups) c.problems.push_back("emails equal but for case: " + d);
 
+  auto pair_dups = ScalarInt(conn,
+                             "SELECT count(*) FROM (SELECT 1 FROM torii_import_oauth GROUP BY provider, subject "
+                             "HAVING count(DISTINCT user_id) > 1) d");
+  if (!pair_dups.ok()) return pair_dups.error();
+  if (*pair_dups > 0)
+    c.problems.push_back(std::to_string(*pair_dups) + " OAuth (provider, subject) pair(s) linked to more than one user");
+  auto cred_dups = ScalarInt(conn,
+                             "SELECT count(*) FROM (SELECT 1 FROM torii_import_passkeys GROUP BY credential_id "
+                             "HAVING count(*) > 1) d");
+  if (!cred_dups.ok()) return cred_dups.error();
+  if (*cred_dups > 0) c.problems.push_back(std::to_string(*cred_dups) + " passkey credential id(s) repeated");
+
   if (!target_tables) return c;
+
+  // The account tables exist once migration 0010 is applied; before that
+  // nothing in the target can collide with them.
+  auto has_accounts = ScalarInt(conn, "SELECT (to_regclass('public.oauth_accounts') IS NOT NULL AND "
+                                      "to_regclass('public.passkeys') IS NOT NULL)::int");
+  if (!has_accounts.ok()) return has_accounts.error();
+  if (*has_accounts == 1) {
+    auto pairs = ScalarInt(conn,
+                           "SELECT count(*) FROM torii_import_oauth s JOIN public.oauth_accounts t "
+                           "ON t.provider = s.provider AND t.subject = s.subject AND t.user_id <> s.user_id");
+    if (!pairs.ok()) return pairs.error();
+    if (*pairs > 0)
+      c.problems.push_back(std::to_string(*pairs) + " OAuth account(s) already linked to another user in the target");
+    auto creds = ScalarInt(conn,
+                           "SELECT count(*) FROM torii_import_passkeys s JOIN public.passkeys t "
+                           "ON t.credential_id = s.credential_id AND t.user_id <> s.user_id");
+    if (!creds.ok()) return creds.error();
+    if (*creds > 0)
+      c.problems.push_back(std::to_string(*creds) + " passkey(s) whose credential id another user has in the target");
+    auto op = ScalarInt(conn,
+                        "SELECT count(*) FROM (SELECT DISTINCT s.provider, s.subject FROM torii_import_oauth s "
+                        "JOIN public.oauth_accounts t ON t.provider = s.provider AND t.subject = s.subject) d");
+    if (!op.ok()) return op.error();
+    c.oauth_present = *op;
+    auto pp = ScalarInt(conn, "SELECT count(*) FROM torii_import_passkeys s JOIN public.passkeys t USING (credential_id)");
+    if (!pp.ok()) return pp.error();
+    c.passkeys_present = *pp;
+  }
 
   auto taken = Column(conn,
                       "SELECT s.email || ' (the target has ' || u.email || ')' FROM torii_import_users s "
@@ -700,6 +934,10 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
       rep.users_new = users_total - checks->users_present;
       rep.sessions_present = checks->sessions_present;
       rep.sessions_new = sessions_total - checks->sessions_present;
+      rep.oauth_present = checks->oauth_present;
+      rep.oauth_new = src->oauth_staged - checks->oauth_present;
+      rep.passkeys_present = checks->passkeys_present;
+      rep.passkeys_new = src->passkeys_staged - checks->passkeys_present;
       if (target->has_tables)
         if (auto s = TargetTotals(conn, &rep); !s.ok()) return s.error();
       finish();
@@ -718,7 +956,8 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
   if (auto s = txn.Begin(); !s.ok()) return s.error();
   // Writers wait until we commit, so what the checks saw is what we write
   // against. Readers (get_session, ...) go on.
-  auto lock = ExecBlocking(conn, "LOCK TABLE public.users, public.sessions IN SHARE ROW EXCLUSIVE MODE");
+  auto lock = ExecBlocking(conn, "LOCK TABLE public.users, public.sessions, public.oauth_accounts, public.passkeys "
+                                "IN SHARE ROW EXCLUSIVE MODE");
   if (!lock.ok()) return lock.error();
   if (auto s = Stage(conn, *src); !s.ok()) return s.error();
   step("staged the rows");
@@ -728,6 +967,8 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
   step("checked the rows against the target");
   rep.users_present = checks->users_present;
   rep.sessions_present = checks->sessions_present;
+  rep.oauth_present = checks->oauth_present;
+  rep.passkeys_present = checks->passkeys_present;
 
   // Bulk-import mode (schema/0007): the row triggers stay silent for this
   // transaction's INSERTs, and one summary (an audit row and a torii.resync
@@ -756,11 +997,12 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
   if (users_total > checks->users_present) {
     auto ins = ExecBlocking(conn,
                             "INSERT INTO public.users (id, email, password_hash, email_verified_at, metadata, "
-                            "created_at, updated_at) "
+                            "created_at, updated_at, name, locked_at) "
                             "SELECT s.id, s.email, s.password_hash, "
                             "timestamptz 'epoch' + s.email_verified_us * interval '1 microsecond', s.metadata, "
                             "timestamptz 'epoch' + s.created_us * interval '1 microsecond', "
-                            "timestamptz 'epoch' + s.updated_us * interval '1 microsecond' "
+                            "timestamptz 'epoch' + s.updated_us * interval '1 microsecond', s.name, "
+                            "timestamptz 'epoch' + s.locked_us * interval '1 microsecond' "
                             "FROM torii_import_users s "
                             "WHERE NOT EXISTS (SELECT 1 FROM public.users u WHERE u.id = s.id)");
     if (!ins.ok()) return ins.error();
@@ -780,6 +1022,36 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
     rep.sessions_new = Tuples(*ins);
     step("inserted sessions");
   }
+  // OAuth accounts and passkeys (section 5), per row published and audited
+  // by their own triggers (the bulk-import switch covers users and sessions
+  // only). A pair or credential already there (for the same user: the
+  // checks refused any other) is left alone.
+  if (src->oauth_staged > 0) {
+    auto ins = ExecBlocking(conn,
+                            "INSERT INTO public.oauth_accounts (user_id, provider, subject, created_at, updated_at) "
+                            "SELECT DISTINCT ON (s.provider, s.subject) s.user_id, s.provider, s.subject, "
+                            "timestamptz 'epoch' + s.created_us * interval '1 microsecond', "
+                            "timestamptz 'epoch' + s.updated_us * interval '1 microsecond' "
+                            "FROM torii_import_oauth s WHERE NOT EXISTS (SELECT 1 FROM public.oauth_accounts t "
+                            "WHERE t.provider = s.provider AND t.subject = s.subject) "
+                            "ORDER BY s.provider, s.subject, s.created_us");
+    if (!ins.ok()) return ins.error();
+    rep.oauth_new = Tuples(*ins);
+    step("inserted OAuth accounts");
+  }
+  if (src->passkeys_staged > 0) {
+    auto ins = ExecBlocking(conn,
+                            "INSERT INTO public.passkeys (user_id, credential_id, public_key, name, created_at, "
+                            "last_used_at) "
+                            "SELECT s.user_id, s.credential_id, s.public_key, s.name, "
+                            "timestamptz 'epoch' + s.created_us * interval '1 microsecond', "
+                            "timestamptz 'epoch' + s.last_used_us * interval '1 microsecond' "
+                            "FROM torii_import_passkeys s WHERE NOT EXISTS (SELECT 1 FROM public.passkeys t "
+                            "WHERE t.credential_id = s.credential_id)");
+    if (!ins.ok()) return ins.error();
+    rep.passkeys_new = Tuples(*ins);
+    step("inserted passkeys");
+  }
 
   // Verify before committing: every source user is in the target under its
   // id, and every copied session under its id with its token's digest.
@@ -789,8 +1061,17 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
                       "SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t "
                       "ON t.id = s.id AND t.token_hash = s.token_hash");
   if (!vs.ok()) return vs.error();
+  auto vo = ScalarInt(conn,
+                      "SELECT count(*) FROM torii_import_oauth s WHERE EXISTS (SELECT 1 FROM public.oauth_accounts t "
+                      "WHERE t.provider = s.provider AND t.subject = s.subject AND t.user_id = s.user_id)");
+  if (!vo.ok()) return vo.error();
+  auto vp = ScalarInt(conn,
+                      "SELECT count(*) FROM torii_import_passkeys s JOIN public.passkeys t "
+                      "ON t.credential_id = s.credential_id AND t.user_id = s.user_id");
+  if (!vp.ok()) return vp.error();
   if (*vu != users_total || *vs != sessions_total || rep.users_new != users_total - rep.users_present ||
-      rep.sessions_new != sessions_total - rep.sessions_present) {
+      rep.sessions_new != sessions_total - rep.sessions_present || *vo != src->oauth_staged ||
+      *vp != src->passkeys_staged) {
     return Error::Internal("verification failed, nothing was written: expected " + std::to_string(users_total) +
                            " users and " + std::to_string(sessions_total) + " sessions in the target, found " +
                            std::to_string(*vu) + " and " + std::to_string(*vs));
@@ -808,7 +1089,8 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
 
   if (auto s = InsertLoginFailures(conn, *src, &rep); !s.ok()) return s.error();
 
-  if (rep.users_new == 0 && rep.sessions_new == 0 && rep.login_failures_new == 0) {
+  if (rep.users_new == 0 && rep.sessions_new == 0 && rep.oauth_new == 0 && rep.passkeys_new == 0 &&
+      rep.login_failures_new == 0) {
     // Nothing to write: roll back (the Txn does) rather than commit an
     // empty transaction, so a re-run leaves no trace at all.
   } else if (auto s = txn.Commit(); !s.ok()) {
@@ -847,6 +1129,14 @@ std::string FormatMigrateReport(const SqliteMigrateReport& r) {
     add("login failures: %lld read, %s %lld, %lld skipped (no email or time)",
         static_cast<long long>(r.login_failures_read), r.dry_run ? "not checked in a dry run:" : "inserted",
         static_cast<long long>(r.login_failures_new), static_cast<long long>(r.login_failures_skipped));
+  if (r.oauth_read >= 0)
+    add("oauth_accounts: %lld read, %s %lld, %lld already present, %lld skipped (no such user or unusable)",
+        static_cast<long long>(r.oauth_read), would, static_cast<long long>(r.oauth_new),
+        static_cast<long long>(r.oauth_present), static_cast<long long>(r.oauth_skipped));
+  if (r.passkeys_read >= 0)
+    add("passkeys: %lld read, %s %lld, %lld already present, %lld skipped (no such user or unusable)",
+        static_cast<long long>(r.passkeys_read), would, static_cast<long long>(r.passkeys_new),
+        static_cast<long long>(r.passkeys_present), static_cast<long long>(r.passkeys_skipped));
   for (const auto& [t, n] : r.not_migrated_tables)
     add("not migrated: table %s (%lld rows)", t.c_str(), static_cast<long long>(n));
   for (const auto& c : r.not_migrated_columns) add("not migrated: column %s", c.c_str());

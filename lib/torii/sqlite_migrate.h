@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "torii/error.h"
+#include "torii/types.h"
 #include "torii/values.h"
 
 namespace torii {
@@ -41,10 +42,10 @@ namespace torii {
 // "urn:torii:sqlite-migrate"). A non-UUID user id X becomes UuidV5(ns, X);
 // every session id Y (an integer, or the token itself in 0.2-era
 // databases) becomes UuidV5(ns, Y as decimal text).
-inline constexpr const char* kSqliteMigrateNamespace = "6af69e92-7b68-53eb-b1a6-0f7f935d8f4b";
+// It is the namespace of the Torii id rule (types.h, kToriiIdNamespace).
+inline constexpr const char* kSqliteMigrateNamespace = kToriiIdNamespace;
 
-// The id a Torii user id gets in toriid: a UUID is kept (lower-cased),
-// anything else becomes its UUIDv5 in kSqliteMigrateNamespace.
+// The id a Torii user id gets in toriid: UserIdFromToriiId (types.h).
 std::string MigratedUserId(const std::string& torii_id);
 
 struct SqliteMigrateOptions {
@@ -56,7 +57,9 @@ struct SqliteMigrateOptions {
 
 struct SqliteMigrateReport {
   bool dry_run = false;
-  // "token column" (torii 0.3+) or "session id is the token" (0.2 era),
+  // "token column" (torii 0.3+), "token column of SHA-256 hex digests"
+  // (torii-rs HEAD: the digest is carried over), "session id is the token"
+  // (0.2 era),
   // or "no sessions table".
   std::string session_shape;
   int migrations_pending = 0;  // toriid migrations the target lacked
@@ -74,6 +77,18 @@ struct SqliteMigrateReport {
   int64_t sessions_new = 0;
   int64_t sessions_present = 0;
 
+  // Section 5 tables (issue 19), when the file has them; `read` is -1 when
+  // it has no such table. Skipped: the user is not in the source, or the
+  // row is unusable (no provider/subject/credential id, a provider that is
+  // not [a-z0-9_.-]{1,64} even lower-cased, values over toriid's limits).
+  int64_t oauth_read = -1;
+  int64_t oauth_skipped = 0;
+  int64_t oauth_new = 0;
+  int64_t oauth_present = 0;  // the same (provider, subject) already linked to the same user
+  int64_t passkeys_read = -1;
+  int64_t passkeys_skipped = 0;
+  int64_t passkeys_new = 0;
+  int64_t passkeys_present = 0;  // the same credential id already there for the same user
   // failed_login_attempts (torii-rs brute-force protection), when the file
   // has it: into login_failures, per lower-cased email. Rows without an
   // email or a readable time are skipped. A row already in the target (same
@@ -98,7 +113,8 @@ struct SqliteMigrateReport {
   double seconds = 0;
 
   bool NothingToDo() const {
-    return users_new == 0 && sessions_new == 0 && login_failures_new == 0 && migrations_applied == 0;
+    return users_new == 0 && sessions_new == 0 && oauth_new == 0 && passkeys_new == 0 && login_failures_new == 0 &&
+           migrations_applied == 0;
   }
 };
 

@@ -86,6 +86,8 @@ Result<User> UserFromObject(const msgpack::object& o) {
   u.metadata = r.Json("metadata");
   u.created_at = r.Time("created_at");
   u.updated_at = r.Time("updated_at");
+  u.name = r.OptStr("name");
+  u.locked_at = r.OptTime("locked_at");
   if (r.error()) return *r.error();
   return u;
 }
@@ -104,6 +106,11 @@ Result<Session> SessionFromObject(const msgpack::object& o) {
   s.token = r.OptStr("token");
   if (r.error()) return *r.error();
   return s;
+}
+
+std::string UserIdFromToriiId(std::string_view torii_id) {
+  if (auto u = NormalizeUuid(torii_id)) return *u;
+  return UuidV5(kToriiIdNamespace, torii_id);
 }
 
 }  // namespace torii

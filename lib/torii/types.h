@@ -22,6 +22,8 @@ struct User {
   nlohmann::json metadata;                   // null when the row holds none
   Micros created_at = 0;
   Micros updated_at = 0;
+  std::optional<std::string> name;      // section 5
+  std::optional<Micros> locked_at;      // section 5: the login guard's lock
 };
 
 struct Session {
@@ -39,5 +41,15 @@ struct Session {
 // wrong type is internal (the daemon broke the contract).
 Result<User> UserFromObject(const msgpack::object& o);
 Result<Session> SessionFromObject(const msgpack::object& o);
+
+// Torii's own user ids ("usr_" + base58, or anything else but a UUID) and
+// toriid's UUID users.id: the one rule every client follows (docs/torii.md),
+// and `torii migrate` too. A UUID (any case) is kept, lower-cased; any other
+// id becomes UUIDv5(kToriiIdNamespace, id), and the original belongs in
+// the user's metadata as "torii_id". Deterministic, so an adapter creates
+// and finds a user by Torii's id in one round trip (get_user, or
+// get_or_create_user with `id`).
+inline constexpr const char* kToriiIdNamespace = "6af69e92-7b68-53eb-b1a6-0f7f935d8f4b";
+std::string UserIdFromToriiId(std::string_view torii_id);
 
 }  // namespace torii

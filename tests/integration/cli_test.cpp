@@ -399,5 +399,44 @@ TEST_F(CliTest, MigrateThroughTheCli) {
   test::RemoveTree(dir);
 }
 
+// `torii oauth`, `torii passkey` and `user create --torii-id/--name`
+// (issue 19): binary ids as base64url in and out, exit 1 for conflict.
+TEST_F(CliTest, AccountCommands) {
+  json u = J({"user", "create", "--email", "acct@example.com", "--torii-id", "usr_7Jx2kQmP9rTaBcDeFgH", "--name", "Ann"});
+  std::string uid = u["id"];
+  EXPECT_EQ(uid, UuidV5("6af69e92-7b68-53eb-b1a6-0f7f935d8f4b", "usr_7Jx2kQmP9rTaBcDeFgH"));
+  EXPECT_EQ(u["metadata"]["torii_id"], "usr_7Jx2kQmP9rTaBcDeFgH");
+  EXPECT_EQ(u["name"], "Ann");
+
+  json l = J({"oauth", "link", uid, "github", "42"});
+  EXPECT_EQ(l["provider"], "github");
+  EXPECT_EQ(J({"oauth", "user", "github", "42"})["id"], uid);
+  CliRun list = T({"oauth", "list", uid});
+  EXPECT_EQ(list.status, 0) << Dump(list);
+  EXPECT_NE(list.out.find("github"), std::string::npos) << list.out;
+  EXPECT_EQ(J({"oauth", "unlink", uid, "github"})["deleted"], 1);
+
+  EXPECT_EQ(J({"oauth", "put-state", "st", "--verifier", "ver", "--ttl", "60"}).contains("expires_at"), true);
+  EXPECT_EQ(J({"oauth", "take-state", "st"})["verifier"], "ver");
+  EXPECT_EQ(T({"oauth", "take-state", "st"}).status, 1);
+
+  // "-_8" is base64url of the bytes fb ff.. : binary out as base64url too.
+  json p = J({"passkey", "add", uid, "--credential-id", "-_8", "--public-key", "AQID", "--sign-count", "3"});
+  EXPECT_EQ(p["credential_id"], "-_8");
+  EXPECT_EQ(p["public_key"], "AQID");
+  EXPECT_EQ(J({"passkey", "use", "--credential-id", "-_8", "--sign-count", "4"})["sign_count"], 4);
+  CliRun conflict = T({"passkey", "use", "--credential-id", "-_8", "--sign-count", "4"});
+  EXPECT_EQ(conflict.status, 1) << Dump(conflict);
+  EXPECT_NE(conflict.err.find("conflict"), std::string::npos) << Dump(conflict);
+  EXPECT_EQ(J({"passkey", "list", uid})["passkeys"][0]["credential_id"], "-_8");
+  EXPECT_EQ(T({"passkey", "get", "--credential-id", "not base64!"}).status, 2);
+  EXPECT_EQ(J({"passkey", "put-challenge", "c1", "--challenge", "AQID", "--ttl", "60", "--user-id", uid})
+                .contains("expires_at"),
+            true);
+  EXPECT_EQ(J({"passkey", "take-challenge", "c1"})["challenge"], "AQID");
+  EXPECT_EQ(J({"passkey", "delete", "--credential-id", "-_8"})["deleted"], 1);
+  EXPECT_EQ(J({"passkey", "delete-all", uid})["deleted"], 0);
+}
+
 }  // namespace
 }  // namespace torii

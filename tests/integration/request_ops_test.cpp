@@ -33,7 +33,7 @@ std::string Upper(std::string s) {
   return s;
 }
 
-const std::vector<std::string> kUserKeys = {"id",       "email",      "password_hash", "email_verified_at",
+const std::vector<std::string> kUserKeys = {"id",       "email",      "password_hash", "email_verified_at", "name", "locked_at",
                                             "metadata", "created_at", "updated_at"};
 const std::vector<std::string> kSessionKeys = {"id",         "user_id",  "expires_at", "user_agent",
                                                "ip_address", "metadata", "created_at"};

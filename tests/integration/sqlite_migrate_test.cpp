@@ -144,12 +144,16 @@ TEST(SqliteMigrate, ModernShapeRowsAndLiveTokensThroughTheDaemon) {
   EXPECT_TRUE(r.verified);
   EXPECT_EQ(r.target_users, 2);
   EXPECT_EQ(r.target_sessions, 2);
-  ASSERT_EQ(r.not_migrated_tables.size(), 3u);
+  ASSERT_EQ(r.not_migrated_tables.size(), 1u);
   EXPECT_EQ(r.not_migrated_tables[0], (std::pair<std::string, int64_t>{"_torii_migrations", 3}));
-  EXPECT_EQ(r.not_migrated_tables[1], (std::pair<std::string, int64_t>{"oauth_accounts", 2}));
-  EXPECT_EQ(r.not_migrated_tables[2], (std::pair<std::string, int64_t>{"passkeys", 0}));
+  // usr_a is no user of the file: its OAuth account is skipped.
+  EXPECT_EQ(r.oauth_read, 2);
+  EXPECT_EQ(r.oauth_new, 1);
+  EXPECT_EQ(r.oauth_skipped, 1);
+  EXPECT_EQ(r.passkeys_read, 0);
   std::string text = FormatMigrateReport(r);
-  EXPECT_NE(text.find("oauth_accounts (2 rows)"), std::string::npos) << text;
+  EXPECT_NE(text.find("oauth_accounts: 2 read, inserted 1, 0 already present, 1 skipped"), std::string::npos) << text;
+  EXPECT_NE(text.find("passkeys: 0 read"), std::string::npos) << text;
   EXPECT_EQ(text.find(live1), std::string::npos);
 
   PgConn c = Connect(fx.db);
@@ -157,8 +161,11 @@ TEST(SqliteMigrate, ModernShapeRowsAndLiveTokensThroughTheDaemon) {
   std::string w = " FROM users WHERE id = '" + ann + "'";
   EXPECT_EQ(Query(c.get(), "SELECT email" + w), "Ann@Example.com");
   EXPECT_EQ(Query(c.get(), "SELECT metadata->>'torii_id'" + w), "usr_7Jx2kQmP9rTaBcDeFgH");
-  EXPECT_EQ(Query(c.get(), "SELECT metadata->>'name'" + w), "Ann Example");
-  EXPECT_EQ(Query(c.get(), "SELECT metadata->>'locked_at'" + w), "2024-03-09T16:00:00Z");
+  EXPECT_EQ(Query(c.get(), "SELECT name" + w), "Ann Example");
+  EXPECT_EQ(Query(c.get(), "SELECT extract(epoch FROM locked_at)::int8" + w), "1710000000");
+  EXPECT_EQ(Query(c.get(), "SELECT metadata ? 'name' OR metadata ? 'locked_at'" + w), "f");
+  EXPECT_EQ(Query(c.get(), "SELECT user_id::text || ' ' || provider || ' ' || subject FROM oauth_accounts"),
+            MigratedUserId("usr_b") + " google 2");
   EXPECT_EQ(Query(c.get(), "SELECT password_hash" + w), "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA");
   EXPECT_EQ(Query(c.get(), "SELECT extract(epoch FROM email_verified_at)::int8" + w), "1700000000");
   EXPECT_EQ(Query(c.get(), "SELECT extract(epoch FROM created_at)::int8" + w), "1600000000");
@@ -167,7 +174,8 @@ TEST(SqliteMigrate, ModernShapeRowsAndLiveTokensThroughTheDaemon) {
   EXPECT_EQ(Query(c.get(), "SELECT extract(epoch FROM created_at)::int8" + wb), std::to_string(kNowS));
   EXPECT_EQ(Query(c.get(), "SELECT extract(epoch FROM updated_at)::int8" + wb), std::to_string(kNowS));
   EXPECT_EQ(Query(c.get(), "SELECT email_verified_at" + wb), "<null>");
-  EXPECT_EQ(Query(c.get(), "SELECT metadata ? 'name'" + wb), "f");
+  EXPECT_EQ(Query(c.get(), "SELECT name" + wb), "<null>");
+  EXPECT_EQ(Query(c.get(), "SELECT locked_at" + wb), "<null>");
   // Session 1 (the first AUTOINCREMENT id) belongs to Ann.
   std::string s1 = UuidV5(kSqliteMigrateNamespace, "1");
   EXPECT_EQ(Query(c.get(), "SELECT user_id FROM sessions WHERE id = '" + s1 + "'"), ann);
@@ -197,6 +205,174 @@ TEST(SqliteMigrate, ModernShapeRowsAndLiveTokensThroughTheDaemon) {
   ASSERT_TRUE(byemail.ok()) << byemail.error().ToString();
   EXPECT_EQ((*byemail)["id"], ann);
   EXPECT_EQ(d.log().find(live1), std::string::npos);
+}
+
+// The lower-case hex of SHA-256(token), as torii-rs HEAD stores sessions.token.
+std::string HexSha256(const std::string& token) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : TokenDigest(token)) {
+    out.push_back(hex[b >> 4]);
+    out.push_back(hex[b & 15]);
+  }
+  return out;
+}
+
+// A session Torii created from a raw token validates by that raw token
+// after the migration, whichever way the SQLite file stored it: the raw
+// token (0.3 to 0.5) is hashed, a stored digest (HEAD) is carried over.
+TEST(SqliteMigrate, SessionTokensStoredRawOrAsDigestsBothValidateAfterMigration) {
+  for (bool digests : {false, true}) {
+    SCOPED_TRACE(digests ? "stored digests" : "raw tokens");
+    Fixture fx;
+    SqliteFile f(fx.dir);
+    CreateModernSchema(f);
+    std::vector<std::string> tokens;
+    std::string values;
+    for (int i = 0; i < 30; i++) {
+      tokens.push_back(NewSessionToken());
+      values += std::string(i ? "," : "") + "('" + (digests ? HexSha256(tokens.back()) : tokens.back()) +
+                "', 'usr_a', " + std::to_string(kNowS + 86400 * 365 * 50) + ")";
+    }
+    f.Exec("INSERT INTO users (id, email) VALUES ('usr_a', 'a@example.com');"
+           "INSERT INTO sessions (token, user_id, expires_at) VALUES " + values + ";");
+    SqliteMigrateReport r = Migrate(f.path(), fx.db);
+    EXPECT_EQ(r.session_shape, digests ? "token column of SHA-256 hex digests" : "token column");
+    EXPECT_EQ(r.sessions_new, 30);
+    EXPECT_TRUE(r.verified);
+    EXPECT_NE(FormatMigrateReport(r).find(r.session_shape), std::string::npos);
+
+    PgConn c = Connect(fx.db);
+    EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM sessions WHERE token_hash = sha256(convert_to('" + tokens[0] +
+                                 "', 'UTF8'))"),
+              "1");
+    DaemonOptions o;
+    o.database_url = fx.db;
+    DaemonProcess d(o);
+    ClientOptions co;
+    co.endpoints = {d.request_endpoint()};
+    auto client = Client::Create(co);
+    ASSERT_TRUE(client.ok()) << client.error().ToString();
+    int valid = 0;
+    for (const auto& t : tokens) {
+      auto g = client->CallJson("get_session", {{"token", t}});
+      if (g.ok() && (*g)["user_id"] == MigratedUserId("usr_a")) valid++;
+    }
+    EXPECT_EQ(valid, 30);
+  }
+}
+
+// One token that is not a digest (here: upper-case hex) means the column
+// holds raw tokens: every row is hashed.
+TEST(SqliteMigrate, AColumnNotAllDigestsIsTreatedAsRawTokens) {
+  Fixture fx;
+  SqliteFile f(fx.dir);
+  CreateModernSchema(f);
+  std::string digest_like = HexSha256("x");
+  std::string upper = HexSha256("y");
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  std::string far = std::to_string(kNowS + 86400 * 365 * 50);
+  f.Exec("INSERT INTO users (id, email) VALUES ('usr_a', 'a@example.com');"
+         "INSERT INTO sessions (token, user_id, expires_at) VALUES ('" + digest_like + "', 'usr_a', " + far +
+         "), ('" + upper + "', 'usr_a', " + far + ");");
+  SqliteMigrateReport r = Migrate(f.path(), fx.db);
+  EXPECT_EQ(r.session_shape, "token column");
+  PgConn c = Connect(fx.db);
+  EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM sessions WHERE token_hash = sha256(convert_to('" + digest_like +
+                               "', 'UTF8'))"),
+            "1");
+}
+
+// OAuth accounts and passkeys in the shapes torii-rs defines them: 0.5's
+// SQLite migrations (oauth_accounts with an INTEGER id and unix seconds;
+// passkeys keyed by the credential id in `id`, the passkey in `public_key`)
+// and HEAD's SeaORM ones (uuid ids, timestamp text, passkeys with
+// `credential_id` and `data_json`). Rows of users the file lacks are
+// skipped; a re-run inserts nothing.
+TEST(SqliteMigrate, OAuthAccountsAndPasskeysOfBothShapes) {
+  for (bool head : {false, true}) {
+    SCOPED_TRACE(head ? "HEAD (SeaORM)" : "0.5 (SQLite)");
+    Fixture fx;
+    SqliteFile f(fx.dir);
+    f.Exec("CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email TEXT NOT NULL UNIQUE, email_verified_at INTEGER,"
+           " password_hash TEXT, created_at INTEGER, updated_at INTEGER);"
+           "INSERT INTO users (id, email, created_at) VALUES ('usr_a', 'a@example.com', 1600000000),"
+           " ('usr_b', 'b@example.com', 1600000000);");
+    if (head) {
+      f.Exec("CREATE TABLE oauth_accounts (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, provider TEXT NOT NULL,"
+             " subject TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+             "INSERT INTO oauth_accounts VALUES"
+             " ('0f8fad5b-d9cb-469f-a165-70867728950e', 'usr_a', 'github', '111', '2024-01-02 03:04:05', '2024-01-02 03:04:05'),"
+             " ('1f8fad5b-d9cb-469f-a165-70867728950e', 'usr_b', 'Google', 'g-222', '2024-01-02 03:04:05', '2024-01-02 03:04:05'),"
+             " ('2f8fad5b-d9cb-469f-a165-70867728950e', 'usr_gone', 'github', '333', '2024-01-02 03:04:05', '2024-01-02 03:04:05');"
+             "CREATE TABLE passkeys (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL,"
+             " credential_id TEXT NOT NULL, data_json TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+             "INSERT INTO passkeys (user_id, credential_id, data_json, created_at, updated_at) VALUES"
+             " ('usr_a', 'cred-a', '{\"cred\":\"a\"}', '2024-01-02 03:04:05', '2024-01-02 03:04:05'),"
+             " ('usr_gone', 'cred-x', '{}', '2024-01-02 03:04:05', '2024-01-02 03:04:05');");
+    } else {
+      f.Exec("CREATE TABLE oauth_accounts (id INTEGER PRIMARY KEY, user_id TEXT NOT NULL, provider TEXT NOT NULL,"
+             " subject TEXT NOT NULL, created_at INTEGER DEFAULT (unixepoch()), updated_at INTEGER DEFAULT (unixepoch()),"
+             " UNIQUE(user_id, provider, subject));"
+             "INSERT INTO oauth_accounts (user_id, provider, subject, created_at, updated_at) VALUES"
+             " ('usr_a', 'github', '111', 1704164645, 1704164645), ('usr_b', 'Google', 'g-222', 1704164645, 1704164645),"
+             " ('usr_gone', 'github', '333', 1704164645, 1704164645);"
+             "CREATE TABLE passkeys (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, public_key TEXT NOT NULL,"
+             " created_at INTEGER DEFAULT (unixepoch()), updated_at INTEGER DEFAULT (unixepoch()));"
+             "INSERT INTO passkeys (id, user_id, public_key, created_at) VALUES"
+             " ('cred-a', 'usr_a', '{\"cred\":\"a\"}', 1704164645), ('cred-x', 'usr_gone', '{}', 1704164645);");
+    }
+    SqliteMigrateReport r = Migrate(f.path(), fx.db);
+    EXPECT_TRUE(r.verified);
+    EXPECT_EQ(r.oauth_read, 3);
+    EXPECT_EQ(r.oauth_new, 2);
+    EXPECT_EQ(r.oauth_skipped, 1);
+    EXPECT_EQ(r.passkeys_read, 2);
+    EXPECT_EQ(r.passkeys_new, 1);
+    EXPECT_EQ(r.passkeys_skipped, 1);
+    EXPECT_TRUE(r.not_migrated_tables.empty());
+
+    PgConn c = Connect(fx.db);
+    std::string a = MigratedUserId("usr_a"), b = MigratedUserId("usr_b");
+    EXPECT_EQ(Query(c.get(), "SELECT string_agg(user_id::text || ':' || provider || ':' || subject, ',' ORDER BY subject) "
+                             "FROM oauth_accounts"),
+              a + ":github:111," + b + ":google:g-222")
+        << "providers are lower-cased";
+    EXPECT_EQ(Query(c.get(), "SELECT extract(epoch FROM created_at)::int8 FROM oauth_accounts WHERE subject = '111'"),
+              "1704164645");
+    EXPECT_EQ(Query(c.get(), "SELECT user_id::text || ':' || convert_from(credential_id, 'UTF8') || ':' || "
+                             "convert_from(public_key, 'UTF8') FROM passkeys"),
+              a + ":cred-a:{\"cred\":\"a\"}");
+    EXPECT_EQ(Query(c.get(), "SELECT extract(epoch FROM created_at)::int8 FROM passkeys"), "1704164645");
+
+    SqliteMigrateReport again = Migrate(f.path(), fx.db);
+    EXPECT_EQ(again.oauth_new, 0);
+    EXPECT_EQ(again.oauth_present, 2);
+    EXPECT_EQ(again.passkeys_new, 0);
+    EXPECT_EQ(again.passkeys_present, 1);
+    EXPECT_TRUE(again.NothingToDo());
+    EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM oauth_accounts"), "2");
+  }
+}
+
+// A pair the target already links to another user refuses the whole run.
+TEST(SqliteMigrate, OAuthAccountOfAnotherUserInTheTargetIsRefused) {
+  Fixture fx;
+  SqliteFile f(fx.dir);
+  f.Exec("CREATE TABLE users (id TEXT PRIMARY KEY, email TEXT NOT NULL);"
+         "INSERT INTO users VALUES ('usr_a', 'a@example.com');"
+         "CREATE TABLE oauth_accounts (id INTEGER PRIMARY KEY, user_id TEXT, provider TEXT, subject TEXT);"
+         "INSERT INTO oauth_accounts (user_id, provider, subject) VALUES ('usr_a', 'github', '1');");
+  auto applied = ApplyMigrations(Connect(fx.db).get());
+  ASSERT_TRUE(applied.ok()) << applied.error().ToString();
+  PgConn c = Connect(fx.db);
+  Query(c.get(), "WITH u AS (INSERT INTO users (id, email) VALUES (gen_random_uuid(), 'other@example.com') RETURNING id) "
+                 "INSERT INTO oauth_accounts (user_id, provider, subject) SELECT id, 'github', '1' FROM u RETURNING 1");
+  auto r = MigrateFromSqlite({f.path(), fx.db, false, kNow});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.error().message().find("already linked to another user"), std::string::npos) << r.error().message();
+  EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM users"), "1");
 }
 
 TEST(SqliteMigrate, OldShapeUuidIdsAndSessionIdAsToken) {

@@ -270,7 +270,8 @@ TEST(ClientTest, ErrorRepliesMapToCodes) {
       {"foreign_key", Code::kForeignKey},   {"forbidden", Code::kForbidden},
       {"timeout", Code::kTimeout},          {"overloaded", Code::kOverloaded},
       {"unavailable", Code::kUnavailable},  {"storage", Code::kStorage},
-      {"internal", Code::kInternal},        {"brand_new_code", Code::kInternal},
+      {"internal", Code::kInternal},        {"conflict", Code::kConflict},
+      {"brand_new_code", Code::kInternal},
       {"ok", Code::kInternal},
   };
   zmq::context_t ctx;

@@ -16,12 +16,14 @@ constexpr Code kAllCodes[] = {
     Code::kOk,        Code::kBadRequest, Code::kUnsupportedVersion, Code::kUnknownOp, Code::kInvalidArgument,
     Code::kNotFound,  Code::kDuplicate,  Code::kForeignKey,         Code::kForbidden, Code::kTimeout,
     Code::kOverloaded, Code::kUnavailable, Code::kStorage,          Code::kInternal,
+    Code::kConflict,
 };
 
 TEST(Code, NamesAreTheProtocolsAndRoundTrip) {
   const char* wire[] = {"ok",        "bad_request", "unsupported_version", "unknown_op", "invalid_argument",
                         "not_found", "duplicate",   "foreign_key",         "forbidden",  "timeout",
-                        "overloaded", "unavailable", "storage",            "internal"};
+                        "overloaded", "unavailable", "storage",            "internal",
+                        "conflict"};
   for (size_t i = 0; i < std::size(kAllCodes); i++) {
     EXPECT_EQ(CodeName(kAllCodes[i]), wire[i]);
     auto back = CodeFromName(wire[i]);

@@ -83,7 +83,8 @@ Conn Connect(const Globals& g) {
   return c;
 }
 
-// Sends one request; on failure prints the error and sets *exit.
+}  // namespace
+
 std::optional<nlohmann::json> Request(const Globals& g, const std::string& op, const nlohmann::json& args, int* exit) {
   Conn c = Connect(g);
   if (!c.client) {
@@ -109,6 +110,8 @@ std::optional<nlohmann::json> Request(const Globals& g, const std::string& op, c
   *exit = kExitOk;
   return std::move(r).value();
 }
+
+namespace {
 
 void PrintJsonLine(const nlohmann::json& j) {
   std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
@@ -247,6 +250,7 @@ int Watch(const Globals& g, const WatchOptions& w) {
   auto on_event = [&](const Event& e) {
     if (e.family == "torii" && (e.kind != "heartbeat" || !w.heartbeats)) return;
     nlohmann::json body = MsgpackToJson(e.body());
+    BinaryToBase64Url(body);  // passkey.* credential ids
     if (g.json) {
       nlohmann::json line = {{"topic", e.topic}};
       for (auto& [k, v] : body.items()) line[k] = v;
@@ -317,6 +321,12 @@ int Migrate(const Globals& g, const std::string& from, const std::string& to, bo
                         {"nothing_to_do", r->NothingToDo()},
                         {"seconds", r->seconds}};
     for (const auto& [t, n] : r->not_migrated_tables) j["not_migrated_tables"][t] = n;
+    if (r->oauth_read >= 0)
+      j["oauth_accounts"] = {{"read", r->oauth_read}, {"new", r->oauth_new}, {"present", r->oauth_present},
+                             {"skipped", r->oauth_skipped}};
+    if (r->passkeys_read >= 0)
+      j["passkeys"] = {{"read", r->passkeys_read}, {"new", r->passkeys_new}, {"present", r->passkeys_present},
+                       {"skipped", r->passkeys_skipped}};
     PrintJsonLine(j);
   } else {
     std::cout << FormatMigrateReport(*r);

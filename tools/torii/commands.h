@@ -47,6 +47,10 @@ std::optional<nlohmann::json> ParseJsonObject(const std::string& flag, const std
 // milliseconds, or nullopt for anything else.
 std::optional<int64_t> ParseTimeArg(const std::string& text);
 
+// Sends one request; returns its result, or prints the error and sets
+// *exit.
+std::optional<nlohmann::json> Request(const Globals& g, const std::string& op, const nlohmann::json& args, int* exit);
+
 // One request; prints the result (text or one JSON line) and returns the
 // exit status. `text_printer` overrides the text rendering.
 int Call(const Globals& g, const std::string& op, const nlohmann::json& args);
@@ -69,5 +73,11 @@ struct WatchOptions {
 int Watch(const Globals& g, const WatchOptions& w);
 
 int Migrate(const Globals& g, const std::string& from, const std::string& to, bool dry_run);
+
+// ---- accounts.cpp: `torii oauth ...`, `torii passkey ...` (section 5) ----
+// Binary values (credential ids, public keys, challenges) come from
+// MsgpackToJson as standard base64; the CLI shows and takes them as
+// base64url without padding. Rewrites those keys anywhere in `j`.
+void BinaryToBase64Url(nlohmann::json& j);
 
 }  // namespace torii::cli

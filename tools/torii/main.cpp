@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "accounts.h"
 #include "commands.h"
 #include "tokens.h"
+#include "torii/types.h"
 #include "torii/values.h"
 
 using torii::cli::Globals;
@@ -82,6 +84,7 @@ int main(int argc, char** argv) {
   std::string s1, s2, s3, s4, s5, s6, s7;
   int64_t n1 = 0, n2 = 0;
   bool f1 = false;
+  std::string user_name, torii_id;  // user create --name, --torii-id
 
   // ---- ping, stats, call ----
   app.add_subcommand("ping", "check that the daemon answers")->callback([&] { run.action = [&] { return torii::cli::Ping(g); }; });
@@ -101,15 +104,24 @@ int main(int argc, char** argv) {
     auto* id = c->add_option("--id", s2, "uuid (default: a new one)");
     auto* ph = c->add_option("--password-hash", s3, "password hash (already hashed)");
     auto* md = c->add_option("--metadata", s4, "metadata as a JSON object");
-    c->callback([&, id, ph, md] {
-      run.action = [&, id, ph, md] {
+    auto* nm = c->add_option("--name", user_name, "display name");
+    auto* tid = c->add_option("--torii-id", torii_id,
+                              "Torii's user id: the id becomes its UUIDv5 and metadata.torii_id keeps it (docs/torii.md)");
+    tid->excludes(id);
+    c->callback([&, id, ph, md, nm, tid] {
+      run.action = [&, id, ph, md, nm, tid] {
         args["email"] = s1;
         Put(args, "id", s2, id);
         Put(args, "password_hash", s3, ph);
+        Put(args, "name", user_name, nm);
         if (md->count()) {
           auto m = torii::cli::ParseJsonObject("--metadata", s4);
           if (!m) return int(torii::cli::kExitUsage);
           args["metadata"] = *m;
+        }
+        if (tid->count()) {
+          args["id"] = torii::UserIdFromToriiId(torii_id);
+          args["metadata"]["torii_id"] = torii_id;
         }
         return torii::cli::Call(g, "create_user", args);
       };
@@ -300,7 +312,8 @@ int main(int argc, char** argv) {
   {
     auto* list = audit->add_subcommand("list", "audit entries, newest first");
     auto* rec = list->add_option("--record", s1, "only this user or session id");
-    auto* table = list->add_option("--table", s2, "users or sessions")->check(CLI::IsMember({"users", "sessions"}));
+    auto* table = list->add_option("--table", s2, "users, sessions, oauth_accounts or passkeys")
+                      ->check(CLI::IsMember({"users", "sessions", "oauth_accounts", "passkeys"}));
     auto* lim = list->add_option("--limit", n1, "1..1000");
     auto* before = list->add_option("--before", s3, "cursor from a previous page");
     list->callback([&, rec, table, lim, before] {
@@ -320,7 +333,7 @@ int main(int argc, char** argv) {
   // ---- watch ----
   torii::cli::WatchOptions w;
   auto* watch = app.add_subcommand("watch", "print change events as they happen");
-  watch->add_option("family", w.families, "user, session (default: all)");
+  watch->add_option("family", w.families, "user, session, oauth, passkey (default: all)");
   watch->add_option("--heartbeat-ms", w.heartbeat_ms, "the daemon's events.heartbeat_ms")->capture_default_str();
   watch->add_flag("--heartbeats", w.heartbeats, "print heartbeats too");
   watch->add_option("--count", w.count, "exit after this many events");
@@ -338,6 +351,9 @@ int main(int argc, char** argv) {
   migrate->add_option("--to", s2, "PostgreSQL URL (libpq URI or key=value)")->required();
   migrate->add_flag("--dry-run", f1, "read and check everything, write nothing");
   migrate->callback([&] { run.action = [&] { return torii::cli::Migrate(g, s1, s2, f1); }; });
+
+  // ---- oauth, passkey (accounts.cpp) ----
+  torii::cli::AddAccountCommands(app, g, run.action);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,175 @@
+// The OAuth family: accounts linked to users, and the PKCE verifiers kept
+// under an authorization request's CSRF state (PROTOCOL.md section 5).
+#include <cstring>
+
+#include "ops_common.h"
+
+namespace torii::daemon {
+
+namespace {
+
+constexpr size_t kMaxProviderBytes = 64;
+constexpr size_t kMaxSubjectBytes = 255;
+constexpr size_t kMaxStateBytes = 255;
+
+// Columns of OAUTH_COLS in statements.cpp.
+void PackOAuthAccount(Packer& pk, const PGresult* r, int row) {
+  pk.pack_map(5);
+  PackStr(pk, "user_id");
+  PackText(pk, r, row, 0);
+  PackStr(pk, "provider");
+  PackText(pk, r, row, 1);
+  PackStr(pk, "subject");
+  PackText(pk, r, row, 2);
+  PackStr(pk, "created_at");
+  PackMicros(pk, r, row, 3);
+  PackStr(pk, "updated_at");
+  PackMicros(pk, r, row, 4);
+}
+
+Status RenderOAuthAccount(const PGresult* r, const Plan&, Packer& pk) {
+  if (PQntuples(r) == 0) return Error::NotFound("no such OAuth account");
+  PackOAuthAccount(pk, r, 0);
+  return {};
+}
+
+// kLinkOAuthSelect: the pair's row, and last whether it is the requested
+// user's. None: the pair is linked to a user the actor cannot see.
+Status RenderLinked(const PGresult* r, const Plan&, Packer& pk) {
+  if (PQntuples(r) == 0 || std::strcmp(PQgetvalue(r, 0, 5), "t") != 0) {
+    return Error::Duplicate("this provider account is linked to another user");
+  }
+  PackOAuthAccount(pk, r, 0);
+  return {};
+}
+
+Status RenderOAuthAccounts(const PGresult* r, const Plan&, Packer& pk) {
+  pk.pack_map(1);
+  PackStr(pk, "accounts");
+  pk.pack_array(PQntuples(r));
+  for (int i = 0; i < PQntuples(r); i++) PackOAuthAccount(pk, r, i);
+  return {};
+}
+
+// DELETE ... RETURNING verifier, expires_at > now().
+Status RenderTakenState(const PGresult* r, const Plan&, Packer& pk) {
+  if (PQntuples(r) == 0 || std::strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
+    return Error::NotFound("no such OAuth state, or it has expired or was taken");
+  }
+  pk.pack_map(1);
+  PackStr(pk, "verifier");
+  PackText(pk, r, 0, 0);
+  return {};
+}
+
+// `provider`: 1 to 64 bytes of [a-z0-9_.-].
+Result<std::optional<std::string_view>> ProviderArg(const Args& args) {
+  auto p = SizedStrArg(args, "provider", 1, kMaxProviderBytes, true);
+  if (!p.ok()) return p;
+  for (char c : **p) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    if (!ok) return Error::InvalidArgument("'provider' may hold only a-z, 0-9, '_', '.' and '-'");
+  }
+  return p;
+}
+
+Result<Plan> BuildLinkOAuthAccount(const Args& args) {
+  if (auto st = args.OnlyKeys({"user_id", "provider", "subject"}); !st.ok()) return st.error();
+  TRY(user_id, args.RequiredUuid("user_id"));
+  TRY(provider, ProviderArg(args));
+  TRY(subject, SizedStrArg(args, "subject", 1, kMaxSubjectBytes, true));
+  Plan p;
+  p.cmds.emplace_back(Stmt::kLinkOAuthInsert);
+  p.cmds.back().Add(*user_id).Add(std::string(**provider)).Add(std::string(**subject));
+  p.cmds.emplace_back(Stmt::kLinkOAuthSelect);
+  p.cmds.back().Add(std::string(**provider)).Add(std::string(**subject)).Add(*user_id);
+  p.main = 1;
+  p.render = RenderLinked;
+  return p;
+}
+
+Result<Plan> BuildProviderSubject(const Args& args, Stmt stmt, RenderFn render) {
+  if (auto st = args.OnlyKeys({"provider", "subject"}); !st.ok()) return st.error();
+  TRY(provider, ProviderArg(args));
+  TRY(subject, SizedStrArg(args, "subject", 1, kMaxSubjectBytes, true));
+  Plan p;
+  p.cmds.emplace_back(stmt);
+  p.cmds.back().Add(std::string(**provider)).Add(std::string(**subject));
+  p.render = render;
+  return p;
+}
+
+Result<Plan> BuildGetOAuthAccount(const Args& args) {
+  return BuildProviderSubject(args, Stmt::kGetOAuthAccount, RenderOAuthAccount);
+}
+
+Result<Plan> BuildGetUserByOAuth(const Args& args) {
+  return BuildProviderSubject(args, Stmt::kGetUserByOAuth, RenderUserNoHash);
+}
+
+Result<Plan> BuildListOAuthAccounts(const Args& args) {
+  if (auto st = args.OnlyKeys({"user_id"}); !st.ok()) return st.error();
+  TRY(user_id, args.RequiredUuid("user_id"));
+  Plan p;
+  p.cmds.emplace_back(Stmt::kListOAuthAccounts);
+  p.cmds.back().Add(*user_id);
+  p.render = RenderOAuthAccounts;
+  return p;
+}
+
+Result<Plan> BuildUnlinkOAuthAccount(const Args& args) {
+  if (auto st = args.OnlyKeys({"user_id", "provider", "subject"}); !st.ok()) return st.error();
+  TRY(user_id, args.RequiredUuid("user_id"));
+  TRY(provider, ProviderArg(args));
+  TRY(subject, SizedStrArg(args, "subject", 1, kMaxSubjectBytes, false));
+  Plan p;
+  p.cmds.emplace_back(Stmt::kUnlinkOAuthAccount);
+  p.cmds.back().Add(*user_id).Add(std::string(**provider));
+  if (*subject) {
+    p.cmds.back().Add(std::string(**subject));
+  } else {
+    p.cmds.back().AddNull();
+  }
+  p.render = RenderDeletedCount;
+  return p;
+}
+
+Result<Plan> BuildPutOAuthState(const Args& args) {
+  if (auto st = args.OnlyKeys({"state", "verifier", "ttl_s"}); !st.ok()) return st.error();
+  TRY(state, SizedStrArg(args, "state", 1, kMaxStateBytes, true));
+  TRY(verifier, SizedStrArg(args, "verifier", 1, 255, true));
+  TRY(ttl, TtlArg(args));
+  Plan p;
+  p.cmds.emplace_back(Stmt::kPutOAuthState);
+  p.cmds.back().Add(std::string(**state)).Add(std::string(**verifier)).Add(std::to_string(*ttl));
+  p.render = RenderExpiresAt;
+  return p;
+}
+
+Result<Plan> BuildTakeOAuthState(const Args& args) {
+  if (auto st = args.OnlyKeys({"state"}); !st.ok()) return st.error();
+  TRY(state, SizedStrArg(args, "state", 1, kMaxStateBytes, true));
+  Plan p;
+  p.cmds.emplace_back(Stmt::kTakeOAuthState);
+  p.cmds.back().Add(std::string(**state));
+  p.render = RenderTakenState;
+  return p;
+}
+
+// The state operations hold client secrets outside any user's rows: an
+// actor request to them is forbidden (PROTOCOL.md section 5).
+const OpDef kOAuthOps[] = {
+    {"link_oauth_account", BuildLinkOAuthAccount},
+    {"get_oauth_account", BuildGetOAuthAccount, true},
+    {"get_user_by_oauth", BuildGetUserByOAuth, true},
+    {"list_oauth_accounts", BuildListOAuthAccounts, true},
+    {"unlink_oauth_account", BuildUnlinkOAuthAccount},
+    {"put_oauth_state", BuildPutOAuthState, false, true},
+    {"take_oauth_state", BuildTakeOAuthState, false, true},
+};
+
+}  // namespace
+
+std::span<const OpDef> OAuthOps() { return kOAuthOps; }
+
+}  // namespace torii::daemon

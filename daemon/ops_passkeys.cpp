@@ -1,0 +1,201 @@
+// The passkeys family: WebAuthn credentials of users, their signature
+// counters, and the single-use challenges of registration and login
+// ceremonies (PROTOCOL.md section 5).
+#include <cstdlib>
+#include <cstring>
+
+#include "ops_common.h"
+
+namespace torii::daemon {
+
+namespace {
+
+constexpr size_t kMaxCredentialIdBytes = 1023;
+constexpr size_t kMaxPublicKeyBytes = 4096;
+constexpr size_t kMaxChallengeIdBytes = 255;
+constexpr size_t kMaxChallengeBytes = 1024;
+constexpr int64_t kMaxSignCount = 4294967295LL;  // WebAuthn's counter is 32 bits
+
+// Columns of PASSKEY_COLS in statements.cpp.
+void PackPasskey(Packer& pk, const PGresult* r, int row) {
+  pk.pack_map(7);
+  PackStr(pk, "credential_id");
+  PackBytea(pk, r, row, 0);
+  PackStr(pk, "user_id");
+  PackText(pk, r, row, 1);
+  PackStr(pk, "public_key");
+  PackBytea(pk, r, row, 2);
+  PackStr(pk, "name");
+  PackText(pk, r, row, 3);
+  PackStr(pk, "sign_count");
+  pk.pack_uint64(std::strtoull(PQgetvalue(r, row, 4), nullptr, 10));
+  PackStr(pk, "created_at");
+  PackMicros(pk, r, row, 5);
+  PackStr(pk, "last_used_at");
+  PackMicros(pk, r, row, 6);
+}
+
+Status RenderPasskey(const PGresult* r, const Plan&, Packer& pk) {
+  if (PQntuples(r) == 0) return Error::NotFound("no such passkey");
+  PackPasskey(pk, r, 0);
+  return {};
+}
+
+// kUsePasskey: the updated row (last column true), or the unchanged row
+// whose counter did not increase (false), or none.
+Status RenderUsedPasskey(const PGresult* r, const Plan&, Packer& pk) {
+  if (PQntuples(r) == 0) return Error::NotFound("no such passkey");
+  if (std::strcmp(PQgetvalue(r, 0, 7), "t") != 0) {
+    return Error::Conflict("the signature counter did not increase; the authenticator may be cloned");
+  }
+  PackPasskey(pk, r, 0);
+  return {};
+}
+
+Status RenderPasskeys(const PGresult* r, const Plan&, Packer& pk) {
+  pk.pack_map(1);
+  PackStr(pk, "passkeys");
+  pk.pack_array(PQntuples(r));
+  for (int i = 0; i < PQntuples(r); i++) PackPasskey(pk, r, i);
+  return {};
+}
+
+Status RenderPasskeyDeleted(const PGresult* r, const Plan&, Packer& pk) {
+  if (CmdTuples(r) == 0) return Error::NotFound("no such passkey");
+  pk.pack_map(1);
+  PackStr(pk, "deleted");
+  pk.pack_uint64(1);
+  return {};
+}
+
+// DELETE ... RETURNING challenge, user_id, expires_at > now().
+Status RenderTakenChallenge(const PGresult* r, const Plan&, Packer& pk) {
+  if (PQntuples(r) == 0 || std::strcmp(PQgetvalue(r, 0, 2), "t") != 0) {
+    return Error::NotFound("no such passkey challenge, or it has expired or was taken");
+  }
+  pk.pack_map(2);
+  PackStr(pk, "challenge");
+  PackBytea(pk, r, 0, 0);
+  PackStr(pk, "user_id");
+  PackText(pk, r, 0, 1);
+  return {};
+}
+
+Result<std::optional<int64_t>> SignCountArg(const Args& args) {
+  auto n = args.Int("sign_count");
+  if (!n.ok()) return n;
+  if (*n && (**n < 0 || **n > kMaxSignCount)) {
+    return Error::InvalidArgument("'sign_count' must be 0 to 4294967295");
+  }
+  return n;
+}
+
+Result<Plan> BuildAddPasskey(const Args& args) {
+  if (auto st = args.OnlyKeys({"user_id", "credential_id", "public_key", "name", "sign_count"}); !st.ok()) {
+    return st.error();
+  }
+  TRY(user_id, args.RequiredUuid("user_id"));
+  TRY(cred, BinArg(args, "credential_id", 1, kMaxCredentialIdBytes, true));
+  TRY(key, BinArg(args, "public_key", 1, kMaxPublicKeyBytes, true));
+  TRY(name, SizedStrArg(args, "name", 0, 255, false));
+  TRY(count, SignCountArg(args));
+  Plan p;
+  p.cmds.emplace_back(Stmt::kAddPasskey);
+  Command& c = p.cmds.back();
+  c.Add(*user_id).Add(std::string(**cred)).Add(std::string(**key));
+  if (*name) {
+    c.Add(std::string(**name));
+  } else {
+    c.AddNull();
+  }
+  c.AddOpt(*count);
+  p.render = RenderPasskey;
+  return p;
+}
+
+Result<Plan> BuildByCredential(const Args& args, Stmt stmt, RenderFn render) {
+  if (auto st = args.OnlyKeys({"credential_id"}); !st.ok()) return st.error();
+  TRY(cred, BinArg(args, "credential_id", 1, kMaxCredentialIdBytes, true));
+  Plan p;
+  p.cmds.emplace_back(stmt);
+  p.cmds.back().Add(std::string(**cred));
+  p.render = render;
+  return p;
+}
+
+Result<Plan> BuildGetPasskey(const Args& args) { return BuildByCredential(args, Stmt::kGetPasskey, RenderPasskey); }
+
+Result<Plan> BuildDeletePasskey(const Args& args) {
+  return BuildByCredential(args, Stmt::kDeletePasskey, RenderPasskeyDeleted);
+}
+
+Result<Plan> BuildUsePasskey(const Args& args) {
+  if (auto st = args.OnlyKeys({"credential_id", "sign_count"}); !st.ok()) return st.error();
+  TRY(cred, BinArg(args, "credential_id", 1, kMaxCredentialIdBytes, true));
+  TRY(count, SignCountArg(args));
+  Plan p;
+  p.cmds.emplace_back(Stmt::kUsePasskey);
+  p.cmds.back().Add(std::string(**cred)).AddOpt(*count);
+  p.render = RenderUsedPasskey;
+  return p;
+}
+
+Result<Plan> BuildUserPasskeys(const Args& args, Stmt stmt, RenderFn render) {
+  if (auto st = args.OnlyKeys({"user_id"}); !st.ok()) return st.error();
+  TRY(user_id, args.RequiredUuid("user_id"));
+  Plan p;
+  p.cmds.emplace_back(stmt);
+  p.cmds.back().Add(*user_id);
+  p.render = render;
+  return p;
+}
+
+Result<Plan> BuildListPasskeys(const Args& args) {
+  return BuildUserPasskeys(args, Stmt::kListPasskeys, RenderPasskeys);
+}
+
+Result<Plan> BuildDeleteUserPasskeys(const Args& args) {
+  return BuildUserPasskeys(args, Stmt::kDeleteUserPasskeys, RenderDeletedCount);
+}
+
+Result<Plan> BuildPutPasskeyChallenge(const Args& args) {
+  if (auto st = args.OnlyKeys({"challenge_id", "challenge", "ttl_s", "user_id"}); !st.ok()) return st.error();
+  TRY(id, SizedStrArg(args, "challenge_id", 1, kMaxChallengeIdBytes, true));
+  TRY(challenge, BinArg(args, "challenge", 1, kMaxChallengeBytes, true, true));
+  TRY(ttl, TtlArg(args));
+  TRY(user_id, args.Uuid("user_id"));
+  Plan p;
+  p.cmds.emplace_back(Stmt::kPutPasskeyChallenge);
+  p.cmds.back().Add(std::string(**id)).Add(std::string(**challenge)).AddOpt(*user_id).Add(std::to_string(*ttl));
+  p.render = RenderExpiresAt;
+  return p;
+}
+
+Result<Plan> BuildTakePasskeyChallenge(const Args& args) {
+  if (auto st = args.OnlyKeys({"challenge_id"}); !st.ok()) return st.error();
+  TRY(id, SizedStrArg(args, "challenge_id", 1, kMaxChallengeIdBytes, true));
+  Plan p;
+  p.cmds.emplace_back(Stmt::kTakePasskeyChallenge);
+  p.cmds.back().Add(std::string(**id));
+  p.render = RenderTakenChallenge;
+  return p;
+}
+
+// The challenge operations hold client secrets outside any user's rows:
+// an actor request to them is forbidden (PROTOCOL.md section 5).
+const OpDef kPasskeyOps[] = {
+    {"add_passkey", BuildAddPasskey},
+    {"get_passkey", BuildGetPasskey, true},
+    {"list_passkeys", BuildListPasskeys, true},
+    {"use_passkey", BuildUsePasskey},
+    {"delete_passkey", BuildDeletePasskey},
+    {"delete_user_passkeys", BuildDeleteUserPasskeys},
+    {"put_passkey_challenge", BuildPutPasskeyChallenge, false, true},
+    {"take_passkey_challenge", BuildTakePasskeyChallenge, false, true},
+};
+
+}  // namespace
+
+std::span<const OpDef> PasskeyOps() { return kPasskeyOps; }
+
+}  // namespace torii::daemon
