@@ -50,6 +50,15 @@ TEST_F(CleanupTargetsTest, DeletesExpiredRowsOfEveryTableInBatches) {
                 "SELECT gen_random_uuid(), now() - interval '2 days', now() - interval '1 day' FROM generate_series(1, 9)");
   Exec(c.get(), "INSERT INTO jwt_user_cutoffs (user_id, issued_before, expires_at) "
                 "SELECT gen_random_uuid(), now(), now() + interval '1 day' FROM generate_series(1, 2)");
+  // OAuth states: 12 expired, 2 live; passkey challenges: 8 expired, 3 live.
+  Exec(c.get(), "INSERT INTO oauth_states (state, verifier, expires_at) SELECT 'old' || i, 'VERIFIER-' || i, "
+                "now() - interval '1 second' FROM generate_series(1, 12) i");
+  Exec(c.get(), "INSERT INTO oauth_states (state, verifier, expires_at) SELECT 'new' || i, 'VERIFIER-' || i, "
+                "now() + interval '1 hour' FROM generate_series(1, 2) i");
+  Exec(c.get(), "INSERT INTO passkey_challenges (challenge_id, challenge, expires_at) SELECT 'old' || i, "
+                "convert_to('CHALLENGE-' || i, 'UTF8'), now() - interval '1 second' FROM generate_series(1, 8) i");
+  Exec(c.get(), "INSERT INTO passkey_challenges (challenge_id, challenge, expires_at) SELECT 'new' || i, "
+                "convert_to('CHALLENGE-' || i, 'UTF8'), now() + interval '1 hour' FROM generate_series(1, 3) i");
   // Login failures: 30 old of someone (go), 5 old of the locked user (stay),
   // 6 recent (stay).
   Exec(c.get(), "INSERT INTO login_failures (email, at) SELECT 'x' || (i % 4) || '@example.com', "
@@ -69,6 +78,10 @@ TEST_F(CleanupTargetsTest, DeletesExpiredRowsOfEveryTableInBatches) {
 
   EXPECT_EQ(Count(c.get(), "SELECT count(*) FROM secure_tokens"), 4);
   EXPECT_EQ(Count(c.get(), "SELECT count(*) FROM secure_tokens WHERE expires_at < now()"), 0);
+  EXPECT_EQ(Count(c.get(), "SELECT count(*) FROM oauth_states"), 2);
+  EXPECT_EQ(Count(c.get(), "SELECT count(*) FROM oauth_states WHERE state LIKE 'new%'"), 2);
+  EXPECT_EQ(Count(c.get(), "SELECT count(*) FROM passkey_challenges"), 3);
+  EXPECT_EQ(Count(c.get(), "SELECT count(*) FROM passkey_challenges WHERE challenge_id LIKE 'new%'"), 3);
   EXPECT_EQ(Count(c.get(), "SELECT count(*) FROM jwt_revocations"), 3);
   EXPECT_EQ(Count(c.get(), "SELECT count(*) FROM jwt_user_cutoffs"), 2);
   EXPECT_EQ(Count(c.get(), "SELECT count(*) FROM login_failures"), 11);
@@ -80,6 +93,8 @@ TEST_F(CleanupTargetsTest, DeletesExpiredRowsOfEveryTableInBatches) {
   ASSERT_TRUE(st.ok()) << st.ToString();
   Value by = st.result()["cleanup"]["deleted_by_table"];
   EXPECT_EQ(by["secure_tokens"].u64(), 23u);
+  EXPECT_EQ(by["oauth_states"].u64(), 12u);
+  EXPECT_EQ(by["passkey_challenges"].u64(), 8u);
   EXPECT_EQ(by["jwt_revocations"].u64(), 15u);
   EXPECT_EQ(by["jwt_user_cutoffs"].u64(), 9u);
   EXPECT_EQ(by["login_failures"].u64(), 30u);
