@@ -379,6 +379,11 @@ MetricsSnapshot Daemon::Snapshot() {
   s.seqs = publisher_->seqs();
   s.listener = listener_->stats();
   s.janitor = janitor_->stats();
+  s.cache = hot_->stats();
+  s.cache_active = hot_->active();
+  s.cache_entries = hot_->size();
+  s.cache_capacity = hot_->capacity();
+  s.cache_memory_bytes = hot_->memory_bytes();
   s.uptime_s = (uv_now(&loop_) - started_ms_) / 1e3;
   return s;
 }

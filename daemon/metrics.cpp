@@ -187,12 +187,38 @@ std::vector<MetricFamily> Metrics::Collector::Collect() const {
   out.push_back(One("toriid_cleanup_failures_total", "cleanup passes that failed", C, s.janitor.failures));
   out.push_back(One("toriid_cleanup_deleted_sessions_total", "expired sessions deleted by cleanup", C,
                     s.janitor.deleted));
+  MetricFamily by_table = Family("toriid_cleanup_deleted_total", "rows deleted by cleanup, by table", C);
+  for (const auto& [table, n] : s.janitor.deleted_by_table) {
+    by_table.metric.push_back(Value(C, static_cast<double>(n), {{"table", table}}));
+  }
+  out.push_back(std::move(by_table));
   out.push_back(One("toriid_cleanup_audit_pruned_total", "audit rows deleted by audit.retention_days", C,
                     s.janitor.audit_pruned));
   out.push_back(One("toriid_cleanup_last_run_timestamp_seconds",
                     "Unix time the last cleanup pass started (0: none yet)", G, s.janitor.last_run_at_us / 1e6));
   out.push_back(One("toriid_cleanup_last_duration_seconds", "duration of the last cleanup pass", G,
                     s.janitor.last_duration_ms / 1e3));
+  out.push_back(One("toriid_cache_active", "1 while the session cache serves (LISTEN in place), else 0", G,
+                    s.cache_active ? 1 : 0));
+  out.push_back(One("toriid_cache_entries", "sessions in the cache", G, static_cast<double>(s.cache_entries)));
+  out.push_back(One("toriid_cache_capacity", "the cache's bound, [cache] sessions", G,
+                    static_cast<double>(s.cache_capacity)));
+  out.push_back(One("toriid_cache_memory_bytes", "estimated memory of the cache's entries and indexes", G,
+                    static_cast<double>(s.cache_memory_bytes)));
+  MetricFamily lookups = Family("toriid_cache_lookups_total", "get_session lookups by what the cache did", C);
+  lookups.metric.push_back(Value(C, static_cast<double>(s.cache.hits), {{"result", "hit"}}));
+  lookups.metric.push_back(Value(C, static_cast<double>(s.cache.misses), {{"result", "miss"}}));
+  lookups.metric.push_back(Value(C, static_cast<double>(s.cache.bypassed), {{"result", "bypassed"}}));
+  out.push_back(std::move(lookups));
+  out.push_back(One("toriid_cache_evictions_total", "entries removed by an invalidation or expiry", C,
+                    static_cast<double>(s.cache.evictions)));
+  out.push_back(One("toriid_cache_capacity_evictions_total", "least recently used entries removed past the bound", C,
+                    static_cast<double>(s.cache.capacity_evictions)));
+  out.push_back(One("toriid_cache_stale_drops_total", "loads not cached: invalidated while in flight", C,
+                    static_cast<double>(s.cache.stale_drops)));
+  out.push_back(One("toriid_cache_resets_total", "whole-cache invalidations (listener lost, resync)", C,
+                    static_cast<double>(s.cache.resets)));
+
   return out;
 }
 

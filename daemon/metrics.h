@@ -29,6 +29,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "hot_sessions.h"
 #include "janitor.h"
 #include "listener.h"
 #include "pool.h"
@@ -79,6 +80,11 @@ struct MetricsSnapshot {
   std::map<std::string, uint64_t> seqs;
   ListenerStats listener;
   JanitorStats janitor;
+  HotSessionStats cache;
+  bool cache_active = false;
+  size_t cache_entries = 0;
+  size_t cache_capacity = 0;
+  size_t cache_memory_bytes = 0;
   double uptime_s = 0;
 };
 

@@ -115,6 +115,10 @@ TEST_F(MetricsTest, PrometheusParsesCountersAndHistogramsOfTheOpsMade) {
   EXPECT_TRUE(s.has("counter toriid_cleanup_failures_total{}"));
   EXPECT_TRUE(s.has("gauge toriid_notify_queue_usage_ratio{}"));
   EXPECT_TRUE(s.has("counter toriid_overloaded_total{}"));
+  EXPECT_TRUE(s.has("counter toriid_cleanup_deleted_total{table=sessions}"));
+  EXPECT_TRUE(s.has("counter toriid_cleanup_deleted_total{table=oauth_states}"));
+  EXPECT_TRUE(s.has("gauge toriid_cache_capacity{}"));
+  EXPECT_TRUE(s.has("counter toriid_cache_lookups_total{result=hit}"));
 
   // The snapshot side (pool, events, listener) catches up within a second
   // or so: it is copied from the loop once a second.
