@@ -55,11 +55,14 @@ Result<Plan> BuildListAudit(const Args& args) {
   TRY(limit, args.Int("limit"));
   TRY(before, args.Str("before"));
   if (*table) {
-    // The audited tables (schema/0003, 0010).
-    static const char* const kTables[] = {"users", "sessions", "oauth_accounts", "passkeys"};
+    // The audited tables (schema/0003, 0010, 0011).
+    static const char* const kTables[] = {"users", "sessions", "oauth_accounts", "passkeys", "secure_tokens"};
     bool known = false;
     for (const char* t : kTables) known |= **table == t;
-    if (!known) return Error::InvalidArgument("'table' must be 'users', 'sessions', 'oauth_accounts' or 'passkeys'");
+    if (!known) {
+      return Error::InvalidArgument(
+          "'table' must be 'users', 'sessions', 'oauth_accounts', 'passkeys' or 'secure_tokens'");
+    }
   }
   int64_t n = limit->value_or(100);
   if (n < 1 || n > 1000) return Error::InvalidArgument("'limit' must be 1 to 1000");

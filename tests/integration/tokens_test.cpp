@@ -232,6 +232,11 @@ TEST_F(TokensTest, NoTokenOrDigestInAuditEventsOrLog) {
   std::string audit = Scalar(c.get(), "SELECT string_agg(coalesce(old_data::text, '') || coalesce(new_data::text, ''), ' ') "
                                       "FROM audit_logs WHERE table_name = 'secure_tokens'");
   EXPECT_EQ(audit.find("token_hash"), std::string::npos) << audit;
+  // list_audit serves the same entries by table.
+  Reply listed = Call("list_audit", V::Map({{"table", "secure_tokens"}}));
+  ASSERT_TRUE(listed.ok()) << listed.ToString();
+  EXPECT_EQ(listed.result()["entries"].size(), 7u);
+  EXPECT_EQ(listed.raw.find("token_hash"), std::string::npos);
   std::vector<Event> seen;
   sub.WaitForTopic("user.deleted", 5000, &seen);
   std::string events;
