@@ -139,7 +139,7 @@ void HotSessions::InvalidateId(std::string_view id) {
 void HotSessions::InvalidateUser(std::string_view user_id) {
   if (!enabled()) return;
   Mark('u', user_id);
-  auto u = by_user_.find(user_id);
+  auto u = by_user_.find(std::string(user_id));
   if (u == by_user_.end()) return;
   std::vector<Lru::iterator> doomed;
   for (std::string_view id : u->second) doomed.push_back(by_id_.at(id));

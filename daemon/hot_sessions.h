@@ -99,7 +99,9 @@ class HotSessions {
   Lru lru_;                 // most recently used first
   std::unordered_map<std::string_view, Lru::iterator> by_digest_;  // views into Entry::digest
   std::unordered_map<std::string_view, Lru::iterator> by_id_;      // views into Entry::id
-  std::unordered_map<std::string_view, std::unordered_set<std::string_view>> by_user_;  // user -> ids
+  // user -> ids (views into Entry::id). The key owns its text: the entry
+  // that first named a user may go while that user's others stay.
+  std::unordered_map<std::string, std::unordered_set<std::string_view>> by_user_;
   // Recently invalidated keys ("d"/"i"/"u" + key) -> generation. Past
   // kMaxMarks they are replaced by one global mark (loads_before_), which
   // drops every load in flight: conservative, and bounded.

@@ -195,7 +195,8 @@ TEST_F(HotCacheTest, BoundedToCapacity) {
   std::vector<std::string> tokens;
   for (int i = 0; i < 6; i++) {
     tokens.push_back(NewSession(u["id"].str())["token"].str());
-    ASSERT_TRUE(c.Call("get_session", V::Map({{"token", tokens.back()}})).ok());
+    Reply r = c.Call("get_session", V::Map({{"token", tokens.back()}}));
+    ASSERT_TRUE(r.ok()) << r.ToString() << "\nDAEMONLOG:\n" << small.log();
   }
   Value st = CacheStats(c);
   EXPECT_EQ(st["capacity"].u64(), 3u);
