@@ -151,22 +151,6 @@ Status RenderExpiresAt(const PGresult* r, const Plan&, Packer& pk) {
 
 namespace {
 
-const char* TypeOf(const msgpack::object& o) {
-  switch (o.type) {
-    case msgpack::type::NIL: return "nil";
-    case msgpack::type::BOOLEAN: return "a boolean";
-    case msgpack::type::POSITIVE_INTEGER:
-    case msgpack::type::NEGATIVE_INTEGER: return "an integer";
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64: return "a float";
-    case msgpack::type::STR: return "a string";
-    case msgpack::type::BIN: return "binary";
-    case msgpack::type::ARRAY: return "an array";
-    case msgpack::type::MAP: return "a map";
-    default: return "an extension";
-  }
-}
-
 Error SizeError(std::string_view key, size_t min, size_t max) {
   return Error::InvalidArgument("'" + std::string(key) + "' must be " + std::to_string(min) + " to " +
                                 std::to_string(max) + " bytes");
@@ -207,7 +191,7 @@ Result<std::optional<std::string_view>> BinArg(const Args& args, std::string_vie
     v = std::string_view(o->via.str.ptr, o->via.str.size);
   } else {
     return Error::BadRequest("'" + std::string(key) + "' must be " + (str_ok ? "binary or a string" : "binary") +
-                             ", not " + TypeOf(*o));
+                             ", not " + MsgpackTypeName(*o));
   }
   if (v.size() < min || v.size() > max) return SizeError(key, min, max);
   return std::optional<std::string_view>(v);

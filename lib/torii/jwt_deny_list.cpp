@@ -12,23 +12,14 @@ namespace {
 
 std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
 
-const msgpack::object* FindKey(const msgpack::object& map, std::string_view key) {
-  if (map.type != msgpack::type::MAP) return nullptr;
-  for (uint32_t i = 0; i < map.via.map.size; i++) {
-    const auto& kv = map.via.map.ptr[i];
-    if (kv.key.type == msgpack::type::STR && AsStr(kv.key) == key) return &kv.val;
-  }
-  return nullptr;
-}
-
 std::optional<std::string> StrKey(const msgpack::object& map, std::string_view key) {
-  const msgpack::object* o = FindKey(map, key);
+  const msgpack::object* o = FindMapValue(map, key);
   if (o == nullptr || o->type != msgpack::type::STR) return std::nullopt;
   return std::string(AsStr(*o));
 }
 
 std::optional<Micros> TimeKey(const msgpack::object& map, std::string_view key) {
-  const msgpack::object* o = FindKey(map, key);
+  const msgpack::object* o = FindMapValue(map, key);
   return o != nullptr ? MicrosFromTimestamp(*o) : std::nullopt;
 }
 
@@ -117,8 +108,8 @@ Status JwtDenyList::Load() {
       return reply.error();
     }
     const msgpack::object& r = reply->result();
-    const msgpack::object* jtis = FindKey(r, "jtis");
-    const msgpack::object* users = FindKey(r, "users");
+    const msgpack::object* jtis = FindMapValue(r, "jtis");
+    const msgpack::object* users = FindMapValue(r, "users");
     if (jtis == nullptr || jtis->type != msgpack::type::ARRAY || users == nullptr ||
         users->type != msgpack::type::ARRAY) {
       stats_.failed_loads++;

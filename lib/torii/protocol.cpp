@@ -13,25 +13,8 @@ constexpr size_t kMetadataMaxDepth = 32;
 
 std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
 
-const char* TypeName(const msgpack::object& o) {
-  switch (o.type) {
-    case msgpack::type::NIL: return "nil";
-    case msgpack::type::BOOLEAN: return "a boolean";
-    case msgpack::type::POSITIVE_INTEGER:
-    case msgpack::type::NEGATIVE_INTEGER: return "an integer";
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64: return "a float";
-    case msgpack::type::STR: return "a string";
-    case msgpack::type::BIN: return "binary";
-    case msgpack::type::ARRAY: return "an array";
-    case msgpack::type::MAP: return "a map";
-    case msgpack::type::EXT: return "an extension";
-  }
-  return "unknown";
-}
-
 Error WrongType(std::string_view key, const char* want, const msgpack::object& o) {
-  return Error::BadRequest("'" + std::string(key) + "' must be " + want + ", not " + TypeName(o));
+  return Error::BadRequest("'" + std::string(key) + "' must be " + want + ", not " + MsgpackTypeName(o));
 }
 
 
@@ -579,6 +562,34 @@ std::optional<Micros> MicrosFromTimestamp(const msgpack::object& o) {
   auto t = TimestampFromObject(o);
   if (!t.ok()) return std::nullopt;
   return t.value();
+}
+
+const msgpack::object* FindMapValue(const msgpack::object& map, std::string_view key) {
+  if (map.type != msgpack::type::MAP) return nullptr;
+  for (uint32_t i = 0; i < map.via.map.size; i++) {
+    const auto& kv = map.via.map.ptr[i];
+    if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == key) {
+      return &kv.val;
+    }
+  }
+  return nullptr;
+}
+
+const char* MsgpackTypeName(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL: return "nil";
+    case msgpack::type::BOOLEAN: return "a boolean";
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER: return "an integer";
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: return "a float";
+    case msgpack::type::STR: return "a string";
+    case msgpack::type::BIN: return "binary";
+    case msgpack::type::ARRAY: return "an array";
+    case msgpack::type::MAP: return "a map";
+    case msgpack::type::EXT: return "an extension";
+  }
+  return "unknown";
 }
 
 }  // namespace torii

@@ -102,6 +102,12 @@ void PackTimestamp(Packer& pk, Micros us);
 // Reads a msgpack timestamp ext back to microseconds.
 std::optional<Micros> MicrosFromTimestamp(const msgpack::object& o);
 
+// The value of `key` in a msgpack map, or nullptr (not a map, or no such
+// string key).
+const msgpack::object* FindMapValue(const msgpack::object& map, std::string_view key);
+// "a string", "an integer", ...: a value's type, for error messages.
+const char* MsgpackTypeName(const msgpack::object& o);
+
 // Packs a msgpack str (keys and string values alike).
 void PackStr(Packer& pk, std::string_view s);
 

@@ -13,17 +13,8 @@ namespace {
 
 std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
 
-const msgpack::object* FindKey(const msgpack::object& map, std::string_view key) {
-  if (map.type != msgpack::type::MAP) return nullptr;
-  for (uint32_t i = 0; i < map.via.map.size; i++) {
-    const auto& kv = map.via.map.ptr[i];
-    if (kv.key.type == msgpack::type::STR && AsStr(kv.key) == key) return &kv.val;
-  }
-  return nullptr;
-}
-
 std::string StrKey(const msgpack::object& map, std::string_view key) {
-  const msgpack::object* o = FindKey(map, key);
+  const msgpack::object* o = FindMapValue(map, key);
   if (o == nullptr || o->type != msgpack::type::STR) return {};
   return std::string(AsStr(*o));
 }
@@ -179,7 +170,7 @@ Result<std::shared_ptr<const CachedSession>> SessionCache::Get(std::string_view 
   auto session = std::make_shared<CachedSession>();
   session->id = StrKey(r, "id");
   session->user_id = StrKey(r, "user_id");
-  const msgpack::object* exp = FindKey(r, "expires_at");
+  const msgpack::object* exp = FindMapValue(r, "expires_at");
   std::optional<Micros> expires = exp != nullptr ? MicrosFromTimestamp(*exp) : std::nullopt;
   if (session->id.empty() || !expires.has_value()) {
     finish();

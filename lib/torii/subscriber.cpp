@@ -27,15 +27,6 @@ int64_t NowMs() {
 
 std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
 
-const msgpack::object* FindKey(const msgpack::object& map, std::string_view key) {
-  if (map.type != msgpack::type::MAP) return nullptr;
-  for (uint32_t i = 0; i < map.via.map.size; i++) {
-    const auto& kv = map.via.map.ptr[i];
-    if (kv.key.type == msgpack::type::STR && AsStr(kv.key) == key) return &kv.val;
-  }
-  return nullptr;
-}
-
 // A flood must not keep Poll() from checking deadlines and returning.
 constexpr size_t kMaxMessagesPerSocketPerPoll = 10000;
 
@@ -47,7 +38,7 @@ std::string_view Event::Str(std::string_view key) const {
   return AsStr(*o);
 }
 
-const msgpack::object* Event::Find(std::string_view key) const { return FindKey(body(), key); }
+const msgpack::object* Event::Find(std::string_view key) const { return FindMapValue(body(), key); }
 
 std::string_view StaleKindName(StaleKind kind) {
   switch (kind) {

@@ -254,7 +254,8 @@ void PlainWorker(int first, int last, const LoadGenOptions& opt, zmq::context_t&
   std::vector<zmq_pollitem_t> items;
   try {
     for (int i = first; i < last; i++) {
-      PConn c{zmq::socket_t(ctx, zmq::socket_type::dealer)};
+      PConn c;
+      c.s = zmq::socket_t(ctx, zmq::socket_type::dealer);
       c.s.set(zmq::sockopt::linger, 0);
       for (const auto& ep : opt.endpoints) c.s.connect(ep);
       c.rng = opt.seed * 7919 + uint64_t(i) * 104729;
