@@ -388,6 +388,36 @@ int64_t ProcCpuUs(int pid) {
   return int64_t((utime + stime) * 1000000 / uint64_t(sysconf(_SC_CLK_TCK)));
 }
 
+// CPU microseconds of each thread of a process so far, by thread name
+// (/proc/PID/task/TID/stat; the first thread is "main"). Threads of the same
+// name add up.
+std::map<std::string, int64_t> ThreadCpuUs(int pid) {
+  std::map<std::string, int64_t> out;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    int tid = std::atoi(e->d_name);
+    if (tid <= 0) continue;
+    std::ifstream f(dir + "/" + e->d_name + "/stat");
+    std::string line;
+    if (!std::getline(f, line)) continue;
+    size_t open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close < open) continue;
+    std::string name = tid == pid ? "main" : line.substr(open + 1, close - open - 1);
+    std::istringstream rest(line.substr(close + 2));
+    std::string field;
+    uint64_t utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> field; i++) {
+      if (i == 14) utime = std::stoull(field);
+      if (i == 15) stime = std::stoull(field);
+    }
+    out[name] += int64_t((utime + stime) * 1000000 / uint64_t(sysconf(_SC_CLK_TCK)));
+  }
+  closedir(d);
+  return out;
+}
+
 int ProcParent(int pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
@@ -477,6 +507,7 @@ nlohmann::json LoadGenReport::ToJson() const {
                       {"latency", latency.ToJson()}, {"tail", tail.ToJson()}};
   j["client"] = plain ? "plain" : "torii::Client";
   if (!cpu_us_per_reply.empty()) j["cpu_us_per_reply"] = cpu_us_per_reply;
+  if (!cpu_us_per_reply_by_thread.empty()) j["cpu_us_per_reply_by_thread"] = cpu_us_per_reply_by_thread;
   if (cleanup_s > 0) {
     j["cleanup_s"] = cleanup_s;
     j["cleanup_deleted"] = cleanup_deleted;
@@ -560,10 +591,11 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
     std::string name;
     std::vector<int> pids, trees;
     CpuSample at_start;
+    std::map<std::string, int64_t> threads_at_start;  // `cpu` (one process) only
   };
   std::vector<Watched> watched;
-  for (const auto& [name, pid] : opt.cpu) watched.push_back({name, {pid}, {}, {}});
-  for (const auto& [name, pid] : opt.cpu_tree) watched.push_back({name, {}, {pid}, {}});
+  for (const auto& [name, pid] : opt.cpu) watched.push_back({name, {pid}, {}, {}, {}});
+  for (const auto& [name, pid] : opt.cpu_tree) watched.push_back({name, {}, {pid}, {}, {}});
   bool sampled = false;
   uint64_t completed_at_start = 0;
   int64_t self_at_start = 0, sampled_at = 0;
@@ -578,7 +610,10 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
       sampled_at = now;
       completed_at_start = sh.completed.load();
       self_at_start = SelfCpuUs();
-      for (Watched& w : watched) w.at_start = SampleCpu(w.pids, w.trees);
+      for (Watched& w : watched) {
+        w.at_start = SampleCpu(w.pids, w.trees);
+        if (w.trees.empty()) w.threads_at_start = ThreadCpuUs(w.pids[0]);
+      }
     }
     if (now >= min_end && cleanup_done) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(50, std::max<int64_t>(1, (tick - now) / kMs))));
@@ -598,12 +633,18 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   }
   int64_t end = MonoNs();
   std::map<std::string, double> cpu_per_reply;
+  std::map<std::string, std::map<std::string, double>> cpu_by_thread;
   if (sampled) {
     uint64_t replies = sh.completed.load() - completed_at_start;
     double n = double(std::max<uint64_t>(replies, 1));
     for (Watched& w : watched) {
       CpuSample at_end = SampleCpu(w.pids, w.trees);
       cpu_per_reply[w.name] = double(CpuBetween(w.at_start, at_end, w.pids, w.trees)) / n;
+      if (!w.trees.empty()) continue;
+      for (const auto& [thread, us1] : ThreadCpuUs(w.pids[0])) {
+        auto it = w.threads_at_start.find(thread);
+        cpu_by_thread[w.name][thread] = double(us1 - (it != w.threads_at_start.end() ? it->second : 0)) / n;
+      }
     }
     cpu_per_reply["client"] = double(SelfCpuUs() - self_at_start) / n;
     (void)sampled_at;
@@ -621,6 +662,7 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   rep.rate = opt.rate;
   rep.plain = opt.plain;
   rep.cpu_us_per_reply = std::move(cpu_per_reply);
+  rep.cpu_us_per_reply_by_thread = std::move(cpu_by_thread);
   std::vector<int64_t> all, all_sent;
   for (auto& r : results) {
     if (!r.fatal.empty()) return Error::Internal("connection: " + r.fatal);

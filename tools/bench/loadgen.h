@@ -85,6 +85,9 @@ struct LoadGenReport {
   // CPU microseconds per reply over the measured window, by name (options'
   // cpu and cpu_tree), and of this load generator itself ("client").
   std::map<std::string, double> cpu_us_per_reply;
+  // The same for each `cpu` process split by thread name ("main" for its
+  // first thread; a toriid's or libzmq user's I/O thread is "ZMQbg/IO/0").
+  std::map<std::string, std::map<std::string, double>> cpu_us_per_reply_by_thread;
   nlohmann::json ToJson() const;
 };
 

@@ -4,6 +4,7 @@
 //   events   commit-to-subscriber event latency (events.h)
 //   clients  RSS of a process with N idle connected clients (clients.h)
 //   revoke   how long a revoked session is still served from the cache (revoke.h)
+//   floor    the cheapest plain libzmq ROUTER server, to measure (floor.h)
 // Results go to stdout (JSON with --json); progress lines to stderr.
 // Exit status: 0 success, 1 failure, 2 bad flags.
 #include <cstdio>
@@ -14,6 +15,7 @@
 
 #include "clients.h"
 #include "events.h"
+#include "floor.h"
 #include "loader.h"
 #include "loadgen.h"
 #include "revoke.h"
@@ -33,7 +35,13 @@ void PrintLoad(const LoadGenReport& r) {
               r.rate > 0 ? (", fixed rate " + std::to_string(int64_t(r.rate)) + "/s").c_str() : ", max rate",
               r.throughput, r.seconds, (unsigned long long)r.ok, (unsigned long long)r.errors);
   for (auto& [code, n] : r.error_codes) std::printf("  error %s: %llu\n", code.c_str(), (unsigned long long)n);
-  for (auto& [name, us] : r.cpu_us_per_reply) std::printf("  cpu %s: %.1f us per reply\n", name.c_str(), us);
+  for (auto& [name, us] : r.cpu_us_per_reply) {
+    std::printf("  cpu %s: %.1f us per reply", name.c_str(), us);
+    if (auto it = r.cpu_us_per_reply_by_thread.find(name); it != r.cpu_us_per_reply_by_thread.end()) {
+      for (auto& [thread, t_us] : it->second) std::printf(", %s %.1f", thread.c_str(), t_us);
+    }
+    std::printf("\n");
+  }
   std::printf("latency us: p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f\n", r.latency.p50_us,
               r.latency.p90_us, r.latency.p99_us, r.latency.p999_us, r.latency.max_us);
   if (r.tail.slow > 0) {
@@ -115,6 +123,10 @@ int main(int argc, char** argv) {
   rv->add_option("--users", ro.users, "users in the data set")->capture_default_str();
   rv->add_flag("-q,--quiet", quiet, "no progress lines");
 
+  std::vector<std::string> floor_endpoints;
+  auto* fl = app.add_subcommand("floor", "the cheapest plain libzmq ROUTER server (answers as a ping) until SIGTERM");
+  fl->add_option("--endpoint", floor_endpoints, "endpoint to bind (repeatable)")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   if (*load) {
@@ -159,6 +171,10 @@ int main(int argc, char** argv) {
     if (!r.ok()) return Fail(r.error());
     std::cout << (json ? r->dump() : r->dump(2)) << "\n";
     return 0;
+  }
+  if (*fl) {
+    torii::Status st = RunFloorServer(floor_endpoints);
+    return st.ok() ? 0 : Fail(st.error());
   }
   if (*rv) {
     if (ro.db.empty() == ro.via_endpoint.empty()) return Fail(torii::Error::InvalidArgument("give --db or --via"));
