@@ -72,7 +72,15 @@ void Router::Close() {
 }
 
 void Router::OnPoll(uv_poll_t* h, int, int) { static_cast<Router*>(h->data)->Pump(); }
-void Router::OnPrepare(uv_prepare_t* h) { static_cast<Router*>(h->data)->Pump(); }
+// Before the loop blocks. A receive that would block re-arms ZMQ_FD, and
+// only a send can take its signal after that (libzmq processes commands on
+// the send path too); with no send since, the fd is armed and this pass
+// would only cost a poll() and a getpid() per loop turn.
+void Router::OnPrepare(uv_prepare_t* h) {
+  auto* self = static_cast<Router*>(h->data);
+  if (self->sent_since_drain_) self->Pump();
+}
+
 void Router::OnIdle(uv_idle_t* h) { static_cast<Router*>(h->data)->Pump(); }
 
 void Router::Pump() {
@@ -114,6 +122,7 @@ void Router::Pump() {
       part = zmq::message_t();
     }
     if (drained) {
+      sent_since_drain_ = false;
       uv_idle_stop(&idle_);
       return;
     }
@@ -132,6 +141,7 @@ void Router::Pump() {
 
 void Router::Reply(Envelope& env, const char* body, size_t len) {
   if (!started_) return;
+  sent_since_drain_ = true;
   try {
     for (size_t i = 0; i < env.frames.size(); i++) {
       zmq::message_t copy;

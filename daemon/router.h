@@ -2,8 +2,9 @@
 //
 // ZMQ_FD is edge-triggered: it signals a change, not a level. So the socket
 // is read until a receive would block (which re-arms the fd) after every
-// wakeup, and a uv_prepare reads again before the loop blocks, because a
-// send from any other callback may have consumed the edge. A budget per pass keeps
+// wakeup, and a uv_prepare reads again before the loop blocks if a reply
+// was sent since that last receive, because a send may have consumed the
+// edge. A budget per pass keeps
 // a flood of requests from starving database results; leftovers keep a
 // uv_idle running so the loop polls without blocking.
 //
@@ -102,6 +103,8 @@ class Router {
   uv_idle_t idle_;
   bool receiving_ = false;
   bool started_ = false;
+  // A send since the last receive that would block: the fd may not be armed.
+  bool sent_since_drain_ = false;
   RouterStats stats_;
 };
 
