@@ -416,6 +416,11 @@ struct Client::Impl {
         continue;
       }
       HandleBody(static_cast<const char*>(frame.data()), frame.size());
+      // A blocking Call() stops at its own reply: reading on until a
+      // receive would block costs a poll() and a getpid() per call, and
+      // the next Pump() reads before it waits anyway. (ZMQ_FD is then not
+      // re-armed: a caller waiting on it drains with Poll(0) first.)
+      if (waiting_id != 0 && waited.has_value()) return;
     }
   }
 

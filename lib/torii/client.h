@@ -183,7 +183,9 @@ class Client {
   size_t in_flight() const;
   // The DEALER socket, for a caller that waits on many clients in one
   // thread (zmq_poll, or epoll on its ZMQ_FD): when it is readable, Poll(0)
-  // reads the replies.
+  // reads the replies. ZMQ_FD is edge-triggered and is re-armed only by
+  // Poll(): call Poll(0) after Send() or Call() and before waiting on it (a
+  // send may take its signal, and Call() returns at its own reply).
   // Only for polling; sending or receiving on it breaks the client. With
   // several endpoints it is the first endpoint's socket only: poll such a
   // client with Poll() instead.
