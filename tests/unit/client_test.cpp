@@ -3,6 +3,8 @@
 // the JSON bridge, several endpoints and CURVE.
 #include "torii/client.h"
 
+#include <poll.h>
+
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -432,6 +434,38 @@ TEST(ClientTest, BlockingCallKeepsOtherRepliesForReceive) {
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->id, pending);
   EXPECT_EQ(Get(c->reply->result(), "n")->via.i64, 1);
+}
+
+// A blocking Call() returns at its own reply and leaves ZMQ_FD unarmed; a
+// caller that waits on the fd re-arms it with Poll(0) (client.h), and the
+// fd then signals the next reply.
+TEST(ClientTest, ZmqFdSignalsTheNextReplyAfterCallAndPollZero) {
+  zmq::context_t ctx;
+  ScriptedRouter router(ctx, [](const Incoming& in, ScriptedRouter& r) {
+    // The scripted server's own pace: the reply comes after the caller waits.
+    if (in.op == "slow") std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EchoHandler(in, r);
+  });
+  Client client = MakeClient({router.endpoint()});
+  for (int round = 0; round < 3; round++) {
+    ASSERT_TRUE(client.Call("echo", ArgN(round)).ok());
+    uint64_t id = client.Send("slow", ArgN(round));
+    client.Poll(0);
+    ASSERT_FALSE(client.Receive().has_value()) << "the slow reply came before the wait";
+    int fd = -1;
+    size_t len = sizeof(fd);
+    ASSERT_EQ(zmq_getsockopt(client.socket_handle(), ZMQ_FD, &fd, &len), 0);
+    std::optional<Completion> got;
+    auto start = Clock::now();
+    while (!got.has_value() && MsSince(start) < 3000) {
+      pollfd p{fd, POLLIN, 0};
+      ASSERT_GT(::poll(&p, 1, 3000), 0) << "ZMQ_FD did not signal the reply";
+      client.Poll(0);
+      got = client.Receive();
+    }
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(got->id, id);
+  }
 }
 
 TEST(ClientTest, UnreachableDaemonIsATimeout) {
