@@ -5,6 +5,8 @@
 // every request succeeds and that the reports carry numbers; it asserts no
 // timing (CI machines vary).
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -18,6 +20,9 @@
 
 #ifndef TORIIBENCH_BINARY
 #error "TORIIBENCH_BINARY is set by tools/bench/CMakeLists.txt"
+#endif
+#ifndef TORIICALLCOST_BINARY
+#error "TORIICALLCOST_BINARY is set by tools/bench/CMakeLists.txt"
 #endif
 
 namespace torii::test {
@@ -34,8 +39,8 @@ std::string ShellQuote(const std::string& s) {
 
 // Runs toriibench with `args` (progress lines on stderr go to the test
 // log); returns its stdout, parsed as one JSON object.
-nlohmann::json Bench(const std::vector<std::string>& args) {
-  std::string cmd = ShellQuote(TORIIBENCH_BINARY) + " --json";
+nlohmann::json Bench(const std::vector<std::string>& args, const std::string& binary = TORIIBENCH_BINARY) {
+  std::string cmd = ShellQuote(binary) + (binary == TORIIBENCH_BINARY ? " --json" : "");
   for (const auto& a : args) cmd += " " + ShellQuote(a);
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) throw std::runtime_error("popen failed: " + cmd);
@@ -111,7 +116,42 @@ TEST_F(BenchSmokeTest, PlainClientRunsEveryOperationAndReportsCpu) {
     ASSERT_TRUE(r.contains("cpu_us_per_reply")) << r.dump();
     EXPECT_GT(r["cpu_us_per_reply"]["toriid"].get<double>(), 0.0) << r.dump();
     EXPECT_GT(r["cpu_us_per_reply"]["client"].get<double>(), 0.0) << r.dump();
+    // Split by thread: the loop thread and libzmq's I/O thread.
+    const auto& threads = r["cpu_us_per_reply_by_thread"]["toriid"];
+    ASSERT_TRUE(threads.contains("main") && threads.contains("ZMQbg/IO/0")) << r.dump();
+    EXPECT_GT(threads["main"].get<double>() + threads["ZMQbg/IO/0"].get<double>(), 0.0) << r.dump();
   }
+}
+
+// toriibench floor (the bare ROUTER server the benchmark measures as the
+// floor) answers the plain client's pings, and stops on SIGTERM.
+TEST_F(BenchSmokeTest, FloorServerAnswersPlainPings) {
+  std::string endpoint = "tcp://127.0.0.1:" + std::to_string(FreePort());
+  std::vector<std::string> argv_s = {TORIIBENCH_BINARY, "floor", "--endpoint", endpoint};
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, TORIIBENCH_BINARY, nullptr, nullptr, argv.data(), environ), 0);
+  // The plain client connects before or after the bind: ZeroMQ reconnects.
+  auto r = Bench({"run", "--endpoint", endpoint, "--op", "ping", "-c", "2", "-d", "1", "-t", "1", "-w", "0.2", "-q",
+                  "--plain", "--cpu", "floor=" + std::to_string(pid)});
+  kill(pid, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  ExpectAllOk(r);
+  EXPECT_TRUE(r["cpu_us_per_reply_by_thread"]["floor"].contains("main")) << r.dump();
+}
+
+// toriicallcost: Client::Call and the raw DEALER both complete their pings
+// against the daemon and report a CPU cost per call.
+TEST_F(BenchSmokeTest, CallCostReportsBothClients) {
+  auto r = Bench({"--endpoint", daemon_->request_endpoint(), "--calls", "200", "--rounds", "2"}, TORIICALLCOST_BINARY);
+  SCOPED_TRACE(r.dump());
+  EXPECT_EQ(r["calls"], 200);
+  EXPECT_GT(r["lib_us"].get<double>(), 0.0);
+  EXPECT_GT(r["raw_us"].get<double>(), 0.0);
 }
 
 // The revocation probe: a few revocations by plain SQL, none served after
