@@ -27,6 +27,17 @@ void BuildConnectParams(const ConnectOptions& o, std::vector<std::string>& stora
   vals.push_back(nullptr);
 }
 
+void NoteHost(PGconn* conn, std::string* last, const char* who, uint64_t id) {
+  const char* host = PQhost(conn);
+  if (host == nullptr || *last == host) return;
+  *last = host;
+  if (id != 0) {
+    TLOG_DEBUG("%s %lu: trying host %s port %s", who, (unsigned long)id, host, PQport(conn));
+  } else {
+    TLOG_DEBUG("%s: trying host %s port %s", who, host, PQport(conn));
+  }
+}
+
 void PgSocketWatch::Watch(PGconn* conn, int events) {
   int fd = PQsocket(conn);
   if (fd < 0) return;
@@ -92,6 +103,9 @@ void AsyncConn::Connect(std::function<void()> on_ready, std::function<void(const
   std::vector<const char*> keys, vals;
   BuildConnectParams(opt_, storage, keys, vals);
   conn_ = PQconnectStartParams(keys.data(), vals.data(), 1);
+  TLOG_DEBUG("%s: connecting", name_.c_str());
+  host_.clear();
+  if (conn_ != nullptr) NoteHost(conn_, &host_, name_.c_str(), 0);
   state_ = kConnecting;
   if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
     Lose(ErrorFromConn(conn_).message());
@@ -149,7 +163,9 @@ void AsyncConn::OnPoll(int status, int events) {
 }
 
 void AsyncConn::ContinueConnect() {
-  switch (PQconnectPoll(conn_)) {
+  PostgresPollingStatusType st = PQconnectPoll(conn_);
+  NoteHost(conn_, &host_, name_.c_str(), 0);
+  switch (st) {
     case PGRES_POLLING_READING: WatchConnecting(UV_READABLE); return;
     case PGRES_POLLING_WRITING: WatchConnecting(UV_WRITABLE); return;
     case PGRES_POLLING_FAILED: Lose(ErrorFromConn(conn_).message()); return;

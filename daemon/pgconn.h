@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -41,6 +42,12 @@ inline int NextBackoffMs(int previous_ms) { return previous_ms == 0 ? 50 : std::
 // `storage` keeps the strings alive; the arrays end with nullptr.
 void BuildConnectParams(const ConnectOptions& o, std::vector<std::string>& storage, std::vector<const char*>& keys,
                         std::vector<const char*>& vals);
+
+// Debug log of the host a connection attempt is on, when it differs from
+// `*last` (libpq moves down a multi-host list inside PQconnectPoll): which
+// server an attempt is waiting for is what a stuck failover needs to show.
+// `id` 0: `who` names the connection by itself.
+void NoteHost(PGconn* conn, std::string* last, const char* who, uint64_t id);
 
 // One uv_poll_t on a libpq connection's socket. Re-registers when libpq
 // moves to another socket (PQconnectPoll does, trying the next address).
@@ -127,6 +134,7 @@ class AsyncConn {
   ConnectOptions opt_;
   State state_ = kIdle;
   PGconn* conn_ = nullptr;
+  std::string host_;  // the host libpq is connecting to (NoteHost)
   PgSocketWatch socket_;
   uv_timer_t* connect_timer_ = nullptr;
   uv_timer_t* lose_timer_ = nullptr;

@@ -171,6 +171,7 @@ class PoolConn {
   PGconn* conn_ = nullptr;
   PgSocketWatch socket_;
   uv_timer_t* connect_timer_ = nullptr;
+  std::string host_;  // the host libpq is connecting to (NoteHost)
   // Jobs in flight in send order; a nullptr entry stands for the Sync that
   // ends a group of read-only jobs.
   std::deque<Job*> inflight_;
@@ -208,6 +209,8 @@ void PoolConn::Connect() {
   std::vector<const char*> keys, vals;
   BuildConnectParams(co, storage, keys, vals);
   conn_ = PQconnectStartParams(keys.data(), vals.data(), 1);
+  TLOG_DEBUG("pool: conn %lu: connecting", (unsigned long)id_);
+  if (conn_ != nullptr) NoteHost(conn_, &host_, "pool: conn", id_);
   last_progress_ = Now();
   if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
     pool_->OnConnectFailed(this, ErrorFromConn(conn_));
@@ -245,6 +248,7 @@ void PoolConn::OnPoll(int status, int events) {
 
 void PoolConn::ContinueConnect() {
   PostgresPollingStatusType st = PQconnectPoll(conn_);
+  NoteHost(conn_, &host_, "pool: conn", id_);
   switch (st) {
     case PGRES_POLLING_READING: socket_.WatchConnecting(conn_, UV_READABLE); return;
     case PGRES_POLLING_WRITING: socket_.WatchConnecting(conn_, UV_WRITABLE); return;

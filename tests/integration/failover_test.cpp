@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -49,6 +50,29 @@ constexpr int kRecoveryBoundMs = 10000;
 
 int64_t MsSince(Clock::time_point t0, Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t - t0).count();
+}
+
+// The last `max_lines` lines of a file, indented.
+std::string FileTail(const std::string& path, size_t max_lines) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  std::string out;
+  for (size_t i = lines.size() > max_lines ? lines.size() - max_lines : 0; i < lines.size(); i++) {
+    out += "\n  | " + lines[i];
+  }
+  return out;
+}
+
+// What a failed switchover leaves to go on: the daemon's log, both
+// servers' logs (which name what each answered, and when) and the daemon's
+// own view of its pool and listener.
+std::string Evidence(const DaemonProcess& d, const PgCluster& primary, const PgStandby& standby, WireClient& admin) {
+  Reply stats = admin.Call("stats", V::Map({}), 2000);
+  return "\ndaemon log:" + d.LogTail(150) + "\nold primary's log:" + FileTail(primary.LogPath(), 40) +
+         "\nstandby's log:" + FileTail(standby.LogPath(), 40) +
+         "\nstats: " + (stats.received ? stats.ToString() : std::string("no reply"));
 }
 
 // A steady load of create_user / create_session (writes) and get_user
@@ -206,6 +230,9 @@ Outcome RunFailover(bool synchronous) {
                    " target_session_attrs=read-write connect_timeout=2";
   o.settings["events.heartbeat_ms"] = "100";
   o.settings["database.max_connections"] = "4";
+  // The pool's and the listener's connection steps (which host each attempt
+  // is on) are debug lines; a failed switchover prints them.
+  o.settings["log.level"] = "\"debug\"";
   DaemonProcess d(o);
   EventSub sub(d.event_endpoint(), {"torii.", "session."});
   EXPECT_FALSE(sub.WaitForTopic("torii.heartbeat", 5000).topic.empty());
@@ -227,6 +254,7 @@ Outcome RunFailover(bool synchronous) {
 
   auto t_stop = Clock::now();
   primary.Stop(/*immediate=*/true);
+  auto t_stopped = Clock::now();
   standby.Promote();
   auto t_promoted = Clock::now();
 
@@ -239,7 +267,9 @@ Outcome RunFailover(bool synchronous) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_NE(back, Clock::time_point::max())
-      << "no write acknowledged within " << kRecoveryBoundMs << " ms of the stop; daemon log:\n" << d.LogTail(60);
+      << "no write acknowledged within " << kRecoveryBoundMs << " ms of the stop (the old primary was gone after "
+      << MsSince(t_stop, t_stopped) << " ms, pg_ctl promote returned after " << MsSince(t_stop, t_promoted)
+      << " ms)" << Evidence(d, primary, standby, admin);
   if (back == Clock::time_point::max()) return out;
   out.gap_ms = MsSince(t_stop, back);
   // Keep the load on the new primary a while, past the settling window.
