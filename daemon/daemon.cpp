@@ -124,6 +124,11 @@ Status Daemon::Start() {
   }
   if (auto st = StartDatabase(); !st.ok()) return st;
   if (auto st = RunMigrations(); !st.ok()) return st;
+  // The loop has not run during the blocking start-up (the embedded server,
+  // the migrations): without this, timers started now would count from its
+  // stale clock, and a connect timeout shorter than the start-up would fire
+  // at once.
+  uv_update_time(&loop_);
 
   PoolOptions po;
   po.conninfo = conninfo_;

@@ -1,10 +1,90 @@
 // One non-blocking libpq connection under uv_poll.
 #include "pgconn.h"
 
+#include <map>
+#include <string_view>
+
 #include "torii/log.h"
 #include "uv_util.h"
 
 namespace torii::daemon {
+
+namespace {
+
+std::vector<std::string> SplitList(const char* v) {
+  std::vector<std::string> out;
+  if (v == nullptr || *v == '\0') return out;
+  std::string s(v);
+  size_t start = 0;
+  for (;;) {
+    size_t comma = s.find(',', start);
+    out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+// The host, hostaddr and port lists of a conninfo (comma-separated; port
+// may be one value for all hosts).
+struct HostLists {
+  std::vector<std::string> host, hostaddr, port;
+  size_t hosts() const { return std::max(host.size(), hostaddr.size()); }
+};
+
+HostLists ParseHostLists(const std::string& conninfo) {
+  HostLists h;
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (opts == nullptr) {
+    PQfreemem(err);
+    return h;
+  }
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; o++) {
+    std::string_view k = o->keyword;
+    if (k == "host") h.host = SplitList(o->val);
+    if (k == "hostaddr") h.hostaddr = SplitList(o->val);
+    if (k == "port") h.port = SplitList(o->val);
+  }
+  PQconninfoFree(opts);
+  return h;
+}
+
+std::string RotatedList(const std::vector<std::string>& list, size_t by) {
+  std::string out;
+  for (size_t i = 0; i < list.size(); i++) {
+    if (i > 0) out += ',';
+    out += list[(i + by) % list.size()];
+  }
+  return out;
+}
+
+// Per conninfo: how many hosts of its list the attempts now start after.
+std::map<std::string, size_t>& HostOffsets() {
+  static std::map<std::string, size_t> offsets;
+  return offsets;
+}
+
+}  // namespace
+
+void SkipTimedOutHost(PGconn* conn, const std::string& conninfo) {
+  const char* at_host = conn != nullptr ? PQhost(conn) : nullptr;
+  const char* at_port = conn != nullptr ? PQport(conn) : nullptr;
+  HostLists h = ParseHostLists(conninfo);
+  const size_t n = h.hosts();
+  if (at_host == nullptr || n < 2) return;
+  size_t& offset = HostOffsets()[conninfo];
+  const std::vector<std::string>& names = h.host.size() == n ? h.host : h.hostaddr;
+  for (size_t i = 0; i < n; i++) {
+    const size_t at = (i + offset) % n;  // position i of the list the attempt used
+    if (names[at] != at_host) continue;
+    if (h.port.size() == n && at_port != nullptr && h.port[at] != at_port) continue;
+    offset = (at + 1) % n;
+    TLOG_WARN("database: host %s port %s did not answer within database.connect_timeout_ms; attempts now start at "
+              "the host after it",
+              at_host, at_port != nullptr ? at_port : "");
+    return;
+  }
+}
 
 void BuildConnectParams(const ConnectOptions& o, std::vector<std::string>& storage, std::vector<const char*>& keys,
                         std::vector<const char*>& vals) {
@@ -22,6 +102,15 @@ void BuildConnectParams(const ConnectOptions& o, std::vector<std::string>& stora
   add("keepalives_count", "3");
   if (o.tcp_user_timeout_ms > 0) add("tcp_user_timeout", std::to_string(o.tcp_user_timeout_ms));
   add("dbname", o.conninfo);
+  // After the conninfo, so that these override its lists: the hosts in the
+  // order SkipTimedOutHost left them.
+  if (auto it = HostOffsets().find(o.conninfo); it != HostOffsets().end() && it->second != 0) {
+    HostLists h = ParseHostLists(o.conninfo);
+    const size_t n = h.hosts();
+    if (h.host.size() == n) add("host", RotatedList(h.host, it->second));
+    if (h.hostaddr.size() == n) add("hostaddr", RotatedList(h.hostaddr, it->second));
+    if (h.port.size() == n) add("port", RotatedList(h.port, it->second));
+  }
   for (const auto& s : storage) vals.push_back(s.c_str());
   keys.push_back(nullptr);
   vals.push_back(nullptr);
@@ -115,8 +204,11 @@ void AsyncConn::Connect(std::function<void()> on_ready, std::function<void(const
   connect_timer_ = new uv_timer_t;
   uv_timer_init(loop_, connect_timer_);
   connect_timer_->data = this;
-  uv_timer_start(connect_timer_, [](uv_timer_t* t) { static_cast<AsyncConn*>(t->data)->Lose("connection attempt timed out"); },
-                 opt_.connect_timeout_ms, 0);
+  uv_timer_start(connect_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<AsyncConn*>(t->data);
+    SkipTimedOutHost(self->conn_, self->opt_.conninfo);
+    self->Lose("connection attempt timed out");
+  }, opt_.connect_timeout_ms, 0);
   Watch(UV_WRITABLE);
 }
 

@@ -49,6 +49,16 @@ void BuildConnectParams(const ConnectOptions& o, std::vector<std::string>& stora
 // `id` 0: `who` names the connection by itself.
 void NoteHost(PGconn* conn, std::string* last, const char* who, uint64_t id);
 
+// A database URL with several hosts: libpq tries them in order, and does
+// not apply the URL's connect_timeout to a non-blocking connect, so a host
+// that accepts the connection and never answers (a dead machine behind a
+// live address, a hung server) would take every attempt's whole
+// connect_timeout_ms, and the hosts after it would never be tried. Called
+// when an attempt timed out: the next attempts of every connection of this
+// URL (the pool's, the listener's, the janitor's) start at the host after
+// the one it was waiting on. Loop thread only.
+void SkipTimedOutHost(PGconn* conn, const std::string& conninfo);
+
 // One uv_poll_t on a libpq connection's socket. Re-registers when libpq
 // moves to another socket (PQconnectPoll does, trying the next address).
 // The handle's memory is freed in its close callback, after Release().

@@ -222,6 +222,7 @@ void PoolConn::Connect() {
   connect_timer_->data = this;
   uv_timer_start(connect_timer_, [](uv_timer_t* t) {
     auto* self = static_cast<PoolConn*>(t->data);
+    SkipTimedOutHost(self->conn_, self->pool_->opt_.conninfo);
     self->pool_->OnConnectFailed(self, Error::Unavailable("connection attempt timed out"));
   }, o.connect_timeout_ms, 0);
   // As if PQconnectPoll had returned PGRES_POLLING_WRITING.
@@ -843,11 +844,10 @@ void Pool::OnConnBroken(PoolConn* c, const Error& why) {
   }
   if (closing_) return;
   if (!available()) FailAllPending(Error::Unavailable("the database cannot be reached: " + why.message()));
-  if (on_ready_ && last_connect_failed_) {
-    auto cb = std::move(on_ready_);
-    on_ready_ = nullptr;
-    cb(Error::Unavailable(why.message()));
-  }
+  // Kept for the first connection that does get ready: the daemon serves
+  // only once it has heard that (it used to hear the first failure alone,
+  // and never served when the next attempt succeeded).
+  if (on_ready_ && last_connect_failed_) on_ready_(Error::Unavailable(why.message()));
   ScheduleReconnect();
 }
 

@@ -137,8 +137,9 @@ class Pool {
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
-  // Opens min_connections (at least one). `on_ready` runs once, when the
-  // first connection is ready or, with an error, when it failed.
+  // Opens min_connections (at least one). `on_ready` runs with an error
+  // each time a connection attempt fails before any connection was ready,
+  // and once with success when the first one is; then never again.
   void Start(std::function<void(Status)> on_ready);
   // Queues a job. Fails it at once (overloaded, unavailable) when the queue
   // is full or no connection can be made now; returns false then and the

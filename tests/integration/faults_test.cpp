@@ -1,11 +1,16 @@
 // Faults under load (issue 10): PostgreSQL restarted (fast and immediate),
 // pool connections terminated one by one, a network path that goes silent,
-// clients that vanish, a subscriber that never reads, overload, and every
-// malformed body of the fuzz corpus sent over the wire. Under each fault no
+// clients that vanish, a subscriber that never reads, overload, every
+// malformed body of the fuzz corpus sent over the wire, and database hosts
+// that refuse or never answer. Under each fault no
 // request hangs past its deadline, every reply is either right or an error
 // that says so (unavailable, timeout, overloaded), and every write answered
 // ok is in the database afterwards.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <libpq-fe.h>
 
 #include <atomic>
@@ -511,6 +516,45 @@ TEST(Faults, ConnectFollowsLibpqToTheNextAddress) {
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   std::printf("serving through the second host after %lld ms\n", (long long)took);
   EXPECT_LT(took, 10000) << "a connection attempt waited for its timeout";
+}
+
+// A first host that accepts the TCP connection and never answers (a
+// listening socket nobody accepts on): libpq would wait on it for every
+// non-blocking attempt. After one attempt times out there, the daemon's
+// next attempts start at the second host, the real server.
+TEST(Faults, SilentFirstHostCostsOneConnectTimeout) {
+  PgClusterOptions co;
+  co.tcp = true;
+  PgCluster cluster(co);
+  std::string db = DbNameOf(cluster.CreateDatabase());
+  int silent = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(silent, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(silent, 64), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  DaemonOptions o;
+  // connect_timeout: the start-up migration's blocking connect honours it
+  // per host; the loop's non-blocking connects do not.
+  o.database_url = "host=127.0.0.1,127.0.0.1 port=" + std::to_string(ntohs(addr.sin_port)) + "," +
+                   std::to_string(cluster.info().port) + " user=" + cluster.info().user + " dbname=" + db +
+                   " connect_timeout=1";
+  o.settings["database.connect_timeout_ms"] = "1500";
+  o.settings["events.heartbeat_ms"] = "100";
+  auto t0 = std::chrono::steady_clock::now();
+  DaemonProcess d(o);
+  WireClient c(d.request_endpoint());
+  Reply r = c.Call("create_user", V::Map({{"email", "silent-host@example.com"}}), 10000);
+  ASSERT_TRUE(r.ok()) << r.ToString() << "\ndaemon log:\n" << d.LogTail(60);
+  EventSub sub(d.event_endpoint(), {"torii."});
+  ASSERT_FALSE(sub.WaitForTopic("torii.heartbeat", 10000).topic.empty()) << "the listener did not connect";
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("serving through the second host after %lld ms\n", (long long)took);
+  EXPECT_LT(took, 15000);
+  close(silent);
 }
 
 }  // namespace
