@@ -370,14 +370,11 @@ void PlainWorker(int first, int last, const LoadGenOptions& opt, zmq::context_t&
   }
 }
 
-// utime + stime of a process in microseconds (/proc/PID/stat), with its
-// direct children's when `tree` (a postmaster's backends); -1 if gone.
-int64_t ProcCpuUs(int pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(f, line)) return -1;
+// utime + stime in microseconds from one line of /proc/PID/stat (or of a
+// thread's /proc/PID/task/TID/stat); -1 if it cannot be read.
+int64_t StatCpuUs(const std::string& line) {
   size_t close = line.rfind(')');
-  if (close == std::string::npos) return -1;
+  if (close == std::string::npos || close + 2 > line.size()) return -1;
   std::istringstream rest(line.substr(close + 2));
   std::string field;
   uint64_t utime = 0, stime = 0;
@@ -386,6 +383,14 @@ int64_t ProcCpuUs(int pid) {
     if (i == 15) stime = std::stoull(field);
   }
   return int64_t((utime + stime) * 1000000 / uint64_t(sysconf(_SC_CLK_TCK)));
+}
+
+// utime + stime of a process in microseconds (/proc/PID/stat); -1 if gone.
+int64_t ProcCpuUs(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return -1;
+  return StatCpuUs(line);
 }
 
 // CPU microseconds of each thread of a process so far, by thread name
@@ -403,16 +408,9 @@ std::map<std::string, int64_t> ThreadCpuUs(int pid) {
     std::string line;
     if (!std::getline(f, line)) continue;
     size_t open = line.find('('), close = line.rfind(')');
-    if (open == std::string::npos || close == std::string::npos || close < open) continue;
-    std::string name = tid == pid ? "main" : line.substr(open + 1, close - open - 1);
-    std::istringstream rest(line.substr(close + 2));
-    std::string field;
-    uint64_t utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && rest >> field; i++) {
-      if (i == 14) utime = std::stoull(field);
-      if (i == 15) stime = std::stoull(field);
-    }
-    out[name] += int64_t((utime + stime) * 1000000 / uint64_t(sysconf(_SC_CLK_TCK)));
+    int64_t us = StatCpuUs(line);
+    if (open == std::string::npos || close < open || us < 0) continue;
+    out[tid == pid ? "main" : line.substr(open + 1, close - open - 1)] += us;
   }
   closedir(d);
   return out;
