@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <atomic>
 #include <cstdio>
@@ -684,7 +685,9 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   const int64_t window_begin = sh.window_start.load(), window_end = opt.cleanup ? cleanup_t1.load() : min_end;
   std::vector<int64_t> sorted = all;
   rep.latency = Summarize(sorted);
-  rep.tail = SpreadOfTail(all_sent, all, int64_t(rep.latency.p99_us * 1000), window_begin, window_end);
+  // Rounded, not truncated: p99_us is a sample in ns / 1000, and 258.013 * 1000
+  // is 258012.99999999997, which would count the samples equal to p99 as slower.
+  rep.tail = SpreadOfTail(all_sent, all, std::llround(rep.latency.p99_us * 1000), window_begin, window_end);
   return rep;
 }
 
