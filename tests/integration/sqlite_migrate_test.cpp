@@ -618,7 +618,11 @@ TEST(SqliteMigrate, HundredThousandUsersHalfAMillionSessions) {
   EXPECT_EQ(r.sessions_new, 450000);
   EXPECT_EQ(r.sessions_expired, 50000);
   EXPECT_TRUE(r.verified);
+#if !defined(__SANITIZE_ADDRESS__)
+  // Only in the optimised build: under ASan (a Debug build, instrumented)
+  // the time says nothing of the tool's speed; it took 61 s there once.
   EXPECT_LT(secs, 60.0);
+#endif
   PgConn c = Connect(fx.db);
   EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM sessions"), "450000");
   // Bulk-import mode: one summary row instead of 550,000 audit rows.
