@@ -401,20 +401,34 @@ struct Client::Impl {
     }
   }
 
+  enum class Received { kNothing, kBody, kBroken };
+
+  // One message off `socket`: its first frame received with `flags` (an
+  // error there is thrown), then the rest; the body is the last frame and
+  // stays in `frame`, envelope frames before it are skipped. kNothing: no
+  // message (EAGAIN, or the receive timeout); kBroken: it broke off after
+  // its first frame, counted as dropped.
+  Received ReceiveMessage(zmq::socket_t& socket, zmq::recv_flags flags) {
+    if (!socket.recv(frame, flags)) return Received::kNothing;
+    try {
+      while (frame.more()) (void)socket.recv(frame, zmq::recv_flags::none);
+    } catch (const zmq::error_t&) {
+      stats.dropped_replies++;
+      return Received::kBroken;
+    }
+    return Received::kBody;
+  }
+
   void DrainSocket(zmq::socket_t& socket) {
     for (;;) {
-      // The body is the last frame; envelope frames before it are skipped.
-      bool got = false;
+      Received got;
       try {
-        auto r = socket.recv(frame, zmq::recv_flags::dontwait);
-        if (!r) return;
-        got = true;
-        while (frame.more()) (void)socket.recv(frame, zmq::recv_flags::none);
+        got = ReceiveMessage(socket, zmq::recv_flags::dontwait);
       } catch (const zmq::error_t&) {
-        if (!got) return;
-        stats.dropped_replies++;
-        continue;
+        return;
       }
+      if (got == Received::kNothing) return;
+      if (got == Received::kBroken) continue;
       HandleBody(static_cast<const char*>(frame.data()), frame.size());
       // A blocking Call() stops at its own reply: reading on until a
       // receive would block costs a poll() and a getpid() per call, and
@@ -440,19 +454,15 @@ struct Client::Impl {
       if (done()) return;
       // -1: no deadline left (cannot be while a Call() is in flight).
       const int64_t wait = deadlines.empty() ? -1 : std::max<int64_t>(0, deadlines.front().first - now);
-      bool got = false;
+      Received got;
       try {
         socket.set(zmq::sockopt::rcvtimeo, static_cast<int>(std::min<int64_t>(wait, INT32_MAX)));
-        if (!socket.recv(frame, zmq::recv_flags::none)) continue;  // the deadline: expire above
-        got = true;
-        while (frame.more()) (void)socket.recv(frame, zmq::recv_flags::none);
+        got = ReceiveMessage(socket, zmq::recv_flags::none);  // kNothing at the deadline: expired above
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
-        if (!got) throw;
-        stats.dropped_replies++;
-        continue;
+        throw;
       }
-      HandleBody(static_cast<const char*>(frame.data()), frame.size());
+      if (got == Received::kBody) HandleBody(static_cast<const char*>(frame.data()), frame.size());
     }
   }
 

@@ -201,12 +201,7 @@ std::string EncodeErrorReply(std::string_view id_raw, const Error& e) {
 Args::Args(const msgpack::object& map) : map_(map.type == msgpack::type::MAP ? &map : nullptr) {}
 
 const msgpack::object* Args::Find(std::string_view key) const {
-  if (map_ == nullptr) return nullptr;
-  for (uint32_t i = 0; i < map_->via.map.size; i++) {
-    const auto& kv = map_->via.map.ptr[i];
-    if (kv.key.type == msgpack::type::STR && AsStr(kv.key) == key) return &kv.val;
-  }
-  return nullptr;
+  return map_ != nullptr ? FindMapValue(*map_, key) : nullptr;
 }
 
 Status Args::OnlyKeys(std::initializer_list<std::string_view> allowed) const {
@@ -568,9 +563,7 @@ const msgpack::object* FindMapValue(const msgpack::object& map, std::string_view
   if (map.type != msgpack::type::MAP) return nullptr;
   for (uint32_t i = 0; i < map.via.map.size; i++) {
     const auto& kv = map.via.map.ptr[i];
-    if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == key) {
-      return &kv.val;
-    }
+    if (kv.key.type == msgpack::type::STR && AsStr(kv.key) == key) return &kv.val;
   }
   return nullptr;
 }

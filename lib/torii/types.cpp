@@ -13,15 +13,7 @@ class MapReader {
   explicit MapReader(const msgpack::object& o) : o_(o) {}
   bool is_map() const { return o_.type == msgpack::type::MAP; }
 
-  const msgpack::object* Find(std::string_view key) const {
-    for (uint32_t i = 0; i < o_.via.map.size; i++) {
-      const auto& kv = o_.via.map.ptr[i];
-      if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == key) {
-        return &kv.val;
-      }
-    }
-    return nullptr;
-  }
+  const msgpack::object* Find(std::string_view key) const { return FindMapValue(o_, key); }
 
   // Required string; records the first problem.
   std::string Str(std::string_view key) {

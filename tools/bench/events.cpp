@@ -23,17 +23,6 @@ int64_t WallMicros() {
   return int64_t(tv.tv_sec) * 1000000 + tv.tv_usec;
 }
 
-const msgpack::object* MapGet(const msgpack::object& m, std::string_view key) {
-  if (m.type != msgpack::type::MAP) return nullptr;
-  for (uint32_t i = 0; i < m.via.map.size; i++) {
-    const auto& kv = m.via.map.ptr[i];
-    if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == key) {
-      return &kv.val;
-    }
-  }
-  return nullptr;
-}
-
 struct Written {
   int64_t intended_ns = 0;
   int64_t reply_ns = 0;
@@ -101,8 +90,8 @@ Result<nlohmann::json> RunEventLatency(const EventLatencyOptions& opt) {
           continue;
         }
         const auto& r = c->reply->result();
-        const auto* id = MapGet(r, "id");
-        const auto* created = MapGet(r, "created_at");
+        const auto* id = FindMapValue(r, "id");
+        const auto* created = FindMapValue(r, "created_at");
         if (!id || id->type != msgpack::type::STR || !created) continue;
         auto us = MicrosFromTimestamp(*created);
         written[std::string(id->via.str.ptr, id->via.str.size)] = Written{t0, now, us ? *us : 0};
