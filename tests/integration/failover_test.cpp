@@ -21,7 +21,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -50,19 +49,6 @@ constexpr int kRecoveryBoundMs = 10000;
 
 int64_t MsSince(Clock::time_point t0, Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t - t0).count();
-}
-
-// The last `max_lines` lines of a file, indented.
-std::string FileTail(const std::string& path, size_t max_lines) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(line);
-  std::string out;
-  for (size_t i = lines.size() > max_lines ? lines.size() - max_lines : 0; i < lines.size(); i++) {
-    out += "\n  | " + lines[i];
-  }
-  return out;
 }
 
 // What a failed switchover leaves to go on: the daemon's log, both

@@ -203,15 +203,7 @@ std::string DaemonProcess::log() const {
   return ss.str();
 }
 
-std::string DaemonProcess::LogTail(size_t lines) const {
-  std::istringstream in(log());
-  std::vector<std::string> all;
-  std::string line;
-  while (std::getline(in, line)) all.push_back(line);
-  std::string out;
-  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); i++) out += "\n  | " + all[i];
-  return out;
-}
+std::string DaemonProcess::LogTail(size_t lines) const { return LastLines(log(), lines); }
 
 bool DaemonProcess::WaitForLog(const std::string& needle, int timeout_ms) const {
   auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);

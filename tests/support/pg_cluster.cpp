@@ -15,7 +15,10 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <stdexcept>
+#include <string_view>
+#include <vector>
 
 #include "torii/embedded_pg.h"
 #include "torii/pg.h"
@@ -68,6 +71,29 @@ int EphemeralLow() {
 }
 
 }  // namespace
+
+std::string LastLines(const std::string& text, size_t max_lines) {
+  std::vector<std::string_view> lines;
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    lines.push_back(rest.substr(0, nl));
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+  }
+  std::string out;
+  for (size_t i = lines.size() > max_lines ? lines.size() - max_lines : 0; i < lines.size(); i++) {
+    out += "\n  | ";
+    out += lines[i];
+  }
+  return out;
+}
+
+std::string FileTail(const std::string& path, size_t max_lines) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return LastLines(text.str(), max_lines);
+}
 
 int FreePort() {
   // Below the ephemeral range: a port from bind(0) can be taken, between

@@ -85,6 +85,11 @@ class PgCluster {
 std::string MakeTempDir(const std::string& prefix);
 // Removes a folder tree; errors ignored.
 void RemoveTree(const std::string& path);
+// The last `max_lines` lines of `text`, each on a new line after "  | ":
+// a log quoted in a failure message.
+std::string LastLines(const std::string& text, size_t max_lines);
+// The same of a file's text (nothing when it cannot be read).
+std::string FileTail(const std::string& path, size_t max_lines);
 // A TCP port on 127.0.0.1 that was free a moment ago, drawn below the
 // kernel's ephemeral range so that no client's connect() can take it.
 int FreePort();

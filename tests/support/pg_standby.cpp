@@ -11,7 +11,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -22,19 +21,6 @@
 namespace torii::test {
 
 namespace {
-
-std::string Tail(const std::string& path, size_t max_lines = 20) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    lines.push_back(line);
-    if (lines.size() > max_lines) lines.erase(lines.begin());
-  }
-  std::string out;
-  for (const auto& l : lines) out += "\n  " + l;
-  return out;
-}
 
 // One row, one column of `sql` on `conninfo`.
 std::string QueryValue(const std::string& conninfo, const std::string& sql) {
@@ -108,7 +94,7 @@ PgStandby::PgStandby(const PgCluster& primary, std::string application_name) : i
                                  "fast", "--no-sync", "-d",
                                  "host=" + p.host + " port=" + std::to_string(p.port) + " user=" + p.user},
                                 log);
-    if (rc != 0) throw std::runtime_error("pg_basebackup failed (" + std::to_string(rc) + "):" + Tail(log));
+    if (rc != 0) throw std::runtime_error("pg_basebackup failed (" + std::to_string(rc) + "):" + FileTail(log, 20));
     EmbeddedPgOptions eo;
     eo.data_dir = dir_ + "/data";
     eo.socket_dir = dir_ + "/data";
@@ -143,7 +129,7 @@ PgStandby::~PgStandby() {
 void PgStandby::Promote() {
   std::string log = dir_ + "/promote.log";
   int rc = RunAsServerAccount({PgBinDir() + "/pg_ctl", "promote", "-w", "-t", "30", "-D", dir_ + "/data"}, log);
-  if (rc != 0) throw std::runtime_error("pg_ctl promote failed (" + std::to_string(rc) + "):" + Tail(log));
+  if (rc != 0) throw std::runtime_error("pg_ctl promote failed (" + std::to_string(rc) + "):" + FileTail(log, 20));
 }
 
 void PgStandby::Stop(bool immediate) { (void)impl_->pg->Stop(immediate); }
