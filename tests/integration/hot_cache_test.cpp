@@ -387,15 +387,42 @@ TEST_F(HotCacheLeaseTest, ASilentListenerStopsTheCacheWithinTheLease) {
               static_cast<long long>(last_served_ms), static_cast<long long>(kBoundMs),
               static_cast<long long>(sub_stale_ms));
 
-  // The probe times out (probe_timeout_ms) and the listener reconnects on
-  // another backend: the cache is flushed and serves again.
-  frozen->Thaw();
+  // Still frozen: the probe times out (probe_timeout_ms) and the listener
+  // reconnects on another backend. The entries of the deleted sessions
+  // (their events never came) go, and the cache serves again.
   ASSERT_TRUE(Eventually([&] {
     Value c = Cache();
     return c["active"].boolean() && c["leased"].boolean() && c["resets"].u64() > lapsed["resets"].u64();
   }, 30000)) << "never served again";
+  frozen->Thaw();
   Value t = CachedSession(u["id"].str());
   EXPECT_EQ(Cache()["entries"].u64(), 1u) << "the cache was not flushed on reconnect";
+}
+
+// A silence shorter than probe_timeout_ms: once the backend runs again its
+// notifications and the probe come back, in commit order. No reconnect and
+// no flush: the entries kept through the lapse serve again, and the one
+// deleted meanwhile was evicted by its (late) event.
+TEST_F(HotCacheLeaseTest, AProbeThatComesBackRestoresTheLeaseWithoutAFlush) {
+  Value u = NewUser();
+  Value kept = CachedSession(u["id"].str());
+  Value deleted = CachedSession(u["id"].str());
+  Reply before = client().Call("stats");
+  PgConn admin = Connect(daemon().database_url());
+  std::unique_ptr<FrozenProcess> frozen = FreezeListenerBackend(admin.get());
+  Exec(admin.get(), "DELETE FROM sessions WHERE id = '" + deleted["id"].str() + "'");
+  ASSERT_TRUE(Eventually([&] { return !Cache()["leased"].boolean(); }, 3000)) << "the lease never lapsed";
+  EXPECT_EQ(GetByToken(deleted["token"].str()).code(), "not_found");
+  EXPECT_EQ(Cache()["entries"].u64(), 2u) << "entries are kept while the lease has lapsed";
+  frozen->Thaw();
+  ASSERT_TRUE(Eventually([&] { return Cache()["leased"].boolean(); })) << "the lease never came back";
+  Reply after = client().Call("stats");
+  EXPECT_EQ(after.result()["events"]["reconnects"].u64(), before.result()["events"]["reconnects"].u64())
+      << "the listener reconnected: thawed too late for this test (probe_timeout_ms)";
+  EXPECT_EQ(Cache()["entries"].u64(), 1u) << "the late event did not evict the deleted session";
+  uint64_t hits = Cache()["hits"].u64();
+  ASSERT_TRUE(GetByToken(kept["token"].str()).ok());
+  EXPECT_EQ(Cache()["hits"].u64(), hits + 1) << "the entry kept through the lapse does not serve";
 }
 
 // A healthy listener's probes (every lease_ms / 4) renew the lease long

@@ -201,7 +201,7 @@ TEST_F(StalenessTest, AFrozenDaemonIsTrustedForAtMostTheBound) {
 
   FrozenProcess frozen(daemon().pid());
   auto frozen_at = Clock::now();
-  auto del = (*client)->Call("delete_session", [&](Packer& pk) {
+  auto del = client->Call("delete_session", [&](Packer& pk) {
     pk.pack_map(1);
     pk.pack(std::string("id"));
     pk.pack(s["id"].str());
