@@ -245,11 +245,13 @@ TEST_F(StalenessTest, AFrozenDaemonIsTrustedForAtMostTheBound) {
       }
     }
   }
-  // The last message came before the freeze, so the bound holds from it;
-  // 5 ms for the clocks' rounding.
+  // The last message was sent before the freeze, so the bound holds from
+  // it. A message counts from when the Subscriber processes it, so one
+  // still in flight at the freeze may count a little later: 50 ms for that
+  // on a busy machine.
   for (const Watch* w : {&w_default, &w_tight, &d_default, &d_tight}) {
     EXPECT_TRUE(w->done) << w->name << " still trusted the frozen daemon after 5 s";
-    EXPECT_LE(w->last_trusted_ms, w->bound_ms + 5) << w->name;
+    EXPECT_LE(w->last_trusted_ms, w->bound_ms + 50) << w->name;
     std::printf("[ stale    ] %s: last trusted %lld ms after the freeze (bound %lld ms; deleted at %lld ms)\n", w->name,
                 static_cast<long long>(w->last_trusted_ms), static_cast<long long>(w->bound_ms),
                 static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(deleted_at - frozen_at)

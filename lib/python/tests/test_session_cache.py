@@ -229,9 +229,11 @@ def test_a_frozen_daemon_is_trusted_for_at_most_the_bound(daemon_factory, databa
         finally:
             os.kill(pid, signal.SIGCONT)
     assert done == {"default", "tight"}, f"still served 5 s after the freeze: {last_served}"
-    # The last message came before the freeze; 5 ms for the clocks' rounding.
-    assert last_served["default"] <= 3 * heartbeat_ms + 5, last_served
-    assert last_served["tight"] <= tight_ms + 5, last_served
+    # The last message was sent before the freeze. A message counts from when
+    # the Subscriber processes it, so one still in flight at the freeze may
+    # count a little later: 50 ms for that on a busy machine.
+    assert last_served["default"] <= 3 * heartbeat_ms + 50, last_served
+    assert last_served["tight"] <= tight_ms + 50, last_served
     assert tight.stats["silent_lookups"] > 0
 
 

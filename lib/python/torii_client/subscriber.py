@@ -253,7 +253,8 @@ class Subscriber:
 
     def live_silence_ms(self) -> Optional[float]:
         """Milliseconds since the newest message (of any kind) from an endpoint
-        that is live now; ``None`` while none is live. A cache's bound on
+        that is live now was processed by :meth:`poll`; ``None`` while none is
+        live. A cache's bound on
         staleness (``SessionCache(max_staleness_ms=...)``): :meth:`live` alone
         allows up to 3 x ``heartbeat_ms`` of silence."""
         now = time.monotonic()
