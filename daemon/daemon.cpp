@@ -156,7 +156,8 @@ Status Daemon::Start() {
   limits.max_str = limits.max_bin = static_cast<size_t>(config_.server.max_message_bytes);
   requests_ = std::make_unique<Requests>(&loop_, *router_, *pool_, limits);
   requests_->set_default_timeout_ms(static_cast<uint64_t>(config_.server.request_timeout_ms));
-  hot_ = std::make_unique<HotSessions>(static_cast<size_t>(config_.cache.sessions));
+  hot_ = std::make_unique<HotSessions>(static_cast<size_t>(config_.cache.sessions),
+                                      static_cast<uint64_t>(config_.cache.lease_ms) * 1000);
   if (hot_->enabled()) requests_->set_hot_sessions(hot_.get());
   if (const char* delay = std::getenv("TORII_TEST_HOT_FILL_DELAY_MS")) {
     requests_->set_hot_fill_delay_ms(std::strtoull(delay, nullptr, 10));
@@ -240,6 +241,10 @@ Status Daemon::Start() {
     }
   });
   listener_->set_on_lost([this] { hot_->Deactivate(); });
+  // The lease (hot_sessions.h, listener.h): a cached session is served, and
+  // heartbeats are sent, only while the listener's probes keep coming back.
+  listener_->SetLease(static_cast<uint64_t>(config_.cache.lease_ms));
+  listener_->set_on_alive([this](uint64_t sent_mono_us) { hot_->Renew(sent_mono_us); });
   listener_->Start([this] {
     hot_->Activate();
     listening_ = true;
@@ -360,6 +365,8 @@ void Daemon::Reload() {
   pool_->SetPipelineDepth(static_cast<int>(config_.server.pipeline_depth));
   pool_->SetMaxPending(static_cast<size_t>(config_.server.max_pending));
   listener_->SetTimings(config_.events.heartbeat_ms, config_.events.probe_interval_ms, config_.events.probe_timeout_ms);
+  hot_->set_lease_us(static_cast<uint64_t>(config_.cache.lease_ms) * 1000);
+  listener_->SetLease(static_cast<uint64_t>(config_.cache.lease_ms));
   janitor_->SetOptions(JanitorOptionsFrom(config_));
   ConfigureAudit();
   if (zap_) (void)zap_->Reload(config_.security.curve_authorized_keys_dir);
@@ -386,6 +393,8 @@ MetricsSnapshot Daemon::Snapshot() {
   s.janitor = janitor_->stats();
   s.cache = hot_->stats();
   s.cache_active = hot_->active();
+  s.cache_leased = hot_->Leased(uv_hrtime() / 1000);
+  s.cache_lease_ms = hot_->lease_us() / 1000;
   s.cache_entries = hot_->size();
   s.cache_capacity = hot_->capacity();
   s.cache_memory_bytes = hot_->memory_bytes();
@@ -470,9 +479,18 @@ std::string Daemon::StatsBody() {
 
   const HotSessionStats& hs = hot_->stats();
   PackStr(pk, "cache");
-  pk.pack_map(14);
+  pk.pack_map(18);
   PackStr(pk, "active");
   hot_->active() ? pk.pack_true() : pk.pack_false();
+  uint64_t mono_us = uv_hrtime() / 1000;
+  PackStr(pk, "leased");
+  hot_->Leased(mono_us) ? pk.pack_true() : pk.pack_false();
+  PackStr(pk, "lease_ms");
+  pk.pack_uint64(hot_->lease_us() / 1000);
+  PackStr(pk, "lease_age_us");
+  pk.pack_int64(hot_->LeaseAgeUs(mono_us));
+  PackStr(pk, "lease_lapsed");
+  pk.pack_uint64(hs.lease_lapsed);
   PackStr(pk, "capacity");
   pk.pack_uint64(hot_->capacity());
   PackStr(pk, "entries");

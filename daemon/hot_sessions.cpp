@@ -17,18 +17,36 @@ constexpr size_t kEntryOverhead = 160;
 void HotSessions::Activate() {
   InvalidateAll();
   active_ = true;
+  renewed_ = false;
 }
 
 void HotSessions::Deactivate() {
   InvalidateAll();
   active_ = false;
+  renewed_ = false;
 }
 
-const std::string* HotSessions::FindByDigest(std::string_view digest, int64_t now_us) {
+void HotSessions::Renew(uint64_t sent_mono_us) {
+  if (!active()) return;
+  if (renewed_ && sent_mono_us <= renewed_at_us_) return;
+  renewed_ = true;
+  renewed_at_us_ = sent_mono_us;
+}
+
+bool HotSessions::Usable(uint64_t mono_us) {
   if (!active()) {
     stats_.bypassed++;
-    return nullptr;
+    return false;
   }
+  if (!Leased(mono_us)) {
+    stats_.lease_lapsed++;
+    return false;
+  }
+  return true;
+}
+
+const std::string* HotSessions::FindByDigest(std::string_view digest, int64_t now_us, uint64_t mono_us) {
+  if (!Usable(mono_us)) return nullptr;
   auto it = by_digest_.find(digest);
   if (it == by_digest_.end()) {
     stats_.misses++;
@@ -37,11 +55,8 @@ const std::string* HotSessions::FindByDigest(std::string_view digest, int64_t no
   return Hit(it->second, now_us);
 }
 
-const std::string* HotSessions::FindById(std::string_view id, int64_t now_us) {
-  if (!active()) {
-    stats_.bypassed++;
-    return nullptr;
-  }
+const std::string* HotSessions::FindById(std::string_view id, int64_t now_us, uint64_t mono_us) {
+  if (!Usable(mono_us)) return nullptr;
   auto it = by_id_.find(id);
   if (it == by_id_.end()) {
     stats_.misses++;

@@ -7,6 +7,16 @@
 //  - other writers' changes invalidate when their event arrives (Listener);
 //  - while the LISTEN connection is not in place the cache holds nothing
 //    and is bypassed; it fills again only once LISTEN is re-established;
+//  - the lease: a connection can also fall silent (no error, nothing
+//    delivered), so an entry is served only while the listener has proven
+//    itself alive within `lease_us`: a self-notify probe (or the LISTEN
+//    itself) sent less than `lease_us` ago has come back. NOTIFY delivers in
+//    commit order, so every change committed before that probe was sent has
+//    been applied here already; a change committed later is served stale for
+//    less than `lease_us` at worst. While the lease has lapsed lookups fall
+//    through to the database (counted as `lease_lapsed`); entries are kept,
+//    since a probe coming back proves their invalidations arrived, and a
+//    reconnect empties the cache (Activate);
 //  - a load that was in flight when an invalidation of its key (its
 //    digest, its id or its user) or a global one arrived is not inserted:
 //    every invalidation takes a new generation, and a load remembers the
@@ -37,24 +47,46 @@ struct HotSessionStats {
   uint64_t stale_drops = 0;  // loads not inserted: invalidated while in flight
   uint64_t invalidations = 0;
   uint64_t resets = 0;       // global invalidations (listener lost, resync)
+  uint64_t lease_lapsed = 0; // looked up while active but the lease had lapsed
 };
 
 class HotSessions {
  public:
-  explicit HotSessions(size_t capacity) : capacity_(capacity) {}
+  // `lease_us`: how long one proof of the listener's life lets entries be
+  // served (see the lease above).
+  HotSessions(size_t capacity, uint64_t lease_us) : capacity_(capacity), lease_us_(lease_us) {}
 
   bool enabled() const { return capacity_ > 0; }
   bool active() const { return capacity_ > 0 && active_; }
   // LISTEN is in place (again): a global invalidation, then entries may be
-  // inserted. Loads begun before this are dropped.
+  // inserted. Loads begun before this are dropped. The lease starts lapsed:
+  // Renew follows with the LISTEN's own proof.
   void Activate();
   // LISTEN is lost, stale or reconnecting: empty and bypassed from now on.
   void Deactivate();
 
+  // The listener proved itself alive: a probe (or the LISTEN) sent at
+  // `sent_mono_us` (a monotonic clock, the one lookups pass) came back.
+  // An older proof than the one held changes nothing.
+  void Renew(uint64_t sent_mono_us);
+  void set_lease_us(uint64_t lease_us) { lease_us_ = lease_us; }
+  uint64_t lease_us() const { return lease_us_; }
+  // Active, and the last proof is younger than the lease at `mono_us`.
+  bool Leased(uint64_t mono_us) const {
+    return active() && renewed_ && mono_us < renewed_at_us_ + lease_us_;
+  }
+  // Microseconds since the last proof at `mono_us`; -1 with none since
+  // Activate.
+  int64_t LeaseAgeUs(uint64_t mono_us) const {
+    return renewed_ ? static_cast<int64_t>(mono_us - renewed_at_us_) : -1;
+  }
+
   // The packed session map (no token) for `digest`, or nullptr; checks
-  // the entry's expiry against `now_us`. Counts hits, misses, bypasses.
-  const std::string* FindByDigest(std::string_view digest, int64_t now_us);
-  const std::string* FindById(std::string_view id, int64_t now_us);
+  // the entry's expiry against `now_us` (the wall clock, as expires_at)
+  // and the lease against `mono_us`. Counts hits, misses, bypasses and
+  // lookups with the lease lapsed.
+  const std::string* FindByDigest(std::string_view digest, int64_t now_us, uint64_t mono_us);
+  const std::string* FindById(std::string_view id, int64_t now_us, uint64_t mono_us);
 
   // The generation a load starts in; hand it back to Insert.
   uint64_t generation() const { return gen_; }
@@ -90,11 +122,16 @@ class HotSessions {
 
   void Erase(Lru::iterator it);
   const std::string* Hit(Lru::iterator it, int64_t now_us);
+  // False (and counted) when a lookup at `mono_us` may not use the cache.
+  bool Usable(uint64_t mono_us);
   void Mark(char kind, std::string_view key);
   bool MarkedSince(char kind, std::string_view key, uint64_t load_gen) const;
 
   size_t capacity_;
+  uint64_t lease_us_;
   bool active_ = false;
+  bool renewed_ = false;          // a proof since Activate
+  uint64_t renewed_at_us_ = 0;    // when the last proof was sent
   uint64_t gen_ = 1;
   Lru lru_;                 // most recently used first
   std::unordered_map<std::string_view, Lru::iterator> by_digest_;  // views into Entry::digest

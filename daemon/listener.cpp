@@ -1,6 +1,7 @@
 // LISTEN connection: notifications in, events out.
 #include "listener.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <vector>
@@ -154,7 +155,7 @@ Listener::Listener(uv_loop_t* loop, ConnectOptions options, Publisher& publisher
   // Every family this daemon can publish is in heartbeats' `seqs` from the
   // start (at 0), so a subscriber can tell a dropped first event.
   for (const auto& d : EventDefs()) publisher_.AddFamily(d.family);
-  for (uv_timer_t* t : {&retry_timer_, &probe_timer_, &probe_deadline_}) {
+  for (uv_timer_t* t : {&retry_timer_, &probe_timer_, &probe_deadline_, &lease_timer_}) {
     uv_timer_init(loop_, t);
     t->data = this;
   }
@@ -172,7 +173,7 @@ void Listener::Close() {
   closed_ = true;
   if (conn_) conn_->Close("daemon stopping");
   conn_.reset();
-  for (uv_timer_t* t : {&retry_timer_, &probe_timer_, &probe_deadline_}) {
+  for (uv_timer_t* t : {&retry_timer_, &probe_timer_, &probe_deadline_, &lease_timer_}) {
     uv_timer_stop(t);
     CloseEmbedded(t);
   }
@@ -183,10 +184,49 @@ void Listener::SetTimings(uint64_t heartbeat_ms, uint64_t probe_interval_ms, uin
   probe_interval_ms_ = probe_interval_ms;
   probe_timeout_ms_ = probe_timeout_ms;
   if (stats_.listening) {
-    publisher_.StartHeartbeat(heartbeat_ms_);
-    uv_timer_start(&probe_timer_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->SendProbe(); },
-                   probe_interval_ms_, probe_interval_ms_);
+    if (!heartbeat_paused_) publisher_.StartHeartbeat(heartbeat_ms_);
+    StartProbing();
   }
+}
+
+void Listener::SetLease(uint64_t lease_ms) {
+  lease_ms_ = lease_ms;
+  if (stats_.listening) StartProbing();
+}
+
+void Listener::Proven(uint64_t sent_us) {
+  if (on_alive_) on_alive_(sent_us);
+  if (lease_ms_ == 0) return;
+  uint64_t now_us = uv_hrtime() / 1000;
+  uint64_t ends_us = sent_us + lease_ms_ * 1000;
+  if (ends_us <= now_us) return;  // the round trip took the whole lease: no renewal
+  if (heartbeat_paused_) {
+    heartbeat_paused_ = false;
+    TLOG_INFO("listener: a probe came back; heartbeats resume");
+    publisher_.StartHeartbeat(heartbeat_ms_);
+  }
+  uv_timer_start(&lease_timer_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->LeaseLapsed(); },
+                 (ends_us - now_us + 999) / 1000, 0);
+}
+
+void Listener::LeaseLapsed() {
+  if (!stats_.listening || heartbeat_paused_) return;
+  heartbeat_paused_ = true;
+  stats_.lease_lapses++;
+  TLOG_WARN("listener: no probe came back within lease_ms (%lu ms); heartbeats paused until one does",
+            (unsigned long)lease_ms_);
+  publisher_.StopHeartbeat();
+}
+
+uint64_t Listener::ProbeEveryMs() const {
+  if (lease_ms_ == 0) return probe_interval_ms_;
+  return std::max<uint64_t>(1, std::min(probe_interval_ms_, lease_ms_ / 4));
+}
+
+void Listener::StartProbing() {
+  stats_.probe_every_ms = ProbeEveryMs();
+  uv_timer_start(&probe_timer_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->SendProbe(); },
+                 stats_.probe_every_ms, stats_.probe_every_ms);
 }
 
 void Listener::Connect() {
@@ -198,7 +238,10 @@ void Listener::Connect() {
 
 void Listener::OnConnected() {
   std::string sql = "LISTEN torii_events; LISTEN " + probe_channel_;
-  conn_->Query(sql, {}, [this](Result<PgResult>&& r) {
+  // LISTEN takes effect before its reply: anything committed after it was
+  // sent will be delivered, so its reply is the first proof of life.
+  uint64_t sent_us = uv_hrtime() / 1000;
+  conn_->Query(sql, {}, [this, sent_us](Result<PgResult>&& r) {
     if (!r.ok()) {
       TLOG_WARN("listener: LISTEN failed: %s", r.error().message().c_str());
       conn_->Close("LISTEN failed");
@@ -215,9 +258,10 @@ void Listener::OnConnected() {
     CheckServerIdentity();
     publisher_.StartHeartbeat(heartbeat_ms_);
     probe_outstanding_ = false;
-    uv_timer_start(&probe_timer_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->SendProbe(); },
-                   probe_interval_ms_, probe_interval_ms_);
+    StartProbing();
+    heartbeat_paused_ = false;
     if (on_listening_) on_listening_();
+    Proven(sent_us);
   });
 }
 
@@ -270,6 +314,8 @@ void Listener::OnLost(const Error& why) {
   // No heartbeats while events may be missing.
   uv_timer_stop(&probe_timer_);
   uv_timer_stop(&probe_deadline_);
+  uv_timer_stop(&lease_timer_);
+  heartbeat_paused_ = false;
   publisher_.StopHeartbeat();
   backoff_ms_ = NextBackoffMs(backoff_ms_);
   // Release the connection after this callback has unwound.
@@ -314,6 +360,9 @@ void Listener::OnNotify(const char* channel, const char* payload) {
       probe_outstanding_ = false;
       uv_timer_stop(&probe_deadline_);
       stats_.last_probe_rtt_us = static_cast<int64_t>(uv_hrtime() / 1000 - probe_sent_us_);
+      // In commit order, every notification sent before the probe has
+      // been handled before this one.
+      Proven(probe_sent_us_);
     }
     return;
   }

@@ -9,6 +9,17 @@
 // in place again does it publish torii.resync, because notifications sent
 // while it was away are lost. Heartbeats pause while it is not listening, so
 // subscribers also notice a long outage from their side.
+//
+// Each probe that comes back (and the LISTEN itself) is a proof of life
+// that renews the hot-session cache's lease (hot_sessions.h): on_alive gets
+// the monotonic time, in microseconds of uv_hrtime(), at which the proving
+// statement was sent. With a lease set, probes go out at least every
+// lease_ms / 4, so that a healthy connection never lets it lapse, and
+// heartbeats pause while it has lapsed (no proof sent within lease_ms has
+// come back): a heartbeat tells subscribers that every event up to its
+// `seqs` was published, which a silent connection cannot vouch for. So a
+// subscriber sees a silent LISTEN connection as silence too, within
+// lease_ms + 3 x heartbeat_ms, instead of after probe_timeout_ms.
 #pragma once
 
 #include <uv.h>
@@ -30,6 +41,8 @@ struct ListenerStats {
   uint64_t reconnects = 0;
   uint64_t probes = 0;
   uint64_t probe_failures = 0;
+  uint64_t probe_every_ms = 0;  // the interval in use: probe_interval_ms, or lease_ms / 4 if shorter
+  uint64_t lease_lapses = 0;    // times no proof came back within lease_ms (heartbeats paused)
   int64_t last_probe_rtt_us = -1;
   double queue_usage = 0;    // pg_notification_queue_usage()
   bool listening = false;
@@ -55,6 +68,11 @@ class Listener {
   using OnEvent = std::function<void(std::string_view family, std::string_view kind, std::string_view id)>;
   void set_on_event(OnEvent on_event) { on_event_ = std::move(on_event); }
   void set_on_lost(std::function<void()> on_lost) { on_lost_ = std::move(on_lost); }
+  // Each proof of life (see above); runs after on_listening on a (re)connect.
+  void set_on_alive(std::function<void(uint64_t sent_mono_us)> on_alive) { on_alive_ = std::move(on_alive); }
+  // Probes at least every lease_ms / 4, and pauses heartbeats while the
+  // lease has lapsed; 0: every probe_interval_ms only, no pause.
+  void SetLease(uint64_t lease_ms);
   const ListenerStats& stats() const { return stats_; }
 
  private:
@@ -63,6 +81,12 @@ class Listener {
   void OnLost(const Error& why);
   void OnNotify(const char* channel, const char* payload);
   void SendProbe();
+  uint64_t ProbeEveryMs() const;
+  void StartProbing();
+  // A proof of life sent at `sent_us`: renews the lease (on_alive) and
+  // resumes heartbeats if they were paused.
+  void Proven(uint64_t sent_us);
+  void LeaseLapsed();
   void ProbeTimedOut();
   void Publish(const std::string& payload);
   void CheckServerIdentity();
@@ -72,15 +96,19 @@ class Listener {
   std::function<void()> on_listening_;
   OnEvent on_event_;
   std::function<void()> on_lost_;
+  std::function<void(uint64_t)> on_alive_;
   std::unique_ptr<AsyncConn> conn_;
   ConnectOptions options_;
   std::string probe_channel_;
   uint64_t heartbeat_ms_;
   uint64_t probe_interval_ms_;
   uint64_t probe_timeout_ms_;
+  uint64_t lease_ms_ = 0;
   uv_timer_t retry_timer_;
   uv_timer_t probe_timer_;
   uv_timer_t probe_deadline_;
+  uv_timer_t lease_timer_;  // fires when the last proof's lease runs out
+  bool heartbeat_paused_ = false;
   int backoff_ms_ = 0;
   uint64_t probe_seq_ = 0;
   uint64_t probe_sent_us_ = 0;

@@ -175,6 +175,9 @@ std::vector<MetricFamily> Metrics::Collector::Collect() const {
                     s.listener.reconnects));
   out.push_back(One("toriid_listener_probe_failures_total", "self-notify probes not heard back in time", C,
                     s.listener.probe_failures));
+  out.push_back(One("toriid_listener_lease_lapses_total",
+                    "times no probe came back within cache.lease_ms (cache bypassed, heartbeats paused)", C,
+                    s.listener.lease_lapses));
   out.push_back(One("toriid_listener_probe_rtt_seconds", "round trip of the last self-notify probe (-1: none yet)",
                     G, s.listener.last_probe_rtt_us < 0 ? -1 : s.listener.last_probe_rtt_us / 1e6));
   out.push_back(One("toriid_notify_queue_usage_ratio",
@@ -200,6 +203,10 @@ std::vector<MetricFamily> Metrics::Collector::Collect() const {
                     s.janitor.last_duration_ms / 1e3));
   out.push_back(One("toriid_cache_active", "1 while the session cache serves (LISTEN in place), else 0", G,
                     s.cache_active ? 1 : 0));
+  out.push_back(One("toriid_cache_leased",
+                    "1 while the listener's last probe is younger than [cache] lease_ms (cached sessions served), else 0",
+                    G, s.cache_leased ? 1 : 0));
+  out.push_back(One("toriid_cache_lease_seconds", "[cache] lease_ms, in seconds", G, s.cache_lease_ms / 1e3));
   out.push_back(One("toriid_cache_entries", "sessions in the cache", G, static_cast<double>(s.cache_entries)));
   out.push_back(One("toriid_cache_capacity", "the cache's bound, [cache] sessions", G,
                     static_cast<double>(s.cache_capacity)));
@@ -209,6 +216,7 @@ std::vector<MetricFamily> Metrics::Collector::Collect() const {
   lookups.metric.push_back(Value(C, static_cast<double>(s.cache.hits), {{"result", "hit"}}));
   lookups.metric.push_back(Value(C, static_cast<double>(s.cache.misses), {{"result", "miss"}}));
   lookups.metric.push_back(Value(C, static_cast<double>(s.cache.bypassed), {{"result", "bypassed"}}));
+  lookups.metric.push_back(Value(C, static_cast<double>(s.cache.lease_lapsed), {{"result", "lease_lapsed"}}));
   out.push_back(std::move(lookups));
   out.push_back(One("toriid_cache_evictions_total", "entries removed by an invalidation or expiry", C,
                     static_cast<double>(s.cache.evictions)));

@@ -82,6 +82,8 @@ struct MetricsSnapshot {
   JanitorStats janitor;
   HotSessionStats cache;
   bool cache_active = false;
+  bool cache_leased = false;     // active and the listener's lease holds
+  uint64_t cache_lease_ms = 0;
   size_t cache_entries = 0;
   size_t cache_capacity = 0;
   size_t cache_memory_bytes = 0;

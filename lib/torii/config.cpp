@@ -99,6 +99,9 @@ const std::vector<Param>& Params() {
       {"cache", "sessions", IntRef([](Config& c) -> auto& { return c.cache.sessions; }), false,
        "sessions the daemon keeps in memory to answer get_session without SQL; 0 turns the cache off", 0,
        100000000},
+      {"cache", "lease_ms", IntRef([](Config& c) -> auto& { return c.cache.lease_ms; }), true,
+       "a cached session is served only while the LISTEN connection proved itself alive this recently", 100,
+       3600000},
 
       {"log", "level", StrRef([](Config& c) -> auto& { return c.log.level; }), true,
        "debug, info, warn or error", 0, 0, {"debug", "info", "warn", "error"}},

@@ -53,6 +53,7 @@ struct Config {
   } audit;
   struct Cache {
     int64_t sessions = 100000;
+    int64_t lease_ms = 1000;
   } cache;
   struct Log {
     std::string level = "info";

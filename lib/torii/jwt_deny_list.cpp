@@ -34,7 +34,12 @@ JwtDenyList::JwtDenyList(Client& client, Subscriber& subscriber, JwtDenyListOpti
 
 JwtDenyList::~JwtDenyList() { subscriber_.RemoveListener(listener_); }
 
-bool JwtDenyList::stale() const { return stale_ || !subscriber_.live(); }
+bool JwtDenyList::stale() const {
+  if (stale_ || !subscriber_.live()) return true;
+  if (options_.max_staleness_ms <= 0) return false;
+  int64_t silence = subscriber_.live_silence_ms();
+  return silence < 0 || silence >= options_.max_staleness_ms;
+}
 
 void JwtDenyList::OnStale() {
   stats_.stale++;

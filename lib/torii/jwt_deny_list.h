@@ -15,7 +15,12 @@
 // Stale, exactly when the session cache would drop its entries: before the
 // first successful Load(); on any on_stale of the Subscriber (a seq gap, an
 // epoch change, missed heartbeats, a resync, a malformed message); and
-// whenever the Subscriber is not live(). It stays stale until a Load()
+// whenever the Subscriber is not live() (so at most 3 x heartbeat_ms after
+// the last message of a live endpoint: a frozen daemon, a silent network
+// path), or, with options.max_staleness_ms set, whenever its
+// live_silence_ms() is not below that bound (this one passes by itself once
+// a live endpoint speaks again: its heartbeat's seqs prove no event was
+// lost meanwhile). Otherwise it stays stale until a Load()
 // that began and ended with the Subscriber live and saw no stale condition
 // in between. While stale, revoked() still answers from what it holds
 // (revocations are never undone, so what it holds is still revoked), and
@@ -53,6 +58,10 @@ struct JwtDenyListOptions {
   int64_t timeout_ms = 0;
   // Page size of the load (1..1000).
   int64_t page_size = 1000;
+  // Stale while no live endpoint sent a message this recently (see above);
+  // <= 0: the Subscriber's own bound, 3 x heartbeat_ms. Set it above
+  // heartbeat_ms: a healthy daemon is silent for up to one heartbeat.
+  int64_t max_staleness_ms = 0;
 };
 
 struct JwtVerdict {

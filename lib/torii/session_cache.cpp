@@ -117,6 +117,12 @@ void SessionCache::OnEvent(const Event& e) {
   }
 }
 
+bool SessionCache::Fresh() const {
+  if (options_.max_staleness_ms <= 0) return true;
+  int64_t silence = subscriber_.live_silence_ms();
+  return silence >= 0 && silence < options_.max_staleness_ms;
+}
+
 Result<std::shared_ptr<const CachedSession>> SessionCache::Get(std::string_view token) {
   // Events that already arrived come first: an eviction they carry must
   // win over the lookup below.
@@ -124,7 +130,9 @@ Result<std::shared_ptr<const CachedSession>> SessionCache::Get(std::string_view 
 
   auto digest = TokenDigest(token);
   std::string key(reinterpret_cast<const char*>(digest.data()), digest.size());
-  auto found = by_key_.find(key);
+  const bool fresh = Fresh();
+  if (!fresh) stats_.silent_lookups++;
+  auto found = fresh ? by_key_.find(key) : by_key_.end();
   if (found != by_key_.end()) {
     auto it = found->second;
     if (NowMicros() < it->session->expires_at) {

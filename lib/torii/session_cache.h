@@ -29,6 +29,21 @@
 //   id while a get is in flight; the reply is cached only if neither id was
 //   touched since the get was sent. Events that arrived during the call are
 //   processed (Poll(0)) before that check.
+// - Bounded staleness: a daemon that falls silent (frozen, a silent network
+//   path) delivers no events and no error. The Subscriber declares an
+//   endpoint stale after 3 x heartbeat_ms without a message, and Get()
+//   polls it first, so by default an entry is served at most
+//   3 x heartbeat_ms (3 s with the daemon's default events.heartbeat_ms)
+//   after the last message of a live endpoint: a session deleted through
+//   another daemon meanwhile is served for at most that long.
+//   options.max_staleness_ms tightens it: an entry is served only while
+//   the Subscriber's live_silence_ms() is below it; otherwise Get() goes to
+//   the daemon (counted as silent_lookups) and keeps the entries, which
+//   serve again once a live endpoint speaks (its heartbeat's seqs prove no
+//   event was lost in the silence). Set it above heartbeat_ms (a healthy
+//   daemon is silent for up to one heartbeat), e.g. 1.5 x heartbeat_ms.
+//   The daemon's own LISTEN connection can fall silent too: see
+//   docs/security.md for the bound end to end.
 // - An entry is never served at or past its `expires_at` (local clock); it
 //   is dropped and fetched again, and the daemon answers not_found.
 // - not_found and other errors are not cached.
@@ -62,6 +77,10 @@ struct SessionCacheOptions {
   size_t max_entries = 10000;
   // Deadline of each get_session; <= 0: the Client's default.
   int64_t timeout_ms = 0;
+  // An entry is served only while a live endpoint sent a message less than
+  // this long ago (see "Bounded staleness" above); <= 0: the Subscriber's
+  // own bound, 3 x heartbeat_ms.
+  int64_t max_staleness_ms = 0;
 };
 
 // A session as get_session returned it. `object()` is the whole Session
@@ -84,6 +103,7 @@ struct SessionCacheStats {
   uint64_t flushes = 0;             // whole-cache drops (on_stale, Clear)
   uint64_t not_cached_stale = 0;    // replies not cached: subscriber not live
   uint64_t not_cached_race = 0;     // replies not cached: an event touched them
+  uint64_t silent_lookups = 0;      // sent to the daemon: silent past max_staleness_ms
 };
 
 class SessionCache {
@@ -118,6 +138,8 @@ class SessionCache {
   void EvictSession(const std::string& session_id);
   void EvictUser(const std::string& user_id);
   bool TouchedSince(const std::string& id, uint64_t gen) const;
+  // A live endpoint spoke within options_.max_staleness_ms (true when unset).
+  bool Fresh() const;
 
   Client& client_;
   Subscriber& subscriber_;

@@ -555,6 +555,17 @@ bool Subscriber::endpoint_live(size_t index) const {
   return index < impl_->endpoints.size() && impl_->EndpointLive(index, NowMs());
 }
 
+int64_t Subscriber::live_silence_ms() const {
+  const int64_t now = NowMs();
+  int64_t best = -1;
+  for (size_t i = 0; i < impl_->endpoints.size(); i++) {
+    if (!impl_->EndpointLive(i, now)) continue;
+    int64_t silence = now - impl_->endpoints[i].last_message_ms;
+    if (best < 0 || silence < best) best = silence;
+  }
+  return best;
+}
+
 uint64_t Subscriber::stale_generation() const { return impl_->stale_generation; }
 
 const SubscriberStats& Subscriber::stats() const { return impl_->stats; }

@@ -186,6 +186,11 @@ class Subscriber {
   bool live() const;
   // Whether endpoint `index` is live on its own.
   bool endpoint_live(size_t index) const;
+  // Milliseconds since the newest message (of any kind) from an endpoint
+  // that is live now was processed by Poll(); -1 while none is live. A cache's bound on staleness
+  // (SessionCacheOptions::max_staleness_ms): live() alone allows up to
+  // 3 x heartbeat_ms of silence.
+  int64_t live_silence_ms() const;
   // Bumped at every on_stale: a cheap way to notice "something went stale
   // since I last looked".
   uint64_t stale_generation() const;

@@ -2,11 +2,18 @@
 // daemon and PostgreSQL: hits answer without SQL, the daemon's own writes
 // and other writers' (a second daemon, plain SQL) evict, a load that raced
 // with an invalidation is not inserted, the cache is bypassed while the
-// LISTEN connection is down, expiry is checked at read time, the bound.
+// LISTEN connection is down, expiry is checked at read time, the bound, and
+// the lease: a silent LISTEN connection stops the cache from serving within
+// [cache] lease_ms.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
+#include "frozen_process.h"
 #include "request_fixture.h"
+#include "torii/subscriber.h"
 #include "wire.h"
 
 namespace torii::test {
@@ -296,6 +303,163 @@ TEST_F(HotCacheRaceTest, LoadRacingAnInvalidationIsDropped) {
     EXPECT_EQ(st1["inserts"].u64(), st0["inserts"].u64());
     EXPECT_EQ(GetByToken(s["token"].str()).code(), "not_found") << "the deleted session is served";
   }
+}
+
+// The lease: the PostgreSQL backend of the LISTEN connection is stopped, so
+// the connection is silent (no error, no notification: a silent network
+// partition of that one connection) while the pool still works. Sessions
+// deleted with plain SQL must stop being served within lease_ms plus one
+// probe round trip: with the lease at 300 ms, 0.5 s.
+class HotCacheLeaseTest : public HotCacheTest {
+ protected:
+  static constexpr int64_t kLeaseMs = 300;
+  static constexpr int64_t kHeartbeatMs = 100;
+  DaemonOptions Options() override {
+    return DaemonOptions{.settings = {{"cache.lease_ms", std::to_string(kLeaseMs)},
+                                      {"events.heartbeat_ms", std::to_string(kHeartbeatMs)}}};
+  }
+};
+
+TEST_F(HotCacheLeaseTest, ASilentListenerStopsTheCacheWithinTheLease) {
+  constexpr int64_t kBoundMs = 500;
+  Value u = NewUser();
+  std::vector<Value> sessions;
+  for (int i = 0; i < 30; i++) sessions.push_back(CachedSession(u["id"].str()));
+  Value st = Cache();
+  EXPECT_EQ(st["lease_ms"].u64(), 300u);
+  EXPECT_TRUE(st["leased"].boolean());
+  EXPECT_EQ(st["entries"].u64(), 30u);
+
+  // A subscriber of this daemon's events: its heartbeats stop while the
+  // lease has lapsed, so it sees the silent LISTEN connection as silence.
+  SubscriberOptions so;
+  so.endpoints = {daemon().event_endpoint()};
+  so.heartbeat_ms = kHeartbeatMs;
+  auto sub = Subscriber::Create(so);
+  ASSERT_TRUE(sub.ok());
+  ASSERT_TRUE(Eventually([&] {
+    (*sub)->Poll(10);
+    return (*sub)->live();
+  })) << "the subscriber never became live";
+
+  PgConn admin = Connect(daemon().database_url());
+  std::unique_ptr<FrozenProcess> frozen = FreezeListenerBackend(admin.get());
+  auto frozen_at = steady_clock::now();
+  Exec(admin.get(), "DELETE FROM sessions WHERE user_id = '" + u["id"].str() + "'");
+  auto deleted_at = steady_clock::now();
+
+  // Every session, over and over, until none is served; a lookup counts
+  // from when it was sent (the daemon answered at that time or later).
+  int64_t last_served_ms = -1;
+  std::vector<bool> gone(sessions.size(), false);
+  size_t gone_count = 0;
+  auto deadline = deleted_at + milliseconds(5000);
+  while (gone_count < sessions.size() && steady_clock::now() < deadline) {
+    (*sub)->Poll(0);  // a message counts when it is processed: keep up
+    for (size_t i = 0; i < sessions.size(); i++) {
+      auto sent = steady_clock::now();
+      Reply r = GetByToken(sessions[i]["token"].str());
+      int64_t after_ms = std::chrono::duration_cast<milliseconds>(sent - deleted_at).count();
+      if (r.ok()) {
+        last_served_ms = std::max(last_served_ms, after_ms);
+        EXPECT_FALSE(gone[i]) << "served again after not_found";
+      } else if (!gone[i]) {
+        ASSERT_EQ(r.code(), "not_found") << r.ToString();
+        gone[i] = true;
+        gone_count++;
+      }
+    }
+  }
+  // lease + 3 heartbeats, and 200 ms for a busy machine's timers.
+  ASSERT_TRUE(Eventually([&] {
+    (*sub)->Poll(10);
+    return !(*sub)->live();
+  }, 3000)) << "heartbeats went on while the LISTEN connection was silent";
+  int64_t sub_stale_ms = std::chrono::duration_cast<milliseconds>(steady_clock::now() - frozen_at).count();
+  EXPECT_LE(sub_stale_ms, kLeaseMs + 3 * kHeartbeatMs + 200);
+  Value lapsed = Cache();
+  ASSERT_EQ(gone_count, sessions.size()) << "deleted sessions still served 5 s after the delete";
+  EXPECT_LE(last_served_ms, kBoundMs) << "a deleted session was served " << last_served_ms
+                                      << " ms after the delete";
+  EXPECT_GT(lapsed["lease_lapsed"].u64(), st["lease_lapsed"].u64()) << "the lookups did not fall through";
+  std::printf("[ lease    ] last deleted session served %lld ms after the delete (bound %lld ms); "
+              "subscriber stale %lld ms after the freeze\n",
+              static_cast<long long>(last_served_ms), static_cast<long long>(kBoundMs),
+              static_cast<long long>(sub_stale_ms));
+
+  // Still frozen: the probe times out (probe_timeout_ms) and the listener
+  // reconnects on another backend. The entries of the deleted sessions
+  // (their events never came) go, and the cache serves again.
+  ASSERT_TRUE(Eventually([&] {
+    Value c = Cache();
+    return c["active"].boolean() && c["leased"].boolean() && c["resets"].u64() > lapsed["resets"].u64();
+  }, 30000)) << "never served again";
+  frozen->Thaw();
+  Value t = CachedSession(u["id"].str());
+  EXPECT_EQ(Cache()["entries"].u64(), 1u) << "the cache was not flushed on reconnect";
+}
+
+// A silence shorter than probe_timeout_ms: once the backend runs again its
+// notifications and the probe come back, in commit order. No reconnect and
+// no flush: the entries kept through the lapse serve again, and the one
+// deleted meanwhile was evicted by its (late) event.
+TEST_F(HotCacheLeaseTest, AProbeThatComesBackRestoresTheLeaseWithoutAFlush) {
+  Value u = NewUser();
+  Value kept = CachedSession(u["id"].str());
+  Value deleted = CachedSession(u["id"].str());
+  Reply before = client().Call("stats");
+  PgConn admin = Connect(daemon().database_url());
+  std::unique_ptr<FrozenProcess> frozen = FreezeListenerBackend(admin.get());
+  Exec(admin.get(), "DELETE FROM sessions WHERE id = '" + deleted["id"].str() + "'");
+  ASSERT_TRUE(Eventually([&] { return !Cache()["leased"].boolean(); }, 3000)) << "the lease never lapsed";
+  EXPECT_EQ(GetByToken(deleted["token"].str()).code(), "not_found");
+  EXPECT_EQ(Cache()["entries"].u64(), 2u) << "entries are kept while the lease has lapsed";
+  frozen->Thaw();
+  ASSERT_TRUE(Eventually([&] { return Cache()["leased"].boolean(); })) << "the lease never came back";
+  Reply after = client().Call("stats");
+  EXPECT_EQ(after.result()["events"]["reconnects"].u64(), before.result()["events"]["reconnects"].u64())
+      << "the listener reconnected: thawed too late for this test (probe_timeout_ms)";
+  EXPECT_EQ(Cache()["entries"].u64(), 1u) << "the late event did not evict the deleted session";
+  uint64_t hits = Cache()["hits"].u64();
+  ASSERT_TRUE(GetByToken(kept["token"].str()).ok());
+  EXPECT_EQ(Cache()["hits"].u64(), hits + 1) << "the entry kept through the lapse does not serve";
+}
+
+// A healthy listener's probes (every lease_ms / 4) renew the lease long
+// before it lapses, also while the daemon is busy: no lookup falls through.
+TEST_F(HotCacheTest, AHealthyDaemonUnderLoadNeverLetsTheLeaseLapse) {
+  Value u = NewUser();
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 20; i++) tokens.push_back(CachedSession(u["id"].str())["token"].str());
+  Value before = Cache();
+  EXPECT_EQ(before["lease_ms"].u64(), 1000u) << "the default";
+  std::atomic<uint64_t> ok{0};
+  std::atomic<bool> failed{false};
+  auto until = steady_clock::now() + milliseconds(10000);
+  std::vector<std::thread> loaders;
+  for (int t = 0; t < 3; t++) {
+    loaders.emplace_back([&, t] {
+      WireClient c(daemon().request_endpoint());
+      for (size_t i = t; steady_clock::now() < until; i++) {
+        Reply r = c.Call("get_session", V::Map({{"token", tokens[i % tokens.size()]}}));
+        if (r.ok()) {
+          ok++;
+        } else {
+          failed = true;
+        }
+      }
+    });
+  }
+  for (auto& l : loaders) l.join();
+  Value after = Cache();
+  EXPECT_FALSE(failed);
+  EXPECT_EQ(after["lease_lapsed"].u64(), before["lease_lapsed"].u64()) << "lookups fell through a lapsed lease";
+  EXPECT_EQ(after["hits"].u64() - before["hits"].u64(), ok.load()) << "every lookup should have been a hit";
+  EXPECT_GT(ok.load(), 100u);
+  Reply stats = client().Call("stats");
+  std::printf("[ lease    ] %llu lookups in 10 s, 0 fell through; last probe round trip %lld us\n",
+              static_cast<unsigned long long>(ok.load()),
+              static_cast<long long>(stats.result()["events"]["last_probe_rtt_us"].i64()));
 }
 
 }  // namespace

@@ -1,16 +1,21 @@
 // torii::Subscriber and torii::SessionCache against the real daemon
 // (issue 4): a concurrent revoke/read test of the cache's guarantee, and
-// on_stale when the daemon's LISTEN connection is lost.
+// on_stale when the daemon's LISTEN connection is lost, and the bound on
+// staleness when the daemon of the events falls silent.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <mutex>
 #include <random>
 #include <set>
 #include <thread>
 
+#include "frozen_process.h"
 #include "request_fixture.h"
 #include "torii/client.h"
+#include "torii/jwt_deny_list.h"
 #include "torii/pg.h"
 #include "torii/session_cache.h"
 #include "torii/subscriber.h"
@@ -141,6 +146,119 @@ TEST_F(CacheTest, SubscriberGoesStaleOnResync) {
   deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   while (!sub->live() && std::chrono::steady_clock::now() < deadline) sub->Poll(50);
   EXPECT_TRUE(sub->live());
+}
+
+// Bounded staleness: the daemon whose events the caches follow is frozen
+// (SIGSTOP: no events, no heartbeats, no error) while a session is deleted
+// through another daemon. A cache serves it for at most 3 x heartbeat_ms
+// after the last message (the Subscriber's own bound), or
+// max_staleness_ms when set; the deny-lists turn stale within the same
+// bounds.
+class StalenessTest : public CacheTest {
+ protected:
+  static constexpr int64_t kHeartbeatMs = 200;
+  static constexpr int64_t kTightMs = 300;
+  DaemonOptions Options() override {
+    DaemonOptions o = CacheTest::Options();
+    o.settings["events.heartbeat_ms"] = std::to_string(kHeartbeatMs);
+    return o;
+  }
+};
+
+TEST_F(StalenessTest, AFrozenDaemonIsTrustedForAtMostTheBound) {
+  using Clock = std::chrono::steady_clock;
+  auto ms_since = [](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+  };
+  DaemonProcess other(DaemonOptions{.database_url = daemon().database_url(),
+                                    .settings = {{"events.heartbeat_ms", std::to_string(kHeartbeatMs)}}});
+  SubscriberOptions so;
+  so.endpoints = {daemon().event_endpoint()};
+  so.heartbeat_ms = kHeartbeatMs;
+  auto sub = Subscriber::Create(so);
+  ASSERT_TRUE(sub.ok());
+  ClientOptions co;
+  co.endpoints = {other.request_endpoint()};
+  auto client = Client::Create(co);
+  ASSERT_TRUE(client.ok());
+  SessionCache by_default(*client, **sub);
+  SessionCache tight(*client, **sub, SessionCacheOptions{.max_staleness_ms = kTightMs});
+  JwtDenyList deny_default(*client, **sub);
+  JwtDenyList deny_tight(*client, **sub, JwtDenyListOptions{.max_staleness_ms = kTightMs});
+
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!(*sub)->live() && Clock::now() < deadline) (*sub)->Poll(50);
+  ASSERT_TRUE((*sub)->live());
+  ASSERT_TRUE(deny_default.Load().ok());
+  ASSERT_TRUE(deny_tight.Load().ok());
+  Value s = NewSession(NewUser()["id"].str());
+  std::string token = s["token"].str();
+  for (SessionCache* c : {&by_default, &tight}) {
+    while (c->stats().hits == 0 && Clock::now() < deadline) ASSERT_TRUE(c->Get(token).ok());
+    ASSERT_GT(c->stats().hits, 0u) << "never cached";
+  }
+  EXPECT_FALSE(deny_tight.Check("unknown").stale);
+
+  FrozenProcess frozen(daemon().pid());
+  auto frozen_at = Clock::now();
+  auto del = client->Call("delete_session", [&](Packer& pk) {
+    pk.pack_map(1);
+    pk.pack(std::string("id"));
+    pk.pack(s["id"].str());
+  });
+  ASSERT_TRUE(del.ok()) << del.error().ToString();
+  auto deleted_at = Clock::now();
+
+  // Each observer until it stops trusting the frozen daemon; a Get counts
+  // from when it began.
+  struct Watch {
+    const char* name;
+    int64_t bound_ms;
+    int64_t last_trusted_ms = -1;  // since the freeze
+    bool done = false;
+  };
+  Watch w_default{"SessionCache (3 x heartbeat_ms)", 3 * kHeartbeatMs};
+  Watch w_tight{"SessionCache (max_staleness_ms)", kTightMs};
+  Watch d_default{"JwtDenyList (3 x heartbeat_ms)", 3 * kHeartbeatMs};
+  Watch d_tight{"JwtDenyList (max_staleness_ms)", kTightMs};
+  deadline = Clock::now() + std::chrono::seconds(5);
+  while (!(w_default.done && w_tight.done && d_default.done && d_tight.done) && Clock::now() < deadline) {
+    for (auto [c, w] : {std::pair{&by_default, &w_default}, {&tight, &w_tight}}) {
+      if (w->done) continue;
+      int64_t at = ms_since(frozen_at);
+      auto r = c->Get(token);
+      if (r.ok()) {
+        w->last_trusted_ms = at;
+      } else {
+        ASSERT_EQ(r.error().code(), Code::kNotFound) << r.error().ToString();
+        w->done = true;
+      }
+    }
+    for (auto [d, w] : {std::pair{&deny_default, &d_default}, {&deny_tight, &d_tight}}) {
+      if (w->done) continue;
+      int64_t at = ms_since(frozen_at);
+      if (d->Check("unknown").stale) {
+        w->done = true;
+        EXPECT_TRUE(d->revoked("unknown")) << "fail-closed: an unknown JWT is denied while stale";
+      } else {
+        w->last_trusted_ms = at;
+      }
+    }
+  }
+  // The last message was sent before the freeze, so the bound holds from
+  // it. A message counts from when the Subscriber processes it, so one
+  // still in flight at the freeze may count a little later: 50 ms for that
+  // on a busy machine.
+  for (const Watch* w : {&w_default, &w_tight, &d_default, &d_tight}) {
+    EXPECT_TRUE(w->done) << w->name << " still trusted the frozen daemon after 5 s";
+    EXPECT_LE(w->last_trusted_ms, w->bound_ms + 50) << w->name;
+    std::printf("[ stale    ] %s: last trusted %lld ms after the freeze (bound %lld ms; deleted at %lld ms)\n", w->name,
+                static_cast<long long>(w->last_trusted_ms), static_cast<long long>(w->bound_ms),
+                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(deleted_at - frozen_at)
+                                           .count()));
+  }
+  EXPECT_GT(tight.stats().silent_lookups, 0u);
+  EXPECT_LT(w_tight.last_trusted_ms, 3 * kHeartbeatMs) << "the option did not tighten the bound";
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // HotSessions (daemon/hot_sessions.h) on its own: indexes, the bound, the
-// generation check. The daemon-level behaviour is in
+// generation check, the lease (with the clock passed in). The daemon-level behaviour is in
 // tests/integration/hot_cache_test.cpp.
 #include "hot_sessions.h"
 
@@ -12,12 +12,21 @@ namespace {
 
 constexpr int64_t kNow = 1'000'000;
 constexpr int64_t kLater = 9'000'000;
+// The monotonic clock of lookups and proofs, and the lease, in microseconds.
+constexpr uint64_t kMono = 50'000'000;
+constexpr uint64_t kLease = 1'000'000;
+
+// Active, with a proof of the listener's life just now.
+void Live(HotSessions& cache) {
+  cache.Activate();
+  cache.Renew(kMono);
+}
 
 std::string Key(const char* prefix, int i) { return std::string(prefix) + std::to_string(i); }
 
 TEST(HotSessions, BoundEvictsLeastRecentlyUsedAndKeepsTheUserIndexSound) {
-  HotSessions cache(2);
-  cache.Activate();
+  HotSessions cache(2, kLease);
+  Live(cache);
   // Three sessions of one user: the first (which named the user in the
   // index) is evicted past the bound while the other two stay.
   for (int i = 0; i < 3; i++) {
@@ -25,35 +34,35 @@ TEST(HotSessions, BoundEvictsLeastRecentlyUsedAndKeepsTheUserIndexSound) {
   }
   EXPECT_EQ(cache.size(), 2u);
   EXPECT_EQ(cache.stats().capacity_evictions, 1u);
-  EXPECT_EQ(cache.FindByDigest("d0", kNow), nullptr);
-  ASSERT_NE(cache.FindByDigest("d2", kNow), nullptr);
-  EXPECT_EQ(*cache.FindById("i1", kNow), "row1");
+  EXPECT_EQ(cache.FindByDigest("d0", kNow, kMono), nullptr);
+  ASSERT_NE(cache.FindByDigest("d2", kNow, kMono), nullptr);
+  EXPECT_EQ(*cache.FindById("i1", kNow, kMono), "row1");
   // The user's remaining sessions still go with the user.
   cache.InvalidateUser("user-1");
   EXPECT_EQ(cache.size(), 0u);
-  EXPECT_EQ(cache.FindById("i2", kNow), nullptr);
+  EXPECT_EQ(cache.FindById("i2", kNow, kMono), nullptr);
 }
 
 TEST(HotSessions, ALoadThatRacedAnInvalidationIsNotInserted) {
-  HotSessions cache(10);
-  cache.Activate();
+  HotSessions cache(10, kLease);
+  Live(cache);
   uint64_t gen = cache.generation();
   cache.InvalidateId("i1");  // arrives while the load of i1 is in flight
   cache.Insert(gen, "d1", "i1", "u", kLater, "row");
-  EXPECT_EQ(cache.FindByDigest("d1", kNow), nullptr);
+  EXPECT_EQ(cache.FindByDigest("d1", kNow, kMono), nullptr);
   EXPECT_EQ(cache.stats().stale_drops, 1u);
   // A load that started after the invalidation is fine.
   cache.Insert(cache.generation(), "d1", "i1", "u", kLater, "row");
-  EXPECT_NE(cache.FindByDigest("d1", kNow), nullptr);
+  EXPECT_NE(cache.FindByDigest("d1", kNow, kMono), nullptr);
 }
 
 TEST(HotSessions, InactiveMeansBypassedAndEmpty) {
-  HotSessions cache(10);
+  HotSessions cache(10, kLease);
   cache.Insert(cache.generation(), "d1", "i1", "u", kLater, "row");  // not active yet
   EXPECT_EQ(cache.size(), 0u);
-  EXPECT_EQ(cache.FindByDigest("d1", kNow), nullptr);
+  EXPECT_EQ(cache.FindByDigest("d1", kNow, kMono), nullptr);
   EXPECT_EQ(cache.stats().bypassed, 1u);
-  cache.Activate();
+  Live(cache);
   cache.Insert(cache.generation(), "d1", "i1", "u", kLater, "row");
   EXPECT_EQ(cache.size(), 1u);
   cache.Deactivate();
@@ -61,12 +70,66 @@ TEST(HotSessions, InactiveMeansBypassedAndEmpty) {
 }
 
 TEST(HotSessions, ExpiredEntriesAreMissesAtReadTime) {
-  HotSessions cache(10);
-  cache.Activate();
+  HotSessions cache(10, kLease);
+  Live(cache);
   cache.Insert(cache.generation(), "d1", "i1", "u", kNow + 1, "row");
-  EXPECT_NE(cache.FindByDigest("d1", kNow), nullptr);
-  EXPECT_EQ(cache.FindByDigest("d1", kNow + 1), nullptr);
+  EXPECT_NE(cache.FindByDigest("d1", kNow, kMono), nullptr);
+  EXPECT_EQ(cache.FindByDigest("d1", kNow + 1, kMono), nullptr);
   EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST(HotSessions, ServedOnlyWhileTheLeaseHolds) {
+  HotSessions cache(10, kLease);
+  cache.Activate();
+  cache.Insert(cache.generation(), "d1", "i1", "u", kLater, "row");
+  // Active but with no proof yet: every lookup falls through.
+  EXPECT_EQ(cache.FindByDigest("d1", kNow, kMono), nullptr);
+  EXPECT_EQ(cache.stats().lease_lapsed, 1u);
+  EXPECT_EQ(cache.LeaseAgeUs(kMono), -1);
+
+  // The lease counts from when the proof was sent, not from when it came back.
+  cache.Renew(kMono);
+  struct Case {
+    uint64_t at;
+    bool served;
+  };
+  for (Case c : {Case{kMono, true}, Case{kMono + kLease - 1, true}, Case{kMono + kLease, false},
+                 Case{kMono + 10 * kLease, false}}) {
+    SCOPED_TRACE(c.at - kMono);
+    EXPECT_EQ(cache.Leased(c.at), c.served);
+    EXPECT_EQ(cache.FindByDigest("d1", kNow, c.at) != nullptr, c.served);
+    EXPECT_EQ(cache.FindById("i1", kNow, c.at) != nullptr, c.served);
+  }
+  EXPECT_EQ(cache.stats().lease_lapsed, 5u);
+  EXPECT_EQ(cache.stats().hits, 4u);
+  EXPECT_EQ(cache.stats().misses, 0u) << "a lapsed lookup is not a miss";
+  // A lapse keeps the entries: a probe that comes back proves that every
+  // invalidation before it arrived.
+  EXPECT_EQ(cache.size(), 1u);
+  cache.Renew(kMono + 10 * kLease);
+  EXPECT_NE(cache.FindByDigest("d1", kNow, kMono + 10 * kLease + 5), nullptr);
+  EXPECT_EQ(cache.LeaseAgeUs(kMono + 10 * kLease + 5), 5);
+  // An older proof (a reordered callback) does not move the lease back.
+  cache.Renew(kMono);
+  EXPECT_TRUE(cache.Leased(kMono + 10 * kLease + kLease - 1));
+}
+
+TEST(HotSessions, AReconnectStartsWithTheLeaseLapsed) {
+  HotSessions cache(10, kLease);
+  Live(cache);
+  cache.Insert(cache.generation(), "d1", "i1", "u", kLater, "row");
+  cache.Deactivate();
+  cache.Renew(kMono + 1);  // a late probe of the lost connection
+  EXPECT_FALSE(cache.Leased(kMono + 2));
+  cache.Activate();
+  EXPECT_FALSE(cache.Leased(kMono + 2)) << "the old connection's proof carried over";
+  EXPECT_EQ(cache.size(), 0u) << "not flushed on reconnect";
+  cache.Renew(kMono + 3);
+  EXPECT_TRUE(cache.Leased(kMono + 3));
+  // A shorter lease (a reload) applies to the proof already held.
+  cache.set_lease_us(10);
+  EXPECT_FALSE(cache.Leased(kMono + 13));
+  EXPECT_TRUE(cache.Leased(kMono + 12));
 }
 
 }  // namespace

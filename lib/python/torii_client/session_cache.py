@@ -57,6 +57,21 @@ class SessionCache:
       while a get is in flight; the reply is cached only if neither id was
       touched since the get was sent. Events that arrived during the call are
       processed (``poll(0)``) before that check.
+    - Bounded staleness: a daemon that falls silent (frozen, a silent network
+      path) delivers no events and no error. The Subscriber declares an
+      endpoint stale after 3 x ``heartbeat_ms`` without a message, and
+      :meth:`get` polls it first, so by default an entry is served at most
+      3 x ``heartbeat_ms`` (3 s with the daemon's default
+      ``events.heartbeat_ms``) after the last message of a live endpoint: a
+      session deleted through another daemon meanwhile is served for at most
+      that long. ``max_staleness_ms`` tightens it: an entry is served only
+      while :meth:`Subscriber.live_silence_ms` is below it; otherwise ``get``
+      goes to the daemon (counted as ``silent_lookups``) and keeps the entries,
+      which serve again once a live endpoint speaks (its heartbeat's ``seqs``
+      prove no event was lost in the silence). Set it above ``heartbeat_ms``
+      (a healthy daemon is silent for up to one heartbeat), e.g. 1.5 x. The
+      daemon's own LISTEN connection can fall silent too: see
+      docs/security.md for the bound end to end.
     - An entry is never served at or past its ``expires_at`` (local clock); it
       is dropped and fetched again (the daemon then answers ``not_found``).
     - ``not_found`` and other errors are not cached.
@@ -71,8 +86,11 @@ class SessionCache:
     """
 
     def __init__(self, client: Client, subscriber: Subscriber, *, max_entries: int = 10000,
-                 timeout_ms: Optional[int] = None) -> None:
+                 timeout_ms: Optional[int] = None, max_staleness_ms: Optional[int] = None) -> None:
+        if max_staleness_ms is not None and max_staleness_ms <= 0:
+            raise ValueError("max_staleness_ms must be positive (or None: 3 x the subscriber's heartbeat_ms)")
         self._client = client
+        self._max_staleness_ms = max_staleness_ms
         self._subscriber = subscriber
         self._max_entries = max(1, max_entries)
         self._timeout_ms = timeout_ms
@@ -84,7 +102,7 @@ class SessionCache:
         self._in_flight = 0
         self._touched: Dict[str, int] = {}
         self._stats = {"hits": 0, "misses": 0, "evictions": 0, "expired": 0, "capacity_evictions": 0,
-                       "flushes": 0, "not_cached_stale": 0, "not_cached_race": 0}
+                       "flushes": 0, "not_cached_stale": 0, "not_cached_race": 0, "silent_lookups": 0}
         self._listener: Optional[int] = subscriber.add_listener(self._on_event, self._on_stale)
 
     def close(self) -> None:
@@ -106,7 +124,8 @@ class SessionCache:
     def stats(self) -> Dict[str, int]:
         """``hits``, ``misses`` (went to the daemon), ``evictions`` (by events),
         ``expired``, ``capacity_evictions`` (LRU victims), ``flushes`` (whole-cache
-        drops), ``not_cached_stale``, ``not_cached_race``."""
+        drops), ``not_cached_stale``, ``not_cached_race``, ``silent_lookups`` (sent
+        to the daemon: silent past ``max_staleness_ms``)."""
         return dict(self._stats)
 
     def clear(self) -> None:
@@ -185,6 +204,13 @@ class SessionCache:
 
     # -- lookups -------------------------------------------------------------------
 
+    def _fresh(self) -> bool:
+        """A live endpoint spoke within ``max_staleness_ms`` (True when unset)."""
+        if self._max_staleness_ms is None:
+            return True
+        silence = self._subscriber.live_silence_ms()
+        return silence is not None and silence < self._max_staleness_ms
+
     def get(self, token: str) -> CachedSession:
         """The unexpired session of ``token``, from the cache or the daemon.
 
@@ -194,7 +220,10 @@ class SessionCache:
         # over the lookup below.
         self._drain_events()
         key = hashlib.sha256(token.encode("utf-8")).digest()
-        s = self._lru.get(key)
+        fresh = self._fresh()
+        if not fresh:
+            self._stats["silent_lookups"] += 1
+        s = self._lru.get(key) if fresh else None
         if s is not None:
             if _now() < s.expires_at:
                 self._stats["hits"] += 1

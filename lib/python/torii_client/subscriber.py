@@ -251,6 +251,16 @@ class Subscriber:
         return ep.caught_up and not ep.silence_reported and \
             time.monotonic() - ep.last_message < 3 * self.heartbeat_ms / 1000.0
 
+    def live_silence_ms(self) -> Optional[float]:
+        """Milliseconds since the newest message (of any kind) from an endpoint
+        that is live now was processed by :meth:`poll`; ``None`` while none is
+        live. A cache's bound on
+        staleness (``SessionCache(max_staleness_ms=...)``): :meth:`live` alone
+        allows up to 3 x ``heartbeat_ms`` of silence."""
+        now = time.monotonic()
+        silences = [now - ep.last_message for i, ep in enumerate(self._endpoints) if self.endpoint_live(i)]
+        return min(silences) * 1000.0 if silences else None
+
     @property
     def stale_generation(self) -> int:
         """Bumped at every on_stale: a cheap way to notice "something went stale"."""
