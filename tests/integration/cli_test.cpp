@@ -532,6 +532,13 @@ TEST_F(CliTest, EveryCommandNamesAUserEitherWayAndByEmail) {
   EXPECT_EQ(ghost.status, 1) << Dump(ghost);
   EXPECT_NE(ghost.err.find("not_found"), std::string::npos) << Dump(ghost);
 
+  // --actor too: the actor named by email sees its own row, not another's.
+  std::string other = J({"user", "create", "--email", "other@example.com"})["id"];
+  EXPECT_EQ(J({"--actor", email, "user", "get", uid})["id"], uid);
+  CliRun hidden = T({"--actor", email, "user", "get", other});
+  EXPECT_EQ(hidden.status, 1) << Dump(hidden);
+  EXPECT_NE(hidden.err.find("not_found"), std::string::npos) << Dump(hidden);
+
   EXPECT_EQ(J({"user", "delete", "--user", email})["deleted"], 1);
 }
 

@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_flag("--json", g.json, "print one JSON value per line");
-  app.add_option("--actor", g.actor, "act on behalf of this user id (row-level security)");
+  app.add_option("--actor", g.actor, "act on behalf of this user, by id or email (row-level security)");
   app.add_option("--server-key", g.server_key_file, "CURVE: file with the daemon's public key (Z85)");
   app.add_option("--client-key", g.client_key_file, "CURVE: file with this client's secret key (from torii keygen)");
 
@@ -365,9 +365,12 @@ int main(int argc, char** argv) {
   g.endpoint = Join(g.endpoints);
   g.events_endpoint = Join(g.events_endpoints);
   if (!g.actor.empty()) {
-    auto a = torii::NormalizeUuid(g.actor);
-    if (!a) return torii::cli::UsageError("--actor must be a uuid");
-    g.actor = *a;
+    // A user id or an email, like every user a command names.
+    json who = {{"user_id", g.actor}};
+    g.actor.clear();  // the lookup itself runs as the daemon
+    int exit = 0;
+    if (!torii::cli::ResolveUserArgs(g, "", who, &exit)) return exit;
+    g.actor = who["user_id"].get<std::string>();
   }
   if (!run.action) return torii::cli::UsageError("no command");
   return run.action();
