@@ -170,6 +170,9 @@ TEST(CliUsage, ExitStatusesWithoutADaemon) {
   EXPECT_EQ(Cli({"--timeout", "0", "ping"}).status, 2);
   EXPECT_EQ(Cli({"call", "ping", "[1,2]"}).status, 2);
   EXPECT_EQ(Cli({"migrate", "--from", "mysql:x", "--to", "postgresql:///x"}).status, 2);
+  CliRun empty = Cli({"--endpoint", "", "ping"});
+  EXPECT_EQ(empty.status, 2) << Dump(empty);
+  EXPECT_NE(empty.err.find("give --endpoint/--events-endpoint a value"), std::string::npos) << Dump(empty);
   CliRun help = Cli({"--help"});
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.out.find("migrate"), std::string::npos);

@@ -4,6 +4,7 @@
 // error, 3 daemon unreachable or timed out. See docs/cli.md.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
@@ -361,7 +362,13 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : torii::cli::kExitUsage;
   }
-  if (g.endpoints.empty() || g.events_endpoints.empty()) return torii::cli::UsageError("an endpoint is empty");
+  for (auto* list : {&g.endpoints, &g.events_endpoints}) {
+    list->erase(std::remove(list->begin(), list->end(), std::string()), list->end());
+  }
+  if (g.endpoints.empty() || g.events_endpoints.empty()) {
+    return torii::cli::UsageError(
+        "no endpoint: give --endpoint/--events-endpoint a value (or TORII_ENDPOINT/TORII_EVENTS_ENDPOINT one)");
+  }
   g.endpoint = Join(g.endpoints);
   g.events_endpoint = Join(g.events_endpoints);
   if (!g.actor.empty()) {
