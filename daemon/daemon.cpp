@@ -19,6 +19,7 @@
 #include "torii/log.h"
 #include "torii/migrations.h"
 #include "torii/pg.h"
+#include "torii/protected_mode.h"
 #include "uv_util.h"
 
 namespace torii::daemon {
@@ -108,6 +109,11 @@ Status Daemon::MigrateOnly() {
 
 Status Daemon::Start() {
   started_ms_ = uv_now(&loop_);
+  // main.cpp refuses first (exit status 2); this keeps any other caller safe.
+  ProtectedMode protect = CheckProtectedMode(config_);
+  if (!protect.refusal.empty()) return Error::InvalidArgument(protect.refusal);
+  plaintext_warning_ = protect.warning;
+  if (!plaintext_warning_.empty()) TLOG_WARN("%s", plaintext_warning_.c_str());
   // CURVE first: a key error stops the start before any server is started,
   // and the ZAP handler must serve before the sockets bind (security.h).
   std::string curve_secret;
@@ -353,6 +359,13 @@ void Daemon::Reload() {
     notifier_->Ready();
     return;
   }
+  // Endpoints and CURVE need a restart, but a file the next start would
+  // refuse is refused now, while the running config can still be kept.
+  if (std::string refusal = CheckProtectedMode(*next).refusal; !refusal.empty()) {
+    TLOG_ERROR("daemon: reload refused, keeping the running config: %s", refusal.c_str());
+    notifier_->Ready();
+    return;
+  }
   std::vector<std::string> changed = config_.Diff(*next);
   std::vector<std::string> need_restart = config_.ApplyReloadable(*next);
   for (const auto& k : changed) {
@@ -371,6 +384,7 @@ void Daemon::Reload() {
   ConfigureAudit();
   if (zap_) (void)zap_->Reload(config_.security.curve_authorized_keys_dir);
   TLOG_INFO("daemon: reloaded %s (%zu keys changed)", config_path_.c_str(), changed.size());
+  if (!plaintext_warning_.empty()) TLOG_WARN("%s", plaintext_warning_.c_str());
   notifier_->Ready();
 }
 
@@ -399,6 +413,7 @@ MetricsSnapshot Daemon::Snapshot() {
   s.cache_capacity = hot_->capacity();
   s.cache_memory_bytes = hot_->memory_bytes();
   s.uptime_s = (uv_now(&loop_) - started_ms_) / 1e3;
+  s.plaintext_network = !plaintext_warning_.empty();
   return s;
 }
 
@@ -408,7 +423,9 @@ std::string Daemon::StatsBody() {
   PoolStats ps = pool_->Stats();
   const RequestStats& rs = requests_->stats();
   const RouterStats& ro = router_->stats();
-  pk.pack_map(10);
+  pk.pack_map(11);
+  PackStr(pk, "plaintext_network");
+  plaintext_warning_.empty() ? pk.pack_false() : pk.pack_true();
   PackStr(pk, "requests");
   pk.pack_uint64(rs.requests);
   PackStr(pk, "errors");

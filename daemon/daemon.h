@@ -83,6 +83,9 @@ class Daemon {
   uint64_t status_at_ms_ = 0;
   int exit_code_ = 0;
   uint64_t started_ms_ = 0;
+  // Set while serving plaintext beyond loopback by opt-in (protected mode,
+  // torii/protected_mode.h): the WARN line repeated at each reload.
+  std::string plaintext_warning_;
 };
 
 }  // namespace torii::daemon

@@ -7,6 +7,7 @@
 #include "daemon.h"
 #include "torii/config.h"
 #include "torii/log.h"
+#include "torii/protected_mode.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"toriid: the Torii storage daemon (users and sessions in PostgreSQL, served over ZeroMQ)"};
@@ -36,11 +37,21 @@ int main(int argc, char** argv) {
     }
     config = std::move(loaded.value());
   }
+  // Protected mode (docs/security.md); --migrate and --print-config bind
+  // nothing, so they go ahead.
+  torii::ProtectedMode protect;
+  if (check || (!print && !migrate)) protect = torii::CheckProtectedMode(config);
+  const std::string& refusal = protect.refusal;
   if (check) {
     if (auto url = config.DatabaseUrl(); !url.ok()) {
       std::fprintf(stderr, "toriid: config error: %s\n", url.error().message().c_str());
       return 2;
     }
+    if (!refusal.empty()) {
+      std::fprintf(stderr, "toriid: config error: %s\n", refusal.c_str());
+      return 2;
+    }
+    if (!protect.warning.empty()) std::fprintf(stderr, "toriid: warning: %s\n", protect.warning.c_str());
     std::printf("toriid: %s is valid\n", config_path.empty() ? "the default config" : config_path.c_str());
     return 0;
   }
@@ -60,6 +71,10 @@ int main(int argc, char** argv) {
     }
     std::printf("\n# database URL in force (from %s): %s\n", source, torii::RedactConninfo(*url).c_str());
     return 0;
+  }
+  if (!refusal.empty()) {
+    std::fprintf(stderr, "toriid: refusing to start: %s\n", refusal.c_str());
+    return 2;
   }
   torii::LogLevel level;
   if (torii::ParseLogLevel(config.log.level, &level)) torii::SetLogLevel(level);

@@ -104,6 +104,10 @@ std::vector<MetricFamily> Metrics::Collector::Collect() const {
   info.metric.push_back(Value(G, 1, {{"version", TORII_VERSION}}));
   out.push_back(std::move(info));
   out.push_back(One("toriid_uptime_seconds", "seconds since toriid started", G, s.uptime_s));
+  out.push_back(One("toriid_plaintext_network",
+                    "1 while a requests or events endpoint is reachable beyond loopback without CURVE "
+                    "(security.allow_plaintext_network), else 0",
+                    G, s.plaintext_network ? 1 : 0));
 
   // Requests, live from the per-operation slots. A (op, code) pair appears
   // once it has been answered at least once.

@@ -88,6 +88,7 @@ struct MetricsSnapshot {
   size_t cache_capacity = 0;
   size_t cache_memory_bytes = 0;
   double uptime_s = 0;
+  bool plaintext_network = false;  // serving without CURVE beyond loopback (protected mode's opt-in)
 };
 
 class Metrics {

@@ -67,6 +67,12 @@ Status ApplyCurveServer(zmq::socket_t& socket, const std::string& secret_key) {
 Status BindEndpoint(zmq::socket_t& socket, const std::string& endpoint) {
   const bool ipc = endpoint.rfind("ipc://", 0) == 0 && endpoint.rfind("ipc://@", 0) != 0;
   if (!ipc) {
+    // libzmq binds an IPv6 address only with ZMQ_IPV6, which would also turn
+    // `*` and interface names into IPv6 binds: on for IPv6 addresses alone.
+    if (endpoint.rfind("tcp://", 0) == 0) {
+      std::string host = endpoint.substr(6, endpoint.rfind(':') - 6);
+      socket.set(zmq::sockopt::ipv6, host.find(':') != std::string::npos);
+    }
     socket.bind(endpoint);
     return {};
   }

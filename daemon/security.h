@@ -47,7 +47,8 @@ Status ApplyCurveServer(zmq::socket_t& socket, const std::string& secret_key);
 // Binds `endpoint`; when it is an ipc:// file, the file gets mode 0660
 // (owner and group): created under umask 0117 so that it is never open to
 // others, then chmod'ed so that a looser umask of the process cannot widen
-// it either. Abstract sockets (ipc://@name) have no file and no mode.
+// it either. Abstract sockets (ipc://@name) have no file and no mode. An
+// IPv6 address (tcp://[::1]:7420) turns on ZMQ_IPV6 for that bind only.
 // Throws zmq::error_t like bind(); a failed chmod is an error Status.
 Status BindEndpoint(zmq::socket_t& socket, const std::string& endpoint);
 // The mode BindEndpoint gives ipc:// socket files.

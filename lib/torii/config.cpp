@@ -112,6 +112,9 @@ const std::vector<Param>& Params() {
       {"security", "curve_authorized_keys_dir",
        StrRef([](Config& c) -> auto& { return c.security.curve_authorized_keys_dir; }), true,
        "folder of authorized client public keys (Z85, one per file)"},
+      {"security", "allow_plaintext_network",
+       BoolRef([](Config& c) -> auto& { return c.security.allow_plaintext_network; }), false,
+       "serve tcp:// endpoints that other hosts can reach without CURVE; off: toriid refuses to start"},
 
       {"metrics", "listen", StrRef([](Config& c) -> auto& { return c.metrics.listen; }), false,
        "address:port of the Prometheus /metrics endpoint, e.g. \"127.0.0.1:9464\"; empty: off"},

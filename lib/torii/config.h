@@ -61,6 +61,7 @@ struct Config {
   struct Security {
     std::string curve_secret_key_file;
     std::string curve_authorized_keys_dir;
+    bool allow_plaintext_network = false;  // protected mode's opt-out (torii/protected_mode.h)
   } security;
   struct Metrics {
     std::string listen;  // "host:port" of the Prometheus /metrics endpoint; empty: off

@@ -42,7 +42,8 @@ struct CliRun {
 // A running CLI child with its stdout and stderr on pipes.
 class Child {
  public:
-  explicit Child(std::vector<std::string> args) {
+  // `cwd`: the folder the CLI runs in (empty: the test's own).
+  explicit Child(std::vector<std::string> args, const std::string& cwd = "") {
     int o[2], e[2];
     if (pipe(o) != 0 || pipe(e) != 0) throw std::runtime_error("pipe");
     pid_ = fork();
@@ -51,6 +52,7 @@ class Child {
       dup2(e[1], 2);
       close(o[0]);
       close(e[0]);
+      if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
       std::vector<char*> argv;
       argv.push_back(const_cast<char*>(kCli.c_str()));
       for (auto& a : args) argv.push_back(a.data());
@@ -128,8 +130,8 @@ class Child {
   int out_fd_ = -1, err_fd_ = -1;
 };
 
-CliRun Cli(std::vector<std::string> args) {
-  Child c(std::move(args));
+CliRun Cli(std::vector<std::string> args, const std::string& cwd = "") {
+  Child c(std::move(args), cwd);
   CliRun r;
   r.status = c.Finish(30000);
   r.out = c.out;
@@ -143,9 +145,9 @@ class CliTest : public ::testing::Test {
  protected:
   void SetUp() override { d_ = std::make_unique<DaemonProcess>(); }
   // A CLI run against this test's daemon.
-  CliRun T(std::vector<std::string> args) {
+  CliRun T(std::vector<std::string> args, const std::string& cwd = "") {
     args.insert(args.begin(), {"--endpoint", d_->request_endpoint(), "--events-endpoint", d_->event_endpoint()});
-    return Cli(std::move(args));
+    return Cli(std::move(args), cwd);
   }
   // A --json run that must succeed; returns its one JSON line.
   json J(std::vector<std::string> args) {
@@ -168,6 +170,9 @@ TEST(CliUsage, ExitStatusesWithoutADaemon) {
   EXPECT_EQ(Cli({"--timeout", "0", "ping"}).status, 2);
   EXPECT_EQ(Cli({"call", "ping", "[1,2]"}).status, 2);
   EXPECT_EQ(Cli({"migrate", "--from", "mysql:x", "--to", "postgresql:///x"}).status, 2);
+  CliRun empty = Cli({"--endpoint", "", "ping"});
+  EXPECT_EQ(empty.status, 2) << Dump(empty);
+  EXPECT_NE(empty.err.find("give --endpoint/--events-endpoint a value"), std::string::npos) << Dump(empty);
   CliRun help = Cli({"--help"});
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.out.find("migrate"), std::string::npos);
@@ -391,6 +396,15 @@ TEST_F(CliTest, MigrateThroughTheCli) {
   EXPECT_NE(again.out.find("nothing to do"), std::string::npos) << again.out;
   EXPECT_EQ(again.out.find(token), std::string::npos);
 
+  // A relative path is the caller's: from the file's folder, sqlite:torii.db (issue 28).
+  CliRun relative = T({"migrate", "--from", "sqlite:torii.db", "--to", d_->database_url(), "--dry-run"}, dir);
+  ASSERT_EQ(relative.status, 0) << Dump(relative);
+  EXPECT_NE(relative.out.find("dry run"), std::string::npos) << relative.out;
+  CliRun keygen = T({"keygen", "--out", "keys"}, dir);
+  ASSERT_EQ(keygen.status, 0) << Dump(keygen);
+  EXPECT_EQ(access((dir + "/keys.key").c_str(), R_OK), 0) << Dump(keygen);
+  EXPECT_EQ(access((dir + "/keys.pub").c_str(), R_OK), 0) << Dump(keygen);
+
   CliRun nofile = T({"migrate", "--from", "sqlite:" + dir + "/absent.db", "--to", d_->database_url()});
   EXPECT_EQ(nofile.status, 1) << Dump(nofile);
   CliRun nodb = T({"migrate", "--from", "sqlite:" + path, "--to",
@@ -436,6 +450,99 @@ TEST_F(CliTest, AccountCommands) {
   EXPECT_EQ(J({"passkey", "take-challenge", "c1"})["challenge"], "AQID");
   EXPECT_EQ(J({"passkey", "delete", "--credential-id", "-_8"})["deleted"], 1);
   EXPECT_EQ(J({"passkey", "delete-all", uid})["deleted"], 0);
+}
+
+// Issue 28: every command that names a user takes it as a positional or as
+// --user, and as a uuid or an email (one get_user_by_email); provider,
+// subject, credential id, token, jti and email likewise take both forms.
+TEST_F(CliTest, EveryCommandNamesAUserEitherWayAndByEmail) {
+  const std::string email = "both@example.com";
+  std::string uid = J({"user", "create", "--email", email})["id"];
+
+  // user
+  EXPECT_EQ(J({"user", "get", email})["id"], uid);
+  EXPECT_EQ(J({"user", "get", "--user", uid})["email"], email);
+  EXPECT_EQ(J({"user", "update", email, "--merge", R"({"a":1})"})["metadata"]["a"], 1);
+  EXPECT_EQ(J({"user", "update", "--user", uid, "--merge", R"({"b":2})"})["metadata"]["b"], 2);
+  EXPECT_EQ(J({"user", "verify", "--user", email})["id"], uid);
+
+  // session
+  std::string s1 = J({"session", "create", email, "--ttl", "60"})["id"];
+  std::string s2 = J({"session", "create", "--user", uid, "--ttl", "60"})["id"];
+  EXPECT_EQ(J({"session", "list", email})["sessions"].size(), 2u);
+  EXPECT_EQ(J({"session", "list", "--user", uid})["sessions"].size(), 2u);
+  EXPECT_EQ(J({"session", "revoke-all", email, "--except", s1})["deleted"], 1);
+  EXPECT_EQ(J({"session", "revoke-all", "--user", email})["deleted"], 1);
+  (void)s2;
+
+  // token
+  std::string token = J({"token", "create", email, "--purpose", "magic_link", "--ttl", "60"})["token"];
+  EXPECT_EQ(J({"token", "check", "--token", token, "--purpose", "magic_link"})["user_id"], uid);
+  J({"token", "create", "--user", uid, "--purpose", "password_reset", "--ttl", "60"});
+  EXPECT_EQ(J({"token", "delete", email})["deleted"], 2);
+
+  // oauth
+  EXPECT_EQ(J({"oauth", "link", "--user", email, "--provider", "github", "--subject", "1"})["user_id"], uid);
+  EXPECT_EQ(J({"oauth", "link", uid, "gitlab", "2"})["provider"], "gitlab");
+  EXPECT_EQ(J({"oauth", "link", "--provider", "bitbucket", email, "3"})["subject"], "3");
+  EXPECT_EQ(J({"oauth", "get", "--provider", "github", "--subject", "1"})["user_id"], uid);
+  EXPECT_EQ(J({"oauth", "user", "--subject", "2", "--provider", "gitlab"})["id"], uid);
+  EXPECT_EQ(J({"oauth", "list", email})["accounts"].size(), 3u);
+  EXPECT_EQ(J({"oauth", "list", "--user", uid})["accounts"].size(), 3u);
+  EXPECT_EQ(J({"oauth", "unlink", email, "github", "1"})["deleted"], 1);
+  EXPECT_EQ(J({"oauth", "unlink", "--user", uid, "--provider", "gitlab", "--subject", "2"})["deleted"], 1);
+  EXPECT_EQ(J({"oauth", "put-state", "--state", "st", "--verifier", "v", "--ttl", "60"}).contains("expires_at"), true);
+  EXPECT_EQ(J({"oauth", "take-state", "--state", "st"})["verifier"], "v");
+
+  // passkey
+  EXPECT_EQ(J({"passkey", "add", email, "AQID", "--public-key", "AQID"})["user_id"], uid);
+  EXPECT_EQ(J({"passkey", "add", "--user", uid, "--credential-id", "AQIE", "--public-key", "AQID"})["credential_id"],
+            "AQIE");
+  EXPECT_EQ(J({"passkey", "list", email})["passkeys"].size(), 2u);
+  EXPECT_EQ(J({"passkey", "list", "--user", uid})["passkeys"].size(), 2u);
+  EXPECT_EQ(J({"passkey", "get", "AQID"})["user_id"], uid);
+  EXPECT_EQ(J({"passkey", "use", "AQIE", "--sign-count", "5"})["sign_count"], 5);
+  EXPECT_EQ(J({"passkey", "delete", "AQIE"})["deleted"], 1);
+  J({"passkey", "put-challenge", "--challenge-id", "c1", "--challenge", "AQID", "--ttl", "60", "--user", email});
+  J({"passkey", "put-challenge", "c2", "--challenge", "AQID", "--ttl", "60", "--user-id", uid});
+  EXPECT_EQ(J({"passkey", "take-challenge", "--challenge-id", "c1"})["user_id"], uid);
+  EXPECT_EQ(J({"passkey", "take-challenge", "c2"})["user_id"], uid);
+  EXPECT_EQ(J({"passkey", "delete-all", "--user", email})["deleted"], 1);
+
+  // jwt
+  std::string later = std::to_string(NowMicros() / 1000 + 3600000);
+  J({"jwt", "revoke", "--jti", "j1", "--expires", later, "--user", email});
+  J({"jwt", "revoke-user", email});
+  J({"jwt", "revoke-user", "--user", uid});
+  EXPECT_EQ(J({"jwt", "check", "j1", "--user", email})["revoked"], true);
+
+  // guard (an email by nature): both forms
+  J({"guard", "fail", "--email", email});
+  EXPECT_EQ(J({"guard", "failures", email})["count"], 1);
+  J({"guard", "clear", "--email", email});
+
+  // One message for a missing user, whichever command; no uuid, no email.
+  for (std::vector<std::string> cmd : {std::vector<std::string>{"session", "list"}, {"oauth", "link"},
+                                       {"passkey", "add"}, {"jwt", "revoke-user"}, {"token", "delete"}}) {
+    CliRun r = T(cmd);
+    EXPECT_EQ(r.status, 2) << Dump(r);
+    EXPECT_NE(r.err.find("--user is required"), std::string::npos) << Dump(r);
+  }
+  CliRun bad = T({"oauth", "list", "bob"});
+  EXPECT_EQ(bad.status, 2) << Dump(bad);
+  EXPECT_NE(bad.err.find("'bob' is neither a user id (uuid) nor an email"), std::string::npos) << Dump(bad);
+  CliRun ghost = T({"passkey", "list", "ghost@example.com"});
+  EXPECT_EQ(ghost.status, 1) << Dump(ghost);
+  EXPECT_NE(ghost.err.find("not_found"), std::string::npos) << Dump(ghost);
+
+  // --actor too: the actor named by email sees its own row, not another's.
+  std::string other = J({"user", "create", "--email", "other@example.com"})["id"];
+  EXPECT_EQ(J({"--actor", email, "user", "get", uid})["id"], uid);
+  CliRun hidden = T({"--actor", email, "user", "get", other});
+  EXPECT_EQ(hidden.status, 1) << Dump(hidden);
+  EXPECT_NE(hidden.err.find("not_found"), std::string::npos) << Dump(hidden);
+
+  EXPECT_EQ(J({"user", "delete", "--user", email})["deleted"], 1);
 }
 
 }  // namespace

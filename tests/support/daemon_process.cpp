@@ -70,8 +70,11 @@ DaemonProcess::~DaemonProcess() {
 void DaemonProcess::WriteConfig() {
   // Sections in a fixed order; tests override any key through settings.
   std::map<std::string, std::map<std::string, std::string>> sections;
-  sections["server"]["requests"] = "[" + TomlString(requests_) + "]";
-  sections["server"]["events"] = "[" + TomlString(events_) + "]";
+  auto bound = [this](const std::string& ep) {
+    return opt_.ipc ? ep : "tcp://" + opt_.bind_host + ep.substr(ep.rfind(':'));
+  };
+  sections["server"]["requests"] = "[" + TomlString(bound(requests_)) + "]";
+  sections["server"]["events"] = "[" + TomlString(bound(events_)) + "]";
   sections["database"]["url"] = TomlString(database_url_);
   sections["log"]["level"] = TomlString("info");
   for (const auto& [name, value] : opt_.settings) {
@@ -94,7 +97,7 @@ void DaemonProcess::Start() {
   int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log < 0) throw std::runtime_error("cannot open " + log_path_);
   std::string binary = TORIID_BINARY;
-  // The child's environment is built before fork: only exec runs after it.
+  // The child's argv and environment are built before fork: only exec runs after it.
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; e++) {
     std::string kv = *e;
@@ -106,6 +109,10 @@ void DaemonProcess::Start() {
   std::vector<char*> envp;
   for (auto& kv : env_strings) envp.push_back(kv.data());
   envp.push_back(nullptr);
+  std::vector<const char*> argv;
+  for (const auto& w : opt_.wrapper) argv.push_back(w.c_str());
+  for (const char* a : {binary.c_str(), "--config", config_path_.c_str()}) argv.push_back(a);
+  argv.push_back(nullptr);
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
@@ -120,8 +127,7 @@ void DaemonProcess::Start() {
     // Never outlive the test, even when it crashes.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1);
-    const char* argv[] = {binary.c_str(), "--config", config_path_.c_str(), nullptr};
-    execve(binary.c_str(), const_cast<char* const*>(argv), envp.data());
+    execvpe(argv[0], const_cast<char* const*>(argv.data()), envp.data());
     _exit(127);
   }
   ::close(log);

@@ -24,6 +24,12 @@ namespace torii::test {
 struct DaemonOptions {
   std::string database_url = {};  // empty: FreshDatabase()
   bool ipc = false;          // ipc:// endpoints in the temp folder instead of tcp
+  // Host of the tcp:// endpoints in the config ("0.0.0.0", "*", an interface
+  // name...); the test's clients still connect through 127.0.0.1.
+  std::string bind_host = "127.0.0.1";
+  // A command line the daemon runs under (e.g. unshare ...); toriid's own
+  // argv follows it.
+  std::vector<std::string> wrapper = {};
   // "section.key" -> TOML value text, e.g. {"server.request_timeout_ms", "500"}.
   // Overrides the defaults above (server.requests, database.url, ...).
   std::map<std::string, std::string> settings = {};

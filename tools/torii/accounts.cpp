@@ -62,9 +62,11 @@ bool PutBinary(json& args, const char* key, const std::string& flag, const std::
 
 // One request; prints the result with binary values as base64url: a list
 // under `list_key` as a table of `columns`, anything else as a record.
-int Run(const Globals& g, const std::string& op, const json& args, const char* list_key = nullptr,
+int Run(const Globals& g, const std::string& op, const json& given, const char* list_key = nullptr,
         const std::vector<std::string>& columns = {}) {
   int exit = kExitOk;
+  json args = given;
+  if (!ResolveUserArgs(g, op, args, &exit)) return exit;
   auto r = Request(g, op, args, &exit);
   if (!r) return exit;
   BinaryToBase64Url(*r);
@@ -120,9 +122,9 @@ void AddAccountCommands(CLI::App& app, Globals& g, std::function<int()>& action)
   auto* oauth = app.add_subcommand("oauth", "OAuth accounts and PKCE state")->require_subcommand(1);
   {
     auto* c = oauth->add_subcommand("link", "link a provider account to a user");
-    c->add_option("user_id", v.user_id, "user id")->required();
-    c->add_option("provider", v.provider, "provider, e.g. github")->required();
-    c->add_option("subject", v.subject, "the provider's user id")->required();
+    c->add_option("user,--user", v.user_id, "user id or email")->required();
+    c->add_option("provider,--provider", v.provider, "provider, e.g. github")->required();
+    c->add_option("subject,--subject", v.subject, "the provider's user id")->required();
     c->callback([&] {
       action = [&] {
         return Run(g, "link_oauth_account", {{"user_id", v.user_id}, {"provider", v.provider}, {"subject", v.subject}});
@@ -130,29 +132,29 @@ void AddAccountCommands(CLI::App& app, Globals& g, std::function<int()>& action)
     });
 
     c = oauth->add_subcommand("get", "show the link of a provider account");
-    c->add_option("provider", v.provider, "provider")->required();
-    c->add_option("subject", v.subject, "the provider's user id")->required();
+    c->add_option("provider,--provider", v.provider, "provider")->required();
+    c->add_option("subject,--subject", v.subject, "the provider's user id")->required();
     c->callback([&] {
       action = [&] { return Run(g, "get_oauth_account", {{"provider", v.provider}, {"subject", v.subject}}); };
     });
 
     c = oauth->add_subcommand("user", "show the user a provider account is linked to");
-    c->add_option("provider", v.provider, "provider")->required();
-    c->add_option("subject", v.subject, "the provider's user id")->required();
+    c->add_option("provider,--provider", v.provider, "provider")->required();
+    c->add_option("subject,--subject", v.subject, "the provider's user id")->required();
     c->callback([&] {
       action = [&] { return Run(g, "get_user_by_oauth", {{"provider", v.provider}, {"subject", v.subject}}); };
     });
 
     c = oauth->add_subcommand("list", "a user's linked accounts");
-    c->add_option("user_id", v.user_id, "user id")->required();
+    c->add_option("user,--user", v.user_id, "user id or email")->required();
     c->callback([&, oauth_cols] {
       action = [&, oauth_cols] { return Run(g, "list_oauth_accounts", {{"user_id", v.user_id}}, "accounts", oauth_cols); };
     });
 
     c = oauth->add_subcommand("unlink", "unlink a user's accounts of a provider");
-    c->add_option("user_id", v.user_id, "user id")->required();
-    c->add_option("provider", v.provider, "provider")->required();
-    auto* subject = c->add_option("--subject", v.subject, "only this provider account");
+    c->add_option("user,--user", v.user_id, "user id or email")->required();
+    c->add_option("provider,--provider", v.provider, "provider")->required();
+    auto* subject = c->add_option("subject,--subject", v.subject, "only this provider account");
     c->callback([&, subject] {
       action = [&, subject] {
         json args = {{"user_id", v.user_id}, {"provider", v.provider}};
@@ -162,7 +164,7 @@ void AddAccountCommands(CLI::App& app, Globals& g, std::function<int()>& action)
     });
 
     c = oauth->add_subcommand("put-state", "store a PKCE verifier under a CSRF state");
-    c->add_option("state", v.state, "the state")->required();
+    c->add_option("state,--state", v.state, "the state")->required();
     c->add_option("--verifier", v.verifier, "the PKCE verifier")->required();
     c->add_option("--ttl", v.ttl_s, "lifetime in seconds")->required();
     c->callback([&] {
@@ -172,7 +174,7 @@ void AddAccountCommands(CLI::App& app, Globals& g, std::function<int()>& action)
     });
 
     c = oauth->add_subcommand("take-state", "take (and delete) the verifier stored under a state");
-    c->add_option("state", v.state, "the state")->required();
+    c->add_option("state,--state", v.state, "the state")->required();
     c->callback([&] { action = [&] { return Run(g, "take_oauth_state", {{"state", v.state}}); }; });
   }
 
@@ -180,8 +182,8 @@ void AddAccountCommands(CLI::App& app, Globals& g, std::function<int()>& action)
   auto* passkey = app.add_subcommand("passkey", "passkeys (WebAuthn) and their challenges")->require_subcommand(1);
   {
     auto* c = passkey->add_subcommand("add", "register a passkey of a user");
-    c->add_option("user_id", v.user_id, "user id")->required();
-    c->add_option("--credential-id", v.credential, "credential id (base64url)")->required();
+    c->add_option("user,--user", v.user_id, "user id or email")->required();
+    c->add_option("credential_id,--credential-id", v.credential, "credential id (base64url)")->required();
     c->add_option("--public-key", v.public_key, "public key (base64url)")->required();
     auto* name = c->add_option("--name", v.name, "a display name");
     auto* count = c->add_option("--sign-count", v.sign_count, "the signature counter (default 0)");
@@ -201,8 +203,8 @@ void AddAccountCommands(CLI::App& app, Globals& g, std::function<int()>& action)
     for (auto [cmd, op, help] : {std::tuple{"get", "get_passkey", "show a passkey"},
                                  std::tuple{"delete", "delete_passkey", "delete a passkey"}}) {
       c = passkey->add_subcommand(cmd, help);
-      // An option, not a positional: a base64url id may start with '-'.
-      c->add_option("--credential-id", v.credential, "credential id (base64url)")->required();
+      // A base64url id may start with '-': then only the flag form works.
+      c->add_option("credential_id,--credential-id", v.credential, "credential id (base64url)")->required();
       std::string op_name = op;
       c->callback([&, op_name] {
         action = [&, op_name] {
@@ -214,7 +216,7 @@ void AddAccountCommands(CLI::App& app, Globals& g, std::function<int()>& action)
     }
 
     c = passkey->add_subcommand("use", "record a use (and the new signature counter)");
-    c->add_option("--credential-id", v.credential, "credential id (base64url)")->required();
+    c->add_option("credential_id,--credential-id", v.credential, "credential id (base64url)")->required();
     auto* use_count = c->add_option("--sign-count", v.sign_count, "the authenticator's counter");
     c->callback([&, use_count] {
       action = [&, use_count] {
@@ -226,20 +228,20 @@ void AddAccountCommands(CLI::App& app, Globals& g, std::function<int()>& action)
     });
 
     c = passkey->add_subcommand("list", "a user's passkeys");
-    c->add_option("user_id", v.user_id, "user id")->required();
+    c->add_option("user,--user", v.user_id, "user id or email")->required();
     c->callback([&, passkey_cols] {
       action = [&, passkey_cols] { return Run(g, "list_passkeys", {{"user_id", v.user_id}}, "passkeys", passkey_cols); };
     });
 
     c = passkey->add_subcommand("delete-all", "delete every passkey of a user");
-    c->add_option("user_id", v.user_id, "user id")->required();
+    c->add_option("user,--user", v.user_id, "user id or email")->required();
     c->callback([&] { action = [&] { return Run(g, "delete_user_passkeys", {{"user_id", v.user_id}}); }; });
 
     c = passkey->add_subcommand("put-challenge", "store a ceremony's challenge");
-    c->add_option("challenge_id", v.challenge_id, "the challenge's id")->required();
+    c->add_option("challenge_id,--challenge-id", v.challenge_id, "the challenge's id")->required();
     c->add_option("--challenge", v.challenge, "the challenge (base64url)")->required();
     c->add_option("--ttl", v.ttl_s, "lifetime in seconds")->required();
-    auto* user = c->add_option("--user-id", v.user_id, "the user of the ceremony");
+    auto* user = c->add_option("--user,--user-id", v.user_id, "the user of the ceremony (id or email)");
     c->callback([&, user] {
       action = [&, user] {
         json args = {{"challenge_id", v.challenge_id}, {"ttl_s", v.ttl_s}};
@@ -250,7 +252,7 @@ void AddAccountCommands(CLI::App& app, Globals& g, std::function<int()>& action)
     });
 
     c = passkey->add_subcommand("take-challenge", "take (and delete) a stored challenge");
-    c->add_option("challenge_id", v.challenge_id, "the challenge's id")->required();
+    c->add_option("challenge_id,--challenge-id", v.challenge_id, "the challenge's id")->required();
     c->callback([&] { action = [&] { return Run(g, "take_passkey_challenge", {{"challenge_id", v.challenge_id}}); }; });
   }
 }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <ctime>
 #include <iostream>
+#include <set>
 
 #include "output.h"
 #include "torii/client.h"
@@ -171,8 +172,31 @@ std::optional<int64_t> ParseTimeArg(const std::string& text) {
   return (static_cast<int64_t>(timegm(&tm)) - offset_s) * 1000 + ms;
 }
 
-int Call(const Globals& g, const std::string& op, const nlohmann::json& args) {
+bool ResolveUserArgs(const Globals& g, const std::string& op, nlohmann::json& args, int* exit) {
+  static const std::set<std::string> kUserOps = {"get_user", "update_user", "verify_email", "delete_user"};
+  for (const char* key : {"user_id", "id"}) {
+    if (std::string(key) == "id" && kUserOps.count(op) == 0) continue;
+    if (!args.contains(key) || !args[key].is_string()) continue;
+    std::string text = args[key].get<std::string>();
+    if (auto id = NormalizeUuid(text)) {
+      args[key] = *id;
+      continue;
+    }
+    if (text.find('@') == std::string::npos) {
+      *exit = UsageError("'" + text + "' is neither a user id (uuid) nor an email; give one of them");
+      return false;
+    }
+    auto user = Request(g, "get_user_by_email", {{"email", text}}, exit);
+    if (!user) return false;
+    args[key] = (*user)["id"];
+  }
+  return true;
+}
+
+int Call(const Globals& g, const std::string& op, const nlohmann::json& given) {
   int exit = kExitOk;
+  nlohmann::json args = given;
+  if (!ResolveUserArgs(g, op, args, &exit)) return exit;
   auto r = Request(g, op, args, &exit);
   if (!r) return exit;
   if (g.json) {
@@ -231,7 +255,9 @@ int Stats(const Globals& g, bool prometheus) {
 
 int UserGet(const Globals& g, const std::string& id_or_email) {
   if (auto id = NormalizeUuid(id_or_email)) return Call(g, "get_user", {{"id", *id}});
-  return Call(g, "get_user_by_email", {{"email", id_or_email}});
+  // One request, not a lookup then a get.
+  if (id_or_email.find('@') != std::string::npos) return Call(g, "get_user_by_email", {{"email", id_or_email}});
+  return UsageError("'" + id_or_email + "' is neither a user id (uuid) nor an email; give one of them");
 }
 
 int Watch(const Globals& g, const WatchOptions& w) {

@@ -51,8 +51,15 @@ std::optional<int64_t> ParseTimeArg(const std::string& text);
 // *exit.
 std::optional<nlohmann::json> Request(const Globals& g, const std::string& op, const nlohmann::json& args, int* exit);
 
-// One request; prints the result (text or one JSON line) and returns the
-// exit status. `text_printer` overrides the text rendering.
+// Where `op` takes a user (`user_id`, and `id` of the user operations), a
+// value that is an email is replaced by that user's id, found with one
+// get_user_by_email, so every command that names a user takes a uuid or an
+// email. False, after printing why and setting *exit, when the email is
+// unknown or the value is neither.
+bool ResolveUserArgs(const Globals& g, const std::string& op, nlohmann::json& args, int* exit);
+
+// One request (after ResolveUserArgs); prints the result (text or one JSON
+// line) and returns the exit status.
 int Call(const Globals& g, const std::string& op, const nlohmann::json& args);
 
 // `torii call OP [JSON]`: always prints JSON.

@@ -4,6 +4,7 @@
 // error, 3 daemon unreachable or timed out. See docs/cli.md.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_flag("--json", g.json, "print one JSON value per line");
-  app.add_option("--actor", g.actor, "act on behalf of this user id (row-level security)");
+  app.add_option("--actor", g.actor, "act on behalf of this user, by id or email (row-level security)");
   app.add_option("--server-key", g.server_key_file, "CURVE: file with the daemon's public key (Z85)");
   app.add_option("--client-key", g.client_key_file, "CURVE: file with this client's secret key (from torii keygen)");
 
@@ -128,11 +129,11 @@ int main(int argc, char** argv) {
     });
 
     auto* get = user->add_subcommand("get", "show a user by id or email");
-    get->add_option("user", s1, "uuid or email")->required();
+    get->add_option("user,--user", s1, "user id (uuid) or email")->required();
     get->callback([&] { run.action = [&] { return torii::cli::UserGet(g, s1); }; });
 
     auto* up = user->add_subcommand("update", "change a user");
-    up->add_option("id", s1, "user id")->required();
+    up->add_option("user,--user", s1, "user id or email")->required();
     auto* em = up->add_option("--email", s2, "new email");
     auto* ph2 = up->add_option("--password-hash", s3, "new password hash");
     auto* clear = up->add_flag("--clear-password", f1, "remove the password hash");
@@ -156,7 +157,7 @@ int main(int argc, char** argv) {
     });
 
     auto* ver = user->add_subcommand("verify", "mark a user's email verified");
-    ver->add_option("id", s1, "user id")->required();
+    ver->add_option("user,--user", s1, "user id or email")->required();
     auto* at = ver->add_option("--at", s2, "when (RFC 3339 or ms since the epoch; default now)");
     ver->callback([&, at] {
       run.action = [&, at] {
@@ -171,7 +172,7 @@ int main(int argc, char** argv) {
     });
 
     auto* del = user->add_subcommand("delete", "delete a user and its sessions");
-    del->add_option("id", s1, "user id")->required();
+    del->add_option("user,--user", s1, "user id or email")->required();
     del->callback([&] { run.action = [&] { return torii::cli::Call(g, "delete_user", {{"id", s1}}); }; });
 
     auto* search = user->add_subcommand("search", "full-text search over email and metadata");
@@ -237,7 +238,7 @@ int main(int argc, char** argv) {
   };
 
   auto* c = session->add_subcommand("create", "create a session; prints its token once");
-  c->add_option("--user", s1, "user id")->required();
+  c->add_option("user,--user", s1, "user id or email")->required();
   auto ex = add_expiry(c);
   auto* id = c->add_option("--id", s2, "session uuid (default: a new one)");
   auto* ua = c->add_option("--user-agent", s3, "user agent");
@@ -289,11 +290,11 @@ int main(int argc, char** argv) {
   });
 
   auto* list = session->add_subcommand("list", "a user's unexpired sessions, newest first");
-  list->add_option("--user", s1, "user id")->required();
+  list->add_option("user,--user", s1, "user id or email")->required();
   list->callback([&] { run.action = [&] { return torii::cli::Call(g, "list_sessions", {{"user_id", s1}}); }; });
 
   auto* revoke = session->add_subcommand("revoke-all", "end every session of a user");
-  revoke->add_option("--user", s1, "user id")->required();
+  revoke->add_option("user,--user", s1, "user id or email")->required();
   auto* except = revoke->add_option("--except", s2, "a session id to keep");
   revoke->callback([&, except] {
     run.action = [&, except] {
@@ -361,13 +362,22 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : torii::cli::kExitUsage;
   }
-  if (g.endpoints.empty() || g.events_endpoints.empty()) return torii::cli::UsageError("an endpoint is empty");
+  for (auto* list : {&g.endpoints, &g.events_endpoints}) {
+    list->erase(std::remove(list->begin(), list->end(), std::string()), list->end());
+  }
+  if (g.endpoints.empty() || g.events_endpoints.empty()) {
+    return torii::cli::UsageError(
+        "no endpoint: give --endpoint/--events-endpoint a value (or TORII_ENDPOINT/TORII_EVENTS_ENDPOINT one)");
+  }
   g.endpoint = Join(g.endpoints);
   g.events_endpoint = Join(g.events_endpoints);
   if (!g.actor.empty()) {
-    auto a = torii::NormalizeUuid(g.actor);
-    if (!a) return torii::cli::UsageError("--actor must be a uuid");
-    g.actor = *a;
+    // A user id or an email, like every user a command names.
+    json who = {{"user_id", g.actor}};
+    g.actor.clear();  // the lookup itself runs as the daemon
+    int exit = 0;
+    if (!torii::cli::ResolveUserArgs(g, "", who, &exit)) return exit;
+    g.actor = who["user_id"].get<std::string>();
   }
   if (!run.action) return torii::cli::UsageError("no command");
   return run.action();

@@ -39,7 +39,7 @@ void AddToken(CLI::App& app, const Globals& g, std::function<int()>& action, std
   auto* token = app.add_subcommand("token", "single-use secure tokens (magic links, resets, verification)")
                     ->require_subcommand(1);
   auto* create = token->add_subcommand("create", "make a token for a user; prints it once");
-  create->add_option("--user", f->s1, "user id")->required();
+  create->add_option("user,--user", f->s1, "user id or email")->required();
   create->add_option("--purpose", f->s2, "magic_link, password_reset or email_verification")
       ->required()
       ->check(CLI::IsMember(kPurposes));
@@ -50,7 +50,7 @@ void AddToken(CLI::App& app, const Globals& g, std::function<int()>& action, std
   for (const char* verb : {"check", "use"}) {
     bool use = std::string(verb) == "use";
     auto* c = token->add_subcommand(verb, use ? "use a token (at most once)" : "show a token without using it");
-    c->add_option("token", f->s1, "the token")->required();
+    c->add_option("token,--token", f->s1, "the token")->required();
     c->add_option("--purpose", f->s2, "magic_link, password_reset or email_verification")
         ->required()
         ->check(CLI::IsMember(kPurposes));
@@ -61,7 +61,7 @@ void AddToken(CLI::App& app, const Globals& g, std::function<int()>& action, std
     });
   }
   auto* del = token->add_subcommand("delete", "delete a user's tokens");
-  del->add_option("--user", f->s1, "user id")->required();
+  del->add_option("user,--user", f->s1, "user id or email")->required();
   auto* purpose = del->add_option("--purpose", f->s2, "only this purpose")->check(CLI::IsMember(kPurposes));
   del->callback([&g, &action, f, purpose] {
     action = [&g, f, purpose] {
@@ -75,7 +75,7 @@ void AddToken(CLI::App& app, const Globals& g, std::function<int()>& action, std
 void AddGuard(CLI::App& app, const Globals& g, std::function<int()>& action, std::shared_ptr<Flags> f) {
   auto* guard = app.add_subcommand("guard", "the login guard: failed logins and account locks")->require_subcommand(1);
   auto* fail = guard->add_subcommand("fail", "record a failed login");
-  fail->add_option("email", f->s1, "the email tried")->required();
+  fail->add_option("email,--email", f->s1, "the email tried")->required();
   auto* ip = fail->add_option("--ip", f->s2, "client address");
   auto* window = fail->add_option("--window", f->n1, "seconds counted (default 900)")->check(CLI::PositiveNumber);
   auto* max = fail->add_option("--max", f->n2, "lock the user at this many failures")->check(CLI::PositiveNumber);
@@ -89,7 +89,7 @@ void AddGuard(CLI::App& app, const Globals& g, std::function<int()>& action, std
     };
   });
   auto* count = guard->add_subcommand("failures", "count an email's recent failures");
-  count->add_option("email", f->s1, "the email")->required();
+  count->add_option("email,--email", f->s1, "the email")->required();
   auto* since = count->add_option("--since", f->s2, "RFC 3339 or ms since the epoch (default 15 minutes ago)");
   count->callback([&g, &action, f, since] {
     action = [&g, f, since] {
@@ -99,10 +99,10 @@ void AddGuard(CLI::App& app, const Globals& g, std::function<int()>& action, std
     };
   });
   auto* clear = guard->add_subcommand("clear", "forget an email's failures");
-  clear->add_option("email", f->s1, "the email")->required();
+  clear->add_option("email,--email", f->s1, "the email")->required();
   clear->callback([&g, &action, f] { action = [&g, f] { return Call(g, "clear_login_failures", {{"email", f->s1}}); }; });
   auto* lock = guard->add_subcommand("lock", "lock the user with this email (if any)");
-  lock->add_option("email", f->s1, "the email")->required();
+  lock->add_option("email,--email", f->s1, "the email")->required();
   auto* at = lock->add_option("--at", f->s2, "RFC 3339 or ms since the epoch (default now)");
   lock->callback([&g, &action, f, at] {
     action = [&g, f, at] {
@@ -116,21 +116,21 @@ void AddGuard(CLI::App& app, const Globals& g, std::function<int()>& action, std
     };
   });
   auto* unlock = guard->add_subcommand("unlock", "unlock the user with this email (if any)");
-  unlock->add_option("email", f->s1, "the email")->required();
+  unlock->add_option("email,--email", f->s1, "the email")->required();
   unlock->callback([&g, &action, f] {
     action = [&g, f] { return Call(g, "set_user_lock", {{"email", f->s1}, {"locked_at", nullptr}}); };
   });
   auto* status = guard->add_subcommand("status", "when the user with this email was locked (nil: not locked)");
-  status->add_option("email", f->s1, "the email")->required();
+  status->add_option("email,--email", f->s1, "the email")->required();
   status->callback([&g, &action, f] { action = [&g, f] { return Call(g, "get_user_lock", {{"email", f->s1}}); }; });
 }
 
 void AddJwt(CLI::App& app, const Globals& g, std::function<int()>& action, std::shared_ptr<Flags> f) {
   auto* jwt = app.add_subcommand("jwt", "the JWT deny-list")->require_subcommand(1);
   auto* revoke = jwt->add_subcommand("revoke", "revoke one JWT by its jti until its exp");
-  revoke->add_option("jti", f->s1, "the JWT's jti")->required();
+  revoke->add_option("jti,--jti", f->s1, "the JWT's jti")->required();
   revoke->add_option("--expires", f->s2, "the JWT's exp: RFC 3339 or ms since the epoch")->required();
-  auto* user = revoke->add_option("--user", f->s3, "the JWT's user id");
+  auto* user = revoke->add_option("--user", f->s3, "the JWT's user (id or email)");
   revoke->callback([&g, &action, f, user] {
     action = [&g, f, user] {
       f->args["jti"] = f->s1;
@@ -142,7 +142,7 @@ void AddJwt(CLI::App& app, const Globals& g, std::function<int()>& action, std::
     };
   });
   auto* all = jwt->add_subcommand("revoke-user", "revoke every JWT of a user issued before a time");
-  all->add_option("user", f->s1, "user id")->required();
+  all->add_option("user,--user", f->s1, "user id or email")->required();
   auto* before = all->add_option("--before", f->s2, "RFC 3339 or ms since the epoch (default now)");
   auto* until = all->add_option("--until", f->s3, "keep the cutoff until then (default: 30 days after it)");
   all->callback([&g, &action, f, before, until] {
@@ -154,8 +154,8 @@ void AddJwt(CLI::App& app, const Globals& g, std::function<int()>& action, std::
     };
   });
   auto* check = jwt->add_subcommand("check", "is this JWT revoked?");
-  check->add_option("jti", f->s1, "the JWT's jti")->required();
-  auto* cuser = check->add_option("--user", f->s2, "the JWT's user id");
+  check->add_option("jti,--jti", f->s1, "the JWT's jti")->required();
+  auto* cuser = check->add_option("--user", f->s2, "the JWT's user (id or email)");
   auto* issued = check->add_option("--issued", f->s3, "the JWT's iat: RFC 3339 or ms since the epoch");
   check->callback([&g, &action, f, cuser, issued] {
     action = [&g, f, cuser, issued] {
