@@ -309,15 +309,20 @@ class Subscriber:
             if on_stale is not None:
                 on_stale(reason)
 
-    def _deliver(self, e: Event) -> None:
+    def _record_eid(self, e: Event) -> bool:
+        """Remembers the event's eid; False for a duplicate (already delivered)."""
         eid = e.body.get("eid")
-        if eid is not None and isinstance(eid, (int, str, bytes)) and not isinstance(eid, bool):
-            if eid in self._seen_eids:
-                self._stats["duplicates"] += 1
-                return
-            self._seen_eids[eid] = None
-            if len(self._seen_eids) > self._dedup_window:
-                self._seen_eids.popitem(last=False)
+        if eid is None or not isinstance(eid, (int, str, bytes)) or isinstance(eid, bool):
+            return True
+        if eid in self._seen_eids:
+            self._stats["duplicates"] += 1
+            return False
+        self._seen_eids[eid] = None
+        if len(self._seen_eids) > self._dedup_window:
+            self._seen_eids.popitem(last=False)
+        return True
+
+    def _deliver(self, e: Event) -> None:
         self._stats["events"] += 1
         for _, on_event, _ in list(self._listeners):
             if on_event is not None:
@@ -405,16 +410,21 @@ class Subscriber:
                 clean = False
             ep.seqs[e.family] = e.seq
 
+        # After the seq checks: a duplicate still counted for its endpoint's seq.
+        fresh = self._record_eid(e)
+
         torii = e.family == "torii"
         if torii and e.kind == "heartbeat":
             self._stats["heartbeats"] += 1
             if self._check_heartbeat(index, e) and clean:
                 ep.caught_up = True
-        elif torii and e.kind == "resync":
+        elif torii and e.kind == "resync" and fresh:
+            # With an eid it came from the database (a TRUNCATE, torii_resync(),
+            # a bulk import): every daemon relays it, and it is reported once.
             reason = body.get("reason")
             self._stale(StaleReason(StaleKind.RESYNC, index, epoch=ep.epoch,
                                     detail=reason if isinstance(reason, str) and reason else "torii.resync"))
-        if not torii or self.deliver_torii_events:
+        if fresh and (not torii or self.deliver_torii_events):
             self._deliver(e)
 
     def _drain(self, index: int) -> int:
