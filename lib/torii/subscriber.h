@@ -71,10 +71,13 @@
 //     endpoint is live, when A has no position and no other endpoint has
 //     been live since before the anchor (B itself restarted since, or
 //     became live only after the anchor), when x has left the window, and
-//     always for a
-//     torii.resync that carries an eid (a database-wide resync: a bulk
-//     import, a TRUNCATE, torii_resync(); every daemon relays it, it is
-//     reported once).
+//     always for a torii.resync that carries an eid (a database-wide
+//     resync: a bulk import, a TRUNCATE, torii_resync(); every daemon
+//     relays it, it is reported once).
+//   Poll() counts an endpoint with messages waiting in its socket as heard
+//   from before it processes any endpoint's messages, so a subscriber
+//   polled rarely judges one endpoint's condition against the others'
+//   present, not against their last message before the pause.
 //   With one endpoint every stale condition is reported, as before.
 //   Consequence for a cache: while on_stale is not called, every change is
 //   delivered (once) or still on its way from a live endpoint; a cache
