@@ -182,15 +182,16 @@ struct Subscriber::Impl {
       Report(reason);
       return;
     }
+    // An endpoint live since before anything was cached has every change
+    // a cache could miss, wherever A's position is: the only vouch when A
+    // has none (the quiet case), and the one that needs no position when
+    // the other endpoint's baseline came after A's last eid.
+    if (AnyOtherLiveSinceAnchor(a, now)) {
+      stats.absorbed++;
+      return;
+    }
     if (!ep.last_eid.has_value()) {
-      // The quiet case: A delivered no event with an eid, so whatever it
-      // missed came after its start; an endpoint live since before anything
-      // was cached has it all.
-      if (AnyOtherLiveSinceAnchor(a, now)) {
-        stats.absorbed++;
-      } else {
-        Report(reason);
-      }
+      Report(reason);
       return;
     }
     auto it = seen.find(*ep.last_eid);

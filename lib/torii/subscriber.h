@@ -50,12 +50,14 @@
 //   * otherwise, if some other endpoint is live, the condition is held for
 //     up to 3 x heartbeat_ms waiting for a live endpoint to receive x
 //     (B lagging behind A); absorbed if one does, reported otherwise;
-//   * the quiet case: when A never delivered an event with an eid, it has
-//     no position, and there is nothing in its stream that another
-//     endpoint may have missed before its gap: everything A failed to
-//     deliver came after A's start. Endpoint B vouches for it when B is
-//     live and has been caught up, with no stale condition, since before
-//     anything was cached: since before the "anchor", the first call of
+//   * B also vouches, with or without a position x, when B is live and
+//     has been caught up, with no stale condition, since before anything
+//     was cached. That is the only vouch in the quiet case: when A never
+//     delivered an event with an eid, it has no position (everything A
+//     failed to deliver came after A's start). It also covers a busy A
+//     whose last eid x reached B before B's baseline (so B never records
+//     it). "Since before anything was cached" means since before the
+//     "anchor", the first call of
 //     live() that answered true after the last reported stale condition
 //     (or after construction). A cache checks live() before it reads what
 //     it caches and drops everything at each report (SessionCache and
@@ -63,8 +65,8 @@
 //     holds was read after the anchor, and every change after the anchor
 //     reached B or is still on its way from B (or B reports a stale
 //     condition of its own, judged by this same rule). With no anchor
-//     (nothing cached since the last report) any live B vouches. Absorbed
-//     at once; otherwise reported. This keeps a quiet service's cache
+//     (nothing cached since the last report) any live B vouches. This is
+//     checked first and absorbs at once. It keeps a quiet service's cache
 //     (nothing changed since it connected) through the restart of one of
 //     its daemons, as the position rule keeps a busy one's;
 //   * it is reported at once (and a held one at that moment) when no other

@@ -39,9 +39,10 @@ Contract:
     other endpoint is live but none has that eid yet (B lags A), the
     condition is held for up to 3 x ``heartbeat_ms`` waiting for one to
     receive it; reported otherwise.
-  * The quiet case: A never delivered an event with an eid (no position), so
-    all it missed came after its start. B vouches when B is live and has been
-    caught up with no stale condition since before anything was cached: since
+  * B also vouches, with or without A's position, when B is live and has
+    been caught up with no stale condition since before anything was cached:
+    the only vouch in the quiet case, where A never delivered an event with
+    an eid (no position; all it missed came after its start). Since
     before the first ``live()`` call that answered True after the last
     reported condition (or construction). A cache checks ``live()`` before it
     reads what it caches and drops everything at each report (SessionCache
@@ -387,13 +388,14 @@ class Subscriber:
         if not absorbable or not self._any_other_live(a, now):
             self._report(reason)
             return
+        # An endpoint live since before anything was cached has every change a
+        # cache could miss, wherever A's position is: the only vouch when A has
+        # none (the quiet case).
+        if self._any_other_live_since_anchor(a, now):
+            self._stats["absorbed"] += 1
+            return
         if ep.last_eid is None:
-            # The quiet case: nothing A delivered had an eid, so all it missed
-            # came after its start.
-            if self._any_other_live_since_anchor(a, now):
-                self._stats["absorbed"] += 1
-            else:
-                self._report(reason)
+            self._report(reason)
             return
         mask = self._seen_eids.get(ep.last_eid)
         if mask is None:  # left the window: nothing to vouch with
