@@ -370,6 +370,46 @@ void Listener::OnNotify(const char* channel, const char* payload) {
   Publish(payload);
 }
 
+namespace {
+
+// The reason published (and logged) for a database-wide torii.resync. Any
+// session may NOTIFY, so it is rebuilt from what the payload may hold and
+// never copies payload text unchecked:
+// - a TRUNCATE (schema/0013): "source":"truncate" and one of the published
+//   tables;
+// - the operator's torii_resync(reason) (schema/0013): "source":"operator"
+//   and a reason that torii_resync() limits to 200 characters without
+//   control characters; checked again here (a raw NOTIFY skips it);
+// - torii_bulk_import_summary() (schema/0007): the same sentence from the
+//   two counts.
+std::string DatabaseResyncReason(const nlohmann::json& j) {
+  auto str = [&](const char* k) -> std::string {
+    auto it = j.find(k);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const std::string source = str("source");
+  if (source == "truncate") {
+    const std::string table = str("table");
+    for (const char* t : {"users", "sessions", "oauth_accounts", "passkeys", "jwt_revocations", "jwt_user_cutoffs"}) {
+      if (table == t) return "TRUNCATE " + table + ": rows were deleted without per-row events";
+    }
+    return "TRUNCATE of a published table: rows were deleted without per-row events";
+  }
+  if (source == "operator") {
+    std::string reason = str("reason");
+    bool printable = !reason.empty() && reason.size() <= 800;  // 200 characters of up to 4 bytes
+    for (unsigned char c : reason) printable = printable && c >= 0x20 && c != 0x7f;
+    return printable ? "an operator's resync: " + reason : "an operator's resync";
+  }
+  auto count = [&](const char* k) -> std::string {
+    return j.contains(k) && j[k].is_number_unsigned() ? std::to_string(j[k].get<uint64_t>()) : "?";
+  };
+  return "a bulk import wrote " + count("users") + " user(s) and " + count("sessions") +
+         " session(s) without per-row events";
+}
+
+}  // namespace
+
 void Listener::Publish(const std::string& payload) {
   nlohmann::json j = nlohmann::json::parse(payload, nullptr, false);
   auto str = [&](const char* k) -> std::string {
@@ -398,15 +438,7 @@ void Listener::Publish(const std::string& payload) {
       }
     }, eid);
   } else if (family == "torii" && kind == "resync") {
-    // torii_bulk_import_summary() (schema/0007): rows were written without
-    // per-row events. Any session may NOTIFY, so the reason published (and
-    // logged) is rebuilt here from the two counts, the same sentence the
-    // summary puts in "reason", and never text taken from the payload.
-    auto count = [&](const char* k) -> std::string {
-      return j.contains(k) && j[k].is_number_unsigned() ? std::to_string(j[k].get<uint64_t>()) : "?";
-    };
-    publisher_.Resync("a bulk import wrote " + count("users") + " user(s) and " + count("sessions") +
-                      " session(s) without per-row events", eid);
+    publisher_.Resync(DatabaseResyncReason(j), eid);
   } else {
     stats_.malformed++;
     TLOG_WARN("listener: ignoring an unknown event kind '%s.%s'", family.c_str(), kind.c_str());

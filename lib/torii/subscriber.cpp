@@ -83,6 +83,7 @@ struct Subscriber::Impl {
     int64_t last_message_ms = 0;           // steady clock; connect time at first
     bool silence_reported = false;         // kMissedHeartbeats fired for this silence
     bool caught_up = false;                // a clean heartbeat since the last stale condition
+    uint64_t caught_up_tick = 0;           // `tick` when caught_up last became true
     std::optional<uint64_t> last_eid;      // eid of the last event received: its stream position
   };
   std::vector<Endpoint> endpoints;
@@ -102,6 +103,15 @@ struct Subscriber::Impl {
     int64_t deadline_ms;
   };
   std::vector<Held> held;
+  // The quiet-case vouch (the header's stale rule): `tick` orders the
+  // moments endpoints become caught up and the anchor; `anchor` is the tick
+  // of the first live() call that answered true since the last report (or
+  // since construction). A cache checks live() before it reads anything it
+  // caches and drops everything at a report, so nothing it holds was read
+  // before the anchor. Empty: nothing cached since the last report. Set
+  // from the const live(), hence mutable.
+  mutable uint64_t tick = 0;
+  mutable std::optional<uint64_t> anchor;
 
   struct Listener {
     int handle;
@@ -133,6 +143,27 @@ struct Subscriber::Impl {
     return false;
   }
 
+  // An endpoint other than `index` that is live and has been caught up,
+  // with no stale condition, since before anything was cached (at or before
+  // the anchor; any live one while nothing is cached): every event since
+  // the anchor reached it or is on its way.
+  bool AnyOtherLiveSinceAnchor(size_t index, int64_t now) const {
+    for (size_t i = 0; i < endpoints.size(); i++) {
+      if (i != index && EndpointLive(i, now) && (!anchor.has_value() || endpoints[i].caught_up_tick <= *anchor)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // A clean heartbeat: the endpoint is caught up (a new live stretch).
+  void CaughtUp(size_t index) {
+    Endpoint& ep = endpoints[index];
+    if (ep.caught_up) return;
+    ep.caught_up = true;
+    ep.caught_up_tick = ++tick;
+  }
+
   // A stale condition on an endpoint: it starts a new segment, and reaches
   // the listeners unless another endpoint vouches for it (the header's
   // stale rule). `absorbable` false: always reported.
@@ -147,7 +178,19 @@ struct Subscriber::Impl {
     const uint64_t mine = uint64_t{1} << a;
     for (auto& kv : seen) kv.second &= ~mine;
     const int64_t now = NowMs();
-    if (!absorbable || !ep.last_eid.has_value() || !AnyOtherLive(a, now)) {
+    if (!absorbable || !AnyOtherLive(a, now)) {
+      Report(reason);
+      return;
+    }
+    // An endpoint live since before anything was cached has every change
+    // a cache could miss, wherever A's position is: the only vouch when A
+    // has none (the quiet case), and the one that needs no position when
+    // the other endpoint's baseline came after A's last eid.
+    if (AnyOtherLiveSinceAnchor(a, now)) {
+      stats.absorbed++;
+      return;
+    }
+    if (!ep.last_eid.has_value()) {
       Report(reason);
       return;
     }
@@ -168,6 +211,9 @@ struct Subscriber::Impl {
   void Report(const StaleReason& reason) {
     stale_generation++;
     stats.stale++;
+    // Caches drop everything now: what they hold from here on is read
+    // after their next live() check.
+    anchor.reset();
     for (size_t i = 0; i < listeners.size(); i++) {
       if (listeners[i].on_stale) listeners[i].on_stale(reason);
     }
@@ -340,7 +386,7 @@ struct Subscriber::Impl {
     const bool torii = e.family == "torii";
     if (torii && e.kind == "heartbeat") {
       stats.heartbeats++;
-      if (CheckHeartbeat(index, e) && clean) ep.caught_up = true;
+      if (CheckHeartbeat(index, e) && clean) CaughtUp(index);
     } else if (torii && e.kind == "resync" && fresh) {
       StaleReason r;
       r.kind = StaleKind::kResync;
@@ -353,6 +399,22 @@ struct Subscriber::Impl {
       Stale(std::move(r), !e.eid.has_value());
     }
     if (fresh && (!torii || options.deliver_torii_events)) Deliver(e);
+  }
+
+  // An endpoint with messages waiting has been heard from now, before any
+  // endpoint's messages are processed: otherwise, after a while without
+  // Poll(), the first endpoint drained would judge its stale conditions
+  // (the stale rule asks whether another endpoint is live) against the
+  // others' old last_message_ms, though their messages sit in their
+  // sockets. Draining sets the same time anyway.
+  void MarkWaiting() {
+    const int64_t now = NowMs();
+    for (auto& ep : endpoints) {
+      try {
+        if ((ep.socket->get(zmq::sockopt::events) & ZMQ_POLLIN) != 0) ep.last_message_ms = now;
+      } catch (const zmq::error_t&) {
+      }
+    }
   }
 
   // Reads what has arrived on one socket. Returns the number of messages.
@@ -525,6 +587,7 @@ size_t Subscriber::Poll(int64_t timeout_ms) {
   std::vector<zmq::pollitem_t> items;
   for (auto& ep : im.endpoints) items.push_back({static_cast<void*>(*ep.socket), 0, ZMQ_POLLIN, 0});
   for (;;) {
+    im.MarkWaiting();
     size_t n = 0;
     for (size_t i = 0; i < im.endpoints.size(); i++) n += im.Drain(i);
     // Deadlines after draining: messages that waited in the socket while
@@ -546,7 +609,10 @@ size_t Subscriber::Poll(int64_t timeout_ms) {
 bool Subscriber::live() const {
   const int64_t now = NowMs();
   for (size_t i = 0; i < impl_->endpoints.size(); i++) {
-    if (impl_->EndpointLive(i, now)) return true;
+    if (impl_->EndpointLive(i, now)) {
+      if (!impl_->anchor.has_value()) impl_->anchor = ++impl_->tick;
+      return true;
+    }
   }
   return false;
 }

@@ -50,15 +50,42 @@
 //   * otherwise, if some other endpoint is live, the condition is held for
 //     up to 3 x heartbeat_ms waiting for a live endpoint to receive x
 //     (B lagging behind A); absorbed if one does, reported otherwise;
+//   * B also vouches, with or without a position x, when B is live and
+//     has been caught up, with no stale condition, since before anything
+//     was cached. That is the only vouch in the quiet case: when A never
+//     delivered an event with an eid, it has no position (everything A
+//     failed to deliver came after A's start). It also covers a busy A
+//     whose last eid x reached B before B's baseline (so B never records
+//     it). "Since before anything was cached" means since before the
+//     "anchor", the first call of
+//     live() that answered true after the last reported stale condition
+//     (or after construction). A cache checks live() before it reads what
+//     it caches and drops everything at each report (SessionCache and
+//     JwtDenyList do; a cache of your own must too), so every entry it
+//     holds was read after the anchor, and every change after the anchor
+//     reached B or is still on its way from B (or B reports a stale
+//     condition of its own, judged by this same rule). With no anchor
+//     (nothing cached since the last report) any live B vouches. This is
+//     checked first and absorbs at once. It keeps a quiet service's cache
+//     (nothing changed since it connected) through the restart of one of
+//     its daemons, as the position rule keeps a busy one's;
 //   * it is reported at once (and a held one at that moment) when no other
-//     endpoint is live, when A never delivered an event with an eid (no
-//     position to vouch for), when x has left the window, and always for a
-//     torii.resync that carries an eid (a database-wide resync, e.g. a bulk
-//     import: every daemon relays it, it is reported once).
+//     endpoint is live, when A has no position and no other endpoint has
+//     been live since before the anchor (B itself restarted since, or
+//     became live only after the anchor), when x has left the window, and
+//     always for a torii.resync that carries an eid (a database-wide
+//     resync: a bulk import, a TRUNCATE, torii_resync(); every daemon
+//     relays it, it is reported once).
+//   Poll() counts an endpoint with messages waiting in its socket as heard
+//   from before it processes any endpoint's messages, so a subscriber
+//   polled rarely judges one endpoint's condition against the others'
+//   present, not against their last message before the pause.
 //   With one endpoint every stale condition is reported, as before.
 //   Consequence for a cache: while on_stale is not called, every change is
 //   delivered (once) or still on its way from a live endpoint; a cache
-//   flushes only when no endpoint stayed live across the gap.
+//   flushes only when no endpoint stayed live across the gap (both daemons
+//   restarted one after the other, the only live one restarted), or on a
+//   database-wide resync.
 // - Memory: the dedup window holds the last `dedup_window` eids (default
 //   65536, about 60 bytes each: ~4 MB), kept only with two or more
 //   endpoints. An eid older than the window arriving again is delivered a
@@ -182,7 +209,10 @@ class Subscriber {
   // the number of messages processed; returns early once it processed any.
   size_t Poll(int64_t timeout_ms);
 
-  // True while at least one endpoint is live (see the contract).
+  // True while at least one endpoint is live (see the contract). The first
+  // call that answers true after a reported stale condition marks the
+  // moment caching may start (the stale rule's anchor): check it before
+  // reading anything you cache.
   bool live() const;
   // Whether endpoint `index` is live on its own.
   bool endpoint_live(size_t index) const;

@@ -405,6 +405,13 @@ struct TwoDaemons {
     }
     ASSERT_TRUE(sub->endpoint_live(0) && sub->endpoint_live(1));
   }
+  // `a` live, a cache's first live() (the anchor), then `b` live: `b` has
+  // not been live since before anything was cached, so only a position of
+  // `b`'s can vouch for `a` (the position rule on its own).
+  void ALiveThenBoth() {
+    ta = GoLive(a, *sub, "EA", {{"session", sa}}, ta);
+    BothLive();
+  }
   void A(uint64_t eid) { a.WithEid("session.deleted", "EA", ++sa, "s" + std::to_string(eid), eid); }
   void B(uint64_t eid) { b.WithEid("session.deleted", "EB", ++sb, "s" + std::to_string(eid), eid); }
   std::vector<uint64_t> Eids() const {
@@ -434,7 +441,7 @@ TEST(SubscriberTest, EventsFromSeveralDaemonsAreDeliveredOnceByEid) {
 
 TEST(SubscriberTest, AGapOnOneEndpointIsAbsorbedWhenAnotherLiveOneHadItsPosition) {
   TwoDaemons t;
-  t.BothLive();
+  t.ALiveThenBoth();
   t.A(5);
   t.B(5);
   ASSERT_TRUE(PollUntil(*t.sub, [&] { return t.sub->stats().duplicates == 1; }));
@@ -461,7 +468,7 @@ TEST(SubscriberTest, AGapOnOneEndpointIsAbsorbedWhenAnotherLiveOneHadItsPosition
 
 TEST(SubscriberTest, AGapIsHeldUntilALaggingEndpointReachesItsPosition) {
   TwoDaemons t;
-  t.BothLive();
+  t.ALiveThenBoth();
   t.A(5);
   ASSERT_TRUE(PollUntil(*t.sub, [&] { return t.rec.events.size() == 1; }));
   t.sa++;
@@ -478,7 +485,7 @@ TEST(SubscriberTest, AGapIsHeldUntilALaggingEndpointReachesItsPosition) {
 
 TEST(SubscriberTest, AHeldGapNobodyVouchesForIsReportedAfterThreeHeartbeats) {
   TwoDaemons t(100);
-  t.BothLive();
+  t.ALiveThenBoth();
   t.A(5);
   ASSERT_TRUE(PollUntil(*t.sub, [&] { return t.rec.events.size() == 1; }));
   t.sa++;
@@ -513,7 +520,7 @@ TEST(SubscriberTest, AGapIsReportedAtOnceWhenNoOtherEndpointIsLive) {
 
 TEST(SubscriberTest, OneSilentDaemonIsAbsorbedAndTheOtherKeepsItLive) {
   TwoDaemons t(100);
-  t.BothLive();
+  t.ALiveThenBoth();
   t.A(5);
   t.B(5);
   ASSERT_TRUE(PollUntil(*t.sub, [&] { return t.sub->stats().duplicates == 1; }));
@@ -536,6 +543,101 @@ TEST(SubscriberTest, OneSilentDaemonIsAbsorbedAndTheOtherKeepsItLive) {
   EXPECT_EQ(t.rec.stale[0].kind, StaleKind::kMissedHeartbeats);
   EXPECT_EQ(t.rec.stale[0].endpoint, 1u);
   EXPECT_FALSE(t.sub->live());
+}
+
+// The quiet case (issue 29): nothing with an eid was ever delivered, so a
+// stale condition has no position; `b`, live since before anything could
+// be cached, vouches for `a`'s silence, its restart (a new epoch) and its
+// own resync.
+TEST(SubscriberTest, AQuietDaemonsRestartIsAbsorbedByOneLiveSinceBeforeAnythingWasCached) {
+  TwoDaemons t(100);
+  t.BothLive();
+  EXPECT_TRUE(t.sub->live());  // what a cache asks before it caches: the anchor
+  auto start = Clock::now();
+  bool always_live = true;
+  while (MsSince(start) < 600) {  // `a` dies: silent for 6 intervals
+    t.HeartbeatB();
+    t.sub->Poll(20);
+    always_live = always_live && t.sub->live();
+  }
+  EXPECT_TRUE(always_live);
+  EXPECT_FALSE(t.sub->endpoint_live(0));
+  EXPECT_EQ(t.sub->stats().absorbed, 1u);
+  // `a` comes back under a new epoch and publishes its start-up resync.
+  t.ta = 0;
+  t.a.Event("torii.resync", "EA2", ++t.ta, 1, [](Packer& pk) {
+    PackStr(pk, "reason");
+    PackStr(pk, "the daemon started");
+  });
+  ASSERT_TRUE(PollUntil(*t.sub, [&] {
+    t.a.Heartbeat("EA2", ++t.ta, {{"session", 0}});
+    t.HeartbeatB();
+    return t.sub->endpoint_live(0);
+  }));
+  EXPECT_TRUE(t.rec.stale.empty()) << t.rec.stale[0].ToString();
+  EXPECT_GE(t.sub->stats().absorbed, 3u);  // the silence, the epoch change, the resync
+  // Changes after the restart come through both and are delivered once.
+  t.a.WithEid("session.deleted", "EA2", 1, "s1", 1);
+  t.B(1);
+  ASSERT_TRUE(PollUntil(*t.sub, [&] { return t.sub->stats().duplicates == 1; }));
+  EXPECT_EQ(t.rec.events.size(), 1u);
+}
+
+// The quiet vouch needs an endpoint live since before anything was cached:
+// `b` became live after `a` (entries may have been cached through `a`
+// alone), so `a`'s silence is reported.
+TEST(SubscriberTest, AQuietSilenceIsReportedWhenTheOtherBecameLiveLater) {
+  TwoDaemons t(100);
+  uint64_t ta = GoLive(t.a, *t.sub, "EA", {{"session", 0}});
+  t.ta = ta;
+  t.BothLive();
+  ASSERT_TRUE(PollUntil(*t.sub, [&] {
+    t.HeartbeatB();
+    return !t.rec.stale.empty();
+  }));
+  EXPECT_EQ(t.rec.stale[0].kind, StaleKind::kMissedHeartbeats);
+  EXPECT_EQ(t.rec.stale[0].endpoint, 0u);
+  EXPECT_EQ(t.sub->stats().absorbed, 0u);
+  // After that report both are live before a cache asks again: `b` now
+  // vouches for `a`.
+  t.rec.stale.clear();
+  ASSERT_TRUE(PollUntil(*t.sub, [&] {
+    t.HeartbeatA();
+    t.HeartbeatB();
+    return t.sub->endpoint_live(0);
+  }));
+  EXPECT_TRUE(t.sub->live());
+  auto start = Clock::now();
+  while (MsSince(start) < 600) {
+    t.HeartbeatB();
+    t.sub->Poll(20);
+  }
+  EXPECT_TRUE(t.rec.stale.empty()) << t.rec.stale[0].ToString();
+  EXPECT_EQ(t.sub->stats().absorbed, 1u);
+}
+
+// A rolling restart of both quiet daemons: `a` restarts (absorbed by `b`),
+// then `b` restarts while `a` is live again, but `a` has been live only
+// since its restart: nobody stayed live across both gaps, so it flushes.
+TEST(SubscriberTest, ARollingRestartOfBothQuietDaemonsIsReported) {
+  TwoDaemons t(100);
+  t.BothLive();
+  EXPECT_TRUE(t.sub->live());
+  t.ta = 0;
+  ASSERT_TRUE(PollUntil(*t.sub, [&] {
+    t.a.Heartbeat("EA2", ++t.ta, {{"session", 0}});
+    t.HeartbeatB();
+    return t.sub->stats().absorbed == 1 && t.sub->endpoint_live(0);
+  }));
+  EXPECT_TRUE(t.rec.stale.empty());
+  t.tb = 0;
+  ASSERT_TRUE(PollUntil(*t.sub, [&] {
+    t.a.Heartbeat("EA2", ++t.ta, {{"session", 0}});
+    t.b.Heartbeat("EB2", ++t.tb, {{"session", 0}});
+    return !t.rec.stale.empty();
+  }));
+  EXPECT_EQ(t.rec.stale[0].kind, StaleKind::kEpochChange);
+  EXPECT_EQ(t.rec.stale[0].endpoint, 1u);
 }
 
 TEST(SubscriberTest, ADatabaseResyncIsReportedOnceAndADaemonsOwnIsAbsorbed) {

@@ -12,6 +12,7 @@
 #include "torii/client.h"
 #include "torii/curve.h"
 #include "torii/log.h"
+#include "torii/pg.h"
 #include "torii/sqlite_migrate.h"
 #include "torii/subscriber.h"
 #include "torii/values.h"
@@ -356,6 +357,37 @@ int Migrate(const Globals& g, const std::string& from, const std::string& to, bo
     PrintJsonLine(j);
   } else {
     std::cout << FormatMigrateReport(*r);
+  }
+  return kExitOk;
+}
+
+int Resync(const Globals& g, const std::string& database, const std::string& reason) {
+  // Checked here too, so that a bad reason is a usage error before any
+  // connection (torii_resync() refuses it with the same words).
+  bool printable = reason.size() <= 800;
+  size_t chars = 0;
+  for (unsigned char c : reason) {
+    printable = printable && c >= 0x20 && c != 0x7f;
+    chars += (c & 0xC0) != 0x80;
+  }
+  if (!printable || chars > 200) {
+    return UsageError("--reason must be at most 200 characters with no control characters");
+  }
+  // An empty conninfo: libpq's own defaults (PGHOST, PGDATABASE, ...).
+  auto conn = ConnectBlocking(database);
+  if (!conn.ok()) {
+    PrintError(g, conn.error());
+    return kExitUnreachable;
+  }
+  auto r = ExecParamsBlocking(conn->get(), "SELECT torii_resync($1)", {reason.empty() ? nullptr : reason.c_str()});
+  if (!r.ok()) {
+    PrintError(g, r.error());
+    return kExitDaemonError;
+  }
+  if (g.json) {
+    PrintJsonLine({{"ok", true}, {"reason", reason.empty() ? "an operator's resync" : reason}});
+  } else {
+    std::cout << "torii.resync sent: every daemon relays it and every subscriber drops its cache" << std::endl;
   }
   return kExitOk;
 }

@@ -81,6 +81,13 @@ int Watch(const Globals& g, const WatchOptions& w);
 
 int Migrate(const Globals& g, const std::string& from, const std::string& to, bool dry_run);
 
+// `torii resync`: SELECT torii_resync(reason) on `database` (libpq URI or
+// key=value; empty: libpq's PG* environment), so that every daemon on that
+// database relays one torii.resync and every cache drops what it holds
+// (docs/operations.md). Exit 3 when the database is unreachable, 1 when
+// the statement fails (e.g. a schema before migration 13).
+int Resync(const Globals& g, const std::string& database, const std::string& reason);
+
 // ---- accounts.cpp: `torii oauth ...`, `torii passkey ...` (section 5) ----
 // Binary values (credential ids, public keys, challenges) come from
 // MsgpackToJson as standard base64; the CLI shows and takes them as

@@ -353,6 +353,15 @@ int main(int argc, char** argv) {
   migrate->add_flag("--dry-run", f1, "read and check everything, write nothing");
   migrate->callback([&] { run.action = [&] { return torii::cli::Migrate(g, s1, s2, f1); }; });
 
+  // ---- resync ----
+  auto* resync = app.add_subcommand("resync", "tell every cache to drop what it holds (after changes that bypassed triggers)");
+  std::string resync_database, resync_reason;
+  if (const char* e = std::getenv("TORII_DATABASE_URL"); e && *e) resync_database = e;
+  resync->add_option("--database", resync_database,
+                     "PostgreSQL URL (libpq URI or key=value; env TORII_DATABASE_URL, else libpq's PG* variables)");
+  resync->add_option("--reason", resync_reason, "why, at most 200 characters (shown to subscribers and in logs)");
+  resync->callback([&] { run.action = [&] { return torii::cli::Resync(g, resync_database, resync_reason); }; });
+
   // ---- oauth, passkey (accounts.cpp) ----
   torii::cli::AddAccountCommands(app, g, run.action);
 

@@ -283,16 +283,196 @@ def test_live_while_one_endpoint_is_caught_up(fake):
         catch_up(sub, a, 0)
         assert sub.live() and not sub.endpoint_live(1)  # one is enough
         catch_up(sub, b, 1)
-        # b goes silent: stale is reported (a cache flushes), but a still covers us.
+        # b goes silent. b never delivered an event with an eid, and a has been
+        # live since before anything could be cached (no live() call answered
+        # True before a was): a vouches for b's silence (the quiet case).
         t0 = time.monotonic()
         while time.monotonic() - t0 < 0.6:
             a.heartbeat()
             sub.poll(50)
-        assert StaleKind.MISSED_HEARTBEATS in rec.kinds()
-        assert all(r.endpoint == 1 for r in rec.stale)
+        assert rec.stale == [] and sub.stats["absorbed"] == 1
         assert sub.live() and sub.endpoint_live(0) and not sub.endpoint_live(1)
-        # Both silent: not live.
+        # Both silent: not live, and a's silence is reported.
         wait_until(lambda: not sub.live(), 5, poll=lambda: sub.poll(50), what="both endpoints to be silent")
+        wait_until(lambda: rec.kinds() == [StaleKind.MISSED_HEARTBEATS], 5, poll=lambda: sub.poll(50),
+                   what="a's silence reported")
+        assert rec.stale[0].endpoint == 0
+
+
+class Two:
+    """Two scripted daemons relaying one database, as the C++ TwoDaemons."""
+
+    def __init__(self, fake, heartbeat_ms: int = 100, window: int = 65536) -> None:
+        self.a, self.b = fake(), fake()
+        self.sub = Subscriber([self.a.endpoint, self.b.endpoint], families=["session"], heartbeat_ms=heartbeat_ms,
+                              dedup_window=window)
+        self.rec = Recorder(self.sub)
+
+    def both_live(self) -> None:
+        wait_until(lambda: self.sub.endpoint_live(0) and self.sub.endpoint_live(1), 10,
+                   poll=lambda: (self.a.heartbeat(), self.b.heartbeat(), self.sub.poll(10)), what="both live")
+
+    def a_then_both_live(self) -> None:
+        """a live, a cache's first live() (the anchor), then b live: b has not
+        been live since before anything was cached, so only a position of b's
+        can vouch for a (the position rule, tested on its own)."""
+        catch_up(self.sub, self.a, 0)
+        assert self.sub.live()
+        self.both_live()
+
+    def deleted(self, pub: FakePub, eid: int) -> None:
+        pub.publish("session", "deleted", {"id": f"s{eid}", "eid": eid})
+
+    def poll_until(self, pred, what: str, each=None, timeout_s: float = 5) -> None:
+        wait_until(pred, timeout_s, poll=lambda: (each() if each else None, self.sub.poll(10)), what=what)
+
+    def silence(self, speaking: FakePub, seconds: float) -> bool:
+        """Only ``speaking`` sends heartbeats for ``seconds``; whether the
+        subscriber stayed live throughout."""
+        always = True
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            speaking.heartbeat()
+            self.sub.poll(20)
+            always = always and self.sub.live()
+        return always
+
+    def close(self) -> None:
+        self.sub.close()
+
+
+@pytest.fixture
+def two(fake):
+    made = []
+
+    def make(**kw) -> Two:
+        t = Two(fake, **kw)
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        t.close()
+
+
+def test_a_gap_is_absorbed_when_another_live_endpoint_had_its_position(two):
+    t = two(heartbeat_ms=1000)
+    t.a_then_both_live()
+    t.deleted(t.a, 5)
+    t.deleted(t.b, 5)
+    t.poll_until(lambda: t.sub.stats["duplicates"] == 1, "eid 5 twice")
+    t.a.publish("session", "deleted", {"id": "s7", "eid": 7}, skip=1)  # a loses eid 6
+    t.deleted(t.b, 6)
+    t.deleted(t.b, 7)
+    t.poll_until(lambda: len(t.rec.events) == 3 and t.sub.stats["duplicates"] == 2, "the events")
+    assert t.rec.stale == [] and t.sub.stats["absorbed"] == 1 and t.sub.stats["stale"] == 0
+    assert t.sub.live() and not t.sub.endpoint_live(0)
+    assert sorted(e.eid for e in t.rec.events) == [5, 6, 7]
+    t.poll_until(lambda: t.sub.endpoint_live(0), "a back after a clean heartbeat", each=t.a.heartbeat)
+
+
+def test_a_gap_is_held_until_a_lagging_endpoint_reaches_its_position(two):
+    t = two(heartbeat_ms=1000)
+    t.a_then_both_live()
+    t.deleted(t.a, 5)
+    t.poll_until(lambda: len(t.rec.events) == 1, "eid 5")
+    t.a.publish("session", "deleted", {"id": "s7", "eid": 7}, skip=1)
+    t.poll_until(lambda: len(t.rec.events) == 2, "eid 7")
+    assert t.rec.stale == [] and t.sub.stats["absorbed"] == 0
+    for eid in (5, 6, 7):
+        t.deleted(t.b, eid)
+    t.poll_until(lambda: t.sub.stats["absorbed"] == 1 and len(t.rec.events) == 3, "b reaches eid 5")
+    assert t.rec.stale == []
+
+
+def test_a_held_gap_nobody_vouches_for_is_reported_after_three_heartbeats(two):
+    t = two()
+    t.a_then_both_live()
+    t.deleted(t.a, 5)
+    t.poll_until(lambda: len(t.rec.events) == 1, "eid 5")
+    t.a.publish("session", "deleted", {"id": "s7", "eid": 7}, skip=1)
+    t0 = time.monotonic()
+    t.poll_until(lambda: t.rec.stale, "the report", each=lambda: (t.a.heartbeat(), t.b.heartbeat()))
+    assert time.monotonic() - t0 >= 0.25
+    assert t.rec.kinds() == [StaleKind.GAP] and t.rec.stale[0].endpoint == 0
+    assert "no other endpoint vouched" in t.rec.stale[0].detail
+    assert t.sub.stats["absorbed"] == 0
+
+
+def test_one_silent_daemon_is_absorbed_by_its_position(two):
+    t = two()
+    t.a_then_both_live()
+    t.deleted(t.a, 5)
+    t.deleted(t.b, 5)
+    t.poll_until(lambda: t.sub.stats["duplicates"] == 1, "eid 5 twice")
+    assert t.silence(t.b, 0.6)
+    assert t.rec.stale == [] and t.sub.stats["absorbed"] == 1 and not t.sub.endpoint_live(0)
+    t.poll_until(lambda: t.rec.stale, "b silent too")
+    assert t.rec.kinds() == [StaleKind.MISSED_HEARTBEATS] and t.rec.stale[0].endpoint == 1
+    assert not t.sub.live()
+
+
+def test_a_quiet_daemons_restart_is_absorbed(two):
+    t = two()
+    t.both_live()
+    assert t.sub.live()  # what a cache asks before it caches: the anchor
+    assert t.silence(t.b, 0.6)  # a dies
+    assert t.sub.stats["absorbed"] == 1 and not t.sub.endpoint_live(0)
+    # a comes back under a new epoch, with its start-up resync.
+    t.a.epoch = str(uuid.uuid4())
+    t.a.seqs = {}
+    t.a.publish("torii", "resync", {"reason": "the daemon started"})
+    t.poll_until(lambda: t.sub.endpoint_live(0), "a live again", each=lambda: (t.a.heartbeat(), t.b.heartbeat()))
+    assert t.rec.stale == [], [str(r) for r in t.rec.stale]
+    assert t.sub.stats["absorbed"] >= 3  # the silence, the epoch change, the resync
+    t.deleted(t.a, 1)
+    t.deleted(t.b, 1)
+    t.poll_until(lambda: t.sub.stats["duplicates"] == 1, "eid 1 twice")
+    assert len(t.rec.events) == 1
+
+
+def test_a_quiet_silence_is_reported_when_the_other_became_live_after_the_anchor(two):
+    t = two()
+    catch_up(t.sub, t.a, 0)
+    assert t.sub.live()  # the anchor: only a is live
+    t.both_live()
+    t.poll_until(lambda: t.rec.stale, "a's silence", each=t.b.heartbeat)
+    assert t.rec.kinds() == [StaleKind.MISSED_HEARTBEATS] and t.rec.stale[0].endpoint == 0
+    assert t.sub.stats["absorbed"] == 0
+    # After that report both are live before a cache asks again: b vouches.
+    t.rec.stale.clear()
+    t.both_live()
+    assert t.sub.live()
+    t.silence(t.b, 0.6)
+    assert t.rec.stale == [] and t.sub.stats["absorbed"] == 1
+
+
+def test_a_rolling_restart_of_both_quiet_daemons_is_reported(two):
+    t = two()
+    t.both_live()
+    assert t.sub.live()
+    t.a.epoch, t.a.seqs = str(uuid.uuid4()), {}
+    t.poll_until(lambda: t.sub.stats["absorbed"] == 1 and t.sub.endpoint_live(0), "a restarted and back",
+                 each=lambda: (t.a.heartbeat(), t.b.heartbeat()))
+    assert t.rec.stale == []
+    t.b.epoch, t.b.seqs = str(uuid.uuid4()), {}
+    t.poll_until(lambda: t.rec.stale, "b's restart reported", each=lambda: (t.a.heartbeat(), t.b.heartbeat()))
+    assert t.rec.kinds() == [StaleKind.EPOCH_CHANGE] and t.rec.stale[0].endpoint == 1
+
+
+def test_a_database_resync_is_reported_once_and_a_daemons_own_is_absorbed(two):
+    t = two(heartbeat_ms=1000)
+    t.both_live()
+    t.deleted(t.a, 5)
+    t.deleted(t.b, 5)
+    t.poll_until(lambda: t.sub.stats["duplicates"] == 1, "eid 5 twice")
+    t.a.publish("torii", "resync", {"reason": "listen lost"})  # a's own: b vouches
+    t.poll_until(lambda: t.sub.stats["absorbed"] == 1, "absorbed")
+    assert t.rec.stale == []
+    for p in (t.a, t.b):
+        p.publish("torii", "resync", {"reason": "TRUNCATE sessions", "eid": 9})
+    t.poll_until(lambda: t.sub.stats["duplicates"] == 2, "the database resync twice")
+    assert t.rec.kinds() == [StaleKind.RESYNC] and t.rec.stale[0].detail == "TRUNCATE sessions"
 
 
 # -- the real daemon ----------------------------------------------------------------

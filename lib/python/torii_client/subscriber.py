@@ -25,7 +25,37 @@ Contract:
   * ``malformed``: an undecodable message on a subscribed topic (it may have
     been an invalidation).
 
-  A stale condition on *any* endpoint is reported (a cache drops everything).
+  After one, the endpoint is not caught up until its next clean heartbeat,
+  and its seq tracking starts a new *segment* (its messages since its last
+  stale condition).
+- **The stale rule, several endpoints** (the same as lib/torii/subscriber.h;
+  docs/protocol.md section 11 gives the argument): a stale condition on
+  endpoint A reaches ``on_stale`` unless another endpoint vouches for it.
+
+  * A's *position* is the eid of the last event A delivered. If another
+    endpoint B received that eid in its current segment and is live, B's
+    stream after it is complete (or B reports its own stale condition, judged
+    by this rule): the condition is absorbed (``stats["absorbed"]``). If some
+    other endpoint is live but none has that eid yet (B lags A), the
+    condition is held for up to 3 x ``heartbeat_ms`` waiting for one to
+    receive it; reported otherwise.
+  * B also vouches, with or without A's position, when B is live and has
+    been caught up with no stale condition since before anything was cached:
+    the only vouch in the quiet case, where A never delivered an event with
+    an eid (no position; all it missed came after its start). Since
+    before the first ``live()`` call that answered True after the last
+    reported condition (or construction). A cache checks ``live()`` before it
+    reads what it caches and drops everything at each report (SessionCache
+    does; a cache of your own must too), so nothing it holds predates that
+    call. With no such call since the last report, any live endpoint vouches.
+  * Always reported: when no other endpoint is live; when A has no position
+    and no endpoint has been live since that moment; when A's position left
+    the dedup window; and a ``torii.resync`` with an eid (database-wide: a
+    TRUNCATE, ``torii_resync()``, a bulk import), reported once however many
+    daemons relay it.
+
+  With one endpoint every stale condition is reported. So a cache flushes only
+  when no endpoint stayed live across the gap, or on a database-wide resync.
 - The first message seen of a family (per endpoint and epoch) sets the
   baseline; only later skips are gaps.
 - An endpoint is **caught up** when, since it connected and since its last
@@ -134,6 +164,8 @@ class _Endpoint:
         self.last_message = now  # monotonic seconds; connect time at first
         self.silence_reported = False  # missed_heartbeats fired for this silence
         self.caught_up = False  # a clean heartbeat since the last stale condition
+        self.caught_up_tick = 0  # Subscriber._tick when caught_up last became true
+        self.last_eid: Any = None  # eid of the last event received: its stream position
 
 
 def _is_uint(v: Any) -> bool:
@@ -174,11 +206,23 @@ class Subscriber:
         self.heartbeat_ms = heartbeat_ms
         self.deliver_torii_events = deliver_torii_events
         self._dedup_window = max(1, dedup_window)
-        self._seen_eids: "OrderedDict[Any, None]" = OrderedDict()
+        # eid -> bit mask of the endpoints that received it in their current
+        # segment (bit i cleared at endpoint i's next stale condition).
+        self._seen_eids: "OrderedDict[Any, int]" = OrderedDict()
+        # Stale conditions waiting for another endpoint to receive the eid of
+        # their endpoint's position: (reason, eid, deadline).
+        self._held: List[tuple] = []
+        # The quiet-case vouch: _tick orders endpoints becoming caught up and
+        # the anchor, the tick of the first live() call that answered True
+        # since the last report (None: nothing cached since then). A cache
+        # checks live() before reading what it caches.
+        self._tick = 0
+        self._anchor: Optional[int] = None
         self._listeners: List[tuple] = []
         self._next_handle = 1
         self._stale_generation = 0
-        self._stats = {"messages": 0, "events": 0, "heartbeats": 0, "stale": 0, "malformed": 0, "duplicates": 0}
+        self._stats = {"messages": 0, "events": 0, "heartbeats": 0, "stale": 0, "malformed": 0, "duplicates": 0,
+                       "absorbed": 0}
         self._own_context = context is None
         self._context = zmq.Context() if context is None else context
         self._endpoints: List[_Endpoint] = []
@@ -239,11 +283,17 @@ class Subscriber:
     # -- state ------------------------------------------------------------------
 
     def live(self) -> bool:
-        """True while at least one endpoint is caught up (see the module doc)."""
+        """True while at least one endpoint is caught up (see the module doc).
+        The first call that answers True after a reported stale condition marks
+        the moment caching may start (the stale rule's anchor): check it before
+        reading anything you cache."""
         now = time.monotonic()
-        limit = 3 * self.heartbeat_ms / 1000.0
-        return any(ep.caught_up and not ep.silence_reported and now - ep.last_message < limit
-                   for ep in self._endpoints)
+        if not any(self._live_at(i, now) for i in range(len(self._endpoints))):
+            return False
+        if self._anchor is None:
+            self._tick += 1
+            self._anchor = self._tick
+        return True
 
     def endpoint_live(self, index: int) -> bool:
         """Whether endpoint ``index`` is caught up and within its heartbeat deadline."""
@@ -269,7 +319,8 @@ class Subscriber:
     @property
     def stats(self) -> Dict[str, int]:
         """``messages`` received, ``events`` delivered, ``heartbeats``, ``stale``
-        (on_stale calls), ``malformed``, ``duplicates`` (eid already delivered)."""
+        (on_stale calls), ``absorbed`` (stale conditions another endpoint vouched
+        for), ``malformed``, ``duplicates`` (eid already delivered)."""
         return dict(self._stats)
 
     @property
@@ -290,6 +341,7 @@ class Subscriber:
         number of messages processed; returns early once it processed any."""
         until = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000.0
         while True:
+            self._mark_waiting()
             n = 0
             for i in range(len(self._endpoints)):
                 n += self._drain(i)
@@ -311,23 +363,114 @@ class Subscriber:
     def _subscribed(self, family: str) -> bool:
         return not self.families or family in self.families
 
-    def _stale(self, reason: StaleReason) -> None:
-        self._endpoints[reason.endpoint].caught_up = False
+    def _live_at(self, i: int, now: float) -> bool:
+        ep = self._endpoints[i]
+        return ep.caught_up and not ep.silence_reported and now - ep.last_message < 3 * self.heartbeat_ms / 1000.0
+
+    def _any_other_live(self, index: int, now: float) -> bool:
+        return any(i != index and self._live_at(i, now) for i in range(len(self._endpoints)))
+
+    def _any_other_live_since_anchor(self, index: int, now: float) -> bool:
+        return any(i != index and self._live_at(i, now) and (self._anchor is None or ep.caught_up_tick <= self._anchor)
+                   for i, ep in enumerate(self._endpoints))
+
+    def _caught_up(self, index: int) -> None:
+        ep = self._endpoints[index]
+        if ep.caught_up:
+            return
+        ep.caught_up = True
+        self._tick += 1
+        ep.caught_up_tick = self._tick
+
+    def _stale(self, reason: StaleReason, absorbable: bool = True) -> None:
+        """A stale condition on an endpoint: it starts a new segment, and reaches
+        the listeners unless another endpoint vouches for it (the module doc)."""
+        a = reason.endpoint
+        ep = self._endpoints[a]
+        ep.caught_up = False
+        if len(self._endpoints) == 1:
+            self._report(reason)
+            return
+        mine = 1 << a
+        for eid in self._seen_eids:
+            self._seen_eids[eid] &= ~mine
+        now = time.monotonic()
+        if not absorbable or not self._any_other_live(a, now):
+            self._report(reason)
+            return
+        # An endpoint live since before anything was cached has every change a
+        # cache could miss, wherever A's position is: the only vouch when A has
+        # none (the quiet case).
+        if self._any_other_live_since_anchor(a, now):
+            self._stats["absorbed"] += 1
+            return
+        if ep.last_eid is None:
+            self._report(reason)
+            return
+        mask = self._seen_eids.get(ep.last_eid)
+        if mask is None:  # left the window: nothing to vouch with
+            self._report(reason)
+            return
+        if any(i != a and mask & (1 << i) and self._live_at(i, now) for i in range(len(self._endpoints))):
+            self._stats["absorbed"] += 1
+            return
+        self._held.append((reason, ep.last_eid, now + 3 * self.heartbeat_ms / 1000.0))
+
+    def _report(self, reason: StaleReason) -> None:
         self._stale_generation += 1
         self._stats["stale"] += 1
+        # Caches drop everything now: what they hold from here on is read
+        # after their next live() check.
+        self._anchor = None
         for _, _, on_stale in list(self._listeners):
             if on_stale is not None:
                 on_stale(reason)
 
-    def _deliver(self, e: Event) -> None:
+    def _check_held(self, now: float) -> Optional[float]:
+        """Reports held conditions past their deadline, or all of them when no
+        other endpoint is live any more; returns the seconds until the next
+        deadline (None: none)."""
+        nxt: Optional[float] = None
+        i = 0
+        while i < len(self._held):
+            reason, _, deadline = self._held[i]
+            if now >= deadline or not self._any_other_live(reason.endpoint, now):
+                del self._held[i]
+                reason.detail = (reason.detail + "; " if reason.detail else "") + "no other endpoint vouched for it"
+                self._report(reason)
+                i = 0
+                nxt = None
+                continue
+            if nxt is None or deadline - now < nxt:
+                nxt = deadline - now
+            i += 1
+        return nxt
+
+    def _record_eid(self, index: int, e: Event) -> bool:
+        """Endpoint ``index`` received the event's eid in its current segment.
+        False for a duplicate (already delivered). Settles held conditions
+        waiting for this eid from another endpoint."""
         eid = e.body.get("eid")
-        if eid is not None and isinstance(eid, (int, str, bytes)) and not isinstance(eid, bool):
-            if eid in self._seen_eids:
-                self._stats["duplicates"] += 1
-                return
-            self._seen_eids[eid] = None
+        if eid is None or not isinstance(eid, (int, str, bytes)) or isinstance(eid, bool):
+            return True
+        self._endpoints[index].last_eid = eid
+        mine = 1 << index
+        mask = self._seen_eids.get(eid)
+        fresh = mask is None
+        if fresh:
+            self._seen_eids[eid] = mine
             if len(self._seen_eids) > self._dedup_window:
                 self._seen_eids.popitem(last=False)
+        else:
+            self._seen_eids[eid] = mask | mine
+            self._stats["duplicates"] += 1
+        if self._held:
+            kept = [h for h in self._held if not (h[1] == eid and h[0].endpoint != index)]
+            self._stats["absorbed"] += len(self._held) - len(kept)
+            self._held = kept
+        return fresh
+
+    def _deliver(self, e: Event) -> None:
         self._stats["events"] += 1
         for _, on_event, _ in list(self._listeners):
             if on_event is not None:
@@ -415,17 +558,34 @@ class Subscriber:
                 clean = False
             ep.seqs[e.family] = e.seq
 
+        # After the seq checks: a duplicate still counted for its endpoint's seq.
+        fresh = self._record_eid(index, e)
+
         torii = e.family == "torii"
         if torii and e.kind == "heartbeat":
             self._stats["heartbeats"] += 1
             if self._check_heartbeat(index, e) and clean:
-                ep.caught_up = True
-        elif torii and e.kind == "resync":
+                self._caught_up(index)
+        elif torii and e.kind == "resync" and fresh:
+            # With an eid it came from the database (a TRUNCATE, torii_resync(),
+            # a bulk import): every daemon relays it, and it is reported once.
             reason = body.get("reason")
             self._stale(StaleReason(StaleKind.RESYNC, index, epoch=ep.epoch,
-                                    detail=reason if isinstance(reason, str) and reason else "torii.resync"))
-        if not torii or self.deliver_torii_events:
+                                    detail=reason if isinstance(reason, str) and reason else "torii.resync"),
+                        absorbable=e.eid is None)
+        if fresh and (not torii or self.deliver_torii_events):
             self._deliver(e)
+
+    def _mark_waiting(self) -> None:
+        """An endpoint with messages waiting has been heard from now, before any
+        endpoint's messages are processed: otherwise, after a while without
+        poll(), the first endpoint drained would judge its stale conditions
+        (does another endpoint vouch?) against the others' old last_message,
+        though their messages sit in their sockets."""
+        now = time.monotonic()
+        for ep in self._endpoints:
+            if ep.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                ep.last_message = now
 
     def _drain(self, index: int) -> int:
         """Reads what has arrived on one socket; returns the number of messages."""
@@ -465,4 +625,7 @@ class Subscriber:
                                                f"(3 heartbeats of {self.heartbeat_ms} ms)"))
             elif nxt is None or due - now < nxt:
                 nxt = due - now
+        held_next = self._check_held(now)
+        if held_next is not None and (nxt is None or held_next < nxt):
+            nxt = held_next
         return nxt
