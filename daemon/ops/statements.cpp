@@ -1,6 +1,6 @@
 // SQL of the request path. Timestamps leave as int8 microseconds since the
 // epoch and arrive the same way, so no text timestamp is ever parsed.
-#include "statements.h"
+#include "ops/statements.h"
 
 namespace torii::daemon {
 

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "ops_common.h"
+#include "ops/ops_common.h"
 
 namespace torii::daemon {
 

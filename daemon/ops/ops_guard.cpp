@@ -3,7 +3,7 @@
 // Failures are recorded whether or not a user has the email, and no reply,
 // error or statement path here depends on whether one does. Refused for an
 // actor (OpDef::actor_forbidden).
-#include "ops_common.h"
+#include "ops/ops_common.h"
 
 #include <cstdlib>
 #include <cstring>

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "ops.h"
+#include "ops/ops.h"
 
 namespace torii::daemon {
 

@@ -1,6 +1,6 @@
 // The users family: create, get, update, verify, delete, list and search
 // users (PROTOCOL.md section 2).
-#include "ops_common.h"
+#include "ops/ops_common.h"
 
 #include <cstdlib>
 #include <cstring>

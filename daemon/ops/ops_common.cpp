@@ -1,6 +1,6 @@
 // Shared by the operation families: column packing, common renderers and
 // argument rules (see ops_common.h).
-#include "ops_common.h"
+#include "ops/ops_common.h"
 
 #include <cstdlib>
 #include <cstring>

@@ -1,6 +1,6 @@
 // The audit family: list_audit, newest first, by table or record
 // (PROTOCOL.md section 2; the log itself is written by triggers, 0003).
-#include "ops_common.h"
+#include "ops/ops_common.h"
 
 #include <cstdlib>
 

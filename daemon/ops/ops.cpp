@@ -1,10 +1,10 @@
 // The operation table: joins the families (ops_<family>.cpp) into one
 // lookup by name, and wraps a plan for row-level security.
-#include "ops.h"
+#include "ops/ops.h"
 
 #include <unordered_map>
 
-#include "ops_common.h"
+#include "ops/ops_common.h"
 
 namespace torii::daemon {
 

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "pool.h"
+#include "ops/command.h"
 #include "torii/protocol.h"
 
 namespace torii::daemon {

@@ -2,7 +2,7 @@
 // under an authorization request's CSRF state (PROTOCOL.md section 5).
 #include <cstring>
 
-#include "ops_common.h"
+#include "ops/ops_common.h"
 
 namespace torii::daemon {
 

@@ -4,7 +4,7 @@
 // (torii::JwtDenyList); these operations write it, answer single checks and
 // page through it for a service starting up. Refused for an actor
 // (OpDef::actor_forbidden).
-#include "ops_common.h"
+#include "ops/ops_common.h"
 
 #include <cstdlib>
 #include <cstring>

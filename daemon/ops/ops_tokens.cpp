@@ -3,7 +3,7 @@
 // like a session token, returned once by create_token, and stored only as
 // its SHA-256 digest. An unknown, used, expired or wrong-purpose token is
 // not_found alike, through the same statement.
-#include "ops_common.h"
+#include "ops/ops_common.h"
 
 namespace torii::daemon {
 

@@ -1,6 +1,6 @@
 // The sessions family: create, get, extend, delete and list sessions, by
 // bearer token or by id (PROTOCOL.md section 2).
-#include "ops_common.h"
+#include "ops/ops_common.h"
 
 #include <cstring>
 
