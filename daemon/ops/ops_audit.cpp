@@ -1,12 +1,33 @@
 // The audit family: list_audit, newest first, by table or record
 // (PROTOCOL.md section 2; the log itself is written by triggers, 0003).
 #include "ops/ops_common.h"
+#include "ops/sql.h"
 
 #include <cstdlib>
 
 namespace torii::daemon {
 
 namespace {
+
+// Column list, in the order the renderers below read them (by index).
+#define AUDIT_COLS "id, table_name, record_id, operation, old_data, new_data, actor, " US("created_at") ", seq"
+
+// The family's statements (statements.cpp joins every family's).
+const StatementDef kStatements[] = {
+    // list_audit, newest first by seq (the order rows were written); $n is the
+    // `before` cursor (a seq, exclusive) or NULL. One statement per filter so
+    // that each plan uses its own index (0003_audit.sql).
+    {Stmt::kListAudit, "t_list_audit",
+     "SELECT " AUDIT_COLS " FROM audit_logs WHERE ($1::int8 IS NULL OR seq < $1::int8) "
+     "ORDER BY seq DESC LIMIT $2::int4", 0},
+    {Stmt::kListAuditByTable, "t_list_audit_by_table",
+     "SELECT " AUDIT_COLS " FROM audit_logs WHERE table_name = $1 AND ($2::int8 IS NULL OR seq < $2::int8) "
+     "ORDER BY seq DESC LIMIT $3::int4", 0},
+    // $2 optional table filter.
+    {Stmt::kListAuditByRecord, "t_list_audit_by_record",
+     "SELECT " AUDIT_COLS " FROM audit_logs WHERE record_id = $1::uuid AND ($2::text IS NULL OR table_name = $2) "
+     "AND ($3::int8 IS NULL OR seq < $3::int8) ORDER BY seq DESC LIMIT $4::int4", 0},
+};
 
 // Columns of AUDIT_COLS in statements.cpp; the last one (seq) is the cursor.
 void PackAudit(Packer& pk, const PGresult* r, int row) {
@@ -93,10 +114,12 @@ Result<Plan> BuildListAudit(const Args& args) {
 }
 
 const OpDef kAuditOps[] = {
-    {"list_audit", BuildListAudit, true},
+    {"list_audit", BuildListAudit},
 };
 
 }  // namespace
+
+std::span<const StatementDef> AuditStatements() { return kStatements; }
 
 std::span<const OpDef> AuditOps() { return kAuditOps; }
 

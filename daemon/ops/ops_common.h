@@ -1,6 +1,7 @@
 // What the operation families (ops_<family>.cpp) share: packing columns
 // into replies, the argument rules used by more than one family, and the
-// family tables that ops.cpp joins into one. Pure functions; no I/O.
+// family tables that ops.cpp joins into one. Pure functions; no I/O, no
+// state, any thread (the daemon calls them on its loop thread).
 #pragma once
 
 #include <libpq-fe.h>
@@ -12,6 +13,7 @@
 #include <string_view>
 
 #include "ops/ops.h"
+#include "ops/sql.h"
 
 namespace torii::daemon {
 
@@ -24,6 +26,15 @@ constexpr size_t kMaxTokenBytes = 1024;
   auto var = (expr);               \
   if (!var.ok()) return var.error()
 
+// The columns of a user, in the order PackUser reads them (by index); the
+// second form without the hash. Used by the users and OAuth families.
+#define USER_COLS \
+  "id, email, password_hash, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at") \
+  ", name, " US("locked_at")
+#define USER_COLS_NO_HASH \
+  "id, email, NULL::text, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at") \
+  ", name, " US("locked_at")
+
 // --- packing columns (nil when the column is NULL) ---
 void PackText(Packer& pk, const PGresult* r, int row, int col);
 // An int8 microseconds column as a timestamp.
@@ -31,8 +42,8 @@ void PackMicros(Packer& pk, const PGresult* r, int row, int col);
 void PackJsonb(Packer& pk, const PGresult* r, int row, int col);
 // A bytea column (hex text from libpq) as msgpack bin.
 void PackBytea(Packer& pk, const PGresult* r, int row, int col);
-// Columns of USER_COLS in statements.cpp; the hash only where the contract
-// returns it.
+// Columns of USER_COLS, by index; the hash only where the
+// contract returns it.
 void PackUser(Packer& pk, const PGresult* r, int row, bool with_hash);
 
 // --- renderers more than one family uses ---
@@ -73,7 +84,16 @@ Result<std::optional<std::string_view>> BinArg(const Args& args, std::string_vie
 // A required `ttl_s`: positive, at most 100 years.
 Result<int64_t> TtlArg(const Args& args);
 
-// --- the families, in ops_<family>.cpp ---
+// --- the families, in ops_<family>.cpp: operations and their statements
+// (the sessions family's are in ops_sessions.h) ---
+std::span<const StatementDef> ActorStatements();  // ops.cpp
+std::span<const StatementDef> UserStatements();
+std::span<const StatementDef> AuditStatements();
+std::span<const StatementDef> TokenStatements();
+std::span<const StatementDef> GuardStatements();
+std::span<const StatementDef> JwtStatements();
+std::span<const StatementDef> OAuthStatements();
+std::span<const StatementDef> PasskeyStatements();
 std::span<const OpDef> UserOps();
 std::span<const OpDef> SessionOps();
 std::span<const OpDef> AuditOps();

@@ -3,10 +3,43 @@
 #include <cstring>
 
 #include "ops/ops_common.h"
+#include "ops/sql.h"
 
 namespace torii::daemon {
 
 namespace {
+
+// Column list, in the order the renderers below read them (by index).
+#define OAUTH_COLS "user_id, provider, subject, " US("created_at") ", " US("updated_at")
+
+// The family's statements (statements.cpp joins every family's).
+const StatementDef kStatements[] = {
+    // link_oauth_account, the same way: the SELECT tells an existing link of
+    // this user (idempotent) from one of another user (duplicate).
+    {Stmt::kLinkOAuthInsert, "t_link_oauth_insert",
+     "INSERT INTO oauth_accounts (user_id, provider, subject) VALUES ($1::uuid, $2, $3) "
+     "ON CONFLICT (provider, subject) DO NOTHING", 0},
+    {Stmt::kLinkOAuthSelect, "t_link_oauth_select",
+     "SELECT " OAUTH_COLS ", user_id = $3::uuid FROM oauth_accounts WHERE provider = $1 AND subject = $2", 0},
+    {Stmt::kGetOAuthAccount, "t_get_oauth_account",
+     "SELECT " OAUTH_COLS " FROM oauth_accounts WHERE provider = $1 AND subject = $2", 0},
+    {Stmt::kGetUserByOAuth, "t_get_user_by_oauth",
+     "SELECT " USER_COLS_NO_HASH " FROM users "
+     "WHERE id = (SELECT user_id FROM oauth_accounts WHERE provider = $1 AND subject = $2)", 0},
+    {Stmt::kListOAuthAccounts, "t_list_oauth_accounts",
+     "SELECT " OAUTH_COLS " FROM oauth_accounts WHERE user_id = $1::uuid ORDER BY created_at, id", 0},
+    {Stmt::kUnlinkOAuthAccount, "t_unlink_oauth_account",
+     "DELETE FROM oauth_accounts WHERE user_id = $1::uuid AND provider = $2 AND ($3::text IS NULL OR subject = $3)",
+     0},
+    {Stmt::kPutOAuthState, "t_put_oauth_state",
+     "INSERT INTO oauth_states (state, verifier, expires_at) VALUES ($1, $2, now() + $3::int8 * interval '1 second') "
+     "ON CONFLICT (state) DO UPDATE SET verifier = EXCLUDED.verifier, expires_at = EXCLUDED.expires_at "
+     "RETURNING " US("expires_at"), 0},
+    // Single use: the row goes in the statement that reads it; an expired
+    // row goes too, reported as not found.
+    {Stmt::kTakeOAuthState, "t_take_oauth_state",
+     "DELETE FROM oauth_states WHERE state = $1 RETURNING verifier, expires_at > now()", 0},
+};
 
 constexpr size_t kMaxProviderBytes = 64;
 constexpr size_t kMaxSubjectBytes = 255;
@@ -160,15 +193,17 @@ Result<Plan> BuildTakeOAuthState(const Args& args) {
 // actor request to them is forbidden (PROTOCOL.md section 5).
 const OpDef kOAuthOps[] = {
     {"link_oauth_account", BuildLinkOAuthAccount},
-    {"get_oauth_account", BuildGetOAuthAccount, true},
-    {"get_user_by_oauth", BuildGetUserByOAuth, true},
-    {"list_oauth_accounts", BuildListOAuthAccounts, true},
+    {"get_oauth_account", BuildGetOAuthAccount},
+    {"get_user_by_oauth", BuildGetUserByOAuth},
+    {"list_oauth_accounts", BuildListOAuthAccounts},
     {"unlink_oauth_account", BuildUnlinkOAuthAccount},
-    {"put_oauth_state", BuildPutOAuthState, false, true},
-    {"take_oauth_state", BuildTakeOAuthState, false, true},
+    {"put_oauth_state", BuildPutOAuthState, true},
+    {"take_oauth_state", BuildTakeOAuthState, true},
 };
 
 }  // namespace
+
+std::span<const StatementDef> OAuthStatements() { return kStatements; }
 
 std::span<const OpDef> OAuthOps() { return kOAuthOps; }
 

@@ -4,10 +4,35 @@
 // its SHA-256 digest. An unknown, used, expired or wrong-purpose token is
 // not_found alike, through the same statement.
 #include "ops/ops_common.h"
+#include "ops/sql.h"
 
 namespace torii::daemon {
 
 namespace {
+
+// Column list, in the order the renderers below read them (by index).
+#define TOKEN_COLS "id, user_id, purpose, " US("expires_at") ", " US("used_at") ", " US("created_at")
+
+// The family's statements (statements.cpp joins every family's).
+const StatementDef kStatements[] = {
+    // Secure tokens: $n token digest (binary). check and use take the same
+    // path for an unknown, used, expired or wrong-purpose token: one index
+    // probe on token_hash, then the other conditions.
+    {Stmt::kCreateToken, "t_create_token",
+     "INSERT INTO secure_tokens (user_id, purpose, token_hash, expires_at) "
+     "VALUES ($1::uuid, $2, $3::bytea, now() + $4::int8 * interval '1 second') RETURNING " TOKEN_COLS, 1u << 2},
+    {Stmt::kCheckToken, "t_check_token",
+     "SELECT " TOKEN_COLS " FROM secure_tokens WHERE token_hash = $1::bytea AND purpose = $2 "
+     "AND used_at IS NULL AND expires_at > now()", 1u << 0},
+    // One statement: of concurrent calls, the first to lock the row sets
+    // used_at; the others re-check used_at IS NULL on the new version and
+    // update nothing.
+    {Stmt::kUseToken, "t_use_token",
+     "UPDATE secure_tokens SET used_at = now() WHERE token_hash = $1::bytea AND purpose = $2 "
+     "AND used_at IS NULL AND expires_at > now() RETURNING " TOKEN_COLS, 1u << 0},
+    {Stmt::kDeleteUserTokens, "t_delete_user_tokens",
+     "DELETE FROM secure_tokens WHERE user_id = $1::uuid AND ($2::text IS NULL OR purpose = $2)", 0},
+};
 
 Result<std::string> PurposeArg(const Args& args, bool required) {
   auto p = args.Str("purpose");
@@ -99,12 +124,14 @@ Result<Plan> BuildDeleteUserTokens(const Args& args) {
 
 const OpDef kTokenOps[] = {
     {"create_token", BuildCreateToken},
-    {"check_token", BuildCheckToken, true},
+    {"check_token", BuildCheckToken},
     {"use_token", BuildUseToken},
     {"delete_user_tokens", BuildDeleteUserTokens},
 };
 
 }  // namespace
+
+std::span<const StatementDef> TokenStatements() { return kStatements; }
 
 std::span<const OpDef> TokenOps() { return kTokenOps; }
 
