@@ -31,28 +31,51 @@ void PackJsonb(Packer& pk, const PGresult* r, int row, int col) {
   PackJsonText(pk, std::string_view(PQgetvalue(r, row, col), PQgetlength(r, row, col)));
 }
 
-void PackUser(Packer& pk, const PGresult* r, int row, bool with_hash) {
+UserColumns::UserColumns(const PGresult* r)
+    : id(PQfnumber(r, "id")),
+      email(PQfnumber(r, "email")),
+      password_hash(PQfnumber(r, "password_hash")),
+      email_verified_at_us(PQfnumber(r, "email_verified_at_us")),
+      metadata(PQfnumber(r, "metadata")),
+      created_at_us(PQfnumber(r, "created_at_us")),
+      updated_at_us(PQfnumber(r, "updated_at_us")),
+      name(PQfnumber(r, "name")),
+      locked_at_us(PQfnumber(r, "locked_at_us")) {}
+
+bool UserColumns::complete() const {
+  for (int c : {id, email, password_hash, email_verified_at_us, metadata, created_at_us, updated_at_us, name,
+                locked_at_us}) {
+    if (c < 0) return false;
+  }
+  return true;
+}
+
+Error MissingColumns(std::string_view what) {
+  return Error::Internal("the statement's result lacks a column of the " + std::string(what));
+}
+
+void PackUser(Packer& pk, const PGresult* r, int row, const UserColumns& c, bool with_hash) {
   pk.pack_map(with_hash ? 9 : 8);
   PackStr(pk, "id");
-  PackText(pk, r, row, 0);
+  PackText(pk, r, row, c.id);
   PackStr(pk, "email");
-  PackText(pk, r, row, 1);
+  PackText(pk, r, row, c.email);
   if (with_hash) {
     PackStr(pk, "password_hash");
-    PackText(pk, r, row, 2);
+    PackText(pk, r, row, c.password_hash);
   }
   PackStr(pk, "email_verified_at");
-  PackMicros(pk, r, row, 3);
+  PackMicros(pk, r, row, c.email_verified_at_us);
   PackStr(pk, "metadata");
-  PackJsonb(pk, r, row, 4);
+  PackJsonb(pk, r, row, c.metadata);
   PackStr(pk, "created_at");
-  PackMicros(pk, r, row, 5);
+  PackMicros(pk, r, row, c.created_at_us);
   PackStr(pk, "updated_at");
-  PackMicros(pk, r, row, 6);
+  PackMicros(pk, r, row, c.updated_at_us);
   PackStr(pk, "name");
-  PackText(pk, r, row, 7);
+  PackText(pk, r, row, c.name);
   PackStr(pk, "locked_at");
-  PackMicros(pk, r, row, 8);
+  PackMicros(pk, r, row, c.locked_at_us);
 }
 
 void PackBytea(Packer& pk, const PGresult* r, int row, int col) {
@@ -73,7 +96,9 @@ void PackBytea(Packer& pk, const PGresult* r, int row, int col) {
 
 Status RenderUser(const PGresult* r, const Plan&, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such user");
-  PackUser(pk, r, 0, true);
+  UserColumns cols(r);
+  if (!cols.complete()) return MissingColumns("user");
+  PackUser(pk, r, 0, cols, true);
   return {};
 }
 
@@ -137,7 +162,9 @@ Status AddExpiry(const Args& args, Command& cmd) {
 
 Status RenderUserNoHash(const PGresult* r, const Plan&, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such user");
-  PackUser(pk, r, 0, false);
+  UserColumns cols(r);
+  if (!cols.complete()) return MissingColumns("user");
+  PackUser(pk, r, 0, cols, false);
   return {};
 }
 

@@ -26,14 +26,24 @@ constexpr size_t kMaxTokenBytes = 1024;
   auto var = (expr);               \
   if (!var.ok()) return var.error()
 
-// The columns of a user, in the order PackUser reads them (by index); the
-// second form without the hash. Used by the users and OAuth families.
-#define USER_COLS \
-  "id, email, password_hash, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at") \
-  ", name, " US("locked_at")
-#define USER_COLS_NO_HASH \
-  "id, email, NULL::text, " US("email_verified_at") ", metadata, " US("created_at") ", " US("updated_at") \
-  ", name, " US("locked_at")
+// The columns of a user, read by name (UserColumns); the second form
+// without the hash. Used by the users and OAuth families.
+#define USER_COLS                                                                                           \
+  "id, email, password_hash, " US("email_verified_at") " AS email_verified_at_us, metadata, " US("created_at") \
+  " AS created_at_us, " US("updated_at") " AS updated_at_us, name, " US("locked_at") " AS locked_at_us"
+#define USER_COLS_NO_HASH                                                                                     \
+  "id, email, NULL::text AS password_hash, " US("email_verified_at") " AS email_verified_at_us, metadata, "   \
+  US("created_at") " AS created_at_us, " US("updated_at") " AS updated_at_us, name, " US("locked_at")         \
+  " AS locked_at_us"
+
+// Where each column of USER_COLS is in a result (-1: absent), found by name
+// once per result.
+struct UserColumns {
+  explicit UserColumns(const PGresult* r);
+  bool complete() const;
+
+  int id, email, password_hash, email_verified_at_us, metadata, created_at_us, updated_at_us, name, locked_at_us;
+};
 
 // --- packing columns (nil when the column is NULL) ---
 void PackText(Packer& pk, const PGresult* r, int row, int col);
@@ -42,9 +52,10 @@ void PackMicros(Packer& pk, const PGresult* r, int row, int col);
 void PackJsonb(Packer& pk, const PGresult* r, int row, int col);
 // A bytea column (hex text from libpq) as msgpack bin.
 void PackBytea(Packer& pk, const PGresult* r, int row, int col);
-// Columns of USER_COLS, by index; the hash only where the
-// contract returns it.
-void PackUser(Packer& pk, const PGresult* r, int row, bool with_hash);
+// A user from row `row`; the hash only where the contract returns it.
+void PackUser(Packer& pk, const PGresult* r, int row, const UserColumns& c, bool with_hash);
+// The error for a result that lacks a column its renderer reads (a bug).
+Error MissingColumns(std::string_view what);
 
 // --- renderers more than one family uses ---
 Status RenderUser(const PGresult* r, const Plan& plan, Packer& pk);  // with the hash

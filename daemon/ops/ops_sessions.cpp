@@ -79,12 +79,10 @@ void PackSession(Packer& pk, const PGresult* r, int row, const SessionColumns& c
   }
 }
 
-Error MissingColumns() { return Error::Internal("a session statement's result lacks a session column"); }
-
 Status RenderSessionRow(const PGresult* r, int row, const Plan& plan, Packer& pk) {
   if (row < 0) return Error::NotFound("no such session, or it has expired");
   SessionColumns cols(r);
-  if (!cols.complete()) return MissingColumns();
+  if (!cols.complete()) return MissingColumns("session");
   PackSession(pk, r, row, cols, plan.token.empty() ? nullptr : &plan.token);
   return {};
 }
@@ -95,7 +93,7 @@ Status RenderSession(const PGresult* r, const Plan& plan, Packer& pk) {
 
 Status RenderSessionList(const PGresult* r, const Plan&, Packer& pk) {
   SessionColumns cols(r);
-  if (!cols.complete()) return MissingColumns();
+  if (!cols.complete()) return MissingColumns("session");
   pk.pack_map(1);
   PackStr(pk, "sessions");
   pk.pack_array(PQntuples(r));

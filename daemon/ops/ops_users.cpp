@@ -57,7 +57,7 @@ const StatementDef kStatements[] = {
      "ON CONFLICT ((lower(email))) DO NOTHING", 0},
     {Stmt::kGetOrCreateUserSelect, "t_get_or_create_user_select",
      "SELECT " USER_COLS_NO_HASH ", xmin::text::int8 = "
-     "coalesce(pg_current_xact_id_if_assigned()::text::int8 % 4294967296, -1) "
+     "coalesce(pg_current_xact_id_if_assigned()::text::int8 % 4294967296, -1) AS created "
      "FROM users WHERE lower(email) = lower($1)", 0},
 };
 
@@ -73,14 +73,16 @@ Status RenderUserPage(const PGresult* r, const Plan& plan, Packer& pk) {
   int rows = PQntuples(r);
   bool more = rows > plan.limit;
   int n = more ? static_cast<int>(plan.limit) : rows;
+  UserColumns cols(r);
+  if (!cols.complete()) return MissingColumns("user");
   pk.pack_map(2);
   PackStr(pk, "users");
   pk.pack_array(n);
-  for (int i = 0; i < n; i++) PackUser(pk, r, i, false);
+  for (int i = 0; i < n; i++) PackUser(pk, r, i, cols, false);
   PackStr(pk, "next");
   if (more) {
     // The cursor is the last row's (created_at, id); opaque to clients.
-    std::string cursor = std::string(PQgetvalue(r, n - 1, 5)) + "_" + PQgetvalue(r, n - 1, 0);
+    std::string cursor = std::string(PQgetvalue(r, n - 1, cols.created_at_us)) + "_" + PQgetvalue(r, n - 1, cols.id);
     PackStr(pk, cursor);
   } else {
     pk.pack_nil();
@@ -91,10 +93,12 @@ Status RenderUserPage(const PGresult* r, const Plan& plan, Packer& pk) {
 constexpr size_t kMaxQueryBytes = 1024;
 
 Status RenderUserSearch(const PGresult* r, const Plan&, Packer& pk) {
+  UserColumns cols(r);
+  if (!cols.complete()) return MissingColumns("user");
   pk.pack_map(1);
   PackStr(pk, "users");
   pk.pack_array(PQntuples(r));
-  for (int i = 0; i < PQntuples(r); i++) PackUser(pk, r, i, false);  // never the hash
+  for (int i = 0; i < PQntuples(r); i++) PackUser(pk, r, i, cols, false);  // never the hash
   return {};
 }
 
@@ -238,15 +242,18 @@ Result<Plan> BuildSearchUsers(const Args& args) {
 // ---- section 5 (issue 19) ----
 
 // {"user", "created"} from kGetOrCreateUserSelect: the User without the
-// hash, then `created` last. No row: the user is not visible (an actor's
+// hash, and `created`. No row: the user is not visible (an actor's
 // request for another user's email) or was deleted in between.
 Status RenderGetOrCreate(const PGresult* r, const Plan&, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such user");
+  UserColumns cols(r);
+  int created = PQfnumber(r, "created");
+  if (!cols.complete() || created < 0) return MissingColumns("user");
   pk.pack_map(2);
   PackStr(pk, "user");
-  PackUser(pk, r, 0, false);
+  PackUser(pk, r, 0, cols, false);
   PackStr(pk, "created");
-  if (std::strcmp(PQgetvalue(r, 0, 9), "t") == 0) {
+  if (std::strcmp(PQgetvalue(r, 0, created), "t") == 0) {
     pk.pack_true();
   } else {
     pk.pack_false();
