@@ -9,8 +9,9 @@ namespace torii::daemon {
 
 namespace {
 
-// Column list, in the order the renderers below read them (by index).
-#define AUDIT_COLS "id, table_name, record_id, operation, old_data, new_data, actor, " US("created_at") ", seq"
+// The columns of an audit entry, read by name (kAuditFields; seq is the cursor).
+#define AUDIT_COLS \
+  "id, table_name, record_id, operation, old_data, new_data, actor, " US("created_at") " AS created_at_us, seq"
 
 // The family's statements (statements.cpp joins every family's).
 const StatementDef kStatements[] = {
@@ -29,40 +30,34 @@ const StatementDef kStatements[] = {
      "AND ($3::int8 IS NULL OR seq < $3::int8) ORDER BY seq DESC LIMIT $4::int4", 0},
 };
 
-// Columns of AUDIT_COLS in statements.cpp; the last one (seq) is the cursor.
-void PackAudit(Packer& pk, const PGresult* r, int row) {
-  pk.pack_map(8);
-  PackStr(pk, "id");
-  PackText(pk, r, row, 0);
-  PackStr(pk, "table");
-  PackText(pk, r, row, 1);
-  PackStr(pk, "record_id");
-  PackText(pk, r, row, 2);
-  PackStr(pk, "operation");
-  PackText(pk, r, row, 3);
-  PackStr(pk, "old_data");
-  PackJsonb(pk, r, row, 4);
-  PackStr(pk, "new_data");
-  PackJsonb(pk, r, row, 5);
-  PackStr(pk, "actor");
-  PackText(pk, r, row, 6);
-  PackStr(pk, "created_at");
-  PackMicros(pk, r, row, 7);
-}
+// An Audit entry, in reply order.
+constexpr Field kAuditFields[] = {
+    {"id", "id", PackText},
+    {"table", "table_name", PackText},
+    {"record_id", "record_id", PackText},
+    {"operation", "operation", PackText},
+    {"old_data", "old_data", PackJsonb},
+    {"new_data", "new_data", PackJsonb},
+    {"actor", "actor", PackText},
+    {"created_at", "created_at_us", PackMicros},
+};
 
 Status RenderAuditPage(const PGresult* r, const Plan& plan, Packer& pk) {
   int rows = PQntuples(r);
   bool more = rows > plan.limit;
   int n = more ? static_cast<int>(plan.limit) : rows;
+  FieldColumns cols(r, kAuditFields);
+  int seq = PQfnumber(r, "seq");
+  if (!cols.complete() || seq < 0) return MissingColumns("audit entry");
   pk.pack_map(2);
   PackStr(pk, "entries");
   pk.pack_array(n);
-  for (int i = 0; i < n; i++) PackAudit(pk, r, i);
+  for (int i = 0; i < n; i++) cols.Pack(pk, r, i);
   PackStr(pk, "next");
   if (more) {
     // The cursor is the last entry's seq (exclusive bound of the next page);
     // rows written later get larger seqs, so they never shift a page.
-    PackStr(pk, PQgetvalue(r, n - 1, 8));
+    PackStr(pk, PQgetvalue(r, n - 1, seq));
   } else {
     pk.pack_nil();
   }

@@ -50,6 +50,40 @@ bool UserColumns::complete() const {
   return true;
 }
 
+FieldColumns::FieldColumns(const PGresult* r, std::span<const Field> fields) : fields_(fields) {
+  if (fields.size() > kMaxFields) {
+    complete_ = false;
+    fields_ = {};
+    return;
+  }
+  for (size_t i = 0; i < fields.size(); i++) {
+    cols_[i] = PQfnumber(r, fields[i].column);
+    if (cols_[i] < 0) complete_ = false;
+  }
+}
+
+void FieldColumns::Pack(Packer& pk, const PGresult* r, int row, size_t extra) const {
+  pk.pack_map(static_cast<uint32_t>(fields_.size() + extra));
+  for (size_t i = 0; i < fields_.size(); i++) {
+    PackStr(pk, fields_[i].key);
+    fields_[i].pack(pk, r, row, cols_[i]);
+  }
+}
+
+void PackUint(Packer& pk, const PGresult* r, int row, int col) {
+  if (PQgetisnull(r, row, col)) {
+    pk.pack_nil();
+    return;
+  }
+  pk.pack_uint64(std::strtoull(PQgetvalue(r, row, col), nullptr, 10));
+}
+
+bool ColumnIsTrue(const PGresult* r, int row, const char* column) {
+  int col = PQfnumber(r, column);
+  return col >= 0 && row >= 0 && row < PQntuples(r) && !PQgetisnull(r, row, col) &&
+         std::strcmp(PQgetvalue(r, row, col), "t") == 0;
+}
+
 Error MissingColumns(std::string_view what) {
   return Error::Internal("the statement's result lacks a column of the " + std::string(what));
 }

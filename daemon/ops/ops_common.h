@@ -54,6 +54,35 @@ void PackJsonb(Packer& pk, const PGresult* r, int row, int col);
 void PackBytea(Packer& pk, const PGresult* r, int row, int col);
 // A user from row `row`; the hash only where the contract returns it.
 void PackUser(Packer& pk, const PGresult* r, int row, const UserColumns& c, bool with_hash);
+// A reply key, the result column it is read from (by name) and how it is
+// packed: a family lists its entity's fields once, in reply order.
+using PackColumnFn = void (*)(Packer& pk, const PGresult* r, int row, int col);
+struct Field {
+  const char* key;
+  const char* column;
+  PackColumnFn pack;
+};
+// The column of each field in a result, found by name once per result.
+class FieldColumns {
+ public:
+  static constexpr size_t kMaxFields = 16;
+  FieldColumns(const PGresult* r, std::span<const Field> fields);
+  // Every field's column is in the result.
+  bool complete() const { return complete_; }
+  // Packs a map of the fields of row `row`, sized for `extra` more entries
+  // that the caller packs after it.
+  void Pack(Packer& pk, const PGresult* r, int row, size_t extra = 0) const;
+
+ private:
+  std::span<const Field> fields_;
+  int cols_[kMaxFields] = {};
+  bool complete_ = true;
+};
+// An int8 column as an unsigned integer (nil when NULL).
+void PackUint(Packer& pk, const PGresult* r, int row, int col);
+// Whether a boolean column of row `row` is true; false when absent or NULL.
+bool ColumnIsTrue(const PGresult* r, int row, const char* column);
+
 // The error for a result that lacks a column its renderer reads (a bug).
 Error MissingColumns(std::string_view what);
 

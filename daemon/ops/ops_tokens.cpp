@@ -10,8 +10,10 @@ namespace torii::daemon {
 
 namespace {
 
-// Column list, in the order the renderers below read them (by index).
-#define TOKEN_COLS "id, user_id, purpose, " US("expires_at") ", " US("used_at") ", " US("created_at")
+// The columns of a secure token, read by name (kTokenFields).
+#define TOKEN_COLS                                                                                     \
+  "id, user_id, purpose, " US("expires_at") " AS expires_at_us, " US("used_at") " AS used_at_us, " \
+  US("created_at") " AS created_at_us"
 
 // The family's statements (statements.cpp joins every family's).
 const StatementDef kStatements[] = {
@@ -48,30 +50,25 @@ Result<std::string> PurposeArg(const Args& args, bool required) {
   return s;
 }
 
-// Columns of TOKEN_COLS in statements.cpp.
-void PackToken(Packer& pk, const PGresult* r, int row, const std::string* token) {
-  pk.pack_map(token ? 7 : 6);
-  PackStr(pk, "id");
-  PackText(pk, r, row, 0);
-  PackStr(pk, "user_id");
-  PackText(pk, r, row, 1);
-  PackStr(pk, "purpose");
-  PackText(pk, r, row, 2);
-  PackStr(pk, "expires_at");
-  PackMicros(pk, r, row, 3);
-  PackStr(pk, "used_at");
-  PackMicros(pk, r, row, 4);
-  PackStr(pk, "created_at");
-  PackMicros(pk, r, row, 5);
-  if (token) {
-    PackStr(pk, "token");
-    PackStr(pk, *token);
-  }
-}
+// A SecureToken, in reply order.
+constexpr Field kTokenFields[] = {
+    {"id", "id", PackText},
+    {"user_id", "user_id", PackText},
+    {"purpose", "purpose", PackText},
+    {"expires_at", "expires_at_us", PackMicros},
+    {"used_at", "used_at_us", PackMicros},
+    {"created_at", "created_at_us", PackMicros},
+};
 
 Status RenderToken(const PGresult* r, const Plan& plan, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such token, or it is used, expired or for another purpose");
-  PackToken(pk, r, 0, plan.token.empty() ? nullptr : &plan.token);
+  FieldColumns cols(r, kTokenFields);
+  if (!cols.complete()) return MissingColumns("secure token");
+  cols.Pack(pk, r, 0, plan.token.empty() ? 0 : 1);
+  if (!plan.token.empty()) {
+    PackStr(pk, "token");
+    PackStr(pk, plan.token);
+  }
   return {};
 }
 
