@@ -31,25 +31,6 @@ void PackJsonb(Packer& pk, const PGresult* r, int row, int col) {
   PackJsonText(pk, std::string_view(PQgetvalue(r, row, col), PQgetlength(r, row, col)));
 }
 
-UserColumns::UserColumns(const PGresult* r)
-    : id(PQfnumber(r, "id")),
-      email(PQfnumber(r, "email")),
-      password_hash(PQfnumber(r, "password_hash")),
-      email_verified_at_us(PQfnumber(r, "email_verified_at_us")),
-      metadata(PQfnumber(r, "metadata")),
-      created_at_us(PQfnumber(r, "created_at_us")),
-      updated_at_us(PQfnumber(r, "updated_at_us")),
-      name(PQfnumber(r, "name")),
-      locked_at_us(PQfnumber(r, "locked_at_us")) {}
-
-bool UserColumns::complete() const {
-  for (int c : {id, email, password_hash, email_verified_at_us, metadata, created_at_us, updated_at_us, name,
-                locked_at_us}) {
-    if (c < 0) return false;
-  }
-  return true;
-}
-
 FieldColumns::FieldColumns(const PGresult* r, std::span<const Field> fields) : fields_(fields) {
   if (fields.size() > kMaxFields) {
     complete_ = false;
@@ -62,9 +43,14 @@ FieldColumns::FieldColumns(const PGresult* r, std::span<const Field> fields) : f
   }
 }
 
-void FieldColumns::Pack(Packer& pk, const PGresult* r, int row, size_t extra) const {
-  pk.pack_map(static_cast<uint32_t>(fields_.size() + extra));
+void FieldColumns::Pack(Packer& pk, const PGresult* r, int row, size_t extra, const char* omit) const {
+  size_t omitted = 0;
+  for (const Field& f : fields_) {
+    if (omit != nullptr && std::strcmp(f.key, omit) == 0) omitted++;
+  }
+  pk.pack_map(static_cast<uint32_t>(fields_.size() - omitted + extra));
   for (size_t i = 0; i < fields_.size(); i++) {
+    if (omit != nullptr && std::strcmp(fields_[i].key, omit) == 0) continue;
     PackStr(pk, fields_[i].key);
     fields_[i].pack(pk, r, row, cols_[i]);
   }
@@ -88,28 +74,26 @@ Error MissingColumns(std::string_view what) {
   return Error::Internal("the statement's result lacks a column of the " + std::string(what));
 }
 
-void PackUser(Packer& pk, const PGresult* r, int row, const UserColumns& c, bool with_hash) {
-  pk.pack_map(with_hash ? 9 : 8);
-  PackStr(pk, "id");
-  PackText(pk, r, row, c.id);
-  PackStr(pk, "email");
-  PackText(pk, r, row, c.email);
-  if (with_hash) {
-    PackStr(pk, "password_hash");
-    PackText(pk, r, row, c.password_hash);
-  }
-  PackStr(pk, "email_verified_at");
-  PackMicros(pk, r, row, c.email_verified_at_us);
-  PackStr(pk, "metadata");
-  PackJsonb(pk, r, row, c.metadata);
-  PackStr(pk, "created_at");
-  PackMicros(pk, r, row, c.created_at_us);
-  PackStr(pk, "updated_at");
-  PackMicros(pk, r, row, c.updated_at_us);
-  PackStr(pk, "name");
-  PackText(pk, r, row, c.name);
-  PackStr(pk, "locked_at");
-  PackMicros(pk, r, row, c.locked_at_us);
+namespace {
+
+constexpr Field kUserFields[] = {
+    {"id", "id", PackText},
+    {"email", "email", PackText},
+    {"password_hash", "password_hash", PackText},
+    {"email_verified_at", "email_verified_at_us", PackMicros},
+    {"metadata", "metadata", PackJsonb},
+    {"created_at", "created_at_us", PackMicros},
+    {"updated_at", "updated_at_us", PackMicros},
+    {"name", "name", PackText},
+    {"locked_at", "locked_at_us", PackMicros},
+};
+
+}  // namespace
+
+std::span<const Field> UserFields() { return kUserFields; }
+
+void PackUser(Packer& pk, const PGresult* r, int row, const FieldColumns& user, bool with_hash) {
+  user.Pack(pk, r, row, 0, with_hash ? nullptr : "password_hash");
 }
 
 void PackBytea(Packer& pk, const PGresult* r, int row, int col) {
@@ -130,7 +114,7 @@ void PackBytea(Packer& pk, const PGresult* r, int row, int col) {
 
 Status RenderUser(const PGresult* r, const Plan&, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such user");
-  UserColumns cols(r);
+  FieldColumns cols(r, UserFields());
   if (!cols.complete()) return MissingColumns("user");
   PackUser(pk, r, 0, cols, true);
   return {};
@@ -196,7 +180,7 @@ Status AddExpiry(const Args& args, Command& cmd) {
 
 Status RenderUserNoHash(const PGresult* r, const Plan&, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such user");
-  UserColumns cols(r);
+  FieldColumns cols(r, UserFields());
   if (!cols.complete()) return MissingColumns("user");
   PackUser(pk, r, 0, cols, false);
   return {};

@@ -26,7 +26,7 @@ constexpr size_t kMaxTokenBytes = 1024;
   auto var = (expr);               \
   if (!var.ok()) return var.error()
 
-// The columns of a user, read by name (UserColumns); the second form
+// The columns of a user, read by name (UserFields); the second form
 // without the hash. Used by the users and OAuth families.
 #define USER_COLS                                                                                           \
   "id, email, password_hash, " US("email_verified_at") " AS email_verified_at_us, metadata, " US("created_at") \
@@ -36,15 +36,6 @@ constexpr size_t kMaxTokenBytes = 1024;
   US("created_at") " AS created_at_us, " US("updated_at") " AS updated_at_us, name, " US("locked_at")         \
   " AS locked_at_us"
 
-// Where each column of USER_COLS is in a result (-1: absent), found by name
-// once per result.
-struct UserColumns {
-  explicit UserColumns(const PGresult* r);
-  bool complete() const;
-
-  int id, email, password_hash, email_verified_at_us, metadata, created_at_us, updated_at_us, name, locked_at_us;
-};
-
 // --- packing columns (nil when the column is NULL) ---
 void PackText(Packer& pk, const PGresult* r, int row, int col);
 // An int8 microseconds column as a timestamp.
@@ -52,8 +43,6 @@ void PackMicros(Packer& pk, const PGresult* r, int row, int col);
 void PackJsonb(Packer& pk, const PGresult* r, int row, int col);
 // A bytea column (hex text from libpq) as msgpack bin.
 void PackBytea(Packer& pk, const PGresult* r, int row, int col);
-// A user from row `row`; the hash only where the contract returns it.
-void PackUser(Packer& pk, const PGresult* r, int row, const UserColumns& c, bool with_hash);
 // A reply key, the result column it is read from (by name) and how it is
 // packed: a family lists its entity's fields once, in reply order.
 using PackColumnFn = void (*)(Packer& pk, const PGresult* r, int row, int col);
@@ -69,9 +58,9 @@ class FieldColumns {
   FieldColumns(const PGresult* r, std::span<const Field> fields);
   // Every field's column is in the result.
   bool complete() const { return complete_; }
-  // Packs a map of the fields of row `row`, sized for `extra` more entries
-  // that the caller packs after it.
-  void Pack(Packer& pk, const PGresult* r, int row, size_t extra = 0) const;
+  // Packs a map of the fields of row `row`, but the one whose key is
+  // `omit`, sized for `extra` more entries that the caller packs after it.
+  void Pack(Packer& pk, const PGresult* r, int row, size_t extra = 0, const char* omit = nullptr) const;
 
  private:
   std::span<const Field> fields_;
@@ -82,6 +71,12 @@ class FieldColumns {
 void PackUint(Packer& pk, const PGresult* r, int row, int col);
 // Whether a boolean column of row `row` is true; false when absent or NULL.
 bool ColumnIsTrue(const PGresult* r, int row, const char* column);
+
+// The fields of a User (USER_COLS), in reply order.
+std::span<const Field> UserFields();
+// Packs a User from row `row` (`user`: FieldColumns of UserFields()); the
+// hash only where the contract returns it.
+void PackUser(Packer& pk, const PGresult* r, int row, const FieldColumns& user, bool with_hash);
 
 // The error for a result that lacks a column its renderer reads (a bug).
 Error MissingColumns(std::string_view what);

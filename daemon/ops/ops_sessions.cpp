@@ -12,7 +12,7 @@ namespace torii::daemon {
 
 namespace {
 
-// The columns of a session, read by name (SessionColumns).
+// The columns of a session, read by name (kSessionFields).
 #define SESSION_COLS                                                                                          \
   "id, user_id, " US("expires_at") " AS expires_at_us, user_agent, ip_address, metadata, " US("created_at") \
   " AS created_at_us"
@@ -57,22 +57,20 @@ const StatementDef kStatements[] = {
      1u << 0},
 };
 
-void PackSession(Packer& pk, const PGresult* r, int row, const SessionColumns& c, const std::string* token) {
-  pk.pack_map(token ? 8 : 7);
-  PackStr(pk, "id");
-  PackText(pk, r, row, c.id);
-  PackStr(pk, "user_id");
-  PackText(pk, r, row, c.user_id);
-  PackStr(pk, "expires_at");
-  PackMicros(pk, r, row, c.expires_at_us);
-  PackStr(pk, "user_agent");
-  PackText(pk, r, row, c.user_agent);
-  PackStr(pk, "ip_address");
-  PackText(pk, r, row, c.ip_address);
-  PackStr(pk, "metadata");
-  PackJsonb(pk, r, row, c.metadata);
-  PackStr(pk, "created_at");
-  PackMicros(pk, r, row, c.created_at_us);
+// A Session, in reply order.
+constexpr Field kSessionFields[] = {
+    {"id", "id", PackText},
+    {"user_id", "user_id", PackText},
+    {"expires_at", "expires_at_us", PackMicros},
+    {"user_agent", "user_agent", PackText},
+    {"ip_address", "ip_address", PackText},
+    {"metadata", "metadata", PackJsonb},
+    {"created_at", "created_at_us", PackMicros},
+};
+
+// With the new bearer token (create_session) when `token` is set.
+void PackSession(Packer& pk, const PGresult* r, int row, const FieldColumns& cols, const std::string* token) {
+  cols.Pack(pk, r, row, token ? 1 : 0);
   if (token) {
     PackStr(pk, "token");
     PackStr(pk, *token);
@@ -81,7 +79,7 @@ void PackSession(Packer& pk, const PGresult* r, int row, const SessionColumns& c
 
 Status RenderSessionRow(const PGresult* r, int row, const Plan& plan, Packer& pk) {
   if (row < 0) return Error::NotFound("no such session, or it has expired");
-  SessionColumns cols(r);
+  FieldColumns cols(r, kSessionFields);
   if (!cols.complete()) return MissingColumns("session");
   PackSession(pk, r, row, cols, plan.token.empty() ? nullptr : &plan.token);
   return {};
@@ -92,7 +90,7 @@ Status RenderSession(const PGresult* r, const Plan& plan, Packer& pk) {
 }
 
 Status RenderSessionList(const PGresult* r, const Plan&, Packer& pk) {
-  SessionColumns cols(r);
+  FieldColumns cols(r, kSessionFields);
   if (!cols.complete()) return MissingColumns("session");
   pk.pack_map(1);
   PackStr(pk, "sessions");
@@ -226,31 +224,15 @@ const OpDef kSessionOps[] = {
 
 }  // namespace
 
-SessionColumns::SessionColumns(const PGresult* r)
-    : id(PQfnumber(r, "id")),
-      user_id(PQfnumber(r, "user_id")),
-      expires_at_us(PQfnumber(r, "expires_at_us")),
-      user_agent(PQfnumber(r, "user_agent")),
-      ip_address(PQfnumber(r, "ip_address")),
-      metadata(PQfnumber(r, "metadata")),
-      created_at_us(PQfnumber(r, "created_at_us")) {}
-
-bool SessionColumns::complete() const {
-  return id >= 0 && user_id >= 0 && expires_at_us >= 0 && user_agent >= 0 && ip_address >= 0 && metadata >= 0 &&
-         created_at_us >= 0;
-}
-
 std::optional<SessionRow> ReadSessionRow(const PGresult* r, int row) {
   if (r == nullptr || row < 0 || row >= PQntuples(r)) return std::nullopt;
-  SessionColumns c(r);
-  if (c.id < 0 || c.user_id < 0 || c.expires_at_us < 0) return std::nullopt;
-  if (PQgetisnull(r, row, c.id) || PQgetisnull(r, row, c.user_id) || PQgetisnull(r, row, c.expires_at_us)) {
-    return std::nullopt;
-  }
+  int id = PQfnumber(r, "id"), user_id = PQfnumber(r, "user_id"), expires = PQfnumber(r, "expires_at_us");
+  if (id < 0 || user_id < 0 || expires < 0) return std::nullopt;
+  if (PQgetisnull(r, row, id) || PQgetisnull(r, row, user_id) || PQgetisnull(r, row, expires)) return std::nullopt;
   SessionRow s;
-  s.id = std::string_view(PQgetvalue(r, row, c.id), PQgetlength(r, row, c.id));
-  s.user_id = std::string_view(PQgetvalue(r, row, c.user_id), PQgetlength(r, row, c.user_id));
-  s.expires_at_us = std::strtoll(PQgetvalue(r, row, c.expires_at_us), nullptr, 10);
+  s.id = std::string_view(PQgetvalue(r, row, id), PQgetlength(r, row, id));
+  s.user_id = std::string_view(PQgetvalue(r, row, user_id), PQgetlength(r, row, user_id));
+  s.expires_at_us = std::strtoll(PQgetvalue(r, row, expires), nullptr, 10);
   return s;
 }
 

@@ -1,5 +1,5 @@
-// The sessions family (ops_sessions.cpp): its statements return the columns
-// of SessionColumns, read by name. What the request path needs of a session
+// The sessions family (ops_sessions.cpp): its statements return a session's
+// columns, read by name. What the request path needs of a session
 // row to key the hot-session cache is ReadSessionRow; the renderers stay in
 // the family. Pure; any thread (the daemon calls it on its loop thread).
 #pragma once
@@ -14,16 +14,6 @@
 #include "ops/statements.h"
 
 namespace torii::daemon {
-
-// Where each column of a session statement's result is (-1: absent), found
-// by name once per result.
-struct SessionColumns {
-  explicit SessionColumns(const PGresult* r);
-  // Every column present: a result of one of this family's statements.
-  bool complete() const;
-
-  int id, user_id, expires_at_us, user_agent, ip_address, metadata, created_at_us;
-};
 
 // The keys of row `row` of a session statement's result: views into the
 // result, valid while it lives. nullopt when `row` < 0 or a key column is

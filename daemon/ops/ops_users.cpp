@@ -73,8 +73,9 @@ Status RenderUserPage(const PGresult* r, const Plan& plan, Packer& pk) {
   int rows = PQntuples(r);
   bool more = rows > plan.limit;
   int n = more ? static_cast<int>(plan.limit) : rows;
-  UserColumns cols(r);
-  if (!cols.complete()) return MissingColumns("user");
+  FieldColumns cols(r, UserFields());
+  int created = PQfnumber(r, "created_at_us"), id = PQfnumber(r, "id");
+  if (!cols.complete() || created < 0 || id < 0) return MissingColumns("user");
   pk.pack_map(2);
   PackStr(pk, "users");
   pk.pack_array(n);
@@ -82,7 +83,7 @@ Status RenderUserPage(const PGresult* r, const Plan& plan, Packer& pk) {
   PackStr(pk, "next");
   if (more) {
     // The cursor is the last row's (created_at, id); opaque to clients.
-    std::string cursor = std::string(PQgetvalue(r, n - 1, cols.created_at_us)) + "_" + PQgetvalue(r, n - 1, cols.id);
+    std::string cursor = std::string(PQgetvalue(r, n - 1, created)) + "_" + PQgetvalue(r, n - 1, id);
     PackStr(pk, cursor);
   } else {
     pk.pack_nil();
@@ -93,7 +94,7 @@ Status RenderUserPage(const PGresult* r, const Plan& plan, Packer& pk) {
 constexpr size_t kMaxQueryBytes = 1024;
 
 Status RenderUserSearch(const PGresult* r, const Plan&, Packer& pk) {
-  UserColumns cols(r);
+  FieldColumns cols(r, UserFields());
   if (!cols.complete()) return MissingColumns("user");
   pk.pack_map(1);
   PackStr(pk, "users");
@@ -246,7 +247,7 @@ Result<Plan> BuildSearchUsers(const Args& args) {
 // request for another user's email) or was deleted in between.
 Status RenderGetOrCreate(const PGresult* r, const Plan&, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such user");
-  UserColumns cols(r);
+  FieldColumns cols(r, UserFields());
   int created = PQfnumber(r, "created");
   if (!cols.complete() || created < 0) return MissingColumns("user");
   pk.pack_map(2);
