@@ -10,6 +10,7 @@
 #include "listener.h"
 #include "metrics.h"
 #include "notify.h"
+#include "ops/local_ops.h"
 #include "pgconn.h"
 #include "pool.h"
 #include "publisher.h"
@@ -168,37 +169,15 @@ Status Daemon::Start() {
   if (const char* delay = std::getenv("TORII_TEST_HOT_FILL_DELAY_MS")) {
     requests_->set_hot_fill_delay_ms(std::strtoull(delay, nullptr, 10));
   }
-  requests_->AddLocalOp("ping", [](const Args&, Requests::LocalReply reply) {
-    msgpack::sbuffer buf;
-    Packer pk(buf);
-    pk.pack_map(2);
-    PackStr(pk, "version");
-    PackStr(pk, TORII_VERSION);
-    PackStr(pk, "protocol");
-    pk.pack_uint64(1);
-    reply(std::string(buf.data(), buf.size()));
-  });
-  requests_->AddLocalOp("stats", [this](const Args&, Requests::LocalReply reply) { reply(StatsBody()); });
-
-  requests_->AddLocalOp("cleanup_expired_sessions", [this](const Args& args, Requests::LocalReply reply) {
-    if (auto st = args.OnlyKeys({}); !st.ok()) {
-      reply(st.error());
-      return;
-    }
-    janitor_->RunNow([this, reply = std::move(reply)](Result<uint64_t> n) {
+  LocalOpHooks hooks;
+  hooks.stats = [this] { return StatsBody(); };
+  hooks.cleanup = [this](std::function<void(Result<uint64_t>)> done) {
+    janitor_->RunNow([this, done = std::move(done)](Result<uint64_t> n) {
       hot_->EvictExpired(NowMicros());
-      if (!n.ok()) {
-        reply(n.error());
-        return;
-      }
-      msgpack::sbuffer buf;
-      Packer pk(buf);
-      pk.pack_map(1);
-      PackStr(pk, "deleted");
-      pk.pack_uint64(*n);
-      reply(std::string(buf.data(), buf.size()));
+      done(std::move(n));
     });
-  });
+  };
+  for (LocalOpDef& op : LocalOps(std::move(hooks))) requests_->AddLocalOp(std::move(op.name), std::move(op.run));
 
   ConnectOptions co{conninfo_, config_.database.ssl_mode, static_cast<int>(config_.database.connect_timeout_ms),
                     static_cast<int>(config_.database.tcp_user_timeout_ms), "toriid"};

@@ -736,14 +736,14 @@ void Pool::CompleteBatch(Job* carrier, Result<JobOutput>&& out) {
   std::vector<Job*> members = std::move(carrier->members_);
   carrier->members_.clear();
   delete carrier;
-  // Row of each member (the row whose key, the last column, is its key), or -1.
+  // Row of each member (the row whose key column is its key), or -1.
   const PGresult* res = out.ok() && !out->results.empty() ? out->results[0].get() : nullptr;
   std::vector<int> row_of(members.size(), -1);
-  int cols = res != nullptr ? PQnfields(res) : 0;
-  if (res != nullptr && cols > 0) {
+  int key_col = res != nullptr ? PQfnumber(res, kBatchKeyColumn) : -1;
+  if (res != nullptr && key_col >= 0) {
     std::string key;
     for (int r = 0; r < PQntuples(res); r++) {
-      if (!DecodeByteaHex(std::string_view(PQgetvalue(res, r, cols - 1), PQgetlength(res, r, cols - 1)), &key)) continue;
+      if (!DecodeByteaHex(std::string_view(PQgetvalue(res, r, key_col), PQgetlength(res, r, key_col)), &key)) continue;
       for (size_t i = 0; i < members.size(); i++) {
         if (row_of[i] < 0 && members[i]->cmds_[0].values[0] == key) row_of[i] = r;  // a repeated key: each copy
       }

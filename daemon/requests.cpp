@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "metrics.h"
+#include "ops/ops_sessions.h"
 #include "torii/log.h"
 #include "torii/values.h"
 #include "uv_util.h"
@@ -179,17 +180,16 @@ void Requests::OnJobDone(uint64_t seq, Result<JobOutput>&& out) {
 }
 
 void Requests::FillHot(Ctx* ctx, const JobOutput& out, size_t result_at) {
-  // The session's columns (SESSION_COLS): id, user_id, expires_at micros.
   const PGresult* r = out.batch;
   int row = out.row;
   if (r == nullptr) {
     r = out.results[ctx->plan.main].get();
     row = PQntuples(r) > 0 ? 0 : -1;
   }
-  if (row < 0 || PQgetisnull(r, row, 2)) return;
-  std::string_view id(PQgetvalue(r, row, 0), PQgetlength(r, row, 0));
-  std::string_view user_id(PQgetvalue(r, row, 1), PQgetlength(r, row, 1));
-  int64_t expires_at = std::strtoll(PQgetvalue(r, row, 2), nullptr, 10);
+  auto session = ReadSessionRow(r, row);
+  if (!session) return;
+  std::string_view id = session->id, user_id = session->user_id;
+  int64_t expires_at = session->expires_at_us;
   std::string_view packed(reply_.data() + result_at, reply_.size() - result_at);
   if (hot_fill_delay_ms_ == 0) {
     hot_->Insert(ctx->hot_gen, ctx->plan.hot.value, id, user_id, expires_at, packed);

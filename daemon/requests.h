@@ -16,7 +16,7 @@
 #include <unordered_set>
 
 #include "hot_sessions.h"
-#include "ops.h"
+#include "ops/ops.h"
 #include "pool.h"
 #include "router.h"
 #include "torii/protocol.h"

@@ -21,6 +21,8 @@
 #include <sodium.h>
 #include <zmq.hpp>
 
+#include "torii/operations.h"
+
 namespace torii {
 
 namespace {
@@ -58,20 +60,13 @@ DecodeLimits ReplyLimits() {
   return l;
 }
 
-// The read-only ops (client.h): safe to send to a second daemon.
-constexpr std::string_view kIdempotentOps[] = {
-    "ping",           "stats",           "get_user",          "get_user_by_email", "get_session",
-    "list_users",     "search_users",    "list_sessions",     "list_audit",        "get_oauth_account",
-    "get_user_by_oauth", "list_oauth_accounts", "get_passkey", "list_passkeys",    "check_token",
-    "login_failures", "get_user_lock",   "is_jwt_revoked",    "list_jwt_revocations",
-};
-
 std::atomic<uint64_t> g_monitor_serial{0};
 
 }  // namespace
 
 bool IsIdempotentOp(std::string_view op) {
-  return std::find(std::begin(kIdempotentOps), std::end(kIdempotentOps), op) != std::end(kIdempotentOps);
+  const OperationInfo* info = FindOperation(op);
+  return info != nullptr && info->retry_safe;
 }
 
 void RequestArgs::PackInto(Packer& pk, msgpack::sbuffer& buf) const {

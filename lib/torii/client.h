@@ -89,8 +89,8 @@ struct CallOptions {
   std::string actor;
 };
 
-// Whether `op` only reads (the list in the contract above): such a request
-// may be sent to a second daemon when the first one fails.
+// Whether `op` is safe to retry (OperationInfo::retry_safe, torii/operations.h):
+// such a request may be sent to a second daemon when the first one fails.
 bool IsIdempotentOp(std::string_view op);
 
 // A request's arguments: nothing (`{}`), an already-packed msgpack map, or

@@ -1,10 +1,10 @@
-// A statement execution's parameters (daemon/pool.h): values and NULLs.
+// A statement execution's parameters (daemon/ops/command.h): values and NULLs.
 #include <gtest/gtest.h>
 
 #include <optional>
 #include <string>
 
-#include "pool.h"
+#include "ops/command.h"
 
 namespace torii::daemon {
 namespace {

@@ -14,6 +14,7 @@ from .curve import CurveKeys, public_from_secret, read_key_file
 from .errors import (BadRequest, Conflict, Duplicate, ForeignKey, Forbidden, Internal, InvalidArgument, NotFound,
                      Overloaded, Storage, Timeout, ToriiError, Unavailable, UnknownOp, UnsupportedVersion,
                      error_from_code, result_of_reply)
+from .operations import OPERATIONS, Operation
 from .session_cache import CachedSession, SessionCache
 from .subscriber import Event, StaleKind, StaleReason, Subscriber
 
@@ -21,7 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Client", "Subscriber", "SessionCache", "CachedSession", "Event", "StaleKind", "StaleReason", "CurveKeys",
-    "read_key_file", "public_from_secret", "UNSET", "IDEMPOTENT_OPS", "packb", "unpackb", "ToriiError",
+    "read_key_file", "public_from_secret", "UNSET", "IDEMPOTENT_OPS", "OPERATIONS", "Operation", "packb", "unpackb", "ToriiError",
     "BadRequest", "UnsupportedVersion", "UnknownOp", "InvalidArgument", "NotFound", "Duplicate", "ForeignKey",
     "Forbidden", "Conflict", "Timeout", "Overloaded", "Unavailable", "Storage", "Internal", "error_from_code",
     "result_of_reply",

@@ -62,6 +62,7 @@ import zmq
 from . import codec
 from .curve import CurveKeys
 from .errors import Timeout, result_of_reply
+from .operations import IDEMPOTENT_OPS
 
 
 class _Unset:
@@ -85,14 +86,6 @@ UNSET: Any = _Unset()
 Timestamp = Union[_dt.datetime, int]
 """A timestamp argument: a datetime (naive taken as UTC) or integer ms since the epoch."""
 Binary = Union[bytes, bytearray, memoryview]
-
-# Operations that only read: safe to send again to another endpoint.
-IDEMPOTENT_OPS = frozenset({
-    "ping", "stats", "get_user", "get_user_by_email", "search_users", "list_users", "get_session",
-    "list_sessions", "list_audit", "get_oauth_account", "get_user_by_oauth", "list_oauth_accounts",
-    "get_passkey", "list_passkeys", "check_token", "login_failures", "get_user_lock", "is_jwt_revoked",
-    "list_jwt_revocations",
-})
 
 User = Dict[str, Any]
 Session = Dict[str, Any]

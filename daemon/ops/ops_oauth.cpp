@@ -2,63 +2,96 @@
 // under an authorization request's CSRF state (PROTOCOL.md section 5).
 #include <cstring>
 
-#include "ops_common.h"
+#include "ops/ops_common.h"
+#include "ops/sql.h"
 
 namespace torii::daemon {
 
 namespace {
 
+// The columns of an OAuth account, read by name (kOAuthFields).
+#define OAUTH_COLS \
+  "user_id, provider, subject, " US("created_at") " AS created_at_us, " US("updated_at") " AS updated_at_us"
+
+// The family's statements (statements.cpp joins every family's).
+const StatementDef kStatements[] = {
+    // link_oauth_account, the same way: the SELECT tells an existing link of
+    // this user (idempotent) from one of another user (duplicate).
+    {Stmt::kLinkOAuthInsert, "t_link_oauth_insert",
+     "INSERT INTO oauth_accounts (user_id, provider, subject) VALUES ($1::uuid, $2, $3) "
+     "ON CONFLICT (provider, subject) DO NOTHING", 0},
+    {Stmt::kLinkOAuthSelect, "t_link_oauth_select",
+     "SELECT " OAUTH_COLS ", user_id = $3::uuid AS own FROM oauth_accounts WHERE provider = $1 AND subject = $2", 0},
+    {Stmt::kGetOAuthAccount, "t_get_oauth_account",
+     "SELECT " OAUTH_COLS " FROM oauth_accounts WHERE provider = $1 AND subject = $2", 0},
+    {Stmt::kGetUserByOAuth, "t_get_user_by_oauth",
+     "SELECT " USER_COLS_NO_HASH " FROM users "
+     "WHERE id = (SELECT user_id FROM oauth_accounts WHERE provider = $1 AND subject = $2)", 0},
+    {Stmt::kListOAuthAccounts, "t_list_oauth_accounts",
+     "SELECT " OAUTH_COLS " FROM oauth_accounts WHERE user_id = $1::uuid ORDER BY created_at, id", 0},
+    {Stmt::kUnlinkOAuthAccount, "t_unlink_oauth_account",
+     "DELETE FROM oauth_accounts WHERE user_id = $1::uuid AND provider = $2 AND ($3::text IS NULL OR subject = $3)",
+     0},
+    {Stmt::kPutOAuthState, "t_put_oauth_state",
+     "INSERT INTO oauth_states (state, verifier, expires_at) VALUES ($1, $2, now() + $3::int8 * interval '1 second') "
+     "ON CONFLICT (state) DO UPDATE SET verifier = EXCLUDED.verifier, expires_at = EXCLUDED.expires_at "
+     "RETURNING " US("expires_at"), 0},
+    // Single use: the row goes in the statement that reads it; an expired
+    // row goes too, reported as not found.
+    {Stmt::kTakeOAuthState, "t_take_oauth_state",
+     "DELETE FROM oauth_states WHERE state = $1 RETURNING verifier, expires_at > now() AS live", 0},
+};
+
 constexpr size_t kMaxProviderBytes = 64;
 constexpr size_t kMaxSubjectBytes = 255;
 constexpr size_t kMaxStateBytes = 255;
 
-// Columns of OAUTH_COLS in statements.cpp.
-void PackOAuthAccount(Packer& pk, const PGresult* r, int row) {
-  pk.pack_map(5);
-  PackStr(pk, "user_id");
-  PackText(pk, r, row, 0);
-  PackStr(pk, "provider");
-  PackText(pk, r, row, 1);
-  PackStr(pk, "subject");
-  PackText(pk, r, row, 2);
-  PackStr(pk, "created_at");
-  PackMicros(pk, r, row, 3);
-  PackStr(pk, "updated_at");
-  PackMicros(pk, r, row, 4);
+// An OAuthAccount, in reply order.
+constexpr Field kOAuthFields[] = {
+    {"user_id", "user_id", PackText},
+    {"provider", "provider", PackText},
+    {"subject", "subject", PackText},
+    {"created_at", "created_at_us", PackMicros},
+    {"updated_at", "updated_at_us", PackMicros},
+};
+
+Status PackOAuthAccount(Packer& pk, const PGresult* r, int row) {
+  FieldColumns cols(r, kOAuthFields);
+  if (!cols.complete()) return MissingColumns("OAuth account");
+  cols.Pack(pk, r, row);
+  return {};
 }
 
 Status RenderOAuthAccount(const PGresult* r, const Plan&, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such OAuth account");
-  PackOAuthAccount(pk, r, 0);
-  return {};
+  return PackOAuthAccount(pk, r, 0);
 }
 
-// kLinkOAuthSelect: the pair's row, and last whether it is the requested
+// kLinkOAuthSelect: the pair's row, and `own`, whether it is the requested
 // user's. None: the pair is linked to a user the actor cannot see.
 Status RenderLinked(const PGresult* r, const Plan&, Packer& pk) {
-  if (PQntuples(r) == 0 || std::strcmp(PQgetvalue(r, 0, 5), "t") != 0) {
-    return Error::Duplicate("this provider account is linked to another user");
-  }
-  PackOAuthAccount(pk, r, 0);
-  return {};
+  if (!ColumnIsTrue(r, 0, "own")) return Error::Duplicate("this provider account is linked to another user");
+  return PackOAuthAccount(pk, r, 0);
 }
 
 Status RenderOAuthAccounts(const PGresult* r, const Plan&, Packer& pk) {
+  FieldColumns cols(r, kOAuthFields);
+  if (!cols.complete()) return MissingColumns("OAuth account");
   pk.pack_map(1);
   PackStr(pk, "accounts");
   pk.pack_array(PQntuples(r));
-  for (int i = 0; i < PQntuples(r); i++) PackOAuthAccount(pk, r, i);
+  for (int i = 0; i < PQntuples(r); i++) cols.Pack(pk, r, i);
   return {};
 }
 
-// DELETE ... RETURNING verifier, expires_at > now().
+// DELETE ... RETURNING verifier, expires_at > now() AS live.
 Status RenderTakenState(const PGresult* r, const Plan&, Packer& pk) {
-  if (PQntuples(r) == 0 || std::strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
-    return Error::NotFound("no such OAuth state, or it has expired or was taken");
-  }
+  if (!ColumnIsTrue(r, 0, "live")) return Error::NotFound("no such OAuth state, or it has expired or was taken");
+  int verifier = PQfnumber(r, "verifier");
+  if (verifier < 0) return MissingColumns("OAuth state");
   pk.pack_map(1);
   PackStr(pk, "verifier");
-  PackText(pk, r, 0, 0);
+  PackText(pk, r, 0, verifier);
   return {};
 }
 
@@ -160,15 +193,17 @@ Result<Plan> BuildTakeOAuthState(const Args& args) {
 // actor request to them is forbidden (PROTOCOL.md section 5).
 const OpDef kOAuthOps[] = {
     {"link_oauth_account", BuildLinkOAuthAccount},
-    {"get_oauth_account", BuildGetOAuthAccount, true},
-    {"get_user_by_oauth", BuildGetUserByOAuth, true},
-    {"list_oauth_accounts", BuildListOAuthAccounts, true},
+    {"get_oauth_account", BuildGetOAuthAccount},
+    {"get_user_by_oauth", BuildGetUserByOAuth},
+    {"list_oauth_accounts", BuildListOAuthAccounts},
     {"unlink_oauth_account", BuildUnlinkOAuthAccount},
-    {"put_oauth_state", BuildPutOAuthState, false, true},
-    {"take_oauth_state", BuildTakeOAuthState, false, true},
+    {"put_oauth_state", BuildPutOAuthState, true},
+    {"take_oauth_state", BuildTakeOAuthState, true},
 };
 
 }  // namespace
+
+std::span<const StatementDef> OAuthStatements() { return kStatements; }
 
 std::span<const OpDef> OAuthOps() { return kOAuthOps; }
 

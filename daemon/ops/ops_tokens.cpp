@@ -3,11 +3,38 @@
 // like a session token, returned once by create_token, and stored only as
 // its SHA-256 digest. An unknown, used, expired or wrong-purpose token is
 // not_found alike, through the same statement.
-#include "ops_common.h"
+#include "ops/ops_common.h"
+#include "ops/sql.h"
 
 namespace torii::daemon {
 
 namespace {
+
+// The columns of a secure token, read by name (kTokenFields).
+#define TOKEN_COLS                                                                                     \
+  "id, user_id, purpose, " US("expires_at") " AS expires_at_us, " US("used_at") " AS used_at_us, " \
+  US("created_at") " AS created_at_us"
+
+// The family's statements (statements.cpp joins every family's).
+const StatementDef kStatements[] = {
+    // Secure tokens: $n token digest (binary). check and use take the same
+    // path for an unknown, used, expired or wrong-purpose token: one index
+    // probe on token_hash, then the other conditions.
+    {Stmt::kCreateToken, "t_create_token",
+     "INSERT INTO secure_tokens (user_id, purpose, token_hash, expires_at) "
+     "VALUES ($1::uuid, $2, $3::bytea, now() + $4::int8 * interval '1 second') RETURNING " TOKEN_COLS, 1u << 2},
+    {Stmt::kCheckToken, "t_check_token",
+     "SELECT " TOKEN_COLS " FROM secure_tokens WHERE token_hash = $1::bytea AND purpose = $2 "
+     "AND used_at IS NULL AND expires_at > now()", 1u << 0},
+    // One statement: of concurrent calls, the first to lock the row sets
+    // used_at; the others re-check used_at IS NULL on the new version and
+    // update nothing.
+    {Stmt::kUseToken, "t_use_token",
+     "UPDATE secure_tokens SET used_at = now() WHERE token_hash = $1::bytea AND purpose = $2 "
+     "AND used_at IS NULL AND expires_at > now() RETURNING " TOKEN_COLS, 1u << 0},
+    {Stmt::kDeleteUserTokens, "t_delete_user_tokens",
+     "DELETE FROM secure_tokens WHERE user_id = $1::uuid AND ($2::text IS NULL OR purpose = $2)", 0},
+};
 
 Result<std::string> PurposeArg(const Args& args, bool required) {
   auto p = args.Str("purpose");
@@ -23,30 +50,25 @@ Result<std::string> PurposeArg(const Args& args, bool required) {
   return s;
 }
 
-// Columns of TOKEN_COLS in statements.cpp.
-void PackToken(Packer& pk, const PGresult* r, int row, const std::string* token) {
-  pk.pack_map(token ? 7 : 6);
-  PackStr(pk, "id");
-  PackText(pk, r, row, 0);
-  PackStr(pk, "user_id");
-  PackText(pk, r, row, 1);
-  PackStr(pk, "purpose");
-  PackText(pk, r, row, 2);
-  PackStr(pk, "expires_at");
-  PackMicros(pk, r, row, 3);
-  PackStr(pk, "used_at");
-  PackMicros(pk, r, row, 4);
-  PackStr(pk, "created_at");
-  PackMicros(pk, r, row, 5);
-  if (token) {
-    PackStr(pk, "token");
-    PackStr(pk, *token);
-  }
-}
+// A SecureToken, in reply order.
+constexpr Field kTokenFields[] = {
+    {"id", "id", PackText},
+    {"user_id", "user_id", PackText},
+    {"purpose", "purpose", PackText},
+    {"expires_at", "expires_at_us", PackMicros},
+    {"used_at", "used_at_us", PackMicros},
+    {"created_at", "created_at_us", PackMicros},
+};
 
 Status RenderToken(const PGresult* r, const Plan& plan, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such token, or it is used, expired or for another purpose");
-  PackToken(pk, r, 0, plan.token.empty() ? nullptr : &plan.token);
+  FieldColumns cols(r, kTokenFields);
+  if (!cols.complete()) return MissingColumns("secure token");
+  cols.Pack(pk, r, 0, plan.token.empty() ? 0 : 1);
+  if (!plan.token.empty()) {
+    PackStr(pk, "token");
+    PackStr(pk, plan.token);
+  }
   return {};
 }
 
@@ -99,12 +121,14 @@ Result<Plan> BuildDeleteUserTokens(const Args& args) {
 
 const OpDef kTokenOps[] = {
     {"create_token", BuildCreateToken},
-    {"check_token", BuildCheckToken, true},
+    {"check_token", BuildCheckToken},
     {"use_token", BuildUseToken},
     {"delete_user_tokens", BuildDeleteUserTokens},
 };
 
 }  // namespace
+
+std::span<const StatementDef> TokenStatements() { return kStatements; }
 
 std::span<const OpDef> TokenOps() { return kTokenOps; }
 

@@ -4,7 +4,8 @@
 // (torii::JwtDenyList); these operations write it, answer single checks and
 // page through it for a service starting up. Refused for an actor
 // (OpDef::actor_forbidden).
-#include "ops_common.h"
+#include "ops/ops_common.h"
+#include "ops/sql.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +13,42 @@
 namespace torii::daemon {
 
 namespace {
+
+// The family's statements (statements.cpp joins every family's).
+const StatementDef kStatements[] = {
+    // JWT deny-list. Revoking again never shortens: expires_at only grows,
+    // a user_id is only filled in; an unchanged row is not updated (no event).
+    {Stmt::kRevokeJwt, "t_revoke_jwt",
+     "INSERT INTO jwt_revocations AS r (jti, user_id, expires_at) VALUES ($1, $2::uuid, " TS("$3") ") "
+     "ON CONFLICT (jti) DO UPDATE SET expires_at = greatest(r.expires_at, excluded.expires_at), "
+     "user_id = coalesce(r.user_id, excluded.user_id) "
+     "WHERE r.expires_at < excluded.expires_at OR (r.user_id IS NULL AND excluded.user_id IS NOT NULL)", 0},
+    // $2 issued_before (micros) or NULL: now; $3 expires_at (micros) or NULL:
+    // issued_before + 30 days. A cutoff never moves back.
+    {Stmt::kRevokeUserJwts, "t_revoke_user_jwts",
+     "INSERT INTO jwt_user_cutoffs AS c (user_id, issued_before, expires_at) "
+     "SELECT $1::uuid, b, coalesce(" TS("$3") ", b + interval '30 days') FROM (SELECT coalesce(" TS("$2") ", now()) AS b) AS t "
+     "ON CONFLICT (user_id) DO UPDATE SET issued_before = greatest(c.issued_before, excluded.issued_before), "
+     "expires_at = greatest(c.expires_at, excluded.expires_at), updated_at = now() "
+     "WHERE c.issued_before < excluded.issued_before OR c.expires_at < excluded.expires_at", 0},
+    // $2 user_id, $3 issued_at (micros); a user_id without issued_at is
+    // revoked by any cutoff of that user (the JWT cannot show it is newer).
+    {Stmt::kIsJwtRevoked, "t_is_jwt_revoked",
+     "SELECT EXISTS (SELECT 1 FROM jwt_revocations WHERE jti = $1 AND expires_at > now()) "
+     "OR ($2::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM jwt_user_cutoffs WHERE user_id = $2::uuid "
+     "AND expires_at > now() AND ($3::int8 IS NULL OR " TS("$3") " < issued_before)))", 0},
+    // One page of the unexpired deny-list: jtis in jti order, then user
+    // cutoffs in user_id order. $1 cursor kind (NULL: start; 0 after jti $2;
+    // 1 after user $3), $4 limit (one more row is read to tell whether more
+    // follow). Columns: kind, jti or user_id, expires_at or issued_before.
+    {Stmt::kListJwtRevocations, "t_list_jwt_revocations",
+     "(SELECT 0 AS kind, jti COLLATE \"C\" AS k, " US("expires_at") " FROM jwt_revocations WHERE expires_at > now() "
+     "  AND ($1::int4 IS NULL OR ($1::int4 = 0 AND jti > $2::text COLLATE \"C\")) ORDER BY jti LIMIT $4::int4) "
+     "UNION ALL "
+     "(SELECT 1, user_id::text COLLATE \"C\", " US("issued_before") " FROM jwt_user_cutoffs WHERE expires_at > now() "
+     "  AND ($1::int4 IS NULL OR $1::int4 = 0 OR user_id > $3::uuid) ORDER BY user_id LIMIT $4::int4) "
+     "ORDER BY kind, k LIMIT $4::int4", 0},
+};
 
 constexpr size_t kMaxJtiBytes = 255;
 constexpr int64_t kDefaultPage = 1000;
@@ -172,13 +209,15 @@ Result<Plan> BuildListJwtRevocations(const Args& args) {
 }
 
 const OpDef kJwtOps[] = {
-    {"revoke_jwt", BuildRevokeJwt, false, true},
-    {"revoke_user_jwts", BuildRevokeUserJwts, false, true},
-    {"is_jwt_revoked", BuildIsJwtRevoked, true, true},
-    {"list_jwt_revocations", BuildListJwtRevocations, true, true},
+    {"revoke_jwt", BuildRevokeJwt, true},
+    {"revoke_user_jwts", BuildRevokeUserJwts, true},
+    {"is_jwt_revoked", BuildIsJwtRevoked, true},
+    {"list_jwt_revocations", BuildListJwtRevocations, true},
 };
 
 }  // namespace
+
+std::span<const StatementDef> JwtStatements() { return kStatements; }
 
 std::span<const OpDef> JwtOps() { return kJwtOps; }
 

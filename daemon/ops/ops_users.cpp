@@ -1,6 +1,7 @@
 // The users family: create, get, update, verify, delete, list and search
 // users (PROTOCOL.md section 2).
-#include "ops_common.h"
+#include "ops/ops_common.h"
+#include "ops/sql.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -8,6 +9,57 @@
 namespace torii::daemon {
 
 namespace {
+
+// The family's statements (statements.cpp joins every family's).
+const StatementDef kStatements[] = {
+    {Stmt::kCreateUser, "t_create_user",
+     "INSERT INTO users (id, email, password_hash, metadata, name) "
+     "VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, coalesce($4::jsonb, '{}'::jsonb), $5) "
+     "RETURNING " USER_COLS, 0},
+    {Stmt::kGetUser, "t_get_user", "SELECT " USER_COLS " FROM users WHERE id = $1::uuid", 0},
+    {Stmt::kGetUserByEmail, "t_get_user_by_email", "SELECT " USER_COLS " FROM users WHERE lower(email) = lower($1)", 0},
+    // $3: whether password_hash is given ($4 its value, NULL clears it);
+    // $5 replaces metadata, then $6 is merged into it; $7/$8 and $9/$10 set
+    // name and locked_at the way $3/$4 set the hash.
+    {Stmt::kUpdateUser, "t_update_user",
+     "UPDATE users SET email = coalesce($2, email), "
+     "password_hash = CASE WHEN $3::bool THEN $4 ELSE password_hash END, "
+     "name = CASE WHEN $7::bool THEN $8 ELSE name END, "
+     "locked_at = CASE WHEN $9::bool THEN " TS("$10") " ELSE locked_at END, "
+     "metadata = CASE WHEN $5::jsonb IS NULL AND $6::jsonb IS NULL THEN metadata "
+     "ELSE coalesce($5::jsonb, metadata, '{}'::jsonb) || coalesce($6::jsonb, '{}'::jsonb) END "
+     "WHERE id = $1::uuid RETURNING " USER_COLS, 0},
+    {Stmt::kVerifyEmail, "t_verify_email",
+     "UPDATE users SET email_verified_at = coalesce(" TS("$2") ", now()) WHERE id = $1::uuid RETURNING " USER_COLS, 0},
+    {Stmt::kDeleteUser, "t_delete_user", "DELETE FROM users WHERE id = $1::uuid", 0},
+    // Cursor ($1 micros, $2 id) is the last row of the previous page.
+    {Stmt::kListUsers, "t_list_users",
+     "SELECT " USER_COLS_NO_HASH " FROM users "
+     "WHERE $1::int8 IS NULL OR (created_at, id) > (" TS("$1") ", $2::uuid) "
+     "ORDER BY created_at, id LIMIT $3::int4", 0},
+    // Query $1 through torii_search_query (0012_search_parts.sql: the
+    // web-search query, or its words' parts as phrases); best match first, id breaking ties so that pages are stable. An empty
+    // or all-stopword query matches nothing (PostgreSQL only notices it).
+    {Stmt::kSearchUsers, "t_search_users",
+     "SELECT " USER_COLS_NO_HASH " FROM users, torii_search_query($1) AS q "
+     "WHERE search_vector @@ q ORDER BY ts_rank(search_vector, q) DESC, id LIMIT $2::int4 OFFSET $3::int8", 0},
+    // get_or_create_user is two statements of one pipeline (one round trip,
+    // one implicit transaction). The INSERT waits for a concurrent insert of
+    // the same email to commit and then does nothing; the SELECT, a new
+    // statement with a new snapshot (READ COMMITTED), sees that row. One
+    // statement could not: its snapshot predates the other commit, so a
+    // CTE's fallback SELECT would find no row at all. `created` is whether
+    // this transaction wrote the row (its xmin is our xid; no trigger fires
+    // for a user that already existed, unlike ON CONFLICT DO UPDATE).
+    {Stmt::kGetOrCreateUserInsert, "t_get_or_create_user_insert",
+     "INSERT INTO users (id, email, name, metadata) "
+     "VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, coalesce($4::jsonb, '{}'::jsonb)) "
+     "ON CONFLICT ((lower(email))) DO NOTHING", 0},
+    {Stmt::kGetOrCreateUserSelect, "t_get_or_create_user_select",
+     "SELECT " USER_COLS_NO_HASH ", xmin::text::int8 = "
+     "coalesce(pg_current_xact_id_if_assigned()::text::int8 % 4294967296, -1) AS created "
+     "FROM users WHERE lower(email) = lower($1)", 0},
+};
 
 Status RenderUserDeleted(const PGresult* r, const Plan&, Packer& pk) {
   if (std::strcmp(PQcmdTuples(const_cast<PGresult*>(r)), "0") == 0) return Error::NotFound("no such user");
@@ -21,14 +73,17 @@ Status RenderUserPage(const PGresult* r, const Plan& plan, Packer& pk) {
   int rows = PQntuples(r);
   bool more = rows > plan.limit;
   int n = more ? static_cast<int>(plan.limit) : rows;
+  FieldColumns cols(r, UserFields());
+  int created = PQfnumber(r, "created_at_us"), id = PQfnumber(r, "id");
+  if (!cols.complete() || created < 0 || id < 0) return MissingColumns("user");
   pk.pack_map(2);
   PackStr(pk, "users");
   pk.pack_array(n);
-  for (int i = 0; i < n; i++) PackUser(pk, r, i, false);
+  for (int i = 0; i < n; i++) PackUser(pk, r, i, cols, false);
   PackStr(pk, "next");
   if (more) {
     // The cursor is the last row's (created_at, id); opaque to clients.
-    std::string cursor = std::string(PQgetvalue(r, n - 1, 5)) + "_" + PQgetvalue(r, n - 1, 0);
+    std::string cursor = std::string(PQgetvalue(r, n - 1, created)) + "_" + PQgetvalue(r, n - 1, id);
     PackStr(pk, cursor);
   } else {
     pk.pack_nil();
@@ -39,10 +94,12 @@ Status RenderUserPage(const PGresult* r, const Plan& plan, Packer& pk) {
 constexpr size_t kMaxQueryBytes = 1024;
 
 Status RenderUserSearch(const PGresult* r, const Plan&, Packer& pk) {
+  FieldColumns cols(r, UserFields());
+  if (!cols.complete()) return MissingColumns("user");
   pk.pack_map(1);
   PackStr(pk, "users");
   pk.pack_array(PQntuples(r));
-  for (int i = 0; i < PQntuples(r); i++) PackUser(pk, r, i, false);  // never the hash
+  for (int i = 0; i < PQntuples(r); i++) PackUser(pk, r, i, cols, false);  // never the hash
   return {};
 }
 
@@ -186,15 +243,18 @@ Result<Plan> BuildSearchUsers(const Args& args) {
 // ---- section 5 (issue 19) ----
 
 // {"user", "created"} from kGetOrCreateUserSelect: the User without the
-// hash, then `created` last. No row: the user is not visible (an actor's
+// hash, and `created`. No row: the user is not visible (an actor's
 // request for another user's email) or was deleted in between.
 Status RenderGetOrCreate(const PGresult* r, const Plan&, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such user");
+  FieldColumns cols(r, UserFields());
+  int created = PQfnumber(r, "created");
+  if (!cols.complete() || created < 0) return MissingColumns("user");
   pk.pack_map(2);
   PackStr(pk, "user");
-  PackUser(pk, r, 0, false);
+  PackUser(pk, r, 0, cols, false);
   PackStr(pk, "created");
-  if (std::strcmp(PQgetvalue(r, 0, 9), "t") == 0) {
+  if (std::strcmp(PQgetvalue(r, 0, created), "t") == 0) {
     pk.pack_true();
   } else {
     pk.pack_false();
@@ -220,17 +280,19 @@ Result<Plan> BuildGetOrCreateUser(const Args& args) {
 
 const OpDef kUserOps[] = {
     {"create_user", BuildCreateUser},
-    {"get_user", BuildGetUser, true},
-    {"get_user_by_email", BuildGetUserByEmail, true},
+    {"get_user", BuildGetUser},
+    {"get_user_by_email", BuildGetUserByEmail},
     {"update_user", BuildUpdateUser},
     {"verify_email", BuildVerifyEmail},
     {"delete_user", BuildDeleteUser},
-    {"list_users", BuildListUsers, true},
-    {"search_users", BuildSearchUsers, true},
+    {"list_users", BuildListUsers},
+    {"search_users", BuildSearchUsers},
     {"get_or_create_user", BuildGetOrCreateUser},
 };
 
 }  // namespace
+
+std::span<const StatementDef> UserStatements() { return kStatements; }
 
 std::span<const OpDef> UserOps() { return kUserOps; }
 

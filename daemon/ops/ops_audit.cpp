@@ -1,6 +1,7 @@
 // The audit family: list_audit, newest first, by table or record
 // (PROTOCOL.md section 2; the log itself is written by triggers, 0003).
-#include "ops_common.h"
+#include "ops/ops_common.h"
+#include "ops/sql.h"
 
 #include <cstdlib>
 
@@ -8,40 +9,55 @@ namespace torii::daemon {
 
 namespace {
 
-// Columns of AUDIT_COLS in statements.cpp; the last one (seq) is the cursor.
-void PackAudit(Packer& pk, const PGresult* r, int row) {
-  pk.pack_map(8);
-  PackStr(pk, "id");
-  PackText(pk, r, row, 0);
-  PackStr(pk, "table");
-  PackText(pk, r, row, 1);
-  PackStr(pk, "record_id");
-  PackText(pk, r, row, 2);
-  PackStr(pk, "operation");
-  PackText(pk, r, row, 3);
-  PackStr(pk, "old_data");
-  PackJsonb(pk, r, row, 4);
-  PackStr(pk, "new_data");
-  PackJsonb(pk, r, row, 5);
-  PackStr(pk, "actor");
-  PackText(pk, r, row, 6);
-  PackStr(pk, "created_at");
-  PackMicros(pk, r, row, 7);
-}
+// The columns of an audit entry, read by name (kAuditFields; seq is the cursor).
+#define AUDIT_COLS \
+  "id, table_name, record_id, operation, old_data, new_data, actor, " US("created_at") " AS created_at_us, seq"
+
+// The family's statements (statements.cpp joins every family's).
+const StatementDef kStatements[] = {
+    // list_audit, newest first by seq (the order rows were written); $n is the
+    // `before` cursor (a seq, exclusive) or NULL. One statement per filter so
+    // that each plan uses its own index (0003_audit.sql).
+    {Stmt::kListAudit, "t_list_audit",
+     "SELECT " AUDIT_COLS " FROM audit_logs WHERE ($1::int8 IS NULL OR seq < $1::int8) "
+     "ORDER BY seq DESC LIMIT $2::int4", 0},
+    {Stmt::kListAuditByTable, "t_list_audit_by_table",
+     "SELECT " AUDIT_COLS " FROM audit_logs WHERE table_name = $1 AND ($2::int8 IS NULL OR seq < $2::int8) "
+     "ORDER BY seq DESC LIMIT $3::int4", 0},
+    // $2 optional table filter.
+    {Stmt::kListAuditByRecord, "t_list_audit_by_record",
+     "SELECT " AUDIT_COLS " FROM audit_logs WHERE record_id = $1::uuid AND ($2::text IS NULL OR table_name = $2) "
+     "AND ($3::int8 IS NULL OR seq < $3::int8) ORDER BY seq DESC LIMIT $4::int4", 0},
+};
+
+// An Audit entry, in reply order.
+constexpr Field kAuditFields[] = {
+    {"id", "id", PackText},
+    {"table", "table_name", PackText},
+    {"record_id", "record_id", PackText},
+    {"operation", "operation", PackText},
+    {"old_data", "old_data", PackJsonb},
+    {"new_data", "new_data", PackJsonb},
+    {"actor", "actor", PackText},
+    {"created_at", "created_at_us", PackMicros},
+};
 
 Status RenderAuditPage(const PGresult* r, const Plan& plan, Packer& pk) {
   int rows = PQntuples(r);
   bool more = rows > plan.limit;
   int n = more ? static_cast<int>(plan.limit) : rows;
+  FieldColumns cols(r, kAuditFields);
+  int seq = PQfnumber(r, "seq");
+  if (!cols.complete() || seq < 0) return MissingColumns("audit entry");
   pk.pack_map(2);
   PackStr(pk, "entries");
   pk.pack_array(n);
-  for (int i = 0; i < n; i++) PackAudit(pk, r, i);
+  for (int i = 0; i < n; i++) cols.Pack(pk, r, i);
   PackStr(pk, "next");
   if (more) {
     // The cursor is the last entry's seq (exclusive bound of the next page);
     // rows written later get larger seqs, so they never shift a page.
-    PackStr(pk, PQgetvalue(r, n - 1, 8));
+    PackStr(pk, PQgetvalue(r, n - 1, seq));
   } else {
     pk.pack_nil();
   }
@@ -93,10 +109,12 @@ Result<Plan> BuildListAudit(const Args& args) {
 }
 
 const OpDef kAuditOps[] = {
-    {"list_audit", BuildListAudit, true},
+    {"list_audit", BuildListAudit},
 };
 
 }  // namespace
+
+std::span<const StatementDef> AuditStatements() { return kStatements; }
 
 std::span<const OpDef> AuditOps() { return kAuditOps; }
 

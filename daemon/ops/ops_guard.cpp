@@ -3,7 +3,8 @@
 // Failures are recorded whether or not a user has the email, and no reply,
 // error or statement path here depends on whether one does. Refused for an
 // actor (OpDef::actor_forbidden).
-#include "ops_common.h"
+#include "ops/ops_common.h"
+#include "ops/sql.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +12,37 @@
 namespace torii::daemon {
 
 namespace {
+
+// The family's statements (statements.cpp joins every family's).
+const StatementDef kStatements[] = {
+    // Login guard. record_login_failure is three commands in one
+    // transaction: this lock (per lower-cased email, held to commit), the
+    // insert, then the count (a new snapshot, taken after the lock, so it
+    // sees every failure committed before) with the lock of the user.
+    // Two-key form: its key space is apart from the janitor's int8 key.
+    {Stmt::kGuardLock, "t_guard_lock", "SELECT pg_advisory_xact_lock(1953460841, hashtext(lower($1)))", 0},
+    {Stmt::kInsertLoginFailure, "t_insert_login_failure",
+     "INSERT INTO login_failures (email, ip_address) VALUES (lower($1), $2)", 0},
+    // $2 window seconds, $3 max failures or NULL. A user already locked
+    // keeps its locked_at.
+    {Stmt::kCountLoginFailures, "t_count_login_failures",
+     "WITH n AS (SELECT count(*) AS n FROM login_failures "
+     "  WHERE email = lower($1) AND at > now() - $2::int8 * interval '1 second'), "
+     "locked_user AS (UPDATE users SET locked_at = now() WHERE $3::int8 IS NOT NULL AND (SELECT n FROM n) >= $3::int8 "
+     "  AND lower(email) = lower($1) AND locked_at IS NULL RETURNING 1) "
+     "SELECT n, $3::int8 IS NOT NULL AND n >= $3::int8, (SELECT count(*) FROM locked_user) FROM n", 0},
+    // $2 since (micros) or NULL: the last 900 s.
+    {Stmt::kLoginFailures, "t_login_failures",
+     "SELECT count(*), " US("max(at)") " FROM login_failures "
+     "WHERE email = lower($1) AND at >= coalesce(" TS("$2") ", now() - interval '900 seconds')", 0},
+    {Stmt::kClearLoginFailures, "t_clear_login_failures", "DELETE FROM login_failures WHERE email = lower($1)", 0},
+    {Stmt::kSetUserLock, "t_set_user_lock",
+     "UPDATE users SET locked_at = " TS("$2") " WHERE lower(email) = lower($1) "
+     "AND locked_at IS DISTINCT FROM " TS("$2"), 0},
+    // Always one row, so a missing user looks like an unlocked one.
+    {Stmt::kGetUserLock, "t_get_user_lock",
+     "SELECT " US("(SELECT locked_at FROM users WHERE lower(email) = lower($1))"), 0},
+};
 
 constexpr int64_t kDefaultWindowS = 900;
 
@@ -129,14 +161,16 @@ Result<Plan> BuildGetUserLock(const Args& args) {
 }
 
 const OpDef kGuardOps[] = {
-    {"record_login_failure", BuildRecordLoginFailure, false, true},
-    {"login_failures", BuildLoginFailures, true, true},
-    {"clear_login_failures", BuildClearLoginFailures, false, true},
-    {"set_user_lock", BuildSetUserLock, false, true},
-    {"get_user_lock", BuildGetUserLock, true, true},
+    {"record_login_failure", BuildRecordLoginFailure, true},
+    {"login_failures", BuildLoginFailures, true},
+    {"clear_login_failures", BuildClearLoginFailures, true},
+    {"set_user_lock", BuildSetUserLock, true},
+    {"get_user_lock", BuildGetUserLock, true},
 };
 
 }  // namespace
+
+std::span<const StatementDef> GuardStatements() { return kStatements; }
 
 std::span<const OpDef> GuardOps() { return kGuardOps; }
 

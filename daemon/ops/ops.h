@@ -1,8 +1,10 @@
-// The operation table of PROTOCOL.md sections 2 and 5: for each database op, how
-// its arguments become statements (a Plan) and how the statement's result
-// becomes the reply's `result`. Pure functions over lib/'s codec; no I/O.
+// The database operations of PROTOCOL.md sections 2 and 5: for each, how its
+// arguments become statements (a Plan) and how the statement's result becomes
+// the reply's `result`. Pure functions over lib/'s codec; no I/O, no state,
+// callable from any thread (the daemon calls them on its loop thread).
 // Each family of operations lives in its own ops_<family>.cpp (users,
 // sessions, audit, ...), on the helpers of ops_common.h; ops.cpp joins them.
+// The operations the daemon answers itself are in local_ops.h.
 #pragma once
 
 #include <libpq-fe.h>
@@ -12,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "pool.h"
+#include "ops/command.h"
 #include "torii/protocol.h"
 
 namespace torii::daemon {
@@ -48,17 +50,21 @@ struct Plan {
 
 using BuildFn = Result<Plan> (*)(const Args& args);
 
+// A database operation: its name is a row of the protocol's operation table
+// (torii/operations.h), which says whether it is read-only.
 struct OpDef {
   const char* name;
   BuildFn build;
-  bool read_only = false;  // only reads; may share a Sync with other reads
   bool actor_forbidden = false;  // an `actor` request is refused (forbidden)
 };
 
 // nullptr when `name` is not a database operation.
 const OpDef* FindDatabaseOp(std::string_view name);
+// Every database operation, in no particular order (for tests).
+std::vector<const OpDef*> DatabaseOps();
 // Builds the plan; with an actor, the statements run under row-level
-// security as that user (a set_config command goes first).
+// security as that user (a set_config command goes first). A read-only
+// operation (OperationInfo::read_only) without an actor gets a read-only plan.
 Result<Plan> BuildPlan(const OpDef& op, const Args& args, const std::optional<std::string>& actor);
 
 }  // namespace torii::daemon

@@ -1,6 +1,6 @@
 // Shared by the operation families: column packing, common renderers and
 // argument rules (see ops_common.h).
-#include "ops_common.h"
+#include "ops/ops_common.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -31,28 +31,69 @@ void PackJsonb(Packer& pk, const PGresult* r, int row, int col) {
   PackJsonText(pk, std::string_view(PQgetvalue(r, row, col), PQgetlength(r, row, col)));
 }
 
-void PackUser(Packer& pk, const PGresult* r, int row, bool with_hash) {
-  pk.pack_map(with_hash ? 9 : 8);
-  PackStr(pk, "id");
-  PackText(pk, r, row, 0);
-  PackStr(pk, "email");
-  PackText(pk, r, row, 1);
-  if (with_hash) {
-    PackStr(pk, "password_hash");
-    PackText(pk, r, row, 2);
+FieldColumns::FieldColumns(const PGresult* r, std::span<const Field> fields) : fields_(fields) {
+  if (fields.size() > kMaxFields) {
+    complete_ = false;
+    fields_ = {};
+    return;
   }
-  PackStr(pk, "email_verified_at");
-  PackMicros(pk, r, row, 3);
-  PackStr(pk, "metadata");
-  PackJsonb(pk, r, row, 4);
-  PackStr(pk, "created_at");
-  PackMicros(pk, r, row, 5);
-  PackStr(pk, "updated_at");
-  PackMicros(pk, r, row, 6);
-  PackStr(pk, "name");
-  PackText(pk, r, row, 7);
-  PackStr(pk, "locked_at");
-  PackMicros(pk, r, row, 8);
+  for (size_t i = 0; i < fields.size(); i++) {
+    cols_[i] = PQfnumber(r, fields[i].column);
+    if (cols_[i] < 0) complete_ = false;
+  }
+}
+
+void FieldColumns::Pack(Packer& pk, const PGresult* r, int row, size_t extra, const char* omit) const {
+  size_t omitted = 0;
+  for (const Field& f : fields_) {
+    if (omit != nullptr && std::strcmp(f.key, omit) == 0) omitted++;
+  }
+  pk.pack_map(static_cast<uint32_t>(fields_.size() - omitted + extra));
+  for (size_t i = 0; i < fields_.size(); i++) {
+    if (omit != nullptr && std::strcmp(fields_[i].key, omit) == 0) continue;
+    PackStr(pk, fields_[i].key);
+    fields_[i].pack(pk, r, row, cols_[i]);
+  }
+}
+
+void PackUint(Packer& pk, const PGresult* r, int row, int col) {
+  if (PQgetisnull(r, row, col)) {
+    pk.pack_nil();
+    return;
+  }
+  pk.pack_uint64(std::strtoull(PQgetvalue(r, row, col), nullptr, 10));
+}
+
+bool ColumnIsTrue(const PGresult* r, int row, const char* column) {
+  int col = PQfnumber(r, column);
+  return col >= 0 && row >= 0 && row < PQntuples(r) && !PQgetisnull(r, row, col) &&
+         std::strcmp(PQgetvalue(r, row, col), "t") == 0;
+}
+
+Error MissingColumns(std::string_view what) {
+  return Error::Internal("the statement's result lacks a column of the " + std::string(what));
+}
+
+namespace {
+
+constexpr Field kUserFields[] = {
+    {"id", "id", PackText},
+    {"email", "email", PackText},
+    {"password_hash", "password_hash", PackText},
+    {"email_verified_at", "email_verified_at_us", PackMicros},
+    {"metadata", "metadata", PackJsonb},
+    {"created_at", "created_at_us", PackMicros},
+    {"updated_at", "updated_at_us", PackMicros},
+    {"name", "name", PackText},
+    {"locked_at", "locked_at_us", PackMicros},
+};
+
+}  // namespace
+
+std::span<const Field> UserFields() { return kUserFields; }
+
+void PackUser(Packer& pk, const PGresult* r, int row, const FieldColumns& user, bool with_hash) {
+  user.Pack(pk, r, row, 0, with_hash ? nullptr : "password_hash");
 }
 
 void PackBytea(Packer& pk, const PGresult* r, int row, int col) {
@@ -73,7 +114,9 @@ void PackBytea(Packer& pk, const PGresult* r, int row, int col) {
 
 Status RenderUser(const PGresult* r, const Plan&, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such user");
-  PackUser(pk, r, 0, true);
+  FieldColumns cols(r, UserFields());
+  if (!cols.complete()) return MissingColumns("user");
+  PackUser(pk, r, 0, cols, true);
   return {};
 }
 
@@ -137,7 +180,9 @@ Status AddExpiry(const Args& args, Command& cmd) {
 
 Status RenderUserNoHash(const PGresult* r, const Plan&, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such user");
-  PackUser(pk, r, 0, false);
+  FieldColumns cols(r, UserFields());
+  if (!cols.complete()) return MissingColumns("user");
+  PackUser(pk, r, 0, cols, false);
   return {};
 }
 

@@ -1,5 +1,8 @@
-// Every SQL statement the request path runs, prepared once on each pooled
-// connection. Parameters are text, except those marked binary (bytea).
+// Every SQL statement the request path runs, by id, prepared once on each
+// pooled connection. Parameters are text, except those marked binary
+// (bytea). Each family's SQL is beside the code that reads its columns
+// (ops_sessions.cpp, ...); statements.cpp joins them. Constant data, built
+// on first use; any thread.
 #pragma once
 
 #include <cstdint>
@@ -74,10 +77,13 @@ struct StatementDef {
   uint32_t binary_params;  // bit i set: parameter i+1 is binary
   // The statement that answers many of these at once (see Pool's lookup
   // batches), or kCount. It takes the keys (this statement's $1) as one
-  // binary array and returns this statement's columns plus, last, the key
-  // each row answers (bytea, in hex text).
+  // binary array and returns this statement's columns plus the key each row
+  // answers (bytea, in hex text) in the column named kBatchKeyColumn.
   Stmt batched = Stmt::kCount;
 };
+
+// The name of a batched statement's key column (see StatementDef::batched).
+constexpr const char* kBatchKeyColumn = "batch_key";
 
 const StatementDef& Statement(Stmt s);
 constexpr int kStatementCount = static_cast<int>(Stmt::kCount);

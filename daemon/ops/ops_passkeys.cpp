@@ -4,11 +4,52 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "ops_common.h"
+#include "ops/ops_common.h"
+#include "ops/sql.h"
 
 namespace torii::daemon {
 
 namespace {
+
+// The columns of a passkey, read by name (kPasskeyFields).
+#define PASSKEY_COLS                                                                          \
+  "credential_id, user_id, public_key, name, sign_count, " US("created_at") " AS created_at_us, " \
+  US("last_used_at") " AS last_used_at_us"
+
+// The family's statements (statements.cpp joins every family's).
+const StatementDef kStatements[] = {
+    {Stmt::kAddPasskey, "t_add_passkey",
+     "INSERT INTO passkeys (user_id, credential_id, public_key, name, sign_count) "
+     "VALUES ($1::uuid, $2::bytea, $3::bytea, $4, coalesce($5::int8, 0)) RETURNING " PASSKEY_COLS,
+     (1u << 1) | (1u << 2)},
+    {Stmt::kGetPasskey, "t_get_passkey", "SELECT " PASSKEY_COLS " FROM passkeys WHERE credential_id = $1::bytea",
+     1u << 0},
+    {Stmt::kListPasskeys, "t_list_passkeys",
+     "SELECT " PASSKEY_COLS " FROM passkeys WHERE user_id = $1::uuid ORDER BY created_at, id", 0},
+    // The counter rule in the UPDATE's WHERE, so it holds against the latest
+    // row even under concurrent uses (READ COMMITTED re-checks it on the row
+    // a concurrent update left). A given count of 0 or none keeps the stored
+    // one. `updated`: true for the updated row; a row with false is the
+    // unchanged passkey whose counter did not increase (conflict).
+    {Stmt::kUsePasskey, "t_use_passkey",
+     "WITH upd AS (UPDATE passkeys SET last_used_at = now(), "
+     "sign_count = CASE WHEN coalesce($2::int8, 0) = 0 THEN sign_count ELSE $2::int8 END "
+     "WHERE credential_id = $1::bytea "
+     "AND NOT (coalesce($2::int8, 0) <> 0 AND sign_count <> 0 AND $2::int8 <= sign_count) "
+     "RETURNING " PASSKEY_COLS ") "
+     "SELECT *, true AS updated FROM upd UNION ALL "
+     "SELECT " PASSKEY_COLS ", false FROM passkeys WHERE credential_id = $1::bytea AND NOT EXISTS (SELECT 1 FROM upd)",
+     1u << 0},
+    {Stmt::kDeletePasskey, "t_delete_passkey", "DELETE FROM passkeys WHERE credential_id = $1::bytea", 1u << 0},
+    {Stmt::kDeleteUserPasskeys, "t_delete_user_passkeys", "DELETE FROM passkeys WHERE user_id = $1::uuid", 0},
+    {Stmt::kPutPasskeyChallenge, "t_put_passkey_challenge",
+     "INSERT INTO passkey_challenges (challenge_id, challenge, user_id, expires_at) "
+     "VALUES ($1, $2::bytea, $3::uuid, now() + $4::int8 * interval '1 second') "
+     "ON CONFLICT (challenge_id) DO UPDATE SET challenge = EXCLUDED.challenge, user_id = EXCLUDED.user_id, "
+     "expires_at = EXCLUDED.expires_at RETURNING " US("expires_at"), 1u << 1},
+    {Stmt::kTakePasskeyChallenge, "t_take_passkey_challenge",
+     "DELETE FROM passkey_challenges WHERE challenge_id = $1 RETURNING challenge, user_id, expires_at > now() AS live", 0},
+};
 
 constexpr size_t kMaxCredentialIdBytes = 1023;
 constexpr size_t kMaxPublicKeyBytes = 4096;
@@ -16,47 +57,46 @@ constexpr size_t kMaxChallengeIdBytes = 255;
 constexpr size_t kMaxChallengeBytes = 1024;
 constexpr int64_t kMaxSignCount = 4294967295LL;  // WebAuthn's counter is 32 bits
 
-// Columns of PASSKEY_COLS in statements.cpp.
-void PackPasskey(Packer& pk, const PGresult* r, int row) {
-  pk.pack_map(7);
-  PackStr(pk, "credential_id");
-  PackBytea(pk, r, row, 0);
-  PackStr(pk, "user_id");
-  PackText(pk, r, row, 1);
-  PackStr(pk, "public_key");
-  PackBytea(pk, r, row, 2);
-  PackStr(pk, "name");
-  PackText(pk, r, row, 3);
-  PackStr(pk, "sign_count");
-  pk.pack_uint64(std::strtoull(PQgetvalue(r, row, 4), nullptr, 10));
-  PackStr(pk, "created_at");
-  PackMicros(pk, r, row, 5);
-  PackStr(pk, "last_used_at");
-  PackMicros(pk, r, row, 6);
+// A Passkey, in reply order.
+constexpr Field kPasskeyFields[] = {
+    {"credential_id", "credential_id", PackBytea},
+    {"user_id", "user_id", PackText},
+    {"public_key", "public_key", PackBytea},
+    {"name", "name", PackText},
+    {"sign_count", "sign_count", PackUint},
+    {"created_at", "created_at_us", PackMicros},
+    {"last_used_at", "last_used_at_us", PackMicros},
+};
+
+Status PackPasskey(Packer& pk, const PGresult* r, int row) {
+  FieldColumns cols(r, kPasskeyFields);
+  if (!cols.complete()) return MissingColumns("passkey");
+  cols.Pack(pk, r, row);
+  return {};
 }
 
 Status RenderPasskey(const PGresult* r, const Plan&, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such passkey");
-  PackPasskey(pk, r, 0);
-  return {};
+  return PackPasskey(pk, r, 0);
 }
 
-// kUsePasskey: the updated row (last column true), or the unchanged row
+// kUsePasskey: the updated row (`updated` true), or the unchanged row
 // whose counter did not increase (false), or none.
 Status RenderUsedPasskey(const PGresult* r, const Plan&, Packer& pk) {
   if (PQntuples(r) == 0) return Error::NotFound("no such passkey");
-  if (std::strcmp(PQgetvalue(r, 0, 7), "t") != 0) {
+  if (!ColumnIsTrue(r, 0, "updated")) {
     return Error::Conflict("the signature counter did not increase; the authenticator may be cloned");
   }
-  PackPasskey(pk, r, 0);
-  return {};
+  return PackPasskey(pk, r, 0);
 }
 
 Status RenderPasskeys(const PGresult* r, const Plan&, Packer& pk) {
+  FieldColumns cols(r, kPasskeyFields);
+  if (!cols.complete()) return MissingColumns("passkey");
   pk.pack_map(1);
   PackStr(pk, "passkeys");
   pk.pack_array(PQntuples(r));
-  for (int i = 0; i < PQntuples(r); i++) PackPasskey(pk, r, i);
+  for (int i = 0; i < PQntuples(r); i++) cols.Pack(pk, r, i);
   return {};
 }
 
@@ -68,16 +108,18 @@ Status RenderPasskeyDeleted(const PGresult* r, const Plan&, Packer& pk) {
   return {};
 }
 
-// DELETE ... RETURNING challenge, user_id, expires_at > now().
+// DELETE ... RETURNING challenge, user_id, expires_at > now() AS live.
 Status RenderTakenChallenge(const PGresult* r, const Plan&, Packer& pk) {
-  if (PQntuples(r) == 0 || std::strcmp(PQgetvalue(r, 0, 2), "t") != 0) {
+  if (!ColumnIsTrue(r, 0, "live")) {
     return Error::NotFound("no such passkey challenge, or it has expired or was taken");
   }
+  int challenge = PQfnumber(r, "challenge"), user_id = PQfnumber(r, "user_id");
+  if (challenge < 0 || user_id < 0) return MissingColumns("passkey challenge");
   pk.pack_map(2);
   PackStr(pk, "challenge");
-  PackBytea(pk, r, 0, 0);
+  PackBytea(pk, r, 0, challenge);
   PackStr(pk, "user_id");
-  PackText(pk, r, 0, 1);
+  PackText(pk, r, 0, user_id);
   return {};
 }
 
@@ -185,16 +227,18 @@ Result<Plan> BuildTakePasskeyChallenge(const Args& args) {
 // an actor request to them is forbidden (PROTOCOL.md section 5).
 const OpDef kPasskeyOps[] = {
     {"add_passkey", BuildAddPasskey},
-    {"get_passkey", BuildGetPasskey, true},
-    {"list_passkeys", BuildListPasskeys, true},
+    {"get_passkey", BuildGetPasskey},
+    {"list_passkeys", BuildListPasskeys},
     {"use_passkey", BuildUsePasskey},
     {"delete_passkey", BuildDeletePasskey},
     {"delete_user_passkeys", BuildDeleteUserPasskeys},
-    {"put_passkey_challenge", BuildPutPasskeyChallenge, false, true},
-    {"take_passkey_challenge", BuildTakePasskeyChallenge, false, true},
+    {"put_passkey_challenge", BuildPutPasskeyChallenge, true},
+    {"take_passkey_challenge", BuildTakePasskeyChallenge, true},
 };
 
 }  // namespace
+
+std::span<const StatementDef> PasskeyStatements() { return kStatements; }
 
 std::span<const OpDef> PasskeyOps() { return kPasskeyOps; }
 

@@ -1,6 +1,7 @@
 // What the operation families (ops_<family>.cpp) share: packing columns
 // into replies, the argument rules used by more than one family, and the
-// family tables that ops.cpp joins into one. Pure functions; no I/O.
+// family tables that ops.cpp joins into one. Pure functions; no I/O, no
+// state, any thread (the daemon calls them on its loop thread).
 #pragma once
 
 #include <libpq-fe.h>
@@ -11,7 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "ops.h"
+#include "ops/ops.h"
+#include "ops/sql.h"
 
 namespace torii::daemon {
 
@@ -24,6 +26,16 @@ constexpr size_t kMaxTokenBytes = 1024;
   auto var = (expr);               \
   if (!var.ok()) return var.error()
 
+// The columns of a user, read by name (UserFields); the second form
+// without the hash. Used by the users and OAuth families.
+#define USER_COLS                                                                                           \
+  "id, email, password_hash, " US("email_verified_at") " AS email_verified_at_us, metadata, " US("created_at") \
+  " AS created_at_us, " US("updated_at") " AS updated_at_us, name, " US("locked_at") " AS locked_at_us"
+#define USER_COLS_NO_HASH                                                                                     \
+  "id, email, NULL::text AS password_hash, " US("email_verified_at") " AS email_verified_at_us, metadata, "   \
+  US("created_at") " AS created_at_us, " US("updated_at") " AS updated_at_us, name, " US("locked_at")         \
+  " AS locked_at_us"
+
 // --- packing columns (nil when the column is NULL) ---
 void PackText(Packer& pk, const PGresult* r, int row, int col);
 // An int8 microseconds column as a timestamp.
@@ -31,9 +43,43 @@ void PackMicros(Packer& pk, const PGresult* r, int row, int col);
 void PackJsonb(Packer& pk, const PGresult* r, int row, int col);
 // A bytea column (hex text from libpq) as msgpack bin.
 void PackBytea(Packer& pk, const PGresult* r, int row, int col);
-// Columns of USER_COLS in statements.cpp; the hash only where the contract
-// returns it.
-void PackUser(Packer& pk, const PGresult* r, int row, bool with_hash);
+// A reply key, the result column it is read from (by name) and how it is
+// packed: a family lists its entity's fields once, in reply order.
+using PackColumnFn = void (*)(Packer& pk, const PGresult* r, int row, int col);
+struct Field {
+  const char* key;
+  const char* column;
+  PackColumnFn pack;
+};
+// The column of each field in a result, found by name once per result.
+class FieldColumns {
+ public:
+  static constexpr size_t kMaxFields = 16;
+  FieldColumns(const PGresult* r, std::span<const Field> fields);
+  // Every field's column is in the result.
+  bool complete() const { return complete_; }
+  // Packs a map of the fields of row `row`, but the one whose key is
+  // `omit`, sized for `extra` more entries that the caller packs after it.
+  void Pack(Packer& pk, const PGresult* r, int row, size_t extra = 0, const char* omit = nullptr) const;
+
+ private:
+  std::span<const Field> fields_;
+  int cols_[kMaxFields] = {};
+  bool complete_ = true;
+};
+// An int8 column as an unsigned integer (nil when NULL).
+void PackUint(Packer& pk, const PGresult* r, int row, int col);
+// Whether a boolean column of row `row` is true; false when absent or NULL.
+bool ColumnIsTrue(const PGresult* r, int row, const char* column);
+
+// The fields of a User (USER_COLS), in reply order.
+std::span<const Field> UserFields();
+// Packs a User from row `row` (`user`: FieldColumns of UserFields()); the
+// hash only where the contract returns it.
+void PackUser(Packer& pk, const PGresult* r, int row, const FieldColumns& user, bool with_hash);
+
+// The error for a result that lacks a column its renderer reads (a bug).
+Error MissingColumns(std::string_view what);
 
 // --- renderers more than one family uses ---
 Status RenderUser(const PGresult* r, const Plan& plan, Packer& pk);  // with the hash
@@ -73,7 +119,16 @@ Result<std::optional<std::string_view>> BinArg(const Args& args, std::string_vie
 // A required `ttl_s`: positive, at most 100 years.
 Result<int64_t> TtlArg(const Args& args);
 
-// --- the families, in ops_<family>.cpp ---
+// --- the families, in ops_<family>.cpp: operations and their statements
+// (the sessions family's are in ops_sessions.h) ---
+std::span<const StatementDef> ActorStatements();  // ops.cpp
+std::span<const StatementDef> UserStatements();
+std::span<const StatementDef> AuditStatements();
+std::span<const StatementDef> TokenStatements();
+std::span<const StatementDef> GuardStatements();
+std::span<const StatementDef> JwtStatements();
+std::span<const StatementDef> OAuthStatements();
+std::span<const StatementDef> PasskeyStatements();
 std::span<const OpDef> UserOps();
 std::span<const OpDef> SessionOps();
 std::span<const OpDef> AuditOps();
