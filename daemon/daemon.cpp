@@ -164,11 +164,13 @@ Status Daemon::Start() {
   requests_->AddLocalOp("ping", [](const Args&, Requests::LocalReply reply) {
     msgpack::sbuffer buf;
     Packer pk(buf);
-    pk.pack_map(2);
+    pk.pack_map(3);
     PackStr(pk, "version");
     PackStr(pk, TORII_VERSION);
     PackStr(pk, "protocol");
     pk.pack_uint64(1);
+    PackStr(pk, "schema");  // the schema version this daemon runs on
+    pk.pack_uint64(static_cast<uint64_t>(EmbeddedMigrations().back().version));
     reply(std::string(buf.data(), buf.size()));
   });
   requests_->AddLocalOp("stats", [this](const Args&, Requests::LocalReply reply) { reply(StatsBody()); });
