@@ -47,15 +47,18 @@ Status RenderUserSearch(const PGresult* r, const Plan&, Packer& pk) {
 }
 
 Result<Plan> BuildCreateUser(const Args& args) {
-  if (auto st = args.OnlyKeys({"email", "id", "password_hash", "metadata", "name"}); !st.ok()) return st.error();
+  if (auto st = args.OnlyKeys({"email", "id", "password_hash", "metadata", "name", "email_verified_at"}); !st.ok()) {
+    return st.error();
+  }
   TRY(email, args.RequiredEmail("email"));
   TRY(id, args.Uuid("id"));
   TRY(hash, args.Str("password_hash"));
   TRY(meta, args.Metadata("metadata"));
   TRY(name, UserNameArg(args));
+  TRY(verified_at, args.Timestamp("email_verified_at"));
   Plan p;
   p.cmds.emplace_back(Stmt::kCreateUser);
-  p.cmds.back().AddOpt(*id).Add(*email).AddOpt(*hash).AddOpt(*meta).AddOpt(*name);
+  p.cmds.back().AddOpt(*id).Add(*email).AddOpt(*hash).AddOpt(*meta).AddOpt(*name).AddOpt(*verified_at);
   p.render = RenderUser;
   return p;
 }
@@ -81,7 +84,8 @@ Result<Plan> BuildGetUserByEmail(const Args& args) {
 }
 
 Result<Plan> BuildUpdateUser(const Args& args) {
-  if (auto st = args.OnlyKeys({"id", "email", "password_hash", "metadata", "metadata_merge", "name", "locked_at"});
+  if (auto st = args.OnlyKeys(
+          {"id", "email", "password_hash", "metadata", "metadata_merge", "name", "locked_at", "email_verified_at"});
       !st.ok()) {
     return st.error();
   }
@@ -99,14 +103,18 @@ Result<Plan> BuildUpdateUser(const Args& args) {
   bool set_name = args.Has("name");  // nil clears it
   TRY(locked_at, args.Timestamp("locked_at"));
   bool set_lock = args.Has("locked_at");  // nil unlocks
-  if (!email && !set_hash && !*meta && !*merge && !set_name && !set_lock) {
+  TRY(verified_at, args.Timestamp("email_verified_at"));
+  bool set_verified = args.Has("email_verified_at");  // nil clears it
+  if (!email && !set_hash && !*meta && !*merge && !set_name && !set_lock && !set_verified) {
     return Error::InvalidArgument(
-        "nothing to update: give email, password_hash, metadata, metadata_merge, name or locked_at");
+        "nothing to update: give email, password_hash, metadata, metadata_merge, name, locked_at or "
+        "email_verified_at");
   }
   Plan p;
   p.cmds.emplace_back(Stmt::kUpdateUser);
   p.cmds.back().Add(*id).AddOpt(email).Add(set_hash ? "t" : "f").AddOpt(*hash).AddOpt(*meta).AddOpt(*merge);
   p.cmds.back().Add(set_name ? "t" : "f").AddOpt(*name).Add(set_lock ? "t" : "f").AddOpt(*locked_at);
+  p.cmds.back().Add(set_verified ? "t" : "f").AddOpt(*verified_at);
   p.render = RenderUser;
   return p;
 }

@@ -26,19 +26,21 @@ const StatementDef kDefs[] = {
     {Stmt::kSetActor, "t_set_actor",
      "SELECT set_config('role', 'torii_actor', true), set_config('torii.user_id', $1, true)", 0},
     {Stmt::kCreateUser, "t_create_user",
-     "INSERT INTO users (id, email, password_hash, metadata, name) "
-     "VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, coalesce($4::jsonb, '{}'::jsonb), $5) "
+     "INSERT INTO users (id, email, password_hash, metadata, name, email_verified_at) "
+     "VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, coalesce($4::jsonb, '{}'::jsonb), $5, " TS("$6") ") "
      "RETURNING " USER_COLS, 0},
     {Stmt::kGetUser, "t_get_user", "SELECT " USER_COLS " FROM users WHERE id = $1::uuid", 0},
     {Stmt::kGetUserByEmail, "t_get_user_by_email", "SELECT " USER_COLS " FROM users WHERE lower(email) = lower($1)", 0},
     // $3: whether password_hash is given ($4 its value, NULL clears it);
     // $5 replaces metadata, then $6 is merged into it; $7/$8 and $9/$10 set
-    // name and locked_at the way $3/$4 set the hash.
+    // name and locked_at the way $3/$4 set the hash, and $11/$12
+    // email_verified_at.
     {Stmt::kUpdateUser, "t_update_user",
      "UPDATE users SET email = coalesce($2, email), "
      "password_hash = CASE WHEN $3::bool THEN $4 ELSE password_hash END, "
      "name = CASE WHEN $7::bool THEN $8 ELSE name END, "
      "locked_at = CASE WHEN $9::bool THEN " TS("$10") " ELSE locked_at END, "
+     "email_verified_at = CASE WHEN $11::bool THEN " TS("$12") " ELSE email_verified_at END, "
      "metadata = CASE WHEN $5::jsonb IS NULL AND $6::jsonb IS NULL THEN metadata "
      "ELSE coalesce($5::jsonb, metadata, '{}'::jsonb) || coalesce($6::jsonb, '{}'::jsonb) END "
      "WHERE id = $1::uuid RETURNING " USER_COLS, 0},
