@@ -26,7 +26,7 @@ fn torii(d: &Daemon) -> (Torii<ToriidRepositoryProvider>, ToriidRepositoryProvid
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_and_health_check() {
-    let d = Daemon::start();
+    let d = Daemon::start().await;
     let (t, _) = torii(&d);
     t.migrate().await.expect("migrate checks the schema version");
     t.health_check().await.expect("health_check pings");
@@ -34,7 +34,7 @@ async fn migrate_and_health_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_sign_up_and_login() {
-    let d = Daemon::start();
+    let d = Daemon::start().await;
     let (t, p) = torii(&d);
     let user = t
         .password()
@@ -86,7 +86,7 @@ async fn password_sign_up_and_login() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opaque_sessions() {
-    let d = Daemon::start();
+    let d = Daemon::start().await;
     let (t, p) = torii(&d);
     let user = t.password().register("s@example.com", "pw pw pw pw").await.unwrap();
     let s1 = t.create_session(&user.id, None, Some("10.0.0.1".into())).await.unwrap();
@@ -113,10 +113,10 @@ async fn opaque_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_session_does_not_validate() {
-    let d = Daemon::start();
+    let d = Daemon::start().await;
     let p = provider(&d);
     let t = Torii::new(Arc::new(p.clone()))
-        .with_session_config(SessionConfig::default().expires_in(chrono::Duration::seconds(1)));
+        .with_session_config(SessionConfig::default().expires_in(chrono::Duration::seconds(3)));
     let user = t.password().register("e@example.com", "pw pw pw pw").await.unwrap();
     let s = t.create_session(&user.id, None, None).await.unwrap();
     t.get_session(&s.token).await.expect("valid at first");
@@ -133,7 +133,7 @@ async fn expired_session_does_not_validate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_create_update_verify_delete() {
-    let d = Daemon::start();
+    let d = Daemon::start().await;
     let (t, p) = torii(&d);
     let verified_at = Utc::now() - chrono::Duration::days(1);
     let new = NewUser::builder()
@@ -178,7 +178,7 @@ async fn users_create_update_verify_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn magic_link_and_password_reset_tokens() {
-    let d = Daemon::start();
+    let d = Daemon::start().await;
     let (t, p) = torii(&d);
     let user = t.password().register("m@example.com", "old password").await.unwrap();
 
@@ -224,7 +224,7 @@ async fn magic_link_and_password_reset_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth_link_login_and_pkce() {
-    let d = Daemon::start();
+    let d = Daemon::start().await;
     let (t, p) = torii(&d);
     // First login creates the user and links the account.
     let (u1, s1) = t
@@ -276,7 +276,7 @@ async fn oauth_link_login_and_pkce() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passkeys() {
-    let d = Daemon::start();
+    let d = Daemon::start().await;
     let (t, _) = torii(&d);
     let user = t.password().register("pk@example.com", "pw pw pw pw").await.unwrap();
     let cred = t
@@ -318,8 +318,8 @@ async fn passkeys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_on_one_database() {
-    let a = Daemon::start();
-    let b = Daemon::start_on(&a.database);
+    let a = Daemon::start().await;
+    let b = Daemon::start_on(&a.database).await;
     let (ta, _) = torii(&a);
     let (tb, pb) = torii(&b);
     let user = ta.password().register("two@example.com", "pw pw pw pw").await.unwrap();

@@ -67,12 +67,12 @@ pub struct Daemon {
 
 impl Daemon {
     /// A daemon on a fresh database.
-    pub fn start() -> Daemon {
-        Daemon::start_on(&fresh_database())
+    pub async fn start() -> Daemon {
+        Daemon::start_on(&fresh_database()).await
     }
 
     /// A daemon on `database` (another daemon's, for two daemons on one).
-    pub fn start_on(database: &str) -> Daemon {
+    pub async fn start_on(database: &str) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("toriid-rs-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the daemon's folder");
@@ -100,7 +100,7 @@ impl Daemon {
             endpoint,
             database: database.to_string(),
         };
-        d.wait_ready(Duration::from_secs(60));
+        d.wait_ready(Duration::from_secs(60)).await;
         d
     }
 
@@ -110,18 +110,15 @@ impl Daemon {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    fn wait_ready(&mut self, within: Duration) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
+    async fn wait_ready(&mut self, within: Duration) {
         let client = Config::new([self.endpoint.clone()])
             .with_timeout(Duration::from_millis(200))
             .connect()
             .expect("a client");
         let deadline = Instant::now() + within;
         loop {
-            if rt.block_on(client.ping()).is_ok() {
+            // Each ping waits up to 200 ms: that paces the polling.
+            if client.ping().await.is_ok() {
                 return;
             }
             if let Some(child) = self.child.as_mut() {
