@@ -63,9 +63,9 @@ pub use repos::{
 };
 
 use async_trait::async_trait;
-use toriid_client::{Client, Config};
 use torii_core::error::StorageError;
 use torii_core::{Error, RepositoryProvider};
+use toriid_client::{Client, Config};
 
 /// The lowest schema version (toriid's `ping` → `schema`) this provider
 /// works with: 0011 added secure tokens and the login guard.

@@ -4,7 +4,6 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use toriid_client::{self as toriid, Client, ErrorKind, Expiry, SessionKey, Value};
 use torii_core::error::StorageError;
 use torii_core::repositories::{
     OAuthRepository, PasskeyCredential, PasskeyRepository, PasswordRepository, SessionRepository,
@@ -12,6 +11,7 @@ use torii_core::repositories::{
 };
 use torii_core::storage::{NewUser, SecureToken, TokenPurpose};
 use torii_core::{Error, OAuthAccount, Session, SessionToken, User, UserId};
+use toriid_client::{self as toriid, Client, ErrorKind, Expiry, SessionKey, Value};
 
 use crate::ids::{needs_keeping, toriid_user_id, SESSION_USER_KEY, TORII_ID_KEY};
 
@@ -167,7 +167,11 @@ impl UserRepository for ToriidUserRepository {
     }
 
     async fn mark_email_verified(&self, user_id: &UserId) -> Result<(), Error> {
-        absent_ok(self.client.verify_email(&toriid_user_id(user_id), None).await)
+        absent_ok(
+            self.client
+                .verify_email(&toriid_user_id(user_id), None)
+                .await,
+        )
     }
 }
 
@@ -191,7 +195,11 @@ impl PasswordRepository for ToriidPasswordRepository {
             password_hash: Some(Some(hash.to_string())),
             ..Default::default()
         };
-        absent_ok(self.client.update_user(&toriid_user_id(user_id), update).await)
+        absent_ok(
+            self.client
+                .update_user(&toriid_user_id(user_id), update)
+                .await,
+        )
     }
 
     async fn get_password_hash(&self, user_id: &UserId) -> Result<Option<String>, Error> {
@@ -204,7 +212,11 @@ impl PasswordRepository for ToriidPasswordRepository {
             password_hash: Some(None),
             ..Default::default()
         };
-        absent_ok(self.client.update_user(&toriid_user_id(user_id), update).await)
+        absent_ok(
+            self.client
+                .update_user(&toriid_user_id(user_id), update)
+                .await,
+        )
     }
 }
 
@@ -538,7 +550,11 @@ impl TokenRepository for ToriidTokenRepository {
     ) -> Result<SecureToken, Error> {
         let t = self
             .client
-            .create_token(&toriid_user_id(user_id), purpose(p), std_duration(expires_in))
+            .create_token(
+                &toriid_user_id(user_id),
+                purpose(p),
+                std_duration(expires_in),
+            )
             .await
             .map_err(storage_error)?;
         let secret = t.token.clone().ok_or_else(|| {
@@ -551,7 +567,11 @@ impl TokenRepository for ToriidTokenRepository {
 
     /// `use_token`: exactly once; used, expired, unknown or of another
     /// purpose is `Ok(None)`.
-    async fn verify_token(&self, token: &str, p: TokenPurpose) -> Result<Option<SecureToken>, Error> {
+    async fn verify_token(
+        &self,
+        token: &str,
+        p: TokenPurpose,
+    ) -> Result<Option<SecureToken>, Error> {
         let t = optional(self.client.use_token(token, purpose(p)).await)?;
         Ok(t.map(|t| torii_token(t, token.to_string(), p, None)))
     }

@@ -7,9 +7,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use rmpv::Value;
-use toriid_client::{Config, ErrorKind};
 use torii_core::RepositoryProvider;
 use torii_storage_toriid::ToriidRepositoryProvider;
+use toriid_client::{Config, ErrorKind};
 
 /// A ROUTER on a fresh port that answers every request with `answer(id)`
 /// (raw body bytes) until the test ends.
@@ -48,7 +48,12 @@ fn encode(v: Value) -> Vec<u8> {
 }
 
 fn map(pairs: Vec<(&str, Value)>) -> Value {
-    Value::Map(pairs.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+    Value::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    )
 }
 
 #[tokio::test]
@@ -57,13 +62,26 @@ async fn dead_daemon_is_a_deadline_error_within_the_configured_time() {
     let config = Config::new([endpoint]).with_timeout(Duration::from_millis(300));
     let provider = ToriidRepositoryProvider::connect(config).unwrap();
     let started = Instant::now();
-    let err = provider.client().get_user("6af69e92-7b68-53eb-b1a6-0f7f935d8f4b").await.unwrap_err();
+    let err = provider
+        .client()
+        .get_user("6af69e92-7b68-53eb-b1a6-0f7f935d8f4b")
+        .await
+        .unwrap_err();
     let took = started.elapsed();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
-    assert!(took >= Duration::from_millis(290), "gave up early: {took:?}");
-    assert!(took < Duration::from_secs(2), "took {took:?} for a 300 ms deadline");
+    assert!(
+        took >= Duration::from_millis(290),
+        "gave up early: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "took {took:?} for a 300 ms deadline"
+    );
     let err = provider.health_check().await.unwrap_err();
-    assert!(err.to_string().contains("no reply from toriid within"), "{err}");
+    assert!(
+        err.to_string().contains("no reply from toriid within"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -94,7 +112,10 @@ async fn daemon_of_another_protocol_version() {
             ("ok", Value::Boolean(true)),
             (
                 "result",
-                map(vec![("version", Value::from("0.0.1")), ("protocol", Value::from(0))]),
+                map(vec![
+                    ("version", Value::from("0.0.1")),
+                    ("protocol", Value::from(0)),
+                ]),
             ),
         ]))
     });
@@ -113,14 +134,24 @@ async fn daemon_without_schema_version_fails_migrate_clearly() {
             ("ok", Value::Boolean(true)),
             (
                 "result",
-                map(vec![("version", Value::from("0.0.9")), ("protocol", Value::from(1))]),
+                map(vec![
+                    ("version", Value::from("0.0.9")),
+                    ("protocol", Value::from(1)),
+                ]),
             ),
         ]))
     });
     let provider = ToriidRepositoryProvider::connect(Config::new([old])).unwrap();
-    provider.health_check().await.expect("protocol 1 is healthy");
+    provider
+        .health_check()
+        .await
+        .expect("protocol 1 is healthy");
     let err = provider.migrate().await.unwrap_err();
-    assert!(err.to_string().contains("does not report its schema version"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("does not report its schema version"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -134,7 +165,10 @@ async fn malformed_replies() {
         ]))
     });
     let client = Config::new([wrong_shape]).connect().unwrap();
-    let err = client.get_user("6af69e92-7b68-53eb-b1a6-0f7f935d8f4b").await.unwrap_err();
+    let err = client
+        .get_user("6af69e92-7b68-53eb-b1a6-0f7f935d8f4b")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::MalformedReply, "{err}");
     assert!(err.to_string().contains("get_user"), "{err}");
     let err = client.ping().await.unwrap_err();

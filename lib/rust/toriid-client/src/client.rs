@@ -680,7 +680,11 @@ impl Client {
 
     /// `use_passkey`: records a login; a signature counter that does not
     /// increase is `conflict`.
-    pub async fn use_passkey(&self, credential_id: &[u8], sign_count: Option<i64>) -> Result<Passkey> {
+    pub async fn use_passkey(
+        &self,
+        credential_id: &[u8],
+        sign_count: Option<i64>,
+    ) -> Result<Passkey> {
         let args = Args::new()
             .bin("credential_id", credential_id)
             .opt_int("sign_count", sign_count);
@@ -771,7 +775,10 @@ impl Client {
         let args = Args::new()
             .str("user_id", user_id)
             .opt_str("purpose", purpose.map(TokenPurpose::as_str));
-        deleted("delete_user_tokens", &self.call("delete_user_tokens", args).await?)
+        deleted(
+            "delete_user_tokens",
+            &self.call("delete_user_tokens", args).await?,
+        )
     }
 
     // ---- login guard (Torii's brute-force protection) ----

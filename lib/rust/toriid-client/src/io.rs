@@ -49,8 +49,7 @@ pub(crate) struct Io {
 
 static INSTANCE: AtomicU64 = AtomicU64::new(0);
 
-const MONITOR_EVENTS: i32 =
-    zmq_sys_events::HANDSHAKE_SUCCEEDED | zmq_sys_events::DISCONNECTED;
+const MONITOR_EVENTS: i32 = zmq_sys_events::HANDSHAKE_SUCCEEDED | zmq_sys_events::DISCONNECTED;
 
 /// libzmq's event numbers (zmq.h), the two the client watches.
 mod zmq_sys_events {
@@ -346,7 +345,9 @@ impl Worker {
 
     fn send_on(&self, i: usize, body: &[u8]) -> std::result::Result<(), zmq::Error> {
         let frames: [&[u8]; 2] = [b"", body];
-        self.endpoints[i].socket.send_multipart(frames, zmq::DONTWAIT)
+        self.endpoints[i]
+            .socket
+            .send_multipart(frames, zmq::DONTWAIT)
     }
 
     fn dispatch(&mut self, req: Request) {
@@ -438,7 +439,9 @@ impl Worker {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            let Some(p) = self.pending.remove(&id) else { continue };
+            let Some(p) = self.pending.remove(&id) else {
+                continue;
+            };
             if p.req.idempotent {
                 match self.pick_other(i) {
                     Some(to) => self.send(to, p.req),

@@ -66,7 +66,9 @@ mod io;
 mod types;
 mod value;
 
-pub use client::{is_idempotent, Client, Config, Expiry, NewSession, NewUser, SessionKey, UserUpdate};
+pub use client::{
+    is_idempotent, Client, Config, Expiry, NewSession, NewUser, SessionKey, UserUpdate,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use rmpv::Value;
 pub use types::{

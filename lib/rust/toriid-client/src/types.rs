@@ -224,9 +224,8 @@ impl SecureToken {
         Ok(SecureToken {
             id: f.string("id")?,
             user_id: f.string("user_id")?,
-            purpose: TokenPurpose::parse(&purpose).ok_or_else(|| {
-                crate::Error::malformed(op, "`purpose` is not a known purpose")
-            })?,
+            purpose: TokenPurpose::parse(&purpose)
+                .ok_or_else(|| crate::Error::malformed(op, "`purpose` is not a known purpose"))?,
             token: f.opt_string("token")?,
             expires_at: f.time("expires_at")?,
             used_at: f.opt_time("used_at")?,

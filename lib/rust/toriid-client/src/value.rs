@@ -108,7 +108,10 @@ pub fn timestamp_from_value(v: &Value) -> Option<DateTime<Utc>> {
     match v {
         Value::Ext(-1, data) => {
             let (secs, nanos) = match data.len() {
-                4 => (i64::from(u32::from_be_bytes(data[..4].try_into().ok()?)), 0u32),
+                4 => (
+                    i64::from(u32::from_be_bytes(data[..4].try_into().ok()?)),
+                    0u32,
+                ),
                 8 => {
                     let x = u64::from_be_bytes(data[..8].try_into().ok()?);
                     ((x & 0x3_ffff_ffff) as i64, (x >> 34) as u32)
@@ -227,10 +230,16 @@ mod tests {
 
     #[test]
     fn timestamps_round_trip_in_every_form() {
-        let t = Utc.timestamp_opt(1_700_000_000, 123_456_000).single().unwrap();
+        let t = Utc
+            .timestamp_opt(1_700_000_000, 123_456_000)
+            .single()
+            .unwrap();
         assert_eq!(timestamp_from_value(&timestamp_value(t)), Some(t));
         let ts32 = Value::Ext(-1, 1_700_000_000u32.to_be_bytes().to_vec());
-        assert_eq!(timestamp_from_value(&ts32).unwrap().timestamp(), 1_700_000_000);
+        assert_eq!(
+            timestamp_from_value(&ts32).unwrap().timestamp(),
+            1_700_000_000
+        );
         let x: u64 = (123_456_000u64 << 34) | 1_700_000_000u64;
         let ts64 = Value::Ext(-1, x.to_be_bytes().to_vec());
         assert_eq!(timestamp_from_value(&ts64), Some(t));

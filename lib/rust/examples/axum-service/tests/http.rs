@@ -22,8 +22,16 @@ impl Reply {
     }
 }
 
-async fn http(addr: &str, method: &str, path: &str, cookie: Option<&str>, form: Option<&str>) -> Reply {
-    let mut s = TcpStream::connect(addr).await.expect("connect to the service");
+async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> Reply {
+    let mut s = TcpStream::connect(addr)
+        .await
+        .expect("connect to the service");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(c) = cookie {
         req.push_str(&format!("Cookie: {c}\r\n"));
@@ -69,15 +77,26 @@ async fn sign_up_log_in_protected_route_log_out() {
     let r = http(&addr, "POST", "/signup", None, Some(form)).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert!(r.body.starts_with("usr_"), "{}", r.body);
-    assert_eq!(http(&addr, "POST", "/signup", None, Some(form)).await.status, 409);
+    assert_eq!(
+        http(&addr, "POST", "/signup", None, Some(form))
+            .await
+            .status,
+        409
+    );
 
     assert_eq!(http(&addr, "GET", "/me", None, None).await.status, 401);
     let bad = "email=web%40example.com&password=wrong";
-    assert_eq!(http(&addr, "POST", "/login", None, Some(bad)).await.status, 401);
+    assert_eq!(
+        http(&addr, "POST", "/login", None, Some(bad)).await.status,
+        401
+    );
 
     let r = http(&addr, "POST", "/login", None, Some(form)).await;
     assert_eq!(r.status, 200);
-    let set = r.header("set-cookie").expect("a session cookie").to_string();
+    let set = r
+        .header("set-cookie")
+        .expect("a session cookie")
+        .to_string();
     assert!(set.contains("HttpOnly"), "{set}");
     let cookie = set.split(';').next().unwrap().to_string();
 
@@ -85,12 +104,26 @@ async fn sign_up_log_in_protected_route_log_out() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, "hello web@example.com");
     assert_eq!(
-        http(&addr, "GET", "/me", Some("session=forged-forged-forged-forged-forged-forg"), None)
-            .await
-            .status,
+        http(
+            &addr,
+            "GET",
+            "/me",
+            Some("session=forged-forged-forged-forged-forged-forg"),
+            None
+        )
+        .await
+        .status,
         401
     );
 
-    assert_eq!(http(&addr, "POST", "/logout", Some(&cookie), None).await.status, 204);
-    assert_eq!(http(&addr, "GET", "/me", Some(&cookie), None).await.status, 401);
+    assert_eq!(
+        http(&addr, "POST", "/logout", Some(&cookie), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        http(&addr, "GET", "/me", Some(&cookie), None).await.status,
+        401
+    );
 }

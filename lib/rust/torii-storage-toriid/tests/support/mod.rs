@@ -47,7 +47,17 @@ pub fn fresh_database() -> String {
         Instant::now().elapsed().subsec_nanos() % 100_000
     );
     let out = Command::new("createdb")
-        .args(["-h", &host, "-p", &port, "-U", &user, "-T", "template0", &name])
+        .args([
+            "-h",
+            &host,
+            "-p",
+            &port,
+            "-U",
+            &user,
+            "-T",
+            "template0",
+            &name,
+        ])
         .output()
         .expect("run createdb");
     assert!(
@@ -123,7 +133,10 @@ impl Daemon {
             }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("toriid exited ({status}) before answering ping; log:\n{}", self.log_tail());
+                    panic!(
+                        "toriid exited ({status}) before answering ping; log:\n{}",
+                        self.log_tail()
+                    );
                 }
             }
             assert!(
