@@ -314,7 +314,8 @@ class Client:
     # -- section 2: service -----------------------------------------------
 
     def ping(self, *, timeout_ms: Optional[int] = None) -> Dict[str, Any]:
-        """``ping``: ``{"version": str, "protocol": 1}``."""
+        """``ping``: ``{"version": str, "protocol": 1, "schema": int}`` (``schema``: the
+        schema version the daemon runs on; absent from daemons that predate it)."""
         return self.call("ping", None, timeout_ms=timeout_ms)
 
     def stats(self, *, timeout_ms: Optional[int] = None) -> Dict[str, Any]:
