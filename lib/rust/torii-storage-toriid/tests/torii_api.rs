@@ -563,3 +563,74 @@ async fn two_daemons_on_one_database() {
             .expect("a read fails over to the live daemon");
     }
 }
+
+/// A Z85 key pair written as `torii keygen` writes it (with a comment line).
+fn write_key_pair(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let pair = zmq::CurveKeyPair::new().expect("libzmq with CURVE");
+    let public = dir.join(format!("{name}.pub"));
+    let secret = dir.join(format!("{name}.key"));
+    let z85 = |k: &[u8]| zmq::z85_encode(k).unwrap();
+    std::fs::write(
+        &public,
+        format!("# {name} public key\n{}\n", z85(&pair.public_key)),
+    )
+    .unwrap();
+    std::fs::write(
+        &secret,
+        format!("# {name} secret key\n{}\n", z85(&pair.secret_key)),
+    )
+    .unwrap();
+    (public, secret)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curve_keys_from_files() {
+    let keys = std::env::temp_dir().join(format!("toriid-rs-curve-{}", std::process::id()));
+    let authorized = keys.join("authorized");
+    std::fs::create_dir_all(&authorized).unwrap();
+    let (server_pub, server_key) = write_key_pair(&keys, "server");
+    let (app_pub, app_key) = write_key_pair(&keys, "app");
+    let (stranger_pub, stranger_key) = write_key_pair(&keys, "stranger");
+    std::fs::copy(&app_pub, authorized.join("app.pub")).unwrap();
+    let extra = format!(
+        "\n[security]\ncurve_secret_key_file = \"{}\"\ncurve_authorized_keys_dir = \"{}\"\n",
+        server_key.display(),
+        authorized.display()
+    );
+    let d = Daemon::start_with(&support::fresh_database(), &extra, false).await;
+    let config = |public: &std::path::Path, secret: &std::path::Path| {
+        toriid_client::Config::new([d.endpoint.clone()])
+            .with_timeout(Duration::from_millis(500))
+            .with_curve_key_files(&server_pub, public, secret)
+            .unwrap()
+    };
+    let client = config(&app_pub, &app_key).connect().unwrap();
+    let up = eventually(Duration::from_secs(60), || async {
+        client.ping().await.is_ok()
+    })
+    .await;
+    assert!(up, "no CURVE ping within 60 s; log:\n{}", d.log_tail());
+    // Torii on the CURVE client.
+    let t = Torii::new(Arc::new(ToriidRepositoryProvider::new(
+        client.with_timeout(Duration::from_secs(10)),
+    )));
+    t.password()
+        .register("curve@example.com", "pw pw pw pw")
+        .await
+        .unwrap();
+    // An unknown key and a plain client are not served: deadline errors.
+    let stranger = config(&stranger_pub, &stranger_key).connect().unwrap();
+    assert_eq!(
+        stranger.ping().await.unwrap_err().kind(),
+        toriid_client::ErrorKind::Timeout
+    );
+    let plain = toriid_client::Config::new([d.endpoint.clone()])
+        .with_timeout(Duration::from_millis(500))
+        .connect()
+        .unwrap();
+    assert_eq!(
+        plain.ping().await.unwrap_err().kind(),
+        toriid_client::ErrorKind::Timeout
+    );
+    let _ = std::fs::remove_dir_all(&keys);
+}

@@ -83,13 +83,20 @@ impl Daemon {
 
     /// A daemon on `database` (another daemon's, for two daemons on one).
     pub async fn start_on(database: &str) -> Daemon {
+        Daemon::start_with(database, "", true).await
+    }
+
+    /// A daemon on `database` with `extra_toml` appended to its config;
+    /// `ping_ready`: wait for a plain (non-CURVE) ping; else the caller
+    /// waits its own way (a CURVE daemon answers only CURVE clients).
+    pub async fn start_with(database: &str, extra_toml: &str, ping_ready: bool) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("toriid-rs-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the daemon's folder");
         let endpoint = format!("tcp://127.0.0.1:{}", free_port());
         let events = format!("tcp://127.0.0.1:{}", free_port());
         let config = format!(
-            "# written by the Rust test harness\n[server]\nrequests = [\"{endpoint}\"]\nevents = [\"{events}\"]\n\n[database]\nurl = \"{database}\"\n\n[log]\nlevel = \"info\"\n"
+            "# written by the Rust test harness\n[server]\nrequests = [\"{endpoint}\"]\nevents = [\"{events}\"]\n\n[database]\nurl = \"{database}\"\n\n[log]\nlevel = \"info\"\n{extra_toml}\n"
         );
         let config_path = dir.join("toriid.toml");
         std::fs::write(&config_path, config).expect("write the config");
@@ -110,11 +117,18 @@ impl Daemon {
             endpoint,
             database: database.to_string(),
         };
-        d.wait_ready(Duration::from_secs(60)).await;
+        if ping_ready {
+            d.wait_ready(Duration::from_secs(60)).await;
+        }
         d
     }
 
-    fn log_tail(&self) -> String {
+    /// The daemon's folder (for key files and the like).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.dir.join("toriid.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
