@@ -189,3 +189,80 @@ async fn malformed_replies() {
     let err = client.ping().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
 }
+
+/// A fake daemon that answers reads (`ping`: protocol 1) and, on its first
+/// write, closes its socket without replying: a daemon dying mid-write.
+fn dies_on_write() -> String {
+    let ctx = zmq::Context::new();
+    let router = ctx.socket(zmq::ROUTER).unwrap();
+    router.set_linger(0).unwrap();
+    let endpoint = format!("tcp://127.0.0.1:{}", support::free_port());
+    router.bind(&endpoint).unwrap();
+    std::thread::spawn(move || {
+        while let Ok(mut frames) = router.recv_multipart(0) {
+            let body = frames.pop().unwrap_or_default();
+            let req = rmpv::decode::read_value(&mut &body[..]).unwrap_or(Value::Nil);
+            let get = |k: &str| match &req {
+                Value::Map(m) => m
+                    .iter()
+                    .find(|(key, _)| key.as_str() == Some(k))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or(Value::Nil),
+                _ => Value::Nil,
+            };
+            if get("op").as_str() != Some("ping") {
+                break; // drops the socket (and so the connection) unanswered
+            }
+            let result = map(vec![
+                ("version", Value::from("fake")),
+                ("protocol", Value::from(1)),
+            ]);
+            frames.push(encode(map(vec![
+                ("id", get("id")),
+                ("ok", Value::Boolean(true)),
+                ("result", result),
+            ])));
+            if router.send_multipart(frames, 0).is_err() {
+                break;
+            }
+        }
+        drop(router);
+        drop(ctx);
+    });
+    endpoint
+}
+
+#[tokio::test]
+async fn a_write_whose_daemon_drops_is_not_resent_and_reads_go_on() {
+    let a = dies_on_write();
+    let b = dies_on_write();
+    let client = Config::new([a, b])
+        .with_timeout(Duration::from_secs(5))
+        .connect()
+        .unwrap();
+    client.ping().await.expect("a read");
+    // The write reaches one daemon, which dies: the outcome is unknown, so
+    // the client says so at once instead of resending it to the other.
+    let started = Instant::now();
+    let err = client
+        .delete_user("6af69e92-7b68-53eb-b1a6-0f7f935d8f4b")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(
+        matches!(err, toriid_client::Error::ConnectionLost { .. }),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "waited {:?}",
+        started.elapsed()
+    );
+    // Reads go on through the live one.
+    for _ in 0..3 {
+        client
+            .ping()
+            .await
+            .expect("a read after the loss of one daemon");
+    }
+}
