@@ -170,6 +170,7 @@ Status Daemon::Start() {
     requests_->set_hot_fill_delay_ms(std::strtoull(delay, nullptr, 10));
   }
   LocalOpHooks hooks;
+  hooks.schema_version = static_cast<uint64_t>(EmbeddedMigrations().back().version);
   hooks.stats = [this] { return StatsBody(); };
   hooks.cleanup = [this](std::function<void(Result<uint64_t>)> done) {
     janitor_->RunNow([this, done = std::move(done)](Result<uint64_t> n) {

@@ -5,14 +5,16 @@ namespace torii::daemon {
 
 namespace {
 
-std::string PackPing() {
+std::string PackPing(uint64_t schema_version) {
   msgpack::sbuffer buf;
   Packer pk(buf);
-  pk.pack_map(2);
+  pk.pack_map(3);
   PackStr(pk, "version");
   PackStr(pk, TORII_VERSION);
   PackStr(pk, "protocol");
   pk.pack_uint64(1);
+  PackStr(pk, "schema");  // lets a client check the schema without SQL
+  pk.pack_uint64(schema_version);
   return std::string(buf.data(), buf.size());
 }
 
@@ -29,7 +31,7 @@ std::string PackDeleted(uint64_t n) {
 
 std::vector<LocalOpDef> LocalOps(LocalOpHooks hooks) {
   std::vector<LocalOpDef> ops;
-  ops.push_back({"ping", [](const Args&, LocalReply reply) { reply(PackPing()); }});
+  ops.push_back({"ping", [schema = hooks.schema_version](const Args&, LocalReply reply) { reply(PackPing(schema)); }});
   ops.push_back({"stats", [stats = hooks.stats](const Args&, LocalReply reply) { reply(stats()); }});
   ops.push_back({"cleanup_expired_sessions", [cleanup = hooks.cleanup](const Args& args, LocalReply reply) {
                    if (auto st = args.OnlyKeys({}); !st.ok()) {

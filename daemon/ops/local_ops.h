@@ -25,6 +25,8 @@ struct LocalOpDef {
 };
 
 struct LocalOpHooks {
+  // The schema version this daemon runs on (ping's `schema`).
+  uint64_t schema_version = 0;
   // The packed `stats` result.
   std::function<std::string()> stats;
   // Runs one cleanup pass now; `done` gets the number of sessions it deleted.

@@ -13,8 +13,8 @@ namespace {
 // The family's statements (statements.cpp joins every family's).
 const StatementDef kStatements[] = {
     {Stmt::kCreateUser, "t_create_user",
-     "INSERT INTO users (id, email, password_hash, metadata, name) "
-     "VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, coalesce($4::jsonb, '{}'::jsonb), $5) "
+     "INSERT INTO users (id, email, password_hash, metadata, name, email_verified_at) "
+     "VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, coalesce($4::jsonb, '{}'::jsonb), $5, " TS("$6") ") "
      "RETURNING " USER_COLS, 0},
     {Stmt::kGetUser, "t_get_user", "SELECT " USER_COLS " FROM users WHERE id = $1::uuid", 0},
     {Stmt::kGetUserByEmail, "t_get_user_by_email", "SELECT " USER_COLS " FROM users WHERE lower(email) = lower($1)", 0},
@@ -26,6 +26,7 @@ const StatementDef kStatements[] = {
      "password_hash = CASE WHEN $3::bool THEN $4 ELSE password_hash END, "
      "name = CASE WHEN $7::bool THEN $8 ELSE name END, "
      "locked_at = CASE WHEN $9::bool THEN " TS("$10") " ELSE locked_at END, "
+     "email_verified_at = CASE WHEN $11::bool THEN " TS("$12") " ELSE email_verified_at END, "
      "metadata = CASE WHEN $5::jsonb IS NULL AND $6::jsonb IS NULL THEN metadata "
      "ELSE coalesce($5::jsonb, metadata, '{}'::jsonb) || coalesce($6::jsonb, '{}'::jsonb) END "
      "WHERE id = $1::uuid RETURNING " USER_COLS, 0},
@@ -104,15 +105,18 @@ Status RenderUserSearch(const PGresult* r, const Plan&, Packer& pk) {
 }
 
 Result<Plan> BuildCreateUser(const Args& args) {
-  if (auto st = args.OnlyKeys({"email", "id", "password_hash", "metadata", "name"}); !st.ok()) return st.error();
+  if (auto st = args.OnlyKeys({"email", "id", "password_hash", "metadata", "name", "email_verified_at"}); !st.ok()) {
+    return st.error();
+  }
   TRY(email, args.RequiredEmail("email"));
   TRY(id, args.Uuid("id"));
   TRY(hash, args.Str("password_hash"));
   TRY(meta, args.Metadata("metadata"));
   TRY(name, UserNameArg(args));
+  TRY(verified_at, args.Timestamp("email_verified_at"));
   Plan p;
   p.cmds.emplace_back(Stmt::kCreateUser);
-  p.cmds.back().AddOpt(*id).Add(*email).AddOpt(*hash).AddOpt(*meta).AddOpt(*name);
+  p.cmds.back().AddOpt(*id).Add(*email).AddOpt(*hash).AddOpt(*meta).AddOpt(*name).AddOpt(*verified_at);
   p.render = RenderUser;
   return p;
 }
@@ -138,7 +142,8 @@ Result<Plan> BuildGetUserByEmail(const Args& args) {
 }
 
 Result<Plan> BuildUpdateUser(const Args& args) {
-  if (auto st = args.OnlyKeys({"id", "email", "password_hash", "metadata", "metadata_merge", "name", "locked_at"});
+  if (auto st = args.OnlyKeys(
+          {"id", "email", "password_hash", "metadata", "metadata_merge", "name", "locked_at", "email_verified_at"});
       !st.ok()) {
     return st.error();
   }
@@ -156,14 +161,18 @@ Result<Plan> BuildUpdateUser(const Args& args) {
   bool set_name = args.Has("name");  // nil clears it
   TRY(locked_at, args.Timestamp("locked_at"));
   bool set_lock = args.Has("locked_at");  // nil unlocks
-  if (!email && !set_hash && !*meta && !*merge && !set_name && !set_lock) {
+  TRY(verified_at, args.Timestamp("email_verified_at"));
+  bool set_verified = args.Has("email_verified_at");  // nil clears it
+  if (!email && !set_hash && !*meta && !*merge && !set_name && !set_lock && !set_verified) {
     return Error::InvalidArgument(
-        "nothing to update: give email, password_hash, metadata, metadata_merge, name or locked_at");
+        "nothing to update: give email, password_hash, metadata, metadata_merge, name, locked_at or "
+        "email_verified_at");
   }
   Plan p;
   p.cmds.emplace_back(Stmt::kUpdateUser);
   p.cmds.back().Add(*id).AddOpt(email).Add(set_hash ? "t" : "f").AddOpt(*hash).AddOpt(*meta).AddOpt(*merge);
   p.cmds.back().Add(set_name ? "t" : "f").AddOpt(*name).Add(set_lock ? "t" : "f").AddOpt(*locked_at);
+  p.cmds.back().Add(set_verified ? "t" : "f").AddOpt(*verified_at);
   p.render = RenderUser;
   return p;
 }

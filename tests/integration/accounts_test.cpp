@@ -95,6 +95,25 @@ std::vector<Reply> Concurrently(const std::string& endpoint, int n, F call) {
 
 // ---- users: name, locked_at --------------------------------------------------
 
+// create_user and update_user take email_verified_at (a Torii NewUser may
+// come verified, and Torii's update(&User) replaces it, clearing included).
+TEST_F(AccountsTest, EmailVerifiedAtOnCreateAndUpdate) {
+  int64_t at_ms = NowMs() - 5000;
+  Reply c = Call("create_user", V::Map({{"email", "verified@example.com"}, {"email_verified_at", at_ms}}));
+  ASSERT_TRUE(c.ok()) << c.ToString();
+  EXPECT_EQ(c.result()["email_verified_at"].micros(), at_ms * 1000);
+  std::string id = c.result()["id"].str();
+  Reply cl = Call("update_user", V::Map({{"id", id}, {"email_verified_at", nullptr}}));
+  ASSERT_TRUE(cl.ok()) << cl.ToString();
+  EXPECT_TRUE(cl.result()["email_verified_at"].is_nil());
+  Reply set = Call("update_user", V::Map({{"id", id}, {"email_verified_at", at_ms + 1}}));
+  ASSERT_TRUE(set.ok()) << set.ToString();
+  EXPECT_EQ(set.result()["email_verified_at"].micros(), (at_ms + 1) * 1000);
+  EXPECT_EQ(Call("update_user", V::Map({{"id", id}, {"email_verified_at", "yesterday"}})).code(), "bad_request");
+  Value plain = NewUser();
+  EXPECT_TRUE(plain["email_verified_at"].is_nil());
+}
+
 TEST_F(AccountsTest, UserNameAndLockedAt) {
   Reply c = Call("create_user", V::Map({{"email", "named@example.com"}, {"name", "Ann Example"}}));
   ASSERT_TRUE(c.ok()) << c.ToString();

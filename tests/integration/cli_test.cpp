@@ -188,6 +188,7 @@ TEST_F(CliTest, PingStatsAndCall) {
   EXPECT_NE(p.out.find("pong"), std::string::npos);
   EXPECT_NE(p.out.find("protocol 1"), std::string::npos);
   EXPECT_EQ(J({"ping"})["protocol"], 1);
+  EXPECT_GE(J({"ping"})["schema"].get<int>(), 12);  // the schema version it runs on
 
   CliRun s = T({"stats"});
   ASSERT_EQ(s.status, 0) << Dump(s);

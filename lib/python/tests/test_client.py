@@ -33,6 +33,7 @@ def test_ping(client):
     r = client.ping()
     assert r["protocol"] == 1
     assert isinstance(r["version"], str) and r["version"]
+    assert isinstance(r["schema"], int) and r["schema"] >= 12  # the schema version it runs on
     # Operations the daemon answers itself refuse an actor (docs/protocol.md 2).
     with pytest.raises(InvalidArgument) as e:
         client.call("ping", actor=str(uuid.uuid4()))

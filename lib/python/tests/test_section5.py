@@ -41,6 +41,15 @@ def test_user_name_and_lock(client):
         client.create_user(unique_email(), name="x" * 256)  # more than 255 bytes
 
 
+def test_email_verified_at_on_create_and_update(client):
+    at = dt.datetime(2025, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
+    u = new_user(client, email_verified_at=at)
+    assert u["email_verified_at"] == at
+    assert client.update_user(u["id"], email_verified_at=None)["email_verified_at"] is None  # nil clears it
+    assert client.update_user(u["id"], email_verified_at=at)["email_verified_at"] == at
+    assert new_user(client)["email_verified_at"] is None
+
+
 def test_get_or_create_user(client):
     email = unique_email("GoC")
     first = client.get_or_create_user(email, name="First")

@@ -307,7 +307,8 @@ class Client:
     # -- section 2: service -----------------------------------------------
 
     def ping(self, *, timeout_ms: Optional[int] = None) -> Dict[str, Any]:
-        """``ping``: ``{"version": str, "protocol": 1}``."""
+        """``ping``: ``{"version": str, "protocol": 1, "schema": int}`` (``schema``: the
+        schema version the daemon runs on; absent from daemons that predate it)."""
         return self.call("ping", None, timeout_ms=timeout_ms)
 
     def stats(self, *, timeout_ms: Optional[int] = None) -> Dict[str, Any]:
@@ -319,14 +320,17 @@ class Client:
 
     def create_user(self, email: str, *, id: Optional[str] = None, password_hash: Optional[str] = None,
                     metadata: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
+                    email_verified_at: Optional[Timestamp] = None,
                     timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> User:
         """``create_user``: a new User. ``id`` defaults to a random uuid; ``name``
-        (section 5) needs a daemon with accounts support.
+        (section 5) needs a daemon with accounts support; ``email_verified_at``
+        creates the user verified (docs/protocol.md).
 
         :raises Duplicate: the email (case-insensitively) or id is taken.
         :raises InvalidArgument: malformed email, id or metadata."""
         return self.call("create_user", _args(email=email, id=id, password_hash=password_hash, metadata=metadata,
-                                              name=name), timeout_ms=timeout_ms, actor=actor)
+                                              name=name, email_verified_at=email_verified_at),
+                         timeout_ms=timeout_ms, actor=actor)
 
     def get_user(self, id: str, *, timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> User:
         """``get_user``: the User with this id (with ``password_hash``).
@@ -344,18 +348,20 @@ class Client:
     def update_user(self, id: str, *, email: Optional[str] = None, password_hash: Optional[str] = UNSET,
                     metadata: Optional[Mapping[str, Any]] = None,
                     metadata_merge: Optional[Mapping[str, Any]] = None, name: Optional[str] = UNSET,
-                    locked_at: Optional[Timestamp] = UNSET, timeout_ms: Optional[int] = None,
-                    actor: Optional[str] = None) -> User:
+                    locked_at: Optional[Timestamp] = UNSET, email_verified_at: Optional[Timestamp] = UNSET,
+                    timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> User:
         """``update_user``: changes the given fields and returns the User.
 
         ``password_hash=None`` clears the stored hash (Torii's "remove password");
-        ``name=None`` / ``locked_at=None`` clear those (section 5). ``metadata``
+        ``name=None`` / ``locked_at=None`` / ``email_verified_at=None`` clear those
+        (section 5; ``email_verified_at``: docs/protocol.md). ``metadata``
         replaces the map, ``metadata_merge`` merges top-level keys into it.
 
         :raises NotFound: no such user. :raises InvalidArgument: nothing to change.
         :raises Duplicate: the new email is taken."""
         a = _args(id=id, email=email, metadata=metadata, metadata_merge=metadata_merge)
-        for key, value in (("password_hash", password_hash), ("name", name), ("locked_at", locked_at)):
+        for key, value in (("password_hash", password_hash), ("name", name), ("locked_at", locked_at),
+                           ("email_verified_at", email_verified_at)):
             if value is not UNSET:
                 a[key] = value
         return self.call("update_user", a, timeout_ms=timeout_ms, actor=actor)
