@@ -229,15 +229,7 @@ Status Daemon::Start() {
   });
   // The cache follows the LISTEN stream: filled only while it flows.
   listener_->set_on_event([this](std::string_view family, std::string_view kind, std::string_view id) {
-    if (family == "session" && (kind == "updated" || kind == "deleted")) {
-      id.empty() ? hot_->InvalidateAll() : hot_->InvalidateId(id);
-    } else if (family == "session" && kind == "expired") {
-      hot_->EvictExpired(NowMicros());
-    } else if (family == "user" && kind == "deleted") {
-      id.empty() ? hot_->InvalidateAll() : hot_->InvalidateUser(id);
-    } else if (family == "torii" && kind == "resync") {
-      hot_->InvalidateAll();
-    }
+    hot_->OnEvent({family, kind, id}, NowMicros());
   });
   listener_->set_on_lost([this] { hot_->Deactivate(); });
   listener_->Start([this] {
