@@ -30,7 +30,7 @@ class Notifier;
 class ZapHandler;
 class HotSessions;
 class Metrics;
-struct MetricsSnapshot;
+struct CounterSnapshot;
 
 class Daemon {
  public:
@@ -55,7 +55,7 @@ class Daemon {
   void ConfigureAudit();
   std::string StatsBody();
   std::string StatusLine();
-  MetricsSnapshot Snapshot();
+  CounterSnapshot Snapshot();
 
   Config config_;
   std::string config_path_;
