@@ -357,8 +357,15 @@ void Daemon::Reload() {
   listener_->SetTimings(config_.events.heartbeat_ms, config_.events.probe_interval_ms, config_.events.probe_timeout_ms);
   janitor_->SetOptions(JanitorOptionsFrom(config_));
   ConfigureAudit();
-  if (zap_) (void)zap_->Reload(config_.security.curve_authorized_keys_dir);
-  TLOG_INFO("daemon: reloaded %s (%zu keys changed)", config_path_.c_str(), changed.size());
+  // A folder that cannot be read keeps the keys in force: the daemon goes on
+  // serving whom it served, and says that this part of the reload failed.
+  Status curve = zap_ ? zap_->Reload(config_.security.curve_authorized_keys_dir) : Status{};
+  if (!curve.ok()) {
+    TLOG_ERROR("daemon: reload: CURVE keys not reloaded, keeping the %zu authorized keys in force: %s",
+               zap_->key_count(), curve.error().message().c_str());
+  }
+  TLOG_INFO("daemon: reloaded %s (%zu keys changed%s)", config_path_.c_str(), changed.size(),
+            curve.ok() ? "" : "; the CURVE keys were not");
   notifier_->Ready();
 }
 
