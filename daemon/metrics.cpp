@@ -30,31 +30,22 @@ MetricFamily Family(const char* name, const char* help, MetricType type) {
   return f;
 }
 
-ClientMetric Value(MetricType type, double v, std::vector<ClientMetric::Label> labels = {}) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  if (type == MetricType::Counter) {
-    m.counter.value = v;
-  } else {
-    m.gauge.value = v;
-  }
-  return m;
-}
-
 // toriid_requests_total and toriid_request_duration_seconds, live from the
 // per-operation slots. An (op, code) pair appears once it has been answered
 // at least once.
 void AppendRequestFamilies(const RequestMetrics& requests, std::vector<MetricFamily>& out) {
-  const auto C = MetricType::Counter;
-  MetricFamily total = Family("toriid_requests_total", "requests answered, by operation and reply code", C);
+  MetricFamily total =
+      Family("toriid_requests_total", "requests answered, by operation and reply code", MetricType::Counter);
   MetricFamily duration = Family("toriid_request_duration_seconds",
                                  "time from receipt to reply of a request, by operation", MetricType::Histogram);
   requests.ForEach([&](const OpMetrics& op) {
     for (size_t c = 0; c < kCodeCount; c++) {
       uint64_t n = op.replies[c].load(std::memory_order_relaxed);
       if (n == 0) continue;
-      total.metric.push_back(Value(C, static_cast<double>(n), {{"code", std::string(CodeName(static_cast<Code>(c)))},
-                                                                {"op", op.name}}));
+      ClientMetric m;
+      m.label = {{"code", std::string(CodeName(static_cast<Code>(c)))}, {"op", op.name}};
+      m.counter.value = static_cast<double>(n);
+      total.metric.push_back(std::move(m));
     }
     ClientMetric h;
     h.label = {{"op", op.name}};
@@ -87,7 +78,10 @@ class Metrics::Collector : public prometheus::Collectable {
 std::vector<MetricFamily> Metrics::Collector::Collect() const {
   std::vector<MetricFamily> out;
   MetricFamily info = Family("toriid_build_info", "toriid's version (always 1)", MetricType::Gauge);
-  info.metric.push_back(Value(MetricType::Gauge, 1, {{"version", TORII_VERSION}}));
+  ClientMetric version;
+  version.label = {{"version", TORII_VERSION}};
+  version.gauge.value = 1;
+  info.metric.push_back(std::move(version));
   out.push_back(std::move(info));
   AppendRequestFamilies(m_->requests_, out);
   std::vector<MetricFamily> counters;
