@@ -60,7 +60,7 @@ enum class Form {
   kCount,         // unsigned integer; Prometheus: as is
   kMillis,        // unsigned milliseconds; Prometheus: seconds
   kMicrosOrNone,  // signed microseconds, -1 for none yet; Prometheus: seconds, or -1
-  kTimeOrNil,     // Unix time in microseconds, 0 for never; stats: a timestamp or nil; Prometheus: seconds (0: never)
+  kTimeOrNil,     // Unix microseconds, 0 for never; stats: a timestamp or nil; Prometheus: seconds (0: never)
   kRatio,         // a float; Prometheus: as is
   kFlag,          // a boolean; Prometheus: 1 or 0
   kByName,        // name -> unsigned count; stats: a map; Prometheus: one sample per name, as a label
@@ -74,12 +74,12 @@ enum class CounterType { kCounter, kGauge };
 
 // One counter's value as read from a snapshot: the field its Form names.
 struct Reading {
-  uint64_t count = 0;  // kCount, kMillis
-  int64_t signed_value = 0;  // kMicrosOrNone, kTimeOrNil
-  double ratio = 0;
-  bool flag = false;
-  std::string text;
-  std::map<std::string, uint64_t> by_name;
+  uint64_t count = 0;                        // kCount, kMillis
+  int64_t signed_value = 0;                  // kMicrosOrNone, kTimeOrNil
+  double ratio = 0;                          // kRatio
+  bool flag = false;                         // kFlag
+  std::string text;                          // kText, kTextOrNil
+  std::map<std::string, uint64_t> by_name;   // kByName
 };
 
 struct CounterDef {
