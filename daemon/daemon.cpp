@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include "counters.h"
 #include "hot_sessions.h"
 #include "janitor.h"
 #include "listener.h"
@@ -41,6 +42,7 @@ Daemon::Daemon(Config config, std::string config_path)
 }
 
 Daemon::~Daemon() {
+  if (requests_) requests_->set_metrics(nullptr);  // what it points to goes next
   metrics_.reset();  // stops the scrape threads before what they read goes
   requests_.reset();
   router_.reset();
@@ -195,6 +197,7 @@ Status Daemon::Start() {
     auto metrics = Metrics::Start(&loop_, config_.metrics.listen, [this] { return Snapshot(); });
     if (!metrics.ok()) return metrics.error();
     metrics_ = std::move(*metrics);
+    requests_->set_metrics(metrics_->requests());
   }
 
   for (auto [sig, handle] : {std::pair{SIGTERM, &sigterm_}, {SIGINT, &sigint_}, {SIGHUP, &sighup_}}) {
@@ -216,15 +219,7 @@ Status Daemon::Start() {
   });
   // The cache follows the LISTEN stream: filled only while it flows.
   listener_->set_on_event([this](std::string_view family, std::string_view kind, std::string_view id) {
-    if (family == "session" && (kind == "updated" || kind == "deleted")) {
-      id.empty() ? hot_->InvalidateAll() : hot_->InvalidateId(id);
-    } else if (family == "session" && kind == "expired") {
-      hot_->EvictExpired(NowMicros());
-    } else if (family == "user" && kind == "deleted") {
-      id.empty() ? hot_->InvalidateAll() : hot_->InvalidateUser(id);
-    } else if (family == "torii" && kind == "resync") {
-      hot_->InvalidateAll();
-    }
+    hot_->OnEvent({family, kind, id}, NowMicros());
   });
   listener_->set_on_lost([this] { hot_->Deactivate(); });
   // The lease (hot_sessions.h, listener.h): a cached session is served, and
@@ -362,8 +357,15 @@ void Daemon::Reload() {
   listener_->SetLease(static_cast<uint64_t>(config_.cache.lease_ms));
   janitor_->SetOptions(JanitorOptionsFrom(config_));
   ConfigureAudit();
-  if (zap_) (void)zap_->Reload(config_.security.curve_authorized_keys_dir);
-  TLOG_INFO("daemon: reloaded %s (%zu keys changed)", config_path_.c_str(), changed.size());
+  // A folder that cannot be read keeps the keys in force: the daemon goes on
+  // serving whom it served, and says that this part of the reload failed.
+  Status curve = zap_ ? zap_->Reload(config_.security.curve_authorized_keys_dir) : Status{};
+  if (!curve.ok()) {
+    TLOG_ERROR("daemon: reload: CURVE keys not reloaded, keeping the %zu authorized keys in force: %s",
+               zap_->key_count(), curve.error().message().c_str());
+  }
+  TLOG_INFO("daemon: reloaded %s (%zu keys changed%s)", config_path_.c_str(), changed.size(),
+            curve.ok() ? "" : "; the CURVE keys were not");
   if (!plaintext_warning_.empty()) TLOG_WARN("%s", plaintext_warning_.c_str());
   notifier_->Ready();
 }
@@ -375,14 +377,16 @@ void Daemon::ConfigureAudit() {
                  });
 }
 
-MetricsSnapshot Daemon::Snapshot() {
-  MetricsSnapshot s;
+CounterSnapshot Daemon::Snapshot() {
+  CounterSnapshot s;
   s.requests = requests_->stats();
   s.in_flight = requests_->in_flight();
   s.undeliverable = router_->stats().undeliverable;
+  s.uptime_ms = uv_now(&loop_) - started_ms_;
   s.pool = pool_ ? pool_->Stats() : PoolStats{};
   s.publisher = publisher_->stats();
   s.seqs = publisher_->seqs();
+  s.epoch = publisher_->epoch();
   s.listener = listener_->stats();
   s.janitor = janitor_->stats();
   s.cache = hot_->stats();
@@ -392,163 +396,12 @@ MetricsSnapshot Daemon::Snapshot() {
   s.cache_entries = hot_->size();
   s.cache_capacity = hot_->capacity();
   s.cache_memory_bytes = hot_->memory_bytes();
-  s.uptime_s = (uv_now(&loop_) - started_ms_) / 1e3;
+  s.cache_generation = hot_->generation();
+  s.cache_lease_age_us = hot_->LeaseAgeUs(uv_hrtime() / 1000);
   s.plaintext_network = !plaintext_warning_.empty();
   return s;
 }
 
-std::string Daemon::StatsBody() {
-  msgpack::sbuffer buf;
-  Packer pk(buf);
-  PoolStats ps = pool_->Stats();
-  const RequestStats& rs = requests_->stats();
-  const RouterStats& ro = router_->stats();
-  pk.pack_map(11);
-  PackStr(pk, "plaintext_network");
-  plaintext_warning_.empty() ? pk.pack_false() : pk.pack_true();
-  PackStr(pk, "requests");
-  pk.pack_uint64(rs.requests);
-  PackStr(pk, "errors");
-  pk.pack_uint64(rs.errors);
-  PackStr(pk, "timeouts");
-  pk.pack_uint64(rs.timeouts);
-  PackStr(pk, "overloaded");
-  pk.pack_uint64(rs.overloaded);
-  PackStr(pk, "undeliverable");
-  pk.pack_uint64(ro.undeliverable);
-  PackStr(pk, "uptime_ms");
-  pk.pack_uint64(uv_now(&loop_) - started_ms_);
-  PackStr(pk, "pool");
-  pk.pack_map(10);
-  PackStr(pk, "size");
-  pk.pack_int(ps.size);
-  PackStr(pk, "idle");
-  pk.pack_int(ps.idle);
-  PackStr(pk, "busy");
-  pk.pack_int(ps.busy);
-  PackStr(pk, "waiting");
-  pk.pack_uint64(ps.waiting);
-  PackStr(pk, "connects");
-  pk.pack_uint64(ps.connects);
-  PackStr(pk, "connect_failures");
-  pk.pack_uint64(ps.connect_failures);
-  PackStr(pk, "broken");
-  pk.pack_uint64(ps.broken);
-  PackStr(pk, "cancels");
-  pk.pack_uint64(ps.cancels);
-  PackStr(pk, "lookup_batches");
-  pk.pack_uint64(ps.batches);
-  PackStr(pk, "batched_lookups");
-  pk.pack_uint64(ps.batched);
-
-  const ListenerStats& ls = listener_->stats();
-  const PublisherStats& pb = publisher_->stats();
-  PackStr(pk, "events");
-  pk.pack_map(12);
-  PackStr(pk, "seq");
-  pk.pack_map(static_cast<uint32_t>(publisher_->seqs().size()));
-  for (const auto& [family, seq] : publisher_->seqs()) {
-    PackStr(pk, family);
-    pk.pack_uint64(seq);
-  }
-  PackStr(pk, "epoch");
-  PackStr(pk, publisher_->epoch());
-  PackStr(pk, "published");
-  pk.pack_uint64(pb.published);
-  PackStr(pk, "received");
-  pk.pack_uint64(ls.received);
-  PackStr(pk, "malformed");
-  pk.pack_uint64(ls.malformed);
-  PackStr(pk, "listening");
-  ls.listening ? pk.pack_true() : pk.pack_false();
-  PackStr(pk, "reconnects");
-  pk.pack_uint64(ls.reconnects);
-  PackStr(pk, "probe_failures");
-  pk.pack_uint64(ls.probe_failures);
-  PackStr(pk, "last_probe_rtt_us");
-  pk.pack_int64(ls.last_probe_rtt_us);
-  PackStr(pk, "queue_usage");
-  pk.pack_double(ls.queue_usage);
-  PackStr(pk, "timeline");
-  pk.pack_uint64(ls.timeline);
-  PackStr(pk, "server_changes");
-  pk.pack_uint64(ls.server_changes);
-
-  const HotSessionStats& hs = hot_->stats();
-  PackStr(pk, "cache");
-  pk.pack_map(18);
-  PackStr(pk, "active");
-  hot_->active() ? pk.pack_true() : pk.pack_false();
-  uint64_t mono_us = uv_hrtime() / 1000;
-  PackStr(pk, "leased");
-  hot_->Leased(mono_us) ? pk.pack_true() : pk.pack_false();
-  PackStr(pk, "lease_ms");
-  pk.pack_uint64(hot_->lease_us() / 1000);
-  PackStr(pk, "lease_age_us");
-  pk.pack_int64(hot_->LeaseAgeUs(mono_us));
-  PackStr(pk, "lease_lapsed");
-  pk.pack_uint64(hs.lease_lapsed);
-  PackStr(pk, "capacity");
-  pk.pack_uint64(hot_->capacity());
-  PackStr(pk, "entries");
-  pk.pack_uint64(hot_->size());
-  PackStr(pk, "memory_bytes");
-  pk.pack_uint64(hot_->memory_bytes());
-  PackStr(pk, "hits");
-  pk.pack_uint64(hs.hits);
-  PackStr(pk, "misses");
-  pk.pack_uint64(hs.misses);
-  PackStr(pk, "bypassed");
-  pk.pack_uint64(hs.bypassed);
-  PackStr(pk, "inserts");
-  pk.pack_uint64(hs.inserts);
-  PackStr(pk, "evictions");
-  pk.pack_uint64(hs.evictions);
-  PackStr(pk, "capacity_evictions");
-  pk.pack_uint64(hs.capacity_evictions);
-  PackStr(pk, "stale_drops");
-  pk.pack_uint64(hs.stale_drops);
-  PackStr(pk, "invalidations");
-  pk.pack_uint64(hs.invalidations);
-  PackStr(pk, "resets");
-  pk.pack_uint64(hs.resets);
-  PackStr(pk, "generation");
-  pk.pack_uint64(hot_->generation());
-
-  const JanitorStats& js = janitor_->stats();
-  PackStr(pk, "cleanup");
-  pk.pack_map(9);
-  PackStr(pk, "runs");
-  pk.pack_uint64(js.runs);
-  PackStr(pk, "deleted_by_table");
-  pk.pack_map(static_cast<uint32_t>(js.deleted_by_table.size()));
-  for (const auto& [table, n] : js.deleted_by_table) {
-    PackStr(pk, table);
-    pk.pack_uint64(n);
-  }
-  PackStr(pk, "deleted");
-  pk.pack_uint64(js.deleted);
-  PackStr(pk, "skipped");
-  pk.pack_uint64(js.skipped);
-  PackStr(pk, "audit_pruned");
-  pk.pack_uint64(js.audit_pruned);
-  PackStr(pk, "last_run_at");
-  if (js.last_run_at_us != 0) {
-    PackTimestamp(pk, js.last_run_at_us);
-  } else {
-    pk.pack_nil();
-  }
-  PackStr(pk, "last_duration_ms");
-  pk.pack_uint64(js.last_duration_ms);
-  PackStr(pk, "last_deleted");
-  pk.pack_uint64(js.last_deleted);
-  PackStr(pk, "last_error");
-  if (js.last_error.empty()) {
-    pk.pack_nil();
-  } else {
-    PackStr(pk, js.last_error);
-  }
-  return std::string(buf.data(), buf.size());
-}
+std::string Daemon::StatsBody() { return PackStats(Snapshot()); }
 
 }  // namespace torii::daemon

@@ -6,6 +6,11 @@
 // Start() blocks for the start-up work (embedded server, migrations), which
 // is the only place blocking libpq calls are made. Run() returns the exit
 // status once the loop has stopped and every handle is closed.
+//
+// Owns the loop, the ZeroMQ context and every part (the members below).
+// One thread: the caller of Start(), Run() and the destructor, which is the
+// loop thread; every callback the parts make runs on it (Metrics' scrape
+// threads read only its own copies, metrics.h).
 #pragma once
 
 #include <uv.h>
@@ -30,7 +35,7 @@ class Notifier;
 class ZapHandler;
 class HotSessions;
 class Metrics;
-struct MetricsSnapshot;
+struct CounterSnapshot;
 
 class Daemon {
  public:
@@ -55,7 +60,7 @@ class Daemon {
   void ConfigureAudit();
   std::string StatsBody();
   std::string StatusLine();
-  MetricsSnapshot Snapshot();
+  CounterSnapshot Snapshot();
 
   Config config_;
   std::string config_path_;

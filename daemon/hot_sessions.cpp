@@ -189,6 +189,18 @@ void HotSessions::InvalidateAll() {
   entry_bytes_ = 0;
 }
 
+void HotSessions::OnEvent(const StreamEvent& e, int64_t now_us) {
+  if (e.family == "session" && (e.kind == "updated" || e.kind == "deleted")) {
+    e.id.empty() ? InvalidateAll() : InvalidateId(e.id);
+  } else if (e.family == "session" && e.kind == "expired") {
+    EvictExpired(now_us);
+  } else if (e.family == "user" && e.kind == "deleted") {
+    e.id.empty() ? InvalidateAll() : InvalidateUser(e.id);
+  } else if (e.family == "torii" && e.kind == "resync") {
+    InvalidateAll();
+  }
+}
+
 size_t HotSessions::memory_bytes() const {
   size_t marks = 0;
   for (const auto& [k, g] : marks_) marks += k.size() + 48;

@@ -4,7 +4,8 @@
 //
 //  - a hit checks expires_at against the daemon's clock at read time;
 //  - this daemon's own writes to sessions invalidate before their reply;
-//  - other writers' changes invalidate when their event arrives (Listener);
+//  - other writers' changes invalidate when their event arrives (OnEvent,
+//    fed by the Listener; its rules are listed there);
 //  - while the LISTEN connection is not in place the cache holds nothing
 //    and is bypassed; it fills again only once LISTEN is re-established;
 //  - the lease: a connection can also fall silent (no error, nothing
@@ -36,6 +37,15 @@
 #include <unordered_set>
 
 namespace torii::daemon {
+
+// An event of the LISTEN stream as the cache reads it (Listener::OnEvent):
+// its family and kind, and its "id" (empty for a resync, and where a
+// trigger summarised many rows in one event).
+struct StreamEvent {
+  std::string_view family;
+  std::string_view kind;
+  std::string_view id;
+};
 
 struct HotSessionStats {
   uint64_t hits = 0;
@@ -103,6 +113,16 @@ class HotSessions {
   void EvictExpired(int64_t now_us);
   // Everything (bulk import, listener loss).
   void InvalidateAll();
+
+  // What another writer's change, announced by its event, takes out:
+  //  - session.updated, session.deleted: that session (by id);
+  //  - session.expired: every entry expired at `now_us` (cleanup deleted
+  //    the expired rows);
+  //  - user.deleted: that user's sessions;
+  //  - torii.resync: everything (events were lost while LISTEN was away);
+  //  - an event of those kinds without an id: everything;
+  //  - any other event: nothing.
+  void OnEvent(const StreamEvent& event, int64_t now_us);
 
   size_t size() const { return by_digest_.size(); }
   size_t capacity() const { return capacity_; }

@@ -3,8 +3,8 @@
 
 #include <cstdlib>
 
-#include "metrics.h"
 #include "ops/ops_sessions.h"
+#include "request_metrics.h"
 #include "torii/log.h"
 #include "torii/values.h"
 #include "uv_util.h"
@@ -31,7 +31,7 @@ struct Requests::Ctx {
   bool hot_fill = false;  // a get_session miss whose row goes into the cache
   uint64_t hot_gen = 0;   // the cache's generation when it was sent
   Plan plan;
-  RequestMark mark = MetricsRequestStart();
+  RequestMark mark;  // per-operation metrics, when they are on
 };
 
 struct Requests::DelayedFill {
@@ -75,6 +75,7 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
   ctx->env = std::move(env);
   live_[ctx->seq] = ctx;
   ctx->deadline_it = deadlines_.end();
+  if (metrics_ != nullptr) ctx->mark = metrics_->Start();
 
   Request req;
   Status decoded = DecodeRequest(static_cast<const char*>(body.data()), body.size(), limits_, &req);
@@ -95,7 +96,7 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
 
   Args args(req.args);
   if (auto it = local_.find(req.op); it != local_.end()) {
-    ctx->mark.op = MetricsOp(&it->second, it->first);
+    if (metrics_ != nullptr) ctx->mark.op = metrics_->Op(&it->second, it->first);
     if (req.actor) {
       ReplyError(ctx, Error::InvalidArgument("'" + req.op + "' does not take an actor"));
       return;
@@ -117,7 +118,7 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
     ReplyError(ctx, Error::UnknownOp("no operation named '" + req.op + "'"));
     return;
   }
-  ctx->mark.op = MetricsOp(op, op->name);
+  if (metrics_ != nullptr) ctx->mark.op = metrics_->Op(op, op->name);
   auto plan = BuildPlan(*op, args, req.actor);
   if (!plan.ok()) {
     ReplyError(ctx, plan.error());
@@ -222,7 +223,7 @@ msgpack::sbuffer& Requests::StartOkReply(Ctx* ctx) {
 void Requests::SendReply(Ctx* ctx) {
   InvalidateHot(ctx);
   router_.Reply(ctx->env, reply_.data(), reply_.size());
-  MetricsRequestDone(ctx->mark, Code::kOk);
+  if (metrics_ != nullptr) metrics_->Done(ctx->mark, Code::kOk);
   if (reply_.size() > kKeepReplyBytes) reply_ = msgpack::sbuffer();  // do not hold a rare huge page forever
   Finish(ctx);
 }
@@ -233,7 +234,7 @@ void Requests::ReplyError(Ctx* ctx, const Error& e) {
   std::string body = EncodeErrorReply(ctx->id_raw, e);
   InvalidateHot(ctx);
   router_.Reply(ctx->env, body.data(), body.size());
-  MetricsRequestDone(ctx->mark, e.code());
+  if (metrics_ != nullptr) metrics_->Done(ctx->mark, e.code());
   Finish(ctx);
 }
 

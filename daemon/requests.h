@@ -23,6 +23,8 @@
 
 namespace torii::daemon {
 
+class RequestMetrics;
+
 struct RequestStats {
   uint64_t requests = 0;
   uint64_t errors = 0;
@@ -47,6 +49,9 @@ class Requests {
   // The hot-session cache get_session is answered from and the session
   // writes invalidate before their replies; nullptr: none.
   void set_hot_sessions(HotSessions* hot) { hot_ = hot; }
+  // The per-operation counters /metrics serves (owned by Metrics, which
+  // must outlive its use here); nullptr, the default: metrics are off.
+  void set_metrics(RequestMetrics* metrics) { metrics_ = metrics; }
   // Tests only (TORII_TEST_HOT_FILL_DELAY_MS): a get_session miss's row
   // goes into the cache this long after its reply, to force the race
   // between a load and an invalidation the generation check resolves.
@@ -78,6 +83,7 @@ class Requests {
   Router& router_;
   Pool& pool_;
   HotSessions* hot_ = nullptr;
+  RequestMetrics* metrics_ = nullptr;
   uint64_t hot_fill_delay_ms_ = 0;
   std::unordered_set<DelayedFill*> delayed_fills_;
   DecodeLimits limits_;

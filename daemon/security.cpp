@@ -136,10 +136,7 @@ Status ZapHandler::Start(const std::string& dir) {
 
 Status ZapHandler::Reload(const std::string& dir) {
   auto before = keys_;
-  if (auto st = Load(dir); !st.ok()) {
-    TLOG_ERROR("security: keeping the %zu authorized keys in force: %s", keys_.size(), st.error().message().c_str());
-    return st;
-  }
+  if (auto st = Load(dir); !st.ok()) return st;
   stats_.reloads++;
   size_t removed = std::count_if(before.begin(), before.end(), [this](const auto& k) { return keys_.count(k) == 0; });
   if (removed > 0) {

@@ -71,7 +71,8 @@ class ZapHandler {
   // Loads the keys of `dir` (an unreadable folder is an error; bad files are
   // logged and skipped), binds inproc://zeromq.zap.01 and starts serving.
   Status Start(const std::string& dir);
-  // Reloads the keys (SIGHUP). On error the keys in force stay.
+  // Reloads the keys (SIGHUP). On error the keys in force stay, and the
+  // caller says so (the error is not logged here).
   Status Reload(const std::string& dir);
   // True when a message came over a connection whose key is authorized now.
   bool Admits(const zmq::message_t& msg);

@@ -239,6 +239,30 @@ TEST_F(CurveTest, ReloadWithUnreadableFolderKeepsKeys) {
   fs::rename(keys_dir_ + ".gone", keys_dir_);
 }
 
+TEST_F(CurveTest, ReloadWithABrokenKeyFileKeepsKeysAndSaysSo) {
+  StartDaemon();
+  Client alice = NewClient(&alice_);
+  ASSERT_TRUE(alice.Call("ping").ok());
+  // A broken key file where the folder was: the reload cannot read the
+  // folder, so the keys in force stay, and the log says the reload did not
+  // take the keys.
+  fs::rename(keys_dir_, keys_dir_ + ".moved");
+  std::ofstream(keys_dir_) << "not a key\n";
+  daemon_->Signal(SIGHUP);
+  ASSERT_TRUE(
+      daemon_->WaitForLog("daemon: reload: CURVE keys not reloaded, keeping the 2 authorized keys in force", 10000))
+      << daemon_->LogTail();
+  EXPECT_TRUE(daemon_->WaitForLog("the CURVE keys were not)", 5000)) << daemon_->LogTail();
+  // The connection from before and a new one are served; an unlisted key
+  // is still refused.
+  auto r = alice.Call("ping");
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
+  Client carol = NewClient(&carol_);
+  EXPECT_TRUE(carol.Call("ping").ok());
+  Client bob = NewClient(&bob_);
+  ExpectNoReply(bob, "an unlisted key after a failed reload");
+}
+
 TEST_F(CurveTest, RefusesToStartWithoutAuthorizedKeys) {
   DaemonOptions o = CurveOptions();
   o.settings.erase("security.curve_authorized_keys_dir");

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace torii::daemon {
 namespace {
@@ -130,6 +131,63 @@ TEST(HotSessions, AReconnectStartsWithTheLeaseLapsed) {
   cache.set_lease_us(10);
   EXPECT_FALSE(cache.Leased(kMono + 13));
   EXPECT_TRUE(cache.Leased(kMono + 12));
+}
+
+// The coherence rules for other writers' events (HotSessions::OnEvent), one
+// row per event: which of three cached sessions stay. i1 and i2 are user
+// u1's, i3 is u2's; i1 expires at kNow + 1, when the events are handled.
+TEST(HotSessions, EventsTakeOutWhatTheyAnnounce) {
+  struct Case {
+    StreamEvent event;
+    std::vector<std::string> stay;
+  };
+  const std::vector<std::string> all = {"i1", "i2", "i3"};
+  const Case cases[] = {
+      {{"session", "updated", "i2"}, {"i1", "i3"}},
+      {{"session", "deleted", "i2"}, {"i1", "i3"}},
+      {{"session", "deleted", "i-unknown"}, all},
+      {{"session", "updated", ""}, {}},
+      {{"session", "deleted", ""}, {}},
+      {{"session", "expired", ""}, {"i2", "i3"}},
+      {{"user", "deleted", "u1"}, {"i3"}},
+      {{"user", "deleted", ""}, {}},
+      {{"torii", "resync", ""}, {}},
+      // Changes that leave a cached session as it was.
+      {{"session", "created", "i1"}, all},
+      {{"user", "updated", "u1"}, all},
+      {{"user", "created", "u3"}, all},
+      {{"torii", "heartbeat", ""}, all},
+  };
+  for (const Case& c : cases) {
+    std::string name = std::string(c.event.family) + "." + std::string(c.event.kind) + " '" +
+                       std::string(c.event.id) + "'";
+    HotSessions cache(10, kLease);
+    Live(cache);
+    cache.Insert(cache.generation(), "d1", "i1", "u1", kNow + 1, "row1");
+    cache.Insert(cache.generation(), "d2", "i2", "u1", kLater, "row2");
+    cache.Insert(cache.generation(), "d3", "i3", "u2", kLater, "row3");
+    cache.OnEvent(c.event, kNow + 1);
+    std::vector<std::string> stay;
+    for (const std::string& id : all) {
+      if (cache.FindById(id, kNow, kMono) != nullptr) stay.push_back(id);
+    }
+    EXPECT_EQ(stay, c.stay) << name;
+  }
+}
+
+// An event that arrives while a load of its session is in flight keeps that
+// load out, as this daemon's own invalidations do.
+TEST(HotSessions, AnEventDuringALoadKeepsTheLoadOut) {
+  for (StreamEvent event : {StreamEvent{"session", "deleted", "i1"}, StreamEvent{"user", "deleted", "u1"},
+                            StreamEvent{"torii", "resync", ""}}) {
+    HotSessions cache(10, kLease);
+    Live(cache);
+    uint64_t gen = cache.generation();
+    cache.OnEvent(event, kNow);
+    cache.Insert(gen, "d1", "i1", "u1", kLater, "row");
+    EXPECT_EQ(cache.FindByDigest("d1", kNow, kMono), nullptr) << event.family << "." << event.kind;
+    EXPECT_EQ(cache.stats().stale_drops, 1u) << event.family << "." << event.kind;
+  }
 }
 
 }  // namespace
