@@ -1,5 +1,5 @@
-// One non-blocking libpq connection under uv_poll.
-#include "pgconn.h"
+// Setting up a non-blocking libpq connection under uv_poll.
+#include "connector.h"
 
 #include <map>
 #include <string_view>
@@ -173,214 +173,93 @@ void PgSocketWatch::Release() {
   error_ = 0;
 }
 
-AsyncConn::AsyncConn(uv_loop_t* loop, std::string name, ConnectOptions options)
-    : loop_(loop),
-      name_(std::move(name)),
-      opt_(std::move(options)),
-      socket_(loop, this, [](void* o, int status, int events) { static_cast<AsyncConn*>(o)->OnPoll(status, events); }) {}
-
-AsyncConn::~AsyncConn() {
-  on_lost_ = nullptr;
-  Release();
-}
-
-void AsyncConn::Connect(std::function<void()> on_ready, std::function<void(const Error&)> on_lost) {
-  Release();
-  on_ready_ = std::move(on_ready);
-  on_lost_ = std::move(on_lost);
+void PgConnector::Start(const ConnectOptions& options, Done done) {
+  Cancel();
+  done_ = std::move(done);
+  conninfo_ = options.conninfo;
   std::vector<std::string> storage;
   std::vector<const char*> keys, vals;
-  BuildConnectParams(opt_, storage, keys, vals);
+  BuildConnectParams(options, storage, keys, vals);
   conn_ = PQconnectStartParams(keys.data(), vals.data(), 1);
-  TLOG_DEBUG("%s: connecting", name_.c_str());
+  if (id_ != 0) {
+    TLOG_DEBUG("%s %lu: connecting", who_.c_str(), (unsigned long)id_);
+  } else {
+    TLOG_DEBUG("%s: connecting", who_.c_str());
+  }
   host_.clear();
-  if (conn_ != nullptr) NoteHost(conn_, &host_, name_.c_str(), 0);
-  state_ = kConnecting;
   if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
-    Lose(ErrorFromConn(conn_).message());
+    Fail(ErrorFromConn(conn_));
     return;
   }
+  NoteHost(conn_, &host_, who_.c_str(), id_);
   PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
-  connect_timer_ = new uv_timer_t;
-  uv_timer_init(loop_, connect_timer_);
-  connect_timer_->data = this;
-  uv_timer_start(connect_timer_, [](uv_timer_t* t) {
-    auto* self = static_cast<AsyncConn*>(t->data);
-    SkipTimedOutHost(self->conn_, self->opt_.conninfo);
-    self->Lose("connection attempt timed out");
-  }, opt_.connect_timeout_ms, 0);
-  Watch(UV_WRITABLE);
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+  uv_timer_start(timer_, OnTimer, static_cast<uint64_t>(options.connect_timeout_ms), 0);
+  // As if PQconnectPoll had returned PGRES_POLLING_WRITING.
+  WatchConnecting(UV_WRITABLE);
 }
 
-void AsyncConn::Watch(int events) {
-  socket_.Watch(conn_, events);
-  if (socket_.error() != 0) LoseSoon();
+void PgConnector::OnTimer(uv_timer_t* t) {
+  auto* self = static_cast<PgConnector*>(t->data);
+  if (self->socket_error_ != 0) {
+    self->Fail(Error::Unavailable(std::string("cannot watch its socket: ") + uv_strerror(self->socket_error_)));
+    return;
+  }
+  SkipTimedOutHost(self->conn_, self->conninfo_);
+  self->Fail(Error::Unavailable("connection attempt timed out"));
 }
 
-void AsyncConn::WatchConnecting(int events) {
+void PgConnector::WatchConnecting(int events) {
   socket_.WatchConnecting(conn_, events);
-  if (socket_.error() != 0) LoseSoon();
+  if (socket_.error() == 0 || socket_error_ != 0) return;
+  // No callback will come for this socket: give up on the next turn.
+  socket_error_ = socket_.error();
+  uv_timer_stop(timer_);
+  uv_timer_start(timer_, OnTimer, 0, 0);
 }
 
-void AsyncConn::LoseSoon() {
-  if (lose_timer_ != nullptr) return;
-  lose_timer_ = new uv_timer_t;
-  uv_timer_init(loop_, lose_timer_);
-  lose_timer_->data = this;
-  uv_timer_start(lose_timer_, [](uv_timer_t* t) {
-    auto* self = static_cast<AsyncConn*>(t->data);
-    self->Lose(std::string("cannot watch its socket: ") + uv_strerror(self->socket_.error()));
-  }, 0, 0);
-}
-
-void AsyncConn::OnPoll(int status, int events) {
-  if (state_ == kConnecting) {
-    ContinueConnect();
-    return;
-  }
-  if (state_ != kReady) return;
-  if (status < 0) {
-    Lose(std::string("socket error: ") + uv_strerror(status));
-    return;
-  }
-  if (events & UV_WRITABLE) {
-    int r = PQflush(conn_);
-    if (r < 0) {
-      Lose("write failed");
-      return;
-    }
-    Watch(r == 1 ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
-  }
-  if (events & UV_READABLE) Read();
-}
-
-void AsyncConn::ContinueConnect() {
+void PgConnector::OnSocket() {
+  if (conn_ == nullptr || socket_error_ != 0) return;
   PostgresPollingStatusType st = PQconnectPoll(conn_);
-  NoteHost(conn_, &host_, name_.c_str(), 0);
+  NoteHost(conn_, &host_, who_.c_str(), id_);
   switch (st) {
     case PGRES_POLLING_READING: WatchConnecting(UV_READABLE); return;
     case PGRES_POLLING_WRITING: WatchConnecting(UV_WRITABLE); return;
-    case PGRES_POLLING_FAILED: Lose(ErrorFromConn(conn_).message()); return;
+    case PGRES_POLLING_FAILED: Fail(ErrorFromConn(conn_)); return;
     case PGRES_POLLING_OK: break;
     default: return;
   }
-  CloseAndDelete(connect_timer_);
-  connect_timer_ = nullptr;
-  PQsetnonblocking(conn_, 1);
-  state_ = kReady;
-  Watch(UV_READABLE);
-  TLOG_DEBUG("%s: connected", name_.c_str());
-  if (on_ready_) on_ready_();
-  SendNext();
-}
-
-void AsyncConn::Query(std::string sql, std::vector<std::optional<std::string>> params, Done done) {
-  if (state_ == kClosed || state_ == kIdle) {
-    done(Error::Unavailable(name_ + ": not connected"));
+  if (PQsetnonblocking(conn_, 1) != 0) {
+    Fail(ErrorFromConn(conn_));
     return;
   }
-  queue_.push_back({std::move(sql), std::move(params), std::move(done)});
-  SendNext();
+  PGconn* conn = conn_;
+  conn_ = nullptr;
+  CloseAndDelete(timer_);
+  timer_ = nullptr;
+  Done done = std::move(done_);
+  done_ = nullptr;
+  done(Result<PGconn*>(conn));
 }
 
-void AsyncConn::SendNext() {
-  if (state_ != kReady || sent_ || queue_.empty()) return;
-  Pending& p = queue_.front();
-  std::vector<const char*> values;
-  for (const auto& v : p.params) values.push_back(v ? v->c_str() : nullptr);
-  // Without parameters the simple protocol runs, which allows several
-  // statements in one string (LISTEN a; LISTEN b).
-  int sent = values.empty() ? PQsendQuery(conn_, p.sql.c_str())
-                            : PQsendQueryParams(conn_, p.sql.c_str(), static_cast<int>(values.size()), nullptr,
-                                                values.data(), nullptr, nullptr, 0);
-  if (sent != 1) {
-    Lose(std::string("send failed: ") + PQerrorMessage(conn_));
-    return;
-  }
-  sent_ = true;
-  head_result_.reset();
-  int r = PQflush(conn_);
-  if (r < 0) {
-    Lose("write failed");
-    return;
-  }
-  Watch(r == 1 ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
+void PgConnector::Fail(Error why) {
+  Done done = std::move(done_);
+  Cancel();
+  if (done) done(Result<PGconn*>(std::move(why)));
 }
 
-void AsyncConn::Read() {
-  if (PQconsumeInput(conn_) != 1) {
-    Lose(std::string("read failed: ") + PQerrorMessage(conn_));
-    return;
+void PgConnector::Cancel() {
+  if (timer_ != nullptr) {
+    uv_timer_stop(timer_);
+    CloseAndDelete(timer_);
+    timer_ = nullptr;
   }
-  while (sent_ && !PQisBusy(conn_)) {
-    PGresult* r = PQgetResult(conn_);
-    if (r == nullptr) {
-      // The head query is complete.
-      Pending p = std::move(queue_.front());
-      queue_.pop_front();
-      sent_ = false;
-      Result<PgResult> out = head_result_ ? std::move(*head_result_) : Result<PgResult>(Error::Internal("no result"));
-      head_result_.reset();
-      p.done(std::move(out));
-      if (state_ != kReady) return;  // the callback closed us
-      SendNext();
-      continue;
-    }
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-      if (!head_result_ || head_result_->ok()) head_result_.emplace(PgResult(r));
-      else PQclear(r);
-    } else {
-      if (!head_result_ || head_result_->ok()) head_result_.emplace(ErrorFromResult(r));
-      PQclear(r);
-    }
-  }
-  while (PGnotify* n = PQnotifies(conn_)) {
-    if (on_notify_) on_notify_(n->relname, n->extra);
-    PQfreemem(n);
-    if (state_ != kReady) return;
-  }
-  if (PQstatus(conn_) == CONNECTION_BAD) Lose("connection lost");
-}
-
-void AsyncConn::Lose(const std::string& why) {
-  if (state_ == kClosed) return;
-  TLOG_WARN("%s: disconnected (%s)", name_.c_str(), why.c_str());
-  Release();
-  state_ = kClosed;
-  std::deque<Pending> q;
-  q.swap(queue_);
-  sent_ = false;
-  for (auto& p : q) p.done(Error::Unavailable(name_ + ": connection lost: " + why));
-  if (on_lost_) {
-    auto cb = on_lost_;
-    cb(Error::Unavailable(why));
-  }
-}
-
-void AsyncConn::Close(const std::string& reason) {
-  if (state_ == kClosed || state_ == kIdle) {
-    Release();
-    state_ = kClosed;
-    return;
-  }
-  on_lost_ = nullptr;
-  Lose(reason);
-}
-
-void AsyncConn::Release() {
-  if (connect_timer_ != nullptr) {
-    uv_timer_stop(connect_timer_);
-    CloseAndDelete(connect_timer_);
-    connect_timer_ = nullptr;
-  }
-  if (lose_timer_ != nullptr) {
-    uv_timer_stop(lose_timer_);
-    CloseAndDelete(lose_timer_);
-    lose_timer_ = nullptr;
-  }
-  socket_.Release();
+  socket_error_ = 0;
+  done_ = nullptr;
   if (conn_ != nullptr) {
+    socket_.Release();
     PQfinish(conn_);
     conn_ = nullptr;
   }

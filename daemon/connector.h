@@ -1,10 +1,11 @@
-// A single non-blocking libpq connection on the loop, outside the pool: the
-// LISTEN connection and the janitor's connection use it. Queries run one at
-// a time in order (simple protocol, text parameters); notifications are
-// delivered as they arrive. A lost connection fails the queued queries and
-// calls on_lost once; reconnecting is the owner's decision.
+// Making a non-blocking libpq connection on the loop, for every connection
+// the daemon opens (the pool's, the listener's and the janitor's): the
+// parameters, the attempt's timer, skipping a host that timed out, the
+// PQconnectPoll steps under uv_poll, and the socket watch they share.
 //
-// Loop thread only. The owner must outlive it.
+// Loop thread only. PgConnector and PgSocketWatch are members of the
+// connection that owns them; SkipTimedOutHost's per-URL state is shared by
+// all connections of the process (that is its point).
 #pragma once
 
 #include <libpq-fe.h>
@@ -98,62 +99,52 @@ class PgSocketWatch {
   int error_ = 0;
 };
 
-class AsyncConn {
+// One connection attempt. Start() opens it with BuildConnectParams and
+// drives PQconnectPoll from the owner's socket callbacks (OnSocket) until it
+// is ready, fails, or connect_timeout_ms passes (the host it was waiting on
+// is then skipped, see SkipTimedOutHost). A socket libuv refuses to watch
+// fails the attempt at once (on the next loop turn, outside the caller's
+// stack), since no callback would ever come for it.
+//
+// `done` runs once per Start: with the connection, non-blocking and now the
+// caller's to PQfinish (its socket still watched by `socket`), or with the
+// error, the attempt's connection already freed and its socket released.
+// A failure to start at all is reported before Start returns. `done` may
+// destroy the connector or Start it again.
+class PgConnector {
  public:
-  using Done = std::function<void(Result<PgResult>&&)>;
-  using OnNotify = std::function<void(const char* channel, const char* payload)>;
+  using Done = std::function<void(Result<PGconn*>&&)>;
 
-  AsyncConn(uv_loop_t* loop, std::string name, ConnectOptions options);
-  ~AsyncConn();
-  AsyncConn(const AsyncConn&) = delete;
-  AsyncConn& operator=(const AsyncConn&) = delete;
+  // `who` and `id` name the connection in log lines ("pool: conn" 3, or
+  // "listener" 0: see NoteHost).
+  PgConnector(uv_loop_t* loop, PgSocketWatch& socket, std::string who, uint64_t id)
+      : loop_(loop), socket_(socket), who_(std::move(who)), id_(id) {}
+  ~PgConnector() { Cancel(); }
+  PgConnector(const PgConnector&) = delete;
+  PgConnector& operator=(const PgConnector&) = delete;
 
-  // Starts connecting; `on_ready` or `on_lost` follows.
-  void Connect(std::function<void()> on_ready, std::function<void(const Error&)> on_lost);
-  void set_on_notify(OnNotify cb) { on_notify_ = std::move(cb); }
-  bool ready() const { return state_ == kReady; }
-  const std::string& name() const { return name_; }
-
-  // Queues a statement; `done` gets its last result or its error.
-  void Query(std::string sql, std::vector<std::optional<std::string>> params, Done done);
-  // Drops the connection (reason is logged); queued queries fail.
-  void Close(const std::string& reason);
+  void Start(const ConnectOptions& options, Done done);
+  bool connecting() const { return conn_ != nullptr; }
+  // The owner's socket callback while connecting().
+  void OnSocket();
+  // Ends an attempt under way without a callback.
+  void Cancel();
 
  private:
-  enum State { kIdle, kConnecting, kReady, kClosed };
-  void Watch(int events);
   void WatchConnecting(int events);
-  // The socket cannot be watched: lose the connection on the next turn,
-  // outside the caller's stack.
-  void LoseSoon();
-  void OnPoll(int status, int events);
-  void ContinueConnect();
-  void SendNext();
-  void Read();
-  void Lose(const std::string& why);
-  void Release();
-
-  struct Pending {
-    std::string sql;
-    std::vector<std::optional<std::string>> params;
-    Done done;
-  };
+  void Fail(Error why);
+  static void OnTimer(uv_timer_t* t);
 
   uv_loop_t* loop_;
-  std::string name_;
-  ConnectOptions opt_;
-  State state_ = kIdle;
+  PgSocketWatch& socket_;
+  std::string who_;
+  uint64_t id_;
+  std::string conninfo_;
   PGconn* conn_ = nullptr;
   std::string host_;  // the host libpq is connecting to (NoteHost)
-  PgSocketWatch socket_;
-  uv_timer_t* connect_timer_ = nullptr;
-  uv_timer_t* lose_timer_ = nullptr;
-  std::deque<Pending> queue_;
-  bool sent_ = false;  // the queue's head has been sent
-  std::optional<Result<PgResult>> head_result_;
-  std::function<void()> on_ready_;
-  std::function<void(const Error&)> on_lost_;
-  OnNotify on_notify_;
+  uv_timer_t* timer_ = nullptr;  // the attempt's deadline, or 0 ms after a refused socket
+  int socket_error_ = 0;         // libuv's refusal of the socket, when the timer is for that
+  Done done_;
 };
 
 }  // namespace torii::daemon
