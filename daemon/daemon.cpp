@@ -168,9 +168,6 @@ Status Daemon::Start() {
   hot_ = std::make_unique<HotSessions>(static_cast<size_t>(config_.cache.sessions),
                                       static_cast<uint64_t>(config_.cache.lease_ms) * 1000);
   if (hot_->enabled()) requests_->set_hot_sessions(hot_.get());
-  if (const char* delay = std::getenv("TORII_TEST_HOT_FILL_DELAY_MS")) {
-    requests_->set_hot_fill_delay_ms(std::strtoull(delay, nullptr, 10));
-  }
   LocalOpHooks hooks;
   hooks.schema_version = static_cast<uint64_t>(EmbeddedMigrations().back().version);
   hooks.stats = [this] { return StatsBody(); };
@@ -283,24 +280,13 @@ void Daemon::BeginShutdown() {
   // Every request has a deadline, so waiting for in_flight == 0 ends; the
   // cap covers requests that asked for very long deadlines.
   uint64_t cap = static_cast<uint64_t>(config_.server.request_timeout_ms) + 1000;
-  uint64_t begun = uv_now(&loop_);
   shutdown_timer_.data = this;
-  struct State {
-    Daemon* d;
-    uint64_t begun, cap;
-  };
-  static State state;
-  state = {this, begun, cap};
-  shutdown_timer_.data = &state;
   uv_timer_start(&shutdown_timer_, [](uv_timer_t* t) {
-    auto* s = static_cast<State*>(t->data);
-    if (s->d->requests_->in_flight() == 0) {
-      s->d->FinishShutdown();
-    } else if (uv_now(t->loop) - s->begun > s->cap) {
-      s->d->requests_->FailAll(Error::Timeout("the daemon stopped before the request completed"));
-      s->d->FinishShutdown();
-    }
-  }, 0, 5);
+    auto* d = static_cast<Daemon*>(t->data);
+    d->requests_->FailAll(Error::Timeout("the daemon stopped before the request completed"));
+    d->FinishShutdown();
+  }, cap, 0);
+  requests_->WhenIdle([this] { FinishShutdown(); });
 }
 
 void Daemon::FinishShutdown() {

@@ -1,12 +1,15 @@
 // The pool of non-blocking libpq connections that runs every request's
-// statements. Each connection is in pipeline mode, with up to
-// server.pipeline_depth jobs in flight; a job is a few commands and one
-// Sync, so it is one implicit transaction and a failure aborts only that job.
+// statements. Each connection (PoolConn, pool_conn.h) is in pipeline mode,
+// with up to server.pipeline_depth jobs in flight; a job is a few commands
+// and one Sync, so it is one implicit transaction and a failure aborts only
+// that job. Single-key lookups of one loop turn go out batched
+// (lookup_batch.h).
 //
-// Owned by the Daemon; every method runs on the loop thread. A job handed to
-// Submit() is owned by the pool until its `done` callback has run (exactly
-// once, with results or an error). Abandon() detaches a job whose caller no
-// longer wants it (deadline passed): it is then freed without a callback.
+// Owned by the Daemon; every method runs on the loop thread. The pool owns
+// its connections and every job submitted (pool_job.h) until the job's
+// `done` callback has run (exactly once, with results or an error) or the
+// caller has given it up; the caller holds only the JobId, which may be
+// passed to Abandon or CancelJob after the job ended (nothing happens then).
 #pragma once
 
 #include <libpq-fe.h>
@@ -18,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "ops/command.h"
@@ -25,6 +29,8 @@
 #include "torii/pg.h"
 
 namespace torii::daemon {
+
+class LookupBatches;
 
 // A job's outcome on success: one result per command. A member of a lookup
 // batch (see Pool::TakeLookups) has no result of its own: it reads row `row`
@@ -35,45 +41,11 @@ struct JobOutput {
   int row = -1;
 };
 
-class Job {
- public:
-  // Outcome: on success the results (JobOutput); on failure the error.
-  // A command's SQL error fails the whole job with that error.
-  using Done = std::function<void(Result<JobOutput>&&)>;
-
-  Job(std::vector<Command> cmds, Done done) : cmds_(std::move(cmds)), done_(std::move(done)) {}
-  ~Job();
-  Job(const Job&) = delete;
-  Job& operator=(const Job&) = delete;
-
-  const std::vector<Command>& commands() const { return cmds_; }
-  // A read-only job may share one Sync (one implicit transaction, one round
-  // trip) with the other read-only jobs dispatched in the same loop turn.
-  // Never for writes (they would commit or roll back together) or actor
-  // requests (their role setting would leak into the next job).
-  void set_groupable(bool g) { groupable_ = g; }
-
- private:
-  friend class Pool;
-  friend class PoolConn;
-  std::vector<Command> cmds_;
-  Done done_;
-  std::vector<PgResult> results_;
-  std::unique_ptr<Error> error_;
-  size_t cur_ = 0;           // command whose results are being read
-  bool got_current_ = false;
-  bool abandoned_ = false;
-  bool cancel_wanted_ = false;  // deadline passed; cancel it, but still report how it ended
-  bool retried_ = false;
-  bool groupable_ = false;
-  bool aborted_ = false;  // skipped because an earlier job of its group failed
-  class PoolConn* conn_ = nullptr;  // set while in flight
-  uint64_t queued_at_ms_ = 0;
-  // Lookup batches: a carrier runs the batched statement for its members
-  // (owned by it until each is answered); a member points to its carrier.
-  std::vector<Job*> members_;
-  Job* carrier_ = nullptr;
-};
+// Identifies a submitted job to its caller; 0 is never a job.
+using JobId = uint64_t;
+// A job's outcome: on success the results (JobOutput); on failure the
+// error. A command's SQL error fails the whole job with that error.
+using JobDone = std::function<void(Result<JobOutput>&&)>;
 
 struct PoolOptions {
   std::string conninfo;
@@ -99,7 +71,9 @@ struct PoolStats {
   uint64_t batched = 0;   // lookups answered by them
 };
 
+struct Job;
 class PoolConn;
+struct JobEnd;
 
 class Pool {
  public:
@@ -112,19 +86,23 @@ class Pool {
   // each time a connection attempt fails before any connection was ready,
   // and once with success when the first one is; then never again.
   void Start(std::function<void(Status)> on_ready);
-  // Queues a job. Fails it at once (overloaded, unavailable) when the queue
-  // is full or no connection can be made now; returns false then and the
-  // `done` callback has already run.
-  bool Submit(Job* job);
+  // Queues a job of `cmds`. A groupable (read-only) job may share one Sync
+  // (one implicit transaction, one round trip) with the other groupable
+  // jobs dispatched in the same loop turn: never for writes (they would
+  // commit or roll back together) or actor requests (their role setting
+  // would leak into the next job). Fails it at once (overloaded,
+  // unavailable) when the queue is full or no connection can be made now:
+  // `done` has then already run, and the result is 0.
+  [[nodiscard]] JobId Submit(std::vector<Command> cmds, bool groupable, JobDone done);
   // The caller gave up on the job (deadline). Queued: removed and freed.
   // In flight: its results are discarded when they come, and its statement
-  // is cancelled when it is the one running.
-  void Abandon(Job* job);
+  // is cancelled when it is the one running. `done` never runs.
+  void Abandon(JobId id);
   // The caller's deadline passed. Queued: removed and freed, returns false
-  // (it never ran). In flight: its statement is cancelled and `done` still
-  // runs once the server says how it ended (cancelled, or committed just
-  // before the cancel landed); returns true.
-  bool CancelJob(Job* job);
+  // (it never ran; `done` will not run). In flight: its statement is
+  // cancelled and `done` still runs once the server says how it ended
+  // (cancelled, or committed just before the cancel landed); returns true.
+  bool CancelJob(JobId id);
   // Fails queued jobs with `error`, lets in-flight ones finish, closes all.
   void Close(const Error& error);
 
@@ -139,25 +117,33 @@ class Pool {
   friend class PoolConn;
   void Dispatch();
   // Dispatches at the end of this loop turn, so that the jobs of one turn
-  // go out together (see Job::set_groupable).
+  // go out together (see Submit's groupable).
   void Kick();
   void MaybeGrow();
+  void AddConn();
   void OnConnReady(PoolConn* c);
   void OnConnBroken(PoolConn* c, const Error& why);
   void OnConnectFailed(PoolConn* c, const Error& why);
   void ScheduleReconnect();
+  // A job came back from a connection unsent: first in line again.
+  void Requeue(Job* job) { pending_.push_front(job); }
+  // A connection read a job to its end: answer it, or run it again.
+  void OnJobEnd(Job* job, JobEnd&& end);
+  // Answers the job (a carrier: its members) and frees it; an abandoned
+  // job is only freed.
+  void Complete(Job* job, Result<JobOutput>&& out);
   void FailJob(Job* job, Error error);
-  // Whether `job` may join a lookup batch: one groupable command whose
-  // statement has a batched form.
-  static bool Batchable(const Job& job);
-  // Takes up to kMaxBatch lookups off lookups_: alone when one is waiting,
-  // else under a carrier running the batched statement.
+  // The only place a job is deleted: it is in no queue and on no connection.
+  void Free(Job* job);
+  void Abandon(Job* job);
+  bool CancelJob(Job* job);
+  // Takes the next lookup off lookups_: alone, or a batch under a carrier.
   Job* TakeLookups();
   // Answers a carrier's members from its outcome, then frees it.
   void CompleteBatch(Job* carrier, Result<JobOutput>&& out);
   // A member was given up on; the carrier goes too once all of its members are.
   void MemberGone(Job* carrier);
-  size_t waiting() const { return pending_.size() + lookups_.size(); }
+  size_t waiting() const;
   void FailAllPending(const Error& error);
   static void OnRetryTimer(uv_timer_t* t);
   static void OnMaintenanceTimer(uv_timer_t* t);
@@ -165,8 +151,12 @@ class Pool {
   uv_loop_t* loop_;
   PoolOptions opt_;
   std::vector<std::unique_ptr<PoolConn>> conns_;
+  // Every job, from Submit until it is answered or given up. The queues
+  // below, the connections and the carriers only point into it.
+  std::unordered_map<JobId, std::unique_ptr<Job>> jobs_;
+  JobId next_job_id_ = 1;
   std::deque<Job*> pending_;
-  std::deque<Job*> lookups_;  // batchable jobs waiting (see Batchable)
+  std::unique_ptr<LookupBatches> lookups_;  // batchable jobs waiting
   std::function<void(Status)> on_ready_;
   uv_timer_t retry_timer_;
   uv_timer_t maintenance_timer_;

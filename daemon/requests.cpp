@@ -26,7 +26,7 @@ struct Requests::Ctx {
   Envelope env;
   std::string id_raw;
   std::multimap<uint64_t, Ctx*>::iterator deadline_it;
-  Job* job = nullptr;  // while the pool holds it
+  JobId job = 0;  // while the pool runs it
   bool cancelling = false;  // deadline passed, waiting for the cancel's outcome
   bool hot_fill = false;  // a get_session miss whose row goes into the cache
   uint64_t hot_gen = 0;   // the cache's generation when it was sent
@@ -34,46 +34,35 @@ struct Requests::Ctx {
   RequestMark mark;  // per-operation metrics, when they are on
 };
 
-struct Requests::DelayedFill {
-  uv_timer_t timer;
-  Requests* self;
-  uint64_t gen;
-  std::string digest, id, user_id;
-  int64_t expires_at;
-  std::string packed;
-};
-
 Requests::Requests(uv_loop_t* loop, Router& router, Pool& pool, DecodeLimits limits)
     : loop_(loop), router_(router), pool_(pool), limits_(limits) {
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
+  uv_timer_init(loop_, &idle_timer_);
+  idle_timer_.data = this;
 }
 
 Requests::~Requests() { Close(); }
 
 void Requests::Close() {
   for (auto& [seq, ctx] : live_) {
-    if (ctx->job != nullptr) pool_.Abandon(ctx->job);
-    delete ctx;
+    if (ctx->job != 0) pool_.Abandon(ctx->job);
   }
-  live_.clear();
   deadlines_.clear();
-  for (DelayedFill* f : delayed_fills_) {
-    uv_timer_stop(&f->timer);
-    uv_close(reinterpret_cast<uv_handle_t*>(&f->timer), [](uv_handle_t* h) { delete static_cast<DelayedFill*>(h->data); });
-  }
-  delayed_fills_.clear();
+  live_.clear();
+  on_idle_ = nullptr;
   CloseEmbedded(&timer_);
+  CloseEmbedded(&idle_timer_);
 }
 
 void Requests::AddLocalOp(std::string name, LocalOp op) { local_[std::move(name)] = std::move(op); }
 
 void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
   stats_.requests++;
-  auto* ctx = new Ctx;
-  ctx->seq = next_seq_++;
+  const uint64_t seq = next_seq_++;
+  Ctx* ctx = live_.emplace(seq, std::make_unique<Ctx>()).first->second.get();
+  ctx->seq = seq;
   ctx->env = std::move(env);
-  live_[ctx->seq] = ctx;
   ctx->deadline_it = deadlines_.end();
   if (metrics_ != nullptr) ctx->mark = metrics_->Start();
 
@@ -101,14 +90,13 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
       ReplyError(ctx, Error::InvalidArgument("'" + req.op + "' does not take an actor"));
       return;
     }
-    uint64_t seq = ctx->seq;
     it->second(args, [this, seq](Result<std::string> result) {
       auto found = live_.find(seq);
       if (found == live_.end()) return;  // already answered (timeout)
       if (result.ok()) {
-        ReplyOk(found->second, result->data(), result->size());
+        ReplyOk(found->second.get(), result->data(), result->size());
       } else {
-        ReplyError(found->second, result.error());
+        ReplyError(found->second.get(), result.error());
       }
     });
     return;
@@ -140,19 +128,17 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
     ctx->hot_fill = key.kind == HotKey::kDigest && hot_->active();
     ctx->hot_gen = hot_->generation();
   }
-  uint64_t seq = ctx->seq;
-  ctx->job = new Job(std::move(ctx->plan.cmds), [this, seq](Result<JobOutput>&& out) {
-    OnJobDone(seq, std::move(out));
-  });
-  ctx->job->set_groupable(ctx->plan.read_only);
-  pool_.Submit(ctx->job);  // may complete (fail) at once
+  JobId job = pool_.Submit(std::move(ctx->plan.cmds), ctx->plan.read_only,
+                           [this, seq](Result<JobOutput>&& out) { OnJobDone(seq, std::move(out)); });
+  // 0: it failed at once, and the request is answered and gone.
+  if (job != 0) ctx->job = job;
 }
 
 void Requests::OnJobDone(uint64_t seq, Result<JobOutput>&& out) {
   auto found = live_.find(seq);
   if (found == live_.end()) return;
-  Ctx* ctx = found->second;
-  ctx->job = nullptr;
+  Ctx* ctx = found->second.get();
+  ctx->job = 0;
   if (!out.ok()) {
     if (ctx->cancelling) {
       stats_.timeouts++;
@@ -192,21 +178,7 @@ void Requests::FillHot(Ctx* ctx, const JobOutput& out, size_t result_at) {
   std::string_view id = session->id, user_id = session->user_id;
   int64_t expires_at = session->expires_at_us;
   std::string_view packed(reply_.data() + result_at, reply_.size() - result_at);
-  if (hot_fill_delay_ms_ == 0) {
-    hot_->Insert(ctx->hot_gen, ctx->plan.hot.value, id, user_id, expires_at, packed);
-    return;
-  }
-  auto* f = new DelayedFill{{}, this, ctx->hot_gen, ctx->plan.hot.value, std::string(id), std::string(user_id),
-                            expires_at, std::string(packed)};
-  delayed_fills_.insert(f);
-  uv_timer_init(loop_, &f->timer);
-  f->timer.data = f;
-  uv_timer_start(&f->timer, [](uv_timer_t* t) {
-    auto* f = static_cast<DelayedFill*>(t->data);
-    f->self->hot_->Insert(f->gen, f->digest, f->id, f->user_id, f->expires_at, f->packed);
-    f->self->delayed_fills_.erase(f);
-    uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete static_cast<DelayedFill*>(h->data); });
-  }, hot_fill_delay_ms_, 0);
+  hot_->Insert(ctx->hot_gen, ctx->plan.hot.value, id, user_id, expires_at, packed);
 }
 
 void Requests::ReplyOk(Ctx* ctx, const char* result, size_t len) {
@@ -253,8 +225,21 @@ void Requests::InvalidateHot(Ctx* ctx) {
 
 void Requests::Finish(Ctx* ctx) {
   if (ctx->deadline_it != deadlines_.end()) deadlines_.erase(ctx->deadline_it);
-  live_.erase(ctx->seq);
-  delete ctx;
+  live_.erase(ctx->seq);  // frees ctx
+  if (live_.empty() && on_idle_) uv_timer_start(&idle_timer_, OnIdleTimer, 0, 0);
+}
+
+void Requests::WhenIdle(std::function<void()> on_idle) {
+  on_idle_ = std::move(on_idle);
+  if (live_.empty()) uv_timer_start(&idle_timer_, OnIdleTimer, 0, 0);
+}
+
+void Requests::OnIdleTimer(uv_timer_t* t) {
+  auto* self = static_cast<Requests*>(t->data);
+  if (!self->live_.empty() || !self->on_idle_) return;
+  auto cb = std::move(self->on_idle_);
+  self->on_idle_ = nullptr;
+  cb();
 }
 
 void Requests::ArmTimer() {
@@ -280,18 +265,18 @@ void Requests::OnTimer(uv_timer_t* t) {
     // `timeout` is only said once the server confirms the transaction did
     // not: the reply then says what really happened. Only if the server does
     // not answer within the grace period is the job given up on unconfirmed.
-    if (ctx->job != nullptr && !ctx->cancelling) {
+    if (ctx->job != 0 && !ctx->cancelling) {
       if (self->pool_.CancelJob(ctx->job)) {
         ctx->cancelling = true;
         self->deadlines_.erase(ctx->deadline_it);
         ctx->deadline_it = self->deadlines_.emplace(now + kCancelGraceMs, ctx);
         continue;
       }
-      ctx->job = nullptr;  // it was still queued: never ran, freed
+      ctx->job = 0;  // it was still queued: never ran, freed
     }
-    if (ctx->job != nullptr) {
+    if (ctx->job != 0) {
       self->pool_.Abandon(ctx->job);
-      ctx->job = nullptr;
+      ctx->job = 0;
     }
     self->stats_.timeouts++;
     self->ReplyError(ctx, Error::Timeout("the request's deadline passed before it completed"));
@@ -301,11 +286,11 @@ void Requests::OnTimer(uv_timer_t* t) {
 
 void Requests::FailAll(const Error& error) {
   std::vector<Ctx*> all;
-  for (auto& [seq, ctx] : live_) all.push_back(ctx);
+  for (auto& [seq, ctx] : live_) all.push_back(ctx.get());
   for (Ctx* ctx : all) {
-    if (ctx->job != nullptr) {
+    if (ctx->job != 0) {
       pool_.Abandon(ctx->job);
-      ctx->job = nullptr;
+      ctx->job = 0;
     }
     ReplyError(ctx, error);
   }

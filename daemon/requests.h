@@ -2,8 +2,10 @@
 // body, finds its operation, enforces its deadline, submits its statements,
 // and sends exactly one reply (result, error, or timeout) per request.
 //
-// Loop thread only. A request lives from receipt until its reply is sent;
-// a job still running in the pool when its deadline passes is abandoned.
+// Owned by the Daemon; loop thread only. Owns each request's context
+// (live_) from receipt until its reply is sent; the pool owns the request's
+// job, known here by its JobId only. A job still running in the pool when
+// its deadline passes is cancelled, then abandoned.
 #pragma once
 
 #include <uv.h>
@@ -11,9 +13,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "hot_sessions.h"
 #include "ops/ops.h"
@@ -52,11 +54,10 @@ class Requests {
   // The per-operation counters /metrics serves (owned by Metrics, which
   // must outlive its use here); nullptr, the default: metrics are off.
   void set_metrics(RequestMetrics* metrics) { metrics_ = metrics; }
-  // Tests only (TORII_TEST_HOT_FILL_DELAY_MS): a get_session miss's row
-  // goes into the cache this long after its reply, to force the race
-  // between a load and an invalidation the generation check resolves.
-  void set_hot_fill_delay_ms(uint64_t ms) { hot_fill_delay_ms_ = ms; }
   size_t in_flight() const { return live_.size(); }
+  // Calls `on_idle` once, on a later loop turn, as soon as no request is
+  // in flight (shutdown waits for that). Close() drops it.
+  void WhenIdle(std::function<void()> on_idle);
   const RequestStats& stats() const { return stats_; }
   // Answers every open request with `error` now (shutdown deadline).
   void FailAll(const Error& error);
@@ -74,24 +75,24 @@ class Requests {
   // Before any reply to a session write: invalidates what it changed.
   void InvalidateHot(Ctx* ctx);
   void FillHot(Ctx* ctx, const JobOutput& out, size_t result_at);
-  struct DelayedFill;
   void OnJobDone(uint64_t seq, Result<JobOutput>&& out);
   void ArmTimer();
   static void OnTimer(uv_timer_t* t);
+  static void OnIdleTimer(uv_timer_t* t);
 
   uv_loop_t* loop_;
   Router& router_;
   Pool& pool_;
   HotSessions* hot_ = nullptr;
   RequestMetrics* metrics_ = nullptr;
-  uint64_t hot_fill_delay_ms_ = 0;
-  std::unordered_set<DelayedFill*> delayed_fills_;
   DecodeLimits limits_;
   uint64_t default_timeout_ms_ = 5000;
   std::unordered_map<std::string, LocalOp> local_;
-  std::unordered_map<uint64_t, Ctx*> live_;
-  std::multimap<uint64_t, Ctx*> deadlines_;
+  std::unordered_map<uint64_t, std::unique_ptr<Ctx>> live_;  // by seq
+  std::multimap<uint64_t, Ctx*> deadlines_;                   // points into live_
   uv_timer_t timer_;
+  uv_timer_t idle_timer_;
+  std::function<void()> on_idle_;
   uint64_t timer_due_ = 0;
   uint64_t next_seq_ = 1;
   RequestStats stats_;

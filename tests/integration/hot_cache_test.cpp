@@ -267,44 +267,6 @@ TEST_F(HotCacheTest, BypassedWhileListenerDownUntilResync) {
   EXPECT_EQ(Cache()["hits"].u64(), hits + 1) << "not filled again after the resync";
 }
 
-// A load whose row was read before an invalidation of that session arrived
-// must not be inserted. The daemon is told to insert a miss's row 1.5 s
-// after its reply; the deletion's event arrives within that time.
-class HotCacheRaceTest : public HotCacheTest {
- protected:
-  DaemonOptions Options() override { return DaemonOptions{.env = {{"TORII_TEST_HOT_FILL_DELAY_MS", "1500"}}}; }
-};
-
-TEST_F(HotCacheRaceTest, LoadRacingAnInvalidationIsDropped) {
-  Value u = NewUser();
-  // Control: with no invalidation the delayed load is inserted.
-  Value keep = NewSession(u["id"].str());
-  Value before = Cache();
-  ASSERT_TRUE(GetByToken(keep["token"].str()).ok());
-  ASSERT_TRUE(Eventually([&] { return Cache()["inserts"].u64() == before["inserts"].u64() + 1; }));
-  uint64_t hits = Cache()["hits"].u64();
-  ASSERT_TRUE(GetByToken(keep["token"].str()).ok());
-  EXPECT_EQ(Cache()["hits"].u64(), hits + 1);
-
-  // By plain SQL (the event) and by this daemon's own write.
-  for (bool own : {false, true}) {
-    SCOPED_TRACE(own ? "own delete_session" : "plain SQL DELETE");
-    Value s = NewSession(u["id"].str());
-    Value st0 = Cache();
-    ASSERT_TRUE(GetByToken(s["token"].str()).ok());  // a miss: its row is read now, inserted later
-    if (own) {
-      ASSERT_TRUE(Call("delete_session", V::Map({{"id", s["id"].str()}})).ok());
-    } else {
-      Sql("DELETE FROM sessions WHERE id = '" + s["id"].str() + "'");
-    }
-    ASSERT_TRUE(Eventually([&] { return Cache()["stale_drops"].u64() == st0["stale_drops"].u64() + 1; }))
-        << "the stale load was not dropped";
-    Value st1 = Cache();
-    EXPECT_EQ(st1["inserts"].u64(), st0["inserts"].u64());
-    EXPECT_EQ(GetByToken(s["token"].str()).code(), "not_found") << "the deleted session is served";
-  }
-}
-
 // The lease: the PostgreSQL backend of the LISTEN connection is stopped, so
 // the connection is silent (no error, no notification: a silent network
 // partition of that one connection) while the pool still works. Sessions

@@ -1,0 +1,109 @@
+// Lookup batching: which jobs may join, the batched command, and the
+// mapping of the batch's rows back to its members.
+#include "lookup_batch.h"
+
+#include <algorithm>
+#include <array>
+#include <string_view>
+
+#include "ops/statements.h"
+#include "pool_job.h"
+
+namespace torii::daemon {
+
+namespace {
+
+// bytea in PostgreSQL's hex output ("\\x" then two digits a byte).
+// Value of each hex digit, 0xff for any other byte: a table, because the
+// digits of a digest are random and a branch per character mispredicts.
+constexpr std::array<uint8_t, 256> kHexValue = [] {
+  std::array<uint8_t, 256> t{};
+  for (auto& v : t) v = 0xff;
+  for (int c = 0; c < 10; c++) t['0' + c] = static_cast<uint8_t>(c);
+  for (int c = 0; c < 6; c++) {
+    t['a' + c] = static_cast<uint8_t>(10 + c);
+    t['A' + c] = static_cast<uint8_t>(10 + c);
+  }
+  return t;
+}();
+
+bool DecodeByteaHex(std::string_view text, std::string* out) {
+  if (text.size() < 2 || text[0] != '\\' || text[1] != 'x' || text.size() % 2 != 0) return false;
+  out->resize((text.size() - 2) / 2);
+  uint8_t bad = 0;
+  for (size_t i = 0; i < out->size(); i++) {
+    uint8_t hi = kHexValue[static_cast<uint8_t>(text[2 + 2 * i])], lo = kHexValue[static_cast<uint8_t>(text[3 + 2 * i])];
+    bad |= hi | lo;
+    (*out)[i] = static_cast<char>(hi << 4 | (lo & 0x0f));
+  }
+  return (bad & 0xf0) == 0;
+}
+
+}  // namespace
+
+bool LookupBatches::Batchable(const Job& job) {
+  if (!job.groupable || job.cmds.size() != 1) return false;
+  const Command& c = job.cmds[0];
+  return Statement(c.stmt).batched != Stmt::kCount && c.values.size() == 1 && !c.null(0);
+}
+
+uint64_t LookupBatches::front_queued_at() const { return queue_.front()->queued_at_ms; }
+
+bool LookupBatches::Remove(Job* job) {
+  auto it = std::find(queue_.begin(), queue_.end(), job);
+  if (it == queue_.end()) return false;
+  queue_.erase(it);
+  return true;
+}
+
+std::deque<Job*> LookupBatches::TakeAll() {
+  std::deque<Job*> all;
+  all.swap(queue_);
+  return all;
+}
+
+std::vector<Job*> LookupBatches::TakeNext() {
+  std::vector<Job*> members{queue_.front()};
+  queue_.pop_front();
+  if (queue_.empty()) return members;
+  Stmt stmt = members[0]->cmds[0].stmt;
+  while (!queue_.empty() && members.size() < kMaxBatch && queue_.front()->cmds[0].stmt == stmt) {
+    members.push_back(queue_.front());
+    queue_.pop_front();
+  }
+  return members;
+}
+
+Command LookupBatches::BatchCommand(const std::vector<Job*>& members) {
+  Command cmd(Statement(members[0]->cmds[0].stmt).batched);
+  cmd.Add(BatchKeys(members.size(), [&members](size_t i) -> const std::string& { return members[i]->cmds[0].values[0]; }));
+  return cmd;
+}
+
+std::vector<int> LookupBatches::MatchRows(const PGresult* res, const std::vector<Job*>& members) {
+  std::vector<int> row_of(members.size(), -1);
+  // Each row carries its key in the column named kBatchKeyColumn.
+  int key_col = res != nullptr ? PQfnumber(res, kBatchKeyColumn) : -1;
+  if (key_col < 0) return row_of;
+  std::string key;
+  for (int r = 0; r < PQntuples(res); r++) {
+    if (!DecodeByteaHex(std::string_view(PQgetvalue(res, r, key_col), PQgetlength(res, r, key_col)), &key)) continue;
+    for (size_t i = 0; i < members.size(); i++) {
+      if (row_of[i] < 0 && members[i]->cmds[0].values[0] == key) row_of[i] = r;  // a repeated key: each copy
+    }
+  }
+  return row_of;
+}
+
+LookupBatches::AfterGone LookupBatches::OnMemberGone(const Job& carrier) {
+  bool all_abandoned = true, all_cancelled = true;
+  for (const Job* m : carrier.members) {
+    all_abandoned = all_abandoned && m->abandoned;
+    all_cancelled = all_cancelled && (m->abandoned || m->cancel_wanted);
+  }
+  if (all_abandoned) return AfterGone::kAbandon;
+  if (all_cancelled && carrier.conn != nullptr && !carrier.cancel_wanted) return AfterGone::kCancel;
+  return AfterGone::kKeep;
+}
+
+}  // namespace torii::daemon
