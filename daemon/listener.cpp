@@ -68,25 +68,6 @@ const EventDef* FindEvent(const std::string& family, const std::string& kind) {
   return nullptr;
 }
 
-// Lower-case (or upper-case) hex, as encode(bytea, 'hex') writes it.
-bool HexDecode(const std::string& hex, std::string* out) {
-  if (hex.size() % 2 != 0) return false;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  out->clear();
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    int hi = nibble(hex[i]);
-    int lo = nibble(hex[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return true;
-}
-
 bool Present(const nlohmann::json& j, const FieldDef& f) {
   auto it = j.find(f.key);
   return it != j.end() && it->is_string();

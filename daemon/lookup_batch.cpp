@@ -8,38 +8,9 @@
 
 #include "ops/statements.h"
 #include "pool_job.h"
+#include "torii/values.h"
 
 namespace torii::daemon {
-
-namespace {
-
-// bytea in PostgreSQL's hex output ("\\x" then two digits a byte).
-// Value of each hex digit, 0xff for any other byte: a table, because the
-// digits of a digest are random and a branch per character mispredicts.
-constexpr std::array<uint8_t, 256> kHexValue = [] {
-  std::array<uint8_t, 256> t{};
-  for (auto& v : t) v = 0xff;
-  for (int c = 0; c < 10; c++) t['0' + c] = static_cast<uint8_t>(c);
-  for (int c = 0; c < 6; c++) {
-    t['a' + c] = static_cast<uint8_t>(10 + c);
-    t['A' + c] = static_cast<uint8_t>(10 + c);
-  }
-  return t;
-}();
-
-bool DecodeByteaHex(std::string_view text, std::string* out) {
-  if (text.size() < 2 || text[0] != '\\' || text[1] != 'x' || text.size() % 2 != 0) return false;
-  out->resize((text.size() - 2) / 2);
-  uint8_t bad = 0;
-  for (size_t i = 0; i < out->size(); i++) {
-    uint8_t hi = kHexValue[static_cast<uint8_t>(text[2 + 2 * i])], lo = kHexValue[static_cast<uint8_t>(text[3 + 2 * i])];
-    bad |= hi | lo;
-    (*out)[i] = static_cast<char>(hi << 4 | (lo & 0x0f));
-  }
-  return (bad & 0xf0) == 0;
-}
-
-}  // namespace
 
 bool LookupBatches::Batchable(const Job& job) {
   if (!job.groupable || job.cmds.size() != 1) return false;

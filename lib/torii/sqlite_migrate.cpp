@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -142,13 +143,9 @@ void AppendCopyInt(std::string& out, std::optional<int64_t> v) {
   if (v) out += std::to_string(*v);
   else out += "\\N";
 }
-void AppendCopyBytea(std::string& out, const std::array<uint8_t, 32>& b) {
-  static const char* hex = "0123456789abcdef";
+void AppendCopyBytea(std::string& out, const void* data, size_t len) {
   out += "\\\\x";  // bytea's \x prefix, its backslash escaped for COPY
-  for (uint8_t x : b) {
-    out.push_back(hex[x >> 4]);
-    out.push_back(hex[x & 15]);
-  }
+  AppendHex(out, data, len);
 }
 
 std::string JsonText(const nlohmann::json& j) {
@@ -160,25 +157,146 @@ std::string JsonText(const nlohmann::json& j) {
 // 64 lower-case hex characters (checked by the caller) as 32 bytes.
 std::array<uint8_t, 32> HexDigest(const std::string& hex) {
   std::array<uint8_t, 32> out{};
-  auto nibble = [](char c) { return static_cast<uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10); };
-  for (size_t i = 0; i < out.size() && 2 * i + 1 < hex.size(); i++) {
-    out[i] = static_cast<uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
-  }
+  std::string bytes;
+  if (HexDecode(hex, &bytes)) std::copy_n(bytes.begin(), std::min(bytes.size(), out.size()), out.begin());
   return out;
 }
 
 // ---- Reading the source ---------------------------------------------------
 
+// The migrated tables, in the order they are staged and inserted (a
+// session, an OAuth account and a passkey need their user first). Each is
+// described once, in kTables below.
+enum Table { kUsers, kSessions, kOAuth, kPasskeys, kLoginFailures, kTableCount };
+
+// The rows read for one table, in COPY text format for its staging table.
+struct Staged {
+  std::string copy;
+  int64_t rows = 0;
+};
+
 struct Source {
-  std::string users_copy;     // rows of the users staging table
-  std::string sessions_copy;  // rows of the sessions staging table
-  int64_t sessions_staged = 0;
-  std::string login_failures_copy;  // rows of the login failures staging table
-  int64_t login_failures_staged = 0;
-  std::string oauth_copy;     // rows of the oauth_accounts staging table
-  int64_t oauth_staged = 0;
-  std::string passkeys_copy;  // rows of the passkeys staging table
-  int64_t passkeys_staged = 0;
+  std::array<Staged, kTableCount> tables;
+  Staged& operator[](Table t) { return tables[t]; }
+  const Staged& operator[](Table t) const { return tables[t]; }
+};
+
+// ---- The migrated tables, described once ----------------------------------
+//
+// Each row says how a table is staged, counted in the target, inserted and
+// verified; the steps of MigrateFromSqlite loop over this table. The checks
+// that refuse data (Check below) are per table by nature and stay there.
+// Timestamps travel as int8 microseconds so that no text date format or
+// time zone setting is involved.
+struct MigratedTable {
+  const char* source;   // the SQLite table it is read from
+  const char* name;     // in messages: the target table
+  const char* staging;  // TEMP staging table, dropped at the end of the transaction
+  const char* columns;  // the staging table's columns, in COPY order
+  // Staged in the validation pass that runs before toriid's migrations are
+  // applied: only the users matter then, a target without toriid's schema
+  // holds nothing else to collide with.
+  bool before_schema;
+  // The target table(s) whose existence the counts below need (they come
+  // with migrations: 0010 for accounts).
+  const char* needs;
+  // Staged rows already in the target (nullptr: not counted, and not
+  // reported in a dry run).
+  const char* present_sql;
+  const char* insert_sql;  // the staged rows not yet in the target, into it
+  // Staged rows found in the target after the inserts: must be all of them.
+  // nullptr: not verified.
+  const char* verify_sql;
+  // Every staged row not present is one new row: inserted must equal staged
+  // minus present (not so for OAuth accounts, where a repeated pair of the
+  // same user is inserted once).
+  bool exact;
+  bool bulk;  // silenced by bulk-import mode (schema/0007) and counted in its summary
+  const char* inserted_step;  // progress line after the insert
+  int64_t SqliteMigrateReport::*present;  // nullptr when present_sql is
+  int64_t SqliteMigrateReport::*inserted;
+};
+
+constexpr MigratedTable kTables[kTableCount] = {
+    {"users", "users", "torii_import_users",
+     "id uuid NOT NULL, torii_id text NOT NULL, email text NOT NULL, password_hash text, email_verified_us int8, "
+     "metadata jsonb NOT NULL, created_us int8 NOT NULL, updated_us int8 NOT NULL, name text, locked_us int8",
+     true, "public.users",
+     "SELECT count(*) FROM torii_import_users s JOIN public.users u USING (id)",
+     "INSERT INTO public.users (id, email, password_hash, email_verified_at, metadata, "
+     "created_at, updated_at, name, locked_at) "
+     "SELECT s.id, s.email, s.password_hash, "
+     "timestamptz 'epoch' + s.email_verified_us * interval '1 microsecond', s.metadata, "
+     "timestamptz 'epoch' + s.created_us * interval '1 microsecond', "
+     "timestamptz 'epoch' + s.updated_us * interval '1 microsecond', s.name, "
+     "timestamptz 'epoch' + s.locked_us * interval '1 microsecond' "
+     "FROM torii_import_users s "
+     "WHERE NOT EXISTS (SELECT 1 FROM public.users u WHERE u.id = s.id)",
+     // every source user is in the target under its id
+     "SELECT count(*) FROM torii_import_users s JOIN public.users u USING (id)",
+     true, true, "inserted users", &SqliteMigrateReport::users_present, &SqliteMigrateReport::users_new},
+    {"sessions", "sessions", "torii_import_sessions",
+     "id uuid NOT NULL, user_id uuid NOT NULL, token_hash bytea NOT NULL, expires_us int8 NOT NULL, "
+     "user_agent text, ip_address text, created_us int8 NOT NULL, metadata jsonb NOT NULL",
+     false, "public.sessions",
+     "SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t USING (id)",
+     "INSERT INTO public.sessions (id, user_id, token_hash, expires_at, user_agent, ip_address, "
+     "created_at, metadata) "
+     "SELECT s.id, s.user_id, s.token_hash, "
+     "timestamptz 'epoch' + s.expires_us * interval '1 microsecond', s.user_agent, "
+     "s.ip_address, timestamptz 'epoch' + s.created_us * interval '1 microsecond', s.metadata "
+     "FROM torii_import_sessions s "
+     "WHERE NOT EXISTS (SELECT 1 FROM public.sessions t WHERE t.id = s.id)",
+     // every copied session under its id with its token's digest
+     "SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t "
+     "ON t.id = s.id AND t.token_hash = s.token_hash",
+     true, true, "inserted sessions", &SqliteMigrateReport::sessions_present, &SqliteMigrateReport::sessions_new},
+    // OAuth accounts and passkeys (section 5), per row published and
+    // audited by their own triggers (the bulk-import switch covers users
+    // and sessions only). A pair or credential already there (for the same
+    // user: the checks refused any other) is left alone.
+    {"oauth_accounts", "oauth_accounts", "torii_import_oauth",
+     "user_id uuid NOT NULL, provider text NOT NULL, subject text NOT NULL, created_us int8 NOT NULL, "
+     "updated_us int8 NOT NULL",
+     false, "public.oauth_accounts",
+     "SELECT count(*) FROM (SELECT DISTINCT s.provider, s.subject FROM torii_import_oauth s "
+     "JOIN public.oauth_accounts t ON t.provider = s.provider AND t.subject = s.subject) d",
+     "INSERT INTO public.oauth_accounts (user_id, provider, subject, created_at, updated_at) "
+     "SELECT DISTINCT ON (s.provider, s.subject) s.user_id, s.provider, s.subject, "
+     "timestamptz 'epoch' + s.created_us * interval '1 microsecond', "
+     "timestamptz 'epoch' + s.updated_us * interval '1 microsecond' "
+     "FROM torii_import_oauth s WHERE NOT EXISTS (SELECT 1 FROM public.oauth_accounts t "
+     "WHERE t.provider = s.provider AND t.subject = s.subject) "
+     "ORDER BY s.provider, s.subject, s.created_us",
+     "SELECT count(*) FROM torii_import_oauth s WHERE EXISTS (SELECT 1 FROM public.oauth_accounts t "
+     "WHERE t.provider = s.provider AND t.subject = s.subject AND t.user_id = s.user_id)",
+     false, false, "inserted OAuth accounts", &SqliteMigrateReport::oauth_present, &SqliteMigrateReport::oauth_new},
+    {"passkeys", "passkeys", "torii_import_passkeys",
+     "user_id uuid NOT NULL, credential_id bytea NOT NULL, public_key bytea NOT NULL, name text, "
+     "created_us int8 NOT NULL, last_used_us int8",
+     false, "public.passkeys",
+     "SELECT count(*) FROM torii_import_passkeys s JOIN public.passkeys t USING (credential_id)",
+     "INSERT INTO public.passkeys (user_id, credential_id, public_key, name, created_at, last_used_at) "
+     "SELECT s.user_id, s.credential_id, s.public_key, s.name, "
+     "timestamptz 'epoch' + s.created_us * interval '1 microsecond', "
+     "timestamptz 'epoch' + s.last_used_us * interval '1 microsecond' "
+     "FROM torii_import_passkeys s WHERE NOT EXISTS (SELECT 1 FROM public.passkeys t "
+     "WHERE t.credential_id = s.credential_id)",
+     "SELECT count(*) FROM torii_import_passkeys s JOIN public.passkeys t "
+     "ON t.credential_id = s.credential_id AND t.user_id = s.user_id",
+     false, false, "inserted passkeys", &SqliteMigrateReport::passkeys_present, &SqliteMigrateReport::passkeys_new},
+    // Failed login attempts (migration 0011), per lower-cased email; those
+    // already there (same email, time and address) are not copied again.
+    // Not counted in a dry run, and not verified: they are a rate limit's
+    // memory, not data anyone logs in with.
+    {"failed_login_attempts", "login_failures", "torii_import_login_failures", "email text NOT NULL, ip_address text, at_us int8 NOT NULL",
+     false, "public.login_failures", nullptr,
+     "INSERT INTO public.login_failures (email, ip_address, at) "
+     "SELECT lower(s.email), s.ip_address, timestamptz 'epoch' + s.at_us * interval '1 microsecond' "
+     "FROM torii_import_login_failures s WHERE NOT EXISTS (SELECT 1 FROM public.login_failures f "
+     "WHERE f.email = lower(s.email) AND f.at = timestamptz 'epoch' + s.at_us * interval '1 microsecond' "
+     "AND f.ip_address IS NOT DISTINCT FROM s.ip_address)",
+     nullptr, false, false, "inserted login failures", nullptr, &SqliteMigrateReport::login_failures_new},
 };
 
 const std::set<std::string> kUserColumns = {"id",         "name",       "email",    "email_verified_at",
@@ -248,7 +366,8 @@ Status ReadUsers(sqlite3* db, Micros now, Source* src, std::unordered_set<std::s
     Micros updated_us = updated ? *updated * 1000000 : now;
     ids->insert(id);
 
-    std::string& out = src->users_copy;
+    std::string& out = (*src)[kUsers].copy;
+    (*src)[kUsers].rows++;
     out += id;
     out.push_back('\t');
     AppendCopyText(out, *orig);
@@ -362,12 +481,12 @@ Status ReadSessions(sqlite3* db, Micros now, const std::unordered_set<std::strin
     if (!seen_ids.insert(sid).second ||
         !seen_digests.insert(std::string(reinterpret_cast<const char*>(digest.data()), digest.size())).second)
       duplicates++;
-    std::string& out = src->sessions_copy;
+    std::string& out = (*src)[kSessions].copy;
     out += sid;
     out.push_back('\t');
     out += user_id;
     out.push_back('\t');
-    AppendCopyBytea(out, digest);
+    AppendCopyBytea(out, digest.data(), digest.size());
     out.push_back('\t');
     AppendCopyInt(out, *expires * 1000000);
     out.push_back('\t');
@@ -386,7 +505,7 @@ Status ReadSessions(sqlite3* db, Micros now, const std::unordered_set<std::strin
       out += empty_meta;
     }
     out.push_back('\n');
-    src->sessions_staged++;
+    (*src)[kSessions].rows++;
   }
   if (rc != SQLITE_DONE) return SqliteError(db, "reading sessions");
   if (duplicates > 0)
@@ -398,7 +517,7 @@ Status ReadSessions(sqlite3* db, Micros now, const std::unordered_set<std::strin
 }
 
 // torii-rs failed_login_attempts (id, email, ip_address, attempted_at in
-// Unix seconds) into `src->login_failures_copy`; nothing when the table is
+// Unix seconds) into the login failures' staged rows; nothing when the table is
 // absent.
 Status ReadLoginFailures(sqlite3* db, Source* src, SqliteMigrateReport* rep) {
   auto cols = Columns(db, "failed_login_attempts");
@@ -426,13 +545,14 @@ Status ReadLoginFailures(sqlite3* db, Source* src, SqliteMigrateReport* rep) {
       rep->login_failures_skipped++;
       continue;
     }
-    AppendCopyText(src->login_failures_copy, *email);
-    src->login_failures_copy += '\t';
-    AppendCopyOpt(src->login_failures_copy, ip);
-    src->login_failures_copy += '\t';
-    AppendCopyInt(src->login_failures_copy, *at * 1000000);
-    src->login_failures_copy += '\n';
-    src->login_failures_staged++;
+    std::string& out = (*src)[kLoginFailures].copy;
+    AppendCopyText(out, *email);
+    out += '\t';
+    AppendCopyOpt(out, ip);
+    out += '\t';
+    AppendCopyInt(out, *at * 1000000);
+    out += '\n';
+    (*src)[kLoginFailures].rows++;
   }
   if (rc != SQLITE_DONE) return SqliteError(db, "reading failed_login_attempts");
   return {};
@@ -448,15 +568,6 @@ bool ValidProvider(const std::string& p) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-')) return false;
   }
   return true;
-}
-
-void AppendCopyBytes(std::string& out, const std::string& b) {
-  static const char* hex = "0123456789abcdef";
-  out += "\\\\x";
-  for (unsigned char x : b) {
-    out.push_back(hex[x >> 4]);
-    out.push_back(hex[x & 15]);
-  }
 }
 
 // Bytes of a column whatever its storage class (a BLOB as is, TEXT as its
@@ -502,7 +613,7 @@ Status ReadOAuthAccounts(sqlite3* db, Micros now, const std::unordered_set<std::
     }
     auto created = ColSeconds(s, 3, &unreadable);
     auto updated = ColSeconds(s, 4, &unreadable);
-    std::string& out = src->oauth_copy;
+    std::string& out = (*src)[kOAuth].copy;
     out += user_id;
     out.push_back('\t');
     AppendCopyText(out, *provider);
@@ -513,7 +624,7 @@ Status ReadOAuthAccounts(sqlite3* db, Micros now, const std::unordered_set<std::
     out.push_back('\t');
     AppendCopyInt(out, updated ? *updated * 1000000 : created ? *created * 1000000 : now);
     out.push_back('\n');
-    src->oauth_staged++;
+    (*src)[kOAuth].rows++;
   }
   if (rc != SQLITE_DONE) return SqliteError(db, "reading oauth_accounts");
   if (unreadable > 0)
@@ -563,12 +674,12 @@ Status ReadPasskeys(sqlite3* db, Micros now, const std::unordered_set<std::strin
     if (name && name->size() > 255) name.reset();
     auto created = ColSeconds(s, 4, &unreadable);
     auto used = ColSeconds(s, 5, &unreadable);
-    std::string& out = src->passkeys_copy;
+    std::string& out = (*src)[kPasskeys].copy;
     out += user_id;
     out.push_back('\t');
-    AppendCopyBytes(out, *cred);
+    AppendCopyBytea(out, cred->data(), cred->size());
     out.push_back('\t');
-    AppendCopyBytes(out, *key);
+    AppendCopyBytea(out, key->data(), key->size());
     out.push_back('\t');
     AppendCopyOpt(out, name);
     out.push_back('\t');
@@ -576,7 +687,7 @@ Status ReadPasskeys(sqlite3* db, Micros now, const std::unordered_set<std::strin
     out.push_back('\t');
     AppendCopyInt(out, used ? std::optional<int64_t>(*used * 1000000) : std::nullopt);
     out.push_back('\n');
-    src->passkeys_staged++;
+    (*src)[kPasskeys].rows++;
   }
   if (rc != SQLITE_DONE) return SqliteError(db, "reading passkeys");
   if (unreadable > 0)
@@ -585,10 +696,11 @@ Status ReadPasskeys(sqlite3* db, Micros now, const std::unordered_set<std::strin
 }
 
 Status ReadOtherTables(sqlite3* db, SqliteMigrateReport* rep) {
+  std::string migrated;
+  for (const auto& t : kTables) migrated += std::string(migrated.empty() ? "'" : ", '") + t.source + "'";
   auto st = Prepare(db,
                     "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-                    "AND lower(name) NOT IN ('users', 'sessions', 'failed_login_attempts', 'oauth_accounts', 'passkeys') "
-                    "ORDER BY name");
+                    "AND lower(name) NOT IN (" + migrated + ") ORDER BY name");
   if (!st.ok()) return st.error();
   std::vector<std::string> names;
   int rc;
@@ -691,71 +803,75 @@ Result<TargetState> InspectTarget(PGconn* conn) {
   return t;
 }
 
-// Creates the staging tables (dropped at the end of the transaction) and
-// fills them with COPY. Timestamps travel as int8 microseconds so that no
-// text date format or time zone setting is involved.
-Status Stage(PGconn* conn, const Source& src, bool with_sessions = true) {
-  auto made = ExecBlocking(conn,
-                           "CREATE TEMP TABLE torii_import_users (id uuid NOT NULL, torii_id text NOT NULL, "
-                           "email text NOT NULL, password_hash text, email_verified_us int8, metadata jsonb NOT NULL, "
-                           "created_us int8 NOT NULL, updated_us int8 NOT NULL, name text, locked_us int8) "
-                           "ON COMMIT DROP;"
-                           "CREATE TEMP TABLE torii_import_oauth (user_id uuid NOT NULL, provider text NOT NULL, "
-                           "subject text NOT NULL, created_us int8 NOT NULL, updated_us int8 NOT NULL) ON COMMIT DROP;"
-                           "CREATE TEMP TABLE torii_import_passkeys (user_id uuid NOT NULL, credential_id bytea NOT NULL, "
-                           "public_key bytea NOT NULL, name text, created_us int8 NOT NULL, last_used_us int8) "
-                           "ON COMMIT DROP;"
-                           "CREATE TEMP TABLE torii_import_sessions (id uuid NOT NULL, user_id uuid NOT NULL, "
-                           "token_hash bytea NOT NULL, expires_us int8 NOT NULL, user_agent text, ip_address text, "
-                           "created_us int8 NOT NULL, metadata jsonb NOT NULL) ON COMMIT DROP");
-  if (!made.ok()) return made.error();
-  if (auto s = CopyIn(conn, "COPY torii_import_users FROM STDIN", src.users_copy); !s.ok()) return s;
-  if (with_sessions) {
-    if (auto s = CopyIn(conn, "COPY torii_import_sessions FROM STDIN", src.sessions_copy); !s.ok()) return s;
-    if (auto s = CopyIn(conn, "COPY torii_import_oauth FROM STDIN", src.oauth_copy); !s.ok()) return s;
-    if (auto s = CopyIn(conn, "COPY torii_import_passkeys FROM STDIN", src.passkeys_copy); !s.ok()) return s;
+// Creates the staging tables and fills them with COPY; before_schema_only
+// stages the tables that the validation pass before migrations needs.
+Status Stage(PGconn* conn, const Source& src, bool before_schema_only) {
+  std::string ddl, analyze;
+  for (const auto& t : kTables) {
+    ddl += std::string(ddl.empty() ? "" : ";") + "CREATE TEMP TABLE " + t.staging + " (" + t.columns + ") ON COMMIT DROP";
+    analyze += std::string(analyze.empty() ? "" : "; ") + "ANALYZE " + t.staging;
   }
-  auto an = ExecBlocking(conn, "ANALYZE torii_import_users; ANALYZE torii_import_sessions; "
-                               "ANALYZE torii_import_oauth; ANALYZE torii_import_passkeys");
+  auto made = ExecBlocking(conn, ddl);
+  if (!made.ok()) return made.error();
+  for (int i = 0; i < kTableCount; i++) {
+    const auto& t = kTables[i];
+    if (before_schema_only && !t.before_schema) continue;
+    if (src[Table(i)].rows == 0) continue;
+    if (auto s = CopyIn(conn, std::string("COPY ") + t.staging + " FROM STDIN", src[Table(i)].copy); !s.ok()) return s;
+  }
+  auto an = ExecBlocking(conn, analyze);
   if (!an.ok()) return an.error();
   return {};
 }
 
-struct Checks {
-  std::vector<std::string> problems;  // each a line of the refusal
-  int64_t users_present = 0;
-  int64_t sessions_present = 0;
-  int64_t oauth_present = 0;
-  int64_t passkeys_present = 0;
-};
+// Rows of the source's tables that are already in the target, by table
+// (0 where the target lacks the table or the count is not kept).
+using Present = std::array<int64_t, kTableCount>;
 
-Result<Checks> Check(PGconn* conn, bool target_tables) {
-  Checks c;
+Result<Present> CountPresent(PGconn* conn, bool target_tables) {
+  Present present{};
+  if (!target_tables) return present;
+  for (int i = 0; i < kTableCount; i++) {
+    const auto& t = kTables[i];
+    if (t.present_sql == nullptr) continue;
+    auto exists = ScalarInt(conn, std::string("SELECT (to_regclass('") + t.needs + "') IS NOT NULL)::int");
+    if (!exists.ok()) return exists.error();
+    if (*exists != 1) continue;
+    auto n = ScalarInt(conn, t.present_sql);
+    if (!n.ok()) return n.error();
+    present[i] = *n;
+  }
+  return present;
+}
+
+// Each a line of the refusal; empty when the data may be written.
+Result<std::vector<std::string>> Check(PGconn* conn, bool target_tables) {
+  std::vector<std::string> problems;
   auto dup_ids = Column(conn,
                         "SELECT string_agg(torii_id, ', ' ORDER BY torii_id) FROM torii_import_users "
                         "GROUP BY id HAVING count(*) > 1 ORDER BY 1");
   if (!dup_ids.ok()) return dup_ids.error();
-  for (const auto& d : *dup_ids) c.problems.push_back("user ids that map to the same uuid: " + d);
+  for (const auto& d : *dup_ids) problems.push_back("user ids that map to the same uuid: " + d);
 
   auto case_dups = Column(conn,
                           "SELECT string_agg(email, ', ' ORDER BY email) FROM torii_import_users "
                           "GROUP BY lower(email) HAVING count(*) > 1 ORDER BY 1");
   if (!case_dups.ok()) return case_dups.error();
-  for (const auto& d : *case_dups) c.problems.push_back("emails equal but for case: " + d);
+  for (const auto& d : *case_dups) problems.push_back("emails equal but for case: " + d);
 
   auto pair_dups = ScalarInt(conn,
                              "SELECT count(*) FROM (SELECT 1 FROM torii_import_oauth GROUP BY provider, subject "
                              "HAVING count(DISTINCT user_id) > 1) d");
   if (!pair_dups.ok()) return pair_dups.error();
   if (*pair_dups > 0)
-    c.problems.push_back(std::to_string(*pair_dups) + " OAuth (provider, subject) pair(s) linked to more than one user");
+    problems.push_back(std::to_string(*pair_dups) + " OAuth (provider, subject) pair(s) linked to more than one user");
   auto cred_dups = ScalarInt(conn,
                              "SELECT count(*) FROM (SELECT 1 FROM torii_import_passkeys GROUP BY credential_id "
                              "HAVING count(*) > 1) d");
   if (!cred_dups.ok()) return cred_dups.error();
-  if (*cred_dups > 0) c.problems.push_back(std::to_string(*cred_dups) + " passkey credential id(s) repeated");
+  if (*cred_dups > 0) problems.push_back(std::to_string(*cred_dups) + " passkey credential id(s) repeated");
 
-  if (!target_tables) return c;
+  if (!target_tables) return problems;
 
   // The account tables exist once migration 0010 is applied; before that
   // nothing in the target can collide with them.
@@ -768,28 +884,20 @@ Result<Checks> Check(PGconn* conn, bool target_tables) {
                            "ON t.provider = s.provider AND t.subject = s.subject AND t.user_id <> s.user_id");
     if (!pairs.ok()) return pairs.error();
     if (*pairs > 0)
-      c.problems.push_back(std::to_string(*pairs) + " OAuth account(s) already linked to another user in the target");
+      problems.push_back(std::to_string(*pairs) + " OAuth account(s) already linked to another user in the target");
     auto creds = ScalarInt(conn,
                            "SELECT count(*) FROM torii_import_passkeys s JOIN public.passkeys t "
                            "ON t.credential_id = s.credential_id AND t.user_id <> s.user_id");
     if (!creds.ok()) return creds.error();
     if (*creds > 0)
-      c.problems.push_back(std::to_string(*creds) + " passkey(s) whose credential id another user has in the target");
-    auto op = ScalarInt(conn,
-                        "SELECT count(*) FROM (SELECT DISTINCT s.provider, s.subject FROM torii_import_oauth s "
-                        "JOIN public.oauth_accounts t ON t.provider = s.provider AND t.subject = s.subject) d");
-    if (!op.ok()) return op.error();
-    c.oauth_present = *op;
-    auto pp = ScalarInt(conn, "SELECT count(*) FROM torii_import_passkeys s JOIN public.passkeys t USING (credential_id)");
-    if (!pp.ok()) return pp.error();
-    c.passkeys_present = *pp;
+      problems.push_back(std::to_string(*creds) + " passkey(s) whose credential id another user has in the target");
   }
 
   auto taken = Column(conn,
                       "SELECT s.email || ' (the target has ' || u.email || ')' FROM torii_import_users s "
                       "JOIN public.users u ON lower(u.email) = lower(s.email) AND u.id <> s.id ORDER BY 1");
   if (!taken.ok()) return taken.error();
-  for (const auto& t : *taken) c.problems.push_back("email already taken in the target by another user: " + t);
+  for (const auto& t : *taken) problems.push_back("email already taken in the target by another user: " + t);
 
   auto clash = ScalarInt(conn,
                          "SELECT (SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t "
@@ -798,22 +906,38 @@ Result<Checks> Check(PGconn* conn, bool target_tables) {
                          "ON t.token_hash = s.token_hash AND t.id <> s.id)");
   if (!clash.ok()) return clash.error();
   if (*clash > 0)
-    c.problems.push_back(std::to_string(*clash) +
-                         " session(s) collide with a different session already in the target (same id or token)");
-
-  auto up = ScalarInt(conn, "SELECT count(*) FROM torii_import_users s JOIN public.users u USING (id)");
-  if (!up.ok()) return up.error();
-  c.users_present = *up;
-  auto sp = ScalarInt(conn, "SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t USING (id)");
-  if (!sp.ok()) return sp.error();
-  c.sessions_present = *sp;
-  return c;
+    problems.push_back(std::to_string(*clash) +
+                       " session(s) collide with a different session already in the target (same id or token)");
+  return problems;
 }
 
-Error Refusal(const Checks& c) {
+Error Refusal(const std::vector<std::string>& problems) {
   std::string m = "refusing to migrate, nothing was written:";
-  for (const auto& p : c.problems) m += "\n  " + p;
+  for (const auto& p : problems) m += "\n  " + p;
   return Error::InvalidArgument(m);
+}
+
+// Verify before committing: every staged row of a verified table is in the
+// target, and where each new row is one insert, as many were inserted as
+// were missing. The error names the table that fell short.
+Status Verify(PGconn* conn, const Source& src, const SqliteMigrateReport& rep) {
+  for (int i = 0; i < kTableCount; i++) {
+    const auto& t = kTables[i];
+    if (t.verify_sql == nullptr) continue;
+    int64_t staged = src[Table(i)].rows;
+    auto found = ScalarInt(conn, t.verify_sql);
+    if (!found.ok()) return found.error();
+    if (*found != staged)
+      return Error::Internal(std::string("verification failed, nothing was written: expected ") +
+                             std::to_string(staged) + " " + t.name + " rows in the target, found " +
+                             std::to_string(*found));
+    int64_t missing = staged - rep.*t.present;
+    if (t.exact && rep.*t.inserted != missing)
+      return Error::Internal(std::string("verification failed, nothing was written: ") + std::to_string(missing) +
+                             " " + t.name + " rows were missing from the target, " +
+                             std::to_string(rep.*t.inserted) + " inserted");
+  }
+  return {};
 }
 
 Status TargetTotals(PGconn* conn, SqliteMigrateReport* rep) {
@@ -857,26 +981,6 @@ int64_t Tuples(const PgResult& r) {
   return n && *n ? std::stoll(n) : 0;
 }
 
-// In the write transaction: the staged failed login attempts into
-// login_failures (migration 0011), those not there yet.
-Status InsertLoginFailures(PGconn* conn, const Source& src, SqliteMigrateReport* rep) {
-  if (src.login_failures_staged == 0) return {};
-  auto made = ExecBlocking(conn,
-                           "CREATE TEMP TABLE torii_import_login_failures (email text NOT NULL, ip_address text, "
-                           "at_us int8 NOT NULL) ON COMMIT DROP");
-  if (!made.ok()) return made.error();
-  if (auto s = CopyIn(conn, "COPY torii_import_login_failures FROM STDIN", src.login_failures_copy); !s.ok()) return s;
-  auto ins = ExecBlocking(conn,
-                          "INSERT INTO public.login_failures (email, ip_address, at) "
-                          "SELECT lower(s.email), s.ip_address, timestamptz 'epoch' + s.at_us * interval '1 microsecond' "
-                          "FROM torii_import_login_failures s WHERE NOT EXISTS (SELECT 1 FROM public.login_failures f "
-                          "WHERE f.email = lower(s.email) AND f.at = timestamptz 'epoch' + s.at_us * interval '1 microsecond' "
-                          "AND f.ip_address IS NOT DISTINCT FROM s.ip_address)");
-  if (!ins.ok()) return ins.error();
-  rep->login_failures_new = Tuples(*ins);
-  return {};
-}
-
 }  // namespace
 
 Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
@@ -897,8 +1001,6 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
   auto src = ReadSource(opt.sqlite_path, now, &rep);
   if (!src.ok()) return src.error();
   step("read the SQLite database");
-  int64_t users_total = rep.users_read;
-  int64_t sessions_total = src->sessions_staged;
 
   auto conn_r = ConnectBlocking(opt.target);
   if (!conn_r.ok()) return conn_r.error();
@@ -921,23 +1023,21 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
   if (opt.dry_run || target->pending > 0) {
     Txn txn(conn);
     if (auto s = txn.Begin(); !s.ok()) return s.error();
-    // Before applying migrations only the users matter: a target without
-    // toriid's schema holds no sessions to collide with.
-    if (auto s = Stage(conn, *src, target->has_tables); !s.ok()) return s.error();
+    if (auto s = Stage(conn, *src, !target->has_tables); !s.ok()) return s.error();
     step("staged the rows for validation");
-    auto checks = Check(conn, target->has_tables);
-    if (!checks.ok()) return checks.error();
+    auto problems = Check(conn, target->has_tables);
+    if (!problems.ok()) return problems.error();
     step("validated");
-    if (!checks->problems.empty()) return Refusal(*checks);
+    if (!problems->empty()) return Refusal(*problems);
     if (opt.dry_run) {
-      rep.users_present = checks->users_present;
-      rep.users_new = users_total - checks->users_present;
-      rep.sessions_present = checks->sessions_present;
-      rep.sessions_new = sessions_total - checks->sessions_present;
-      rep.oauth_present = checks->oauth_present;
-      rep.oauth_new = src->oauth_staged - checks->oauth_present;
-      rep.passkeys_present = checks->passkeys_present;
-      rep.passkeys_new = src->passkeys_staged - checks->passkeys_present;
+      auto present = CountPresent(conn, target->has_tables);
+      if (!present.ok()) return present.error();
+      for (int i = 0; i < kTableCount; i++) {
+        const auto& t = kTables[i];
+        if (t.present == nullptr) continue;
+        rep.*t.present = (*present)[i];
+        rep.*t.inserted = (*src)[Table(i)].rows - (*present)[i];
+      }
       if (target->has_tables)
         if (auto s = TargetTotals(conn, &rep); !s.ok()) return s.error();
       finish();
@@ -959,16 +1059,20 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
   auto lock = ExecBlocking(conn, "LOCK TABLE public.users, public.sessions, public.oauth_accounts, public.passkeys "
                                 "IN SHARE ROW EXCLUSIVE MODE");
   if (!lock.ok()) return lock.error();
-  if (auto s = Stage(conn, *src); !s.ok()) return s.error();
+  if (auto s = Stage(conn, *src, false); !s.ok()) return s.error();
   step("staged the rows");
-  auto checks = Check(conn, true);
-  if (!checks.ok()) return checks.error();
-  if (!checks->problems.empty()) return Refusal(*checks);
+  auto problems = Check(conn, true);
+  if (!problems.ok()) return problems.error();
+  if (!problems->empty()) return Refusal(*problems);
+  auto present = CountPresent(conn, true);
+  if (!present.ok()) return present.error();
   step("checked the rows against the target");
-  rep.users_present = checks->users_present;
-  rep.sessions_present = checks->sessions_present;
-  rep.oauth_present = checks->oauth_present;
-  rep.passkeys_present = checks->passkeys_present;
+  auto missing = [&](int i) { return (*src)[Table(i)].rows > (*present)[i]; };
+  bool bulk_rows = false;
+  for (int i = 0; i < kTableCount; i++) {
+    if (kTables[i].present != nullptr) rep.*kTables[i].present = (*present)[i];
+    bulk_rows = bulk_rows || (kTables[i].bulk && missing(i));
+  }
 
   // Bulk-import mode (schema/0007): the row triggers stay silent for this
   // transaction's INSERTs, and one summary (an audit row and a torii.resync
@@ -979,7 +1083,7 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
   // the rows are published and audited one by one, as before, and no
   // summary is written.
   bool bulk = false;
-  if (users_total > checks->users_present || sessions_total > checks->sessions_present) {
+  if (bulk_rows) {
     auto on = ScalarInt(conn,
                         "SELECT (set_config('torii.bulk_import', 'on', true) = 'on' AND public.torii_bulk_import_allowed() "
                         "AND has_function_privilege('public.torii_bulk_import_summary(bigint, bigint)', 'EXECUTE'))::int");
@@ -994,88 +1098,16 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
     }
   }
 
-  if (users_total > checks->users_present) {
-    auto ins = ExecBlocking(conn,
-                            "INSERT INTO public.users (id, email, password_hash, email_verified_at, metadata, "
-                            "created_at, updated_at, name, locked_at) "
-                            "SELECT s.id, s.email, s.password_hash, "
-                            "timestamptz 'epoch' + s.email_verified_us * interval '1 microsecond', s.metadata, "
-                            "timestamptz 'epoch' + s.created_us * interval '1 microsecond', "
-                            "timestamptz 'epoch' + s.updated_us * interval '1 microsecond', s.name, "
-                            "timestamptz 'epoch' + s.locked_us * interval '1 microsecond' "
-                            "FROM torii_import_users s "
-                            "WHERE NOT EXISTS (SELECT 1 FROM public.users u WHERE u.id = s.id)");
+  for (int i = 0; i < kTableCount; i++) {
+    const auto& t = kTables[i];
+    if (!missing(i)) continue;
+    auto ins = ExecBlocking(conn, t.insert_sql);
     if (!ins.ok()) return ins.error();
-    rep.users_new = Tuples(*ins);
-    step("inserted users");
-  }
-  if (sessions_total > checks->sessions_present) {
-    auto ins = ExecBlocking(conn,
-                            "INSERT INTO public.sessions (id, user_id, token_hash, expires_at, user_agent, ip_address, "
-                            "created_at, metadata) "
-                            "SELECT s.id, s.user_id, s.token_hash, "
-                            "timestamptz 'epoch' + s.expires_us * interval '1 microsecond', s.user_agent, "
-                            "s.ip_address, timestamptz 'epoch' + s.created_us * interval '1 microsecond', s.metadata "
-                            "FROM torii_import_sessions s "
-                            "WHERE NOT EXISTS (SELECT 1 FROM public.sessions t WHERE t.id = s.id)");
-    if (!ins.ok()) return ins.error();
-    rep.sessions_new = Tuples(*ins);
-    step("inserted sessions");
-  }
-  // OAuth accounts and passkeys (section 5), per row published and audited
-  // by their own triggers (the bulk-import switch covers users and sessions
-  // only). A pair or credential already there (for the same user: the
-  // checks refused any other) is left alone.
-  if (src->oauth_staged > 0) {
-    auto ins = ExecBlocking(conn,
-                            "INSERT INTO public.oauth_accounts (user_id, provider, subject, created_at, updated_at) "
-                            "SELECT DISTINCT ON (s.provider, s.subject) s.user_id, s.provider, s.subject, "
-                            "timestamptz 'epoch' + s.created_us * interval '1 microsecond', "
-                            "timestamptz 'epoch' + s.updated_us * interval '1 microsecond' "
-                            "FROM torii_import_oauth s WHERE NOT EXISTS (SELECT 1 FROM public.oauth_accounts t "
-                            "WHERE t.provider = s.provider AND t.subject = s.subject) "
-                            "ORDER BY s.provider, s.subject, s.created_us");
-    if (!ins.ok()) return ins.error();
-    rep.oauth_new = Tuples(*ins);
-    step("inserted OAuth accounts");
-  }
-  if (src->passkeys_staged > 0) {
-    auto ins = ExecBlocking(conn,
-                            "INSERT INTO public.passkeys (user_id, credential_id, public_key, name, created_at, "
-                            "last_used_at) "
-                            "SELECT s.user_id, s.credential_id, s.public_key, s.name, "
-                            "timestamptz 'epoch' + s.created_us * interval '1 microsecond', "
-                            "timestamptz 'epoch' + s.last_used_us * interval '1 microsecond' "
-                            "FROM torii_import_passkeys s WHERE NOT EXISTS (SELECT 1 FROM public.passkeys t "
-                            "WHERE t.credential_id = s.credential_id)");
-    if (!ins.ok()) return ins.error();
-    rep.passkeys_new = Tuples(*ins);
-    step("inserted passkeys");
+    rep.*t.inserted = Tuples(*ins);
+    step(t.inserted_step);
   }
 
-  // Verify before committing: every source user is in the target under its
-  // id, and every copied session under its id with its token's digest.
-  auto vu = ScalarInt(conn, "SELECT count(*) FROM torii_import_users s JOIN public.users u USING (id)");
-  if (!vu.ok()) return vu.error();
-  auto vs = ScalarInt(conn,
-                      "SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t "
-                      "ON t.id = s.id AND t.token_hash = s.token_hash");
-  if (!vs.ok()) return vs.error();
-  auto vo = ScalarInt(conn,
-                      "SELECT count(*) FROM torii_import_oauth s WHERE EXISTS (SELECT 1 FROM public.oauth_accounts t "
-                      "WHERE t.provider = s.provider AND t.subject = s.subject AND t.user_id = s.user_id)");
-  if (!vo.ok()) return vo.error();
-  auto vp = ScalarInt(conn,
-                      "SELECT count(*) FROM torii_import_passkeys s JOIN public.passkeys t "
-                      "ON t.credential_id = s.credential_id AND t.user_id = s.user_id");
-  if (!vp.ok()) return vp.error();
-  if (*vu != users_total || *vs != sessions_total || rep.users_new != users_total - rep.users_present ||
-      rep.sessions_new != sessions_total - rep.sessions_present || *vo != src->oauth_staged ||
-      *vp != src->passkeys_staged) {
-    return Error::Internal("verification failed, nothing was written: expected " + std::to_string(users_total) +
-                           " users and " + std::to_string(sessions_total) + " sessions in the target, found " +
-                           std::to_string(*vu) + " and " + std::to_string(*vs));
-  }
+  if (auto s = Verify(conn, *src, rep); !s.ok()) return s.error();
   rep.verified = true;
 
   if (bulk) {
@@ -1086,8 +1118,6 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
                                   {nu.c_str(), ns.c_str()});
     if (!sum.ok()) return sum.error();
   }
-
-  if (auto s = InsertLoginFailures(conn, *src, &rep); !s.ok()) return s.error();
 
   if (rep.users_new == 0 && rep.sessions_new == 0 && rep.oauth_new == 0 && rep.passkeys_new == 0 &&
       rep.login_failures_new == 0) {

@@ -24,7 +24,7 @@
 // Blocking; for tools and tests. Errors: unavailable when the target cannot
 // be reached, invalid_argument for refused data or an unreadable source,
 // storage for other database errors, internal when the final verification
-// finds counts that do not match.
+// finds counts that do not match (the message names the table).
 #pragma once
 
 #include <cstdint>

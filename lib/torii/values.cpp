@@ -10,21 +10,33 @@ namespace torii {
 
 namespace {
 
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+// Value of each hex digit, 0xff for any other byte: a table, because the
+// digits of a digest are random and a branch per character mispredicts
+// (the daemon decodes a bytea key per looked-up session).
+constexpr std::array<uint8_t, 256> kHexValue = [] {
+  std::array<uint8_t, 256> t{};
+  for (auto& v : t) v = 0xff;
+  for (int c = 0; c < 10; c++) t['0' + c] = static_cast<uint8_t>(c);
+  for (int c = 0; c < 6; c++) {
+    t['a' + c] = static_cast<uint8_t>(10 + c);
+    t['A' + c] = static_cast<uint8_t>(10 + c);
+  }
+  return t;
+}();
+
 int HexVal(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+  uint8_t v = kHexValue[static_cast<uint8_t>(c)];
+  return v == 0xff ? -1 : v;
 }
 
 std::string FormatUuid(const uint8_t b[16]) {
-  static const char* hex = "0123456789abcdef";
   std::string s;
   s.reserve(36);
   for (int i = 0; i < 16; i++) {
     if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
-    s.push_back(hex[b[i] >> 4]);
-    s.push_back(hex[b[i] & 15]);
+    AppendHex(s, &b[i], 1);
   }
   return s;
 }
@@ -140,6 +152,37 @@ std::string NewSessionToken() {
   std::string t = Base64UrlEncode(raw, sizeof(raw));
   sodium_memzero(raw, sizeof(raw));
   return t;
+}
+
+void AppendHex(std::string& out, const void* data, size_t len) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < len; i++) {
+    out.push_back(kHexDigits[p[i] >> 4]);
+    out.push_back(kHexDigits[p[i] & 15]);
+  }
+}
+
+std::string HexEncode(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  AppendHex(out, bytes.data(), bytes.size());
+  return out;
+}
+
+bool HexDecode(std::string_view hex, std::string* out) {
+  if (hex.size() % 2 != 0) return false;
+  out->resize(hex.size() / 2);
+  uint8_t bad = 0;
+  for (size_t i = 0; i < out->size(); i++) {
+    uint8_t hi = kHexValue[static_cast<uint8_t>(hex[2 * i])], lo = kHexValue[static_cast<uint8_t>(hex[2 * i + 1])];
+    bad |= hi | lo;
+    (*out)[i] = static_cast<char>(hi << 4 | (lo & 0x0f));
+  }
+  return (bad & 0xf0) == 0;
+}
+
+bool DecodeByteaHex(std::string_view text, std::string* out) {
+  return text.size() >= 2 && text[0] == '\\' && text[1] == 'x' && HexDecode(text.substr(2), out);
 }
 
 std::array<uint8_t, 32> TokenDigest(std::string_view token) {

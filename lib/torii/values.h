@@ -33,4 +33,14 @@ std::array<uint8_t, 32> TokenDigest(std::string_view token);
 // base64url without padding.
 std::string Base64UrlEncode(const uint8_t* data, size_t len);
 
+// Hex, the one encoder and decoder of the tree: two lower-case digits a byte
+// out; digits of either case in.
+void AppendHex(std::string& out, const void* data, size_t len);
+std::string HexEncode(std::string_view bytes);
+// False on an odd length or a character that is not a hex digit; `out` is
+// then unspecified.
+bool HexDecode(std::string_view hex, std::string* out);
+// bytea in PostgreSQL's hex output format: "\x" then two digits a byte.
+bool DecodeByteaHex(std::string_view text, std::string* out);
+
 }  // namespace torii

@@ -6,10 +6,12 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <mutex>
 #include <regex>
 #include <thread>
 
 #include "event_sub.h"
+#include "eventually.h"
 #include "request_fixture.h"
 #include "torii/pg.h"
 #include "torii/values.h"
@@ -116,11 +118,7 @@ class ScheduledCleanupTest : public RequestTest {
 TEST_F(ScheduledCleanupTest, ScheduledPassDeletesExpiredAndKeepsLive) {
   PgConn c = Connect(daemon().database_url());
   Seed(c.get(), 250, 7);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (Scalar(c.get(), "SELECT count(*) FROM sessions WHERE expires_at < now()") > 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  Eventually([&] { return Scalar(c.get(), "SELECT count(*) FROM sessions WHERE expires_at < now()") == 0; });
   EXPECT_EQ(Scalar(c.get(), "SELECT count(*) FROM sessions WHERE expires_at < now()"), 0);
   EXPECT_EQ(Scalar(c.get(), "SELECT count(*) FROM sessions"), 7);
 }
@@ -158,22 +156,17 @@ TEST(CleanupTwoDaemons, NeverAtTheSameTimeAndEverythingOnce) {
     inserted += 300;
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (Scalar(c.get(), "SELECT count(*) FROM sessions") > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  Eventually([&] { return Scalar(c.get(), "SELECT count(*) FROM sessions") == 0; });
   ASSERT_EQ(Scalar(c.get(), "SELECT count(*) FROM sessions"), 0);
   // The rows are gone once the last pass commits; the daemon counts them
   // when it reads that commit's reply, a moment later: poll the counters.
   WireClient ca(a.request_endpoint()), cb(b.request_endpoint());
   uint64_t da = 0, db = 0;
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (;;) {
+  Eventually([&] {
     da = ca.Call("stats").result()["cleanup"]["deleted"].u64();
     db = cb.Call("stats").result()["cleanup"]["deleted"].u64();
-    if (da + db >= static_cast<uint64_t>(inserted) || std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+    return da + db >= static_cast<uint64_t>(inserted);
+  });
   EXPECT_EQ(da + db, static_cast<uint64_t>(inserted)) << "every row deleted exactly once";
 
   auto pa = Passes(a.log());
@@ -209,6 +202,7 @@ TEST(CleanupLarge, ForegroundKeepsFlowingDuringA200kPass) {
 
   // A client keeps validating its session while the pass runs.
   std::atomic<bool> done{false};
+  std::mutex lat_mu;           // lat_ms is appended to by fg while it runs
   std::vector<double> lat_ms;
   int failures = 0;
   std::thread fg([&] {
@@ -216,12 +210,22 @@ TEST(CleanupLarge, ForegroundKeepsFlowingDuringA200kPass) {
     while (!done) {
       auto t0 = std::chrono::steady_clock::now();
       Reply r = client.Call("get_session", V::Map({{"token", token}}), 5000);
+      std::lock_guard<std::mutex> l(lat_mu);
       lat_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       if (!r.ok()) failures++;
     }
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // idle baseline samples
-  size_t idle_samples = lat_ms.size();
+  auto samples = [&] {
+    std::lock_guard<std::mutex> l(lat_mu);
+    return lat_ms.size();
+  };
+  // Idle baseline samples first.
+  if (!Eventually([&] { return samples() >= 20; })) {
+    done = true;
+    fg.join();
+    FAIL() << "the foreground client got " << lat_ms.size() << " replies before the pass";
+  }
+  size_t idle_samples = samples();
   WireClient cleaner(d.request_endpoint());
   auto t0 = std::chrono::steady_clock::now();
   Req req;

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon_process.h"
+#include "eventually.h"
 #include "pg_cluster.h"
 #include "torii/pg.h"
 #include "torii/values.h"
@@ -30,6 +31,7 @@ namespace {
 
 using json = nlohmann::json;
 using test::DaemonProcess;
+using test::Eventually;
 
 const std::string kCli = std::string(TORII_BUILD_DIR) + "/tools/torii";
 
@@ -319,17 +321,19 @@ TEST_F(CliTest, SessionAndAuditCommands) {
 }
 
 TEST_F(CliTest, WatchPrintsEventsAndMarksAResync) {
-  Child w({"--events-endpoint", d_->event_endpoint(), "watch", "--json"});
   // Events published before the SUB subscription reaches the daemon are
-  // lost, so users are created until one is seen.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  // lost, so users are created until `watch` prints one; their id.
   std::string uid;
-  // Create users until one shows up (the subscription needs a moment).
-  while (true) {
-    uid = J({"user", "create", "--email", "w" + std::to_string(rand()) + "@example.com"})["id"];
-    if (w.WaitFor(uid, 1000)) break;
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no event reached watch: " << w.out << w.err;
-  }
+  auto created_and_seen = [&](Child& watch, const std::string& prefix) {
+    return Eventually(
+        [&] {
+          uid = J({"user", "create", "--email", prefix + std::to_string(rand()) + "@example.com"})["id"];
+          return watch.WaitFor(uid, 1000);
+        },
+        20000, [] {});
+  };
+  Child w({"--events-endpoint", d_->event_endpoint(), "watch", "--json"});
+  ASSERT_TRUE(created_and_seen(w, "w")) << "no event reached watch: " << w.out << w.err;
   EXPECT_NE(w.out.find("\"topic\":\"user.created\""), std::string::npos) << w.out;
 
   // Kill the daemon's LISTEN connection: the daemon publishes torii.resync
@@ -347,12 +351,7 @@ TEST_F(CliTest, WatchPrintsEventsAndMarksAResync) {
 
   // Text mode: one line per event, and the loud line.
   Child t({"--events-endpoint", d_->event_endpoint(), "watch", "user", "--count", "1"});
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (true) {
-    uid = J({"user", "create", "--email", "t" + std::to_string(rand()) + "@example.com"})["id"];
-    if (t.WaitFor(uid, 1000)) break;
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no event reached watch: " << t.out << t.err;
-  }
+  ASSERT_TRUE(created_and_seen(t, "t")) << "no event reached watch: " << t.out << t.err;
   EXPECT_NE(t.out.find("user.created"), std::string::npos) << t.out;
   EXPECT_NE(t.out.find("id=" + uid), std::string::npos) << t.out;
   EXPECT_EQ(t.Finish(10000), 0);  // --count 1

@@ -23,11 +23,13 @@
 #include <zmq.hpp>
 
 #include "pg_cluster.h"
+#include "eventually.h"
 #include "torii/embedded_pg.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using torii::test::Eventually;
 using Clock = std::chrono::steady_clock;
 
 
@@ -52,12 +54,7 @@ bool Alive(pid_t pid) {
 }
 
 bool WaitGone(pid_t pid, int timeout_ms) {
-  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (Alive(pid)) {
-    if (Clock::now() > deadline) return false;
-    usleep(20000);
-  }
-  return true;
+  return Eventually([&] { return !Alive(pid); }, timeout_ms);
 }
 
 // One toriid child process with its own folder, config and log.
@@ -143,11 +140,7 @@ class Toriid {
 
   // Waits for the exit; returns the exit code, 128+signal, or -1 on deadline.
   int Wait(int timeout_ms) {
-    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (!Exited()) {
-      if (Clock::now() > deadline) return -1;
-      usleep(20000);
-    }
+    if (!Eventually([&] { return Exited(); }, timeout_ms)) return -1;
     return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
   }
 
@@ -247,9 +240,8 @@ TEST(EmbeddedPostgres, SigkillOfToriidLeavesNoPostgresBehind) {
   EXPECT_EQ(d.Wait(10000), 128 + SIGKILL);
   EXPECT_TRUE(WaitGone(pg, 15000)) << "postgres " << pg << " still running after toriid was killed";
   // And its backends are gone too: nothing holds the data directory's lock.
-  auto deadline = Clock::now() + std::chrono::seconds(15);
-  while (fs::exists(d.data_dir() + "/postmaster.pid") && Clock::now() < deadline) usleep(20000);
-  EXPECT_FALSE(fs::exists(d.data_dir() + "/postmaster.pid"));
+  EXPECT_TRUE(Eventually([&] { return !fs::exists(d.data_dir() + "/postmaster.pid"); }, 15000))
+      << "postmaster.pid still there";
 }
 
 TEST(EmbeddedPostgres, ASecondToriidOnTheSameDataFolderRefusesAndNamesTheFirst) {

@@ -27,9 +27,11 @@
 #include <thread>
 
 #include "event_sub.h"
+#include "eventually.h"
 #include "pg_standby.h"
 #include "request_fixture.h"
 #include "torii/pg.h"
+#include "write_load.h"
 
 namespace torii::test {
 namespace {
@@ -63,128 +65,17 @@ std::string Evidence(const DaemonProcess& d, const PgCluster& primary, const PgS
 
 // A steady load of create_user / create_session (writes) and get_user
 // (reads) from several clients; every reply is logged with when it was sent.
-class Load {
- public:
-  struct Failure {
-    Clock::time_point sent;
-    std::string what;  // op: code or reply
-  };
-
-  Load(std::string endpoint, int clients) : endpoint_(std::move(endpoint)) {
-    for (int i = 0; i < clients; i++) threads_.emplace_back([this, i] { Run(i); });
-  }
-  ~Load() { Stop(); }
-
-  void Stop() {
-    stop_ = true;
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-
-  // The first write acknowledged at or after `t` (sent after it), or nullopt-like max().
-  Clock::time_point FirstWriteAckedAfter(Clock::time_point t) {
-    std::lock_guard<std::mutex> l(mu);
-    Clock::time_point best = Clock::time_point::max();
-    for (auto& [sent, done] : write_acks) {
-      if (sent >= t && done < best) best = done;
-    }
-    return best;
-  }
-
-  std::mutex mu;
-  std::vector<std::string> acked_users;
-  std::vector<std::string> acked_sessions;
-  std::vector<std::pair<Clock::time_point, Clock::time_point>> write_acks;  // sent, answered
-  std::vector<Failure> failures;     // unavailable / timeout, with when sent
-  std::vector<std::string> wrong;    // neither right nor an allowed error
-  // not_found / foreign_key about an acknowledged user: wrong, unless that
-  // user was lost in the failover (asynchronous standby); user id -> reply.
-  std::vector<std::pair<std::string, std::string>> missing_user;
-  std::map<std::string, int> codes;
-  std::atomic<int> ok{0};
-  std::atomic<int> hangs{0};
-
- private:
-  Reply Send(WireClient& c, const std::string& op, V args) {
-    Req r;
-    r.op = V(op);
-    r.args = std::move(args);
-    r.timeout_ms = V(uint64_t{kDeadlineMs});
-    return c.Call(r, kHangMs);
-  }
-
-  bool Check(const Reply& r, const std::string& op, Clock::time_point sent, const std::string& user = "") {
-    if (!r.received) {
-      hangs++;
-      return false;
-    }
-    if (r.ok()) {
-      ok++;
-      return true;
-    }
-    std::lock_guard<std::mutex> l(mu);
-    codes[r.code()]++;
-    if (r.code() == "unavailable" || r.code() == "timeout") {
-      failures.push_back({sent, op + ": " + r.code()});
-    } else if (!user.empty() && (r.code() == "not_found" || r.code() == "foreign_key")) {
-      missing_user.emplace_back(user, op + ": " + r.ToString());
-    } else {
-      wrong.push_back(op + ": " + r.ToString());
-    }
-    return false;
-  }
-
-  void Run(int n) {
-    WireClient c(endpoint_);
-    std::mt19937 rng(n);
-    int seq = 0;
-    while (!stop_) {
-      int pick = rng() % 3;
-      std::string user;
-      {
-        std::lock_guard<std::mutex> l(mu);
-        if (!acked_users.empty()) user = acked_users[rng() % acked_users.size()];
-      }
-      auto sent = Clock::now();
-      if (pick == 0 || user.empty()) {
-        std::string email = "fo" + std::to_string(n) + "-" + std::to_string(seq++) + "@example.com";
-        Reply r = Send(c, "create_user", V::Map({{"email", email}}));
-        if (Check(r, "create_user", sent)) {
-          std::lock_guard<std::mutex> l(mu);
-          acked_users.push_back(r.result()["id"].str());
-          write_acks.emplace_back(sent, Clock::now());
-        }
-      } else if (pick == 1) {
-        Reply r = Send(c, "get_user", V::Map({{"id", user}}));
-        if (Check(r, "get_user", sent, user) && r.result()["id"].str() != user) {
-          std::lock_guard<std::mutex> l(mu);
-          wrong.push_back("get_user returned another user");
-        }
-      } else {
-        Reply r = Send(c, "create_session", V::Map({{"user_id", user}, {"ttl_s", 3600}}));
-        if (Check(r, "create_session", sent, user)) {
-          std::lock_guard<std::mutex> l(mu);
-          acked_sessions.push_back(r.result()["id"].str());
-          write_acks.emplace_back(sent, Clock::now());
-        }
-      }
-    }
-  }
-
-  std::string endpoint_;
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> threads_;
-};
-
-// How many of `ids` are rows of `table`.
-int64_t CountIn(PGconn* c, const std::string& table, const std::vector<std::string>& ids) {
-  if (ids.empty()) return 0;
-  std::string list;
-  for (const auto& id : ids) list += (list.empty() ? "'" : ",'") + id + "'";
-  auto r = ExecBlocking(c, "SELECT count(*) FROM " + table + " WHERE id IN (" + list + ")");
-  if (!r.ok()) throw std::runtime_error(r.error().message());
-  return std::atoll(PQgetvalue(r->get(), 0, 0));
+// Only unavailable and timeout are allowed answers; not_found / foreign_key
+// about an acknowledged user are wrong unless that user was lost in the
+// failover (asynchronous standby).
+WriteLoadOptions LoadOptions() {
+  WriteLoadOptions o;
+  o.email_prefix = "fo";
+  o.deadline_ms = kDeadlineMs;
+  o.hang_ms = kHangMs;
+  o.allowed = {"unavailable", "timeout"};
+  o.user_may_vanish = true;
+  return o;
 }
 
 struct Outcome {
@@ -225,18 +116,18 @@ Outcome RunFailover(bool synchronous) {
   WireClient admin(d.request_endpoint());
   // The listener learns the server's identity just after LISTEN is in place.
   Reply before;
-  for (auto until = Clock::now() + std::chrono::seconds(5); Clock::now() < until;) {
-    before = admin.Call("stats", V::Map({}), 5000);
-    if (before.ok() && before.result()["events"]["timeline"].u64() != 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  Eventually(
+      [&] {
+        before = admin.Call("stats", V::Map({}), 5000);
+        return before.ok() && before.result()["events"]["timeline"].u64() != 0;
+      },
+      5000);
   EXPECT_TRUE(before.ok()) << before.ToString();
   EXPECT_EQ(before.result()["events"]["server_changes"].u64(), 0u);
   EXPECT_EQ(before.result()["events"]["timeline"].u64(), 1u) << before.ToString();
 
-  Load load(d.request_endpoint(), 4);
-  auto warm = Clock::now() + std::chrono::milliseconds(800);
-  while (Clock::now() < warm) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  WriteLoad load(d.request_endpoint(), LoadOptions());
+  EXPECT_TRUE(Eventually([&] { return load.AckedWrites() >= 20; })) << "the load never got going";
 
   auto t_stop = Clock::now();
   primary.Stop(/*immediate=*/true);
@@ -247,20 +138,24 @@ Outcome RunFailover(bool synchronous) {
   // Service back: the first write sent after the stop that was acknowledged.
   auto limit = t_stop + std::chrono::milliseconds(kRecoveryBoundMs);
   Clock::time_point back = Clock::time_point::max();
-  while (Clock::now() < limit) {
-    back = load.FirstWriteAckedAfter(t_stop);
-    if (back != Clock::time_point::max()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  Eventually(
+      [&] {
+        back = load.FirstWriteAckedAfter(t_stop);
+        return back != Clock::time_point::max();
+      },
+      static_cast<int>(std::max<int64_t>(0, MsSince(Clock::now(), limit))));
   EXPECT_NE(back, Clock::time_point::max())
       << "no write acknowledged within " << kRecoveryBoundMs << " ms of the stop (the old primary was gone after "
       << MsSince(t_stop, t_stopped) << " ms, pg_ctl promote returned after " << MsSince(t_stop, t_promoted)
       << " ms)" << Evidence(d, primary, standby, admin);
   if (back == Clock::time_point::max()) return out;
   out.gap_ms = MsSince(t_stop, back);
-  // Keep the load on the new primary a while, past the settling window.
-  auto tail = back + std::chrono::milliseconds(kSettleMs + 500);
-  while (Clock::now() < tail) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Keep the load on the new primary past the settling window: until a
+  // write sent after it is acknowledged.
+  auto settled = back + std::chrono::milliseconds(kSettleMs);
+  EXPECT_TRUE(Eventually([&] { return load.FirstWriteAckedAfter(settled) != Clock::time_point::max(); },
+                         kSettleMs + 10000))
+      << "no write acknowledged after the settling window" << Evidence(d, primary, standby, admin);
   load.Stop();
 
   // Requests: in time, and errors only around the switchover.

@@ -23,8 +23,10 @@
 #include <thread>
 
 #include "event_sub.h"
+#include "eventually.h"
 #include "request_fixture.h"
 #include "tcp_proxy.h"
+#include "write_load.h"
 #include "torii/pg.h"
 
 namespace fs = std::filesystem;
@@ -46,128 +48,31 @@ constexpr bool kRssMeaningful = true;
 // 2-core machine); past this it counts as a hang.
 constexpr int kHangMs = kDeadlineMs + 2000;
 
-// A steady mixed load from several clients, with a log of acknowledged writes.
-class Load {
- public:
-  Load(std::string endpoint, int clients) : endpoint_(std::move(endpoint)) {
-    for (int i = 0; i < clients; i++) threads_.emplace_back([this, i] { Run(i); });
-  }
-  ~Load() { Stop(); }
-
-  void Stop() {
-    stop_ = true;
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-
-  std::mutex mu;
-  std::vector<std::string> acked_users;     // create_user answered ok
-  std::vector<std::string> acked_sessions;  // create_session answered ok
-  std::map<std::string, int> codes;         // error code -> count
-  std::vector<std::string> wrong;           // replies that were neither right nor an allowed error
-  std::atomic<int> ok{0};
-  std::atomic<int> hangs{0};
-
-  int Total() {
-    std::lock_guard<std::mutex> l(mu);
-    int n = ok;
-    for (auto& [c, k] : codes) n += k;
-    return n;
-  }
-
- private:
-  Reply Send(WireClient& c, const std::string& op, V args) {
-    Req r;
-    r.op = V(op);
-    r.args = std::move(args);
-    r.timeout_ms = V(uint64_t{kDeadlineMs});
-    return c.Call(r, kHangMs);
-  }
-
-  // `allowed` codes besides success.
-  bool Check(const Reply& r, const std::string& what) {
-    if (!r.received) {
-      hangs++;
-      return false;
-    }
-    if (r.ok()) {
-      ok++;
-      return true;
-    }
-    std::lock_guard<std::mutex> l(mu);
-    codes[r.code()]++;
-    if (r.code() != "unavailable" && r.code() != "timeout" && r.code() != "overloaded") {
-      wrong.push_back(what + ": " + r.ToString());
-    }
-    return false;
-  }
-
-  void Run(int n) {
-    WireClient c(endpoint_);
-    std::mt19937 rng(n);
-    int seq = 0;
-    while (!stop_) {
-      int pick = rng() % 3;
-      std::string user;
-      {
-        std::lock_guard<std::mutex> l(mu);
-        if (!acked_users.empty()) user = acked_users[rng() % acked_users.size()];
-      }
-      if (pick == 0 || user.empty()) {
-        std::string email = "load" + std::to_string(n) + "-" + std::to_string(seq++) + "@example.com";
-        Reply r = Send(c, "create_user", V::Map({{"email", email}}));
-        if (Check(r, "create_user")) {
-          std::lock_guard<std::mutex> l(mu);
-          acked_users.push_back(r.result()["id"].str());
-        }
-      } else if (pick == 1) {
-        Reply r = Send(c, "get_user", V::Map({{"id", user}}));
-        if (Check(r, "get_user") && r.result()["id"].str() != user) {
-          std::lock_guard<std::mutex> l(mu);
-          wrong.push_back("get_user returned another user");
-        }
-      } else {
-        Reply r = Send(c, "create_session", V::Map({{"user_id", user}, {"ttl_s", 3600}}));
-        if (Check(r, "create_session")) {
-          std::lock_guard<std::mutex> l(mu);
-          acked_sessions.push_back(r.result()["id"].str());
-        }
-      }
-    }
-  }
-
-  std::string endpoint_;
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> threads_;
-};
-
-int64_t CountIn(PGconn* c, const std::string& table, const std::vector<std::string>& ids) {
-  if (ids.empty()) return 0;
-  std::string list;
-  for (const auto& id : ids) list += (list.empty() ? "'" : ",'") + id + "'";
-  auto r = ExecBlocking(c, "SELECT count(*) FROM " + table + " WHERE id IN (" + list + ")");
-  if (!r.ok()) throw std::runtime_error(r.error().message());
-  return std::atoll(PQgetvalue(r->get(), 0, 0));
+// A steady mixed load from several clients, with a log of acknowledged
+// writes; overloaded is an allowed answer here.
+WriteLoadOptions LoadOptions() {
+  WriteLoadOptions o;
+  o.deadline_ms = kDeadlineMs;
+  o.hang_ms = kHangMs;
+  return o;
 }
 
 // Polls until `op` answers ok; returns how long it took, or -1.
 int64_t WaitUntilServing(WireClient& c, int timeout_ms) {
   auto t0 = std::chrono::steady_clock::now();
-  auto deadline = t0 + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    Reply r = c.Call("create_user", V::Map({{"email", "probe-" + std::to_string(NowMs()) + "-" +
-                                                          std::to_string(rand()) + "@example.com"}}),
-                     2000);
-    if (r.ok()) {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return -1;
+  bool serving = Eventually(
+      [&] {
+        return c.Call("create_user", V::Map({{"email", "probe-" + std::to_string(NowMs()) + "-" +
+                                                           std::to_string(rand()) + "@example.com"}}),
+                      2000)
+            .ok();
+      },
+      timeout_ms, [] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); });
+  if (!serving) return -1;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void ExpectNoLostWrites(Load& load, const std::string& url) {
+void ExpectNoLostWrites(WriteLoad& load, const std::string& url) {
   load.Stop();
   auto c = ConnectBlocking(url);
   ASSERT_TRUE(c.ok()) << c.error().message();
@@ -195,16 +100,23 @@ void RestartUnderLoad(bool immediate) {
   DaemonProcess d(o);
   EventSub sub(d.event_endpoint(), {"torii."});
   ASSERT_FALSE(sub.WaitForTopic("torii.heartbeat", 5000).topic.empty());
-  Load load(d.request_endpoint(), 4);
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(700);
-  while (std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  WriteLoad load(d.request_endpoint(), LoadOptions());
+  // Under load: a few dozen requests answered before the restart...
+  ASSERT_TRUE(Eventually([&] { return load.ok.load() > 25 && load.AckedWrites() >= 10; }))
+      << "the load never got going";
   cluster.Restart(immediate);
   WireClient c(d.request_endpoint());
   int64_t took = WaitUntilServing(c, 15000);
   ASSERT_GE(took, 0) << "the pool did not recover; daemon log:\n" << d.LogTail(80);
   std::printf("serving again %lld ms after the restart returned\n", (long long)took);
   EXPECT_FALSE(sub.WaitForTopic("torii.resync", 10000).topic.empty()) << "no resync for subscribers";
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // ...and as many after it, writes among them (not only the probe's).
+  auto resynced = std::chrono::steady_clock::now();
+  const int ok_at_resync = load.ok.load();
+  EXPECT_TRUE(Eventually([&] {
+    return load.ok.load() > ok_at_resync + 25 &&
+           load.FirstWriteAckedAfter(resynced) != WriteLoad::Clock::time_point::max();
+  })) << "the load did not get going again after the restart";
   ExpectNoLostWrites(load, url);
   EXPECT_GT(load.ok.load(), 50);
 }
@@ -219,7 +131,7 @@ TEST(Faults, PoolConnectionsTerminatedOneByOne) {
   o.settings["database.max_connections"] = "4";
   o.settings["database.min_connections"] = "2";
   DaemonProcess d(o);
-  Load load(d.request_endpoint(), 4);
+  WriteLoad load(d.request_endpoint(), LoadOptions());
   auto admin = ConnectBlocking(url);
   ASSERT_TRUE(admin.ok());
   int killed = 0;
@@ -231,7 +143,6 @@ TEST(Faults, PoolConnectionsTerminatedOneByOne) {
     ASSERT_TRUE(r.ok()) << r.error().message();
     killed += PQntuples(r->get());
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   WireClient c(d.request_endpoint());
   ASSERT_GE(WaitUntilServing(c, 10000), 0) << "the pool did not recover; daemon log:\n" << d.LogTail(80);
   Reply st = c.Call("stats");
@@ -305,12 +216,12 @@ TEST(Faults, VanishingClientsAndChurn) {
     }
   }
   WireClient c(d.request_endpoint());
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   Reply st;
-  do {
+  Eventually([&] {
     st = c.Call("stats");
-    ASSERT_TRUE(st.ok());
-  } while (st.result()["undeliverable"].u64() == 0 && std::chrono::steady_clock::now() < deadline);
+    return !st.ok() || st.result()["undeliverable"].u64() > 0;
+  });
+  ASSERT_TRUE(st.ok()) << st.ToString();
   std::printf("undeliverable replies: %lu\n", (unsigned long)st.result()["undeliverable"].u64());
   EXPECT_GE(st.result()["undeliverable"].u64(), 1u);
   EXPECT_TRUE(c.Call("ping").ok());
@@ -340,11 +251,7 @@ TEST(Faults, SubscriberThatNeverReads) {
                                      "FROM generate_series(1, 50000) i")
                   .ok());
   WireClient client(d.request_endpoint());
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (client.Call("stats").result()["events"]["seq"]["user"].u64() < 50000 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  Eventually([&] { return client.Call("stats").result()["events"]["seq"]["user"].u64() >= 50000; }, 30000);
   long after = RssKb(d.pid());
   std::printf("RSS with a subscriber that never reads: %ld kB before, %ld kB after 50,000 events\n", before, after);
   if (kRssMeaningful) {
@@ -375,12 +282,12 @@ TEST(Faults, OverloadIsRefusedFastAndRecovers) {
   ASSERT_TRUE(ExecBlocking(locker->get(), "LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE").ok());
   std::thread releaser([&] {
     WireClient watch(d.request_endpoint());
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-    while (std::chrono::steady_clock::now() < deadline) {
-      Reply st = watch.Call("stats");
-      if (st.ok() && st.result()["overloaded"].u64() > 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    Eventually(
+        [&] {
+          Reply st = watch.Call("stats");
+          return st.ok() && st.result()["overloaded"].u64() > 0;
+        },
+        3000, [] { std::this_thread::sleep_for(std::chrono::milliseconds(5)); });
     EXPECT_TRUE(ExecBlocking(locker->get(), "COMMIT").ok());
   });
 
@@ -476,10 +383,12 @@ TEST(Faults, SigtermUnderLoadAnswersInFlightAndExitsZero) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Under load: requests answered before the SIGTERM, more in flight.
+  bool loaded = Eventually([&] { return answered.load() >= 20; });
   int status = d.Stop(15000);
   stop = true;
   for (auto& t : threads) t.join();
+  ASSERT_TRUE(loaded) << "no load before the SIGTERM: " << answered.load() << " answered";
   EXPECT_EQ(status, 0);
   // Each client had at most one request unanswered: the one sent after the
   // daemon stopped reading.

@@ -13,6 +13,7 @@
 
 #include "frozen_process.h"
 #include "request_fixture.h"
+#include "eventually.h"
 #include "torii/subscriber.h"
 #include "wire.h"
 
@@ -26,17 +27,6 @@ Value CacheStats(WireClient& c) {
   Reply r = c.Call("stats");
   EXPECT_TRUE(r.ok()) << r.ToString();
   return r.result()["cache"];
-}
-
-// Polls `cond` until it holds; false on deadline.
-template <typename F>
-bool Eventually(F cond, int timeout_ms = 10000) {
-  auto deadline = steady_clock::now() + milliseconds(timeout_ms);
-  while (steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return cond();
 }
 
 class HotCacheTest : public RequestTest {
@@ -175,18 +165,18 @@ TEST_F(HotCacheTest, ExpiryIsCheckedAtReadTime) {
   int64_t expires_at = s["expires_at"].micros();
   ASSERT_TRUE(GetByToken(token).ok());
   Value before = Cache();
-  bool gone = false;
-  auto deadline = steady_clock::now() + milliseconds(10000);
-  while (!gone && steady_clock::now() < deadline) {
-    int64_t sent_us = NowMs() * 1000;
-    Reply r = GetByToken(token);
-    if (r.ok()) {
-      EXPECT_LT(sent_us, expires_at) << "an expired session was served";
-    } else {
-      EXPECT_EQ(r.code(), "not_found");
-      gone = true;
-    }
-  }
+  bool gone = Eventually(
+      [&] {
+        int64_t sent_us = NowMs() * 1000;
+        Reply r = GetByToken(token);
+        if (r.ok()) {
+          EXPECT_LT(sent_us, expires_at) << "an expired session was served";
+          return false;
+        }
+        EXPECT_EQ(r.code(), "not_found");
+        return true;
+      },
+      10000, [] {});
   ASSERT_TRUE(gone);
   Value after = Cache();
   EXPECT_GT(after["hits"].u64(), before["hits"].u64()) << "it was never a hit before it expired";

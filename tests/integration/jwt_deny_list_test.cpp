@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "request_fixture.h"
+#include "eventually.h"
 #include "torii/client.h"
 #include "torii/jwt_deny_list.h"
 #include "torii/subscriber.h"
@@ -43,12 +44,7 @@ class DenyListTest : public RequestTest {
   }
   // Loads, polling the subscriber until it is live; false after 10 s.
   static bool LoadWithin(JwtDenyList& list, Subscriber& sub, int ms = 10000) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (list.Refresh().ok() && !list.stale()) return true;
-      sub.Poll(50);
-    }
-    return false;
+    return Eventually([&] { return list.Refresh().ok() && !list.stale(); }, ms, [&] { sub.Poll(50); });
   }
 };
 
@@ -160,11 +156,11 @@ TEST_F(DenyListTest, StaleWhenThePublisherRestartsUntilReloaded) {
   // Revoked while no daemon publishes: the list cannot know.
   daemon().Start();
   ASSERT_TRUE(Call("revoke_jwt", V::Map({{"jti", "during"}, {"expires_at", V(NowMs() + 600000)}})).ok());
-  // Stale: missed heartbeats and then the new epoch.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!list.stale() && std::chrono::steady_clock::now() < deadline) sub->Poll(50);
+  // Stale: missed heartbeats and then the new epoch. stale() turns true as
+  // soon as the subscriber is not live, which can be before a Poll has
+  // delivered the on_stale that the counter counts: wait for the counter.
+  EXPECT_TRUE(Eventually([&] { return list.stats().stale >= 1; }, 10000, [&] { sub->Poll(50); }));
   EXPECT_TRUE(list.stale());
-  EXPECT_GE(list.stats().stale, 1u);
   EXPECT_TRUE(list.revoked("a"));  // fail closed
   JwtVerdict v = list.Check("a");
   EXPECT_TRUE(v.stale);

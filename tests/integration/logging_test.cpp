@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "daemon_process.h"
+#include "eventually.h"
 #include "pg_cluster.h"
 #include "wire.h"
 
@@ -162,20 +163,12 @@ RunResult RunToriid(const std::vector<std::string>& args, std::map<std::string, 
   ::close(out);
   ::close(err);
   RunResult r;
-  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   int status = 0;
-  for (;;) {
-    pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid) {
-      r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      break;
-    }
-    if (Clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (Eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout_ms)) {
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  } else {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
   }
   auto slurp = [](const std::string& p) {
     std::ifstream in(p);
@@ -273,17 +266,17 @@ TEST(Logging, LogLevelIsReloadable) {
 
   // The n-th occurrence of `needle` in the log, polled for; npos on deadline.
   auto nth = [&](const std::string& needle, int n) {
-    auto deadline = Clock::now() + std::chrono::seconds(10);
-    for (;;) {
+    size_t at = std::string::npos;
+    Eventually([&] {
       std::string log = d.log();
-      size_t at = std::string::npos;
+      at = std::string::npos;
       for (int k = 0; k < n; k++) {
         at = log.find(needle, at == std::string::npos ? 0 : at + 1);
         if (at == std::string::npos) break;
       }
-      if (at != std::string::npos || Clock::now() > deadline) return at;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+      return at != std::string::npos;
+    });
+    return at;
   };
   const std::string changed = "daemon: reload: log.level changed";
 

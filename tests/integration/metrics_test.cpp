@@ -17,6 +17,7 @@
 #include <string>
 
 #include "request_fixture.h"
+#include "eventually.h"
 
 namespace torii::test {
 namespace {
@@ -122,19 +123,19 @@ TEST_F(MetricsTest, PrometheusParsesCountersAndHistogramsOfTheOpsMade) {
 
   // The snapshot side (pool, events, listener) catches up within a second
   // or so: it is copied from the loop once a second.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (;;) {
-    Scrape later = ScrapeMetrics(port_);
-    if (later.has("gauge toriid_events_seq{family=user}") && later.at("gauge toriid_listener_up{}") == 1 &&
-        later.at("counter toriid_events_published_total{}") >= 1 &&
-        later.at("gauge toriid_pool_connections{state=idle}") + later.at("gauge toriid_pool_connections{state=busy}") >=
-            1) {
-      EXPECT_GE(later.at("gauge toriid_events_seq{family=user}"), 1);
-      break;
-    }
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << later.raw;
-    usleep(100 * 1000);
-  }
+  Scrape later;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        later = ScrapeMetrics(port_);
+        return later.has("gauge toriid_events_seq{family=user}") && later.at("gauge toriid_listener_up{}") == 1 &&
+               later.at("counter toriid_events_published_total{}") >= 1 &&
+               later.at("gauge toriid_pool_connections{state=idle}") +
+                       later.at("gauge toriid_pool_connections{state=busy}") >=
+                   1;
+      },
+      10000, [] { usleep(100 * 1000); }))
+      << later.raw;
+  EXPECT_GE(later.at("gauge toriid_events_seq{family=user}"), 1);
 
   // The shipped Grafana dashboard and the alerting rules in
   // docs/operations.md only name metrics the daemon exports.

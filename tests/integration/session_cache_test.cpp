@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "eventually.h"
 #include "frozen_process.h"
 #include "request_fixture.h"
 #include "torii/client.h"
@@ -64,6 +65,8 @@ TEST_F(CacheTest, NeverServesARevokedSessionAfterItsEvent) {
 
   std::atomic<bool> stop{false};
   std::atomic<int> revoked_count{0};
+  std::atomic<bool> reading{false};        // the reader's subscriber is live and it reads
+  std::atomic<size_t> delivered_count{0};  // session.deleted events the reader saw
   std::string failure;
   uint64_t hits = 0, gets = 0, served_after_delivery = 0;
 
@@ -80,15 +83,16 @@ TEST_F(CacheTest, NeverServesARevokedSessionAfterItsEvent) {
           const auto& kv = body.via.map.ptr[i];
           if (std::string(kv.key.via.str.ptr, kv.key.via.str.size) == "id") {
             delivered.insert(std::string(kv.val.via.str.ptr, kv.val.via.str.size));
+            delivered_count = delivered.size();
           }
         }
       }
     }, nullptr);
     SessionCache cache(client, *sub);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (!sub->live() && std::chrono::steady_clock::now() < deadline) sub->Poll(50);
+    Eventually([&] { return sub->live(); }, 5000, [&] { sub->Poll(50); });
     std::mt19937 rng(42);
     while (!stop) {
+      reading = true;
       const S& s = sessions[rng() % sessions.size()];
       std::set<std::string> before = delivered;
       auto r = cache.Get(s.token);
@@ -107,18 +111,24 @@ TEST_F(CacheTest, NeverServesARevokedSessionAfterItsEvent) {
     }
   });
 
-  // The revoker deletes sessions one by one while the reader reads.
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // The revoker deletes sessions one by one while the reader reads. A
+  // failure is noted and asserted only once the reader is joined (an
+  // ASSERT with the thread running would end the whole binary).
+  bool started = Eventually([&] { return reading.load(); });
+  std::string revoke_failure = started ? "" : "the reader never started reading";
   WireClient revoker(daemon().request_endpoint());
-  for (int i = 0; i < 100; i++) {
+  for (int i = 0; i < 100 && revoke_failure.empty(); i++) {
     Reply r = revoker.Call("delete_session", V::Map({{"id", sessions[i].id}}));
-    ASSERT_TRUE(r.ok()) << r.ToString();
+    if (!r.ok()) revoke_failure = "delete_session: " + r.ToString();
     revoked_count = i + 1;
-    std::this_thread::sleep_for(std::chrono::milliseconds(15));
+    std::this_thread::sleep_for(std::chrono::milliseconds(15));  // pacing: deletes spread over the reads
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Until the reader's subscriber has delivered every delete.
+  bool all_delivered = revoke_failure.empty() && Eventually([&] { return delivered_count.load() >= 100; });
   stop = true;
   reader.join();
+  ASSERT_TRUE(revoke_failure.empty()) << revoke_failure;
+  EXPECT_TRUE(all_delivered) << delivered_count.load() << " of 100 session.deleted events delivered";
   std::printf("cache: %lu gets, %lu hits\n", (unsigned long)gets, (unsigned long)hits);
   EXPECT_TRUE(failure.empty()) << failure;
   EXPECT_EQ(served_after_delivery, 0u);
@@ -129,23 +139,18 @@ TEST_F(CacheTest, SubscriberGoesStaleOnResync) {
   auto sub = NewSubscriber();
   std::vector<std::string> reasons;
   sub->AddListener(nullptr, [&](const StaleReason& r) { reasons.push_back(r.ToString()); });
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!sub->live() && std::chrono::steady_clock::now() < deadline) sub->Poll(50);
-  ASSERT_TRUE(sub->live());
+  ASSERT_TRUE(Eventually([&] { return sub->live(); }, 5000, [&] { sub->Poll(50); }));
   reasons.clear();
   auto conn = ConnectBlocking(daemon().database_url());
   ASSERT_TRUE(conn.ok());
   ASSERT_TRUE(ExecBlocking(conn->get(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                         "WHERE application_name = 'toriid-listener' AND datname = current_database()")
                   .ok());
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-  while (reasons.empty() && std::chrono::steady_clock::now() < deadline) sub->Poll(50);
-  ASSERT_FALSE(reasons.empty()) << "no on_stale after the LISTEN connection was lost";
+  ASSERT_TRUE(Eventually([&] { return !reasons.empty(); }, 3000, [&] { sub->Poll(50); }))
+      << "no on_stale after the LISTEN connection was lost";
   EXPECT_FALSE(sub->live());
   // Live again after the next clean heartbeat.
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-  while (!sub->live() && std::chrono::steady_clock::now() < deadline) sub->Poll(50);
-  EXPECT_TRUE(sub->live());
+  EXPECT_TRUE(Eventually([&] { return sub->live(); }, 3000, [&] { sub->Poll(50); }));
 }
 
 // Bounded staleness: the daemon whose events the caches follow is frozen

@@ -8,7 +8,6 @@
 // the big test prints its time, and a comparison prints bulk mode against
 // per-row triggers.
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 
 #include "daemon_process.h"
 #include "pg_cluster.h"
+#include "sql.h"
 #include "torii/client.h"
 #include "torii/migrations.h"
 #include "torii/pg.h"
@@ -553,22 +553,10 @@ void FillLarge(SqliteFile& f, int users, int sessions) {
 // Every torii_events payload that reached `listener` so far, waiting for
 // the fence `fence` that the caller NOTIFYs after what it wants to see.
 std::vector<nlohmann::json> DrainPayloads(PGconn* listener, PGconn* sender, const std::string& fence) {
-  (void)Query(sender, "SELECT pg_notify('torii_events', '" + fence + "')");
   std::vector<nlohmann::json> out;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  for (;;) {
-    if (PQconsumeInput(listener) != 1) throw std::runtime_error("listener connection broke");
-    while (PGnotify* n = PQnotifies(listener)) {
-      std::string payload = n->extra;
-      PQfreemem(n);
-      if (payload == fence) return out;
-      out.push_back(nlohmann::json::parse(payload));
-    }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) throw std::runtime_error("fence notification did not arrive");
-    pollfd p{PQsocket(listener), POLLIN, 0};
-    poll(&p, 1, static_cast<int>(left.count()));
-  }
+  for (const auto& payload : test::NotifiedUntilFence(sender, listener, "torii_events", fence, 60000))
+    out.push_back(nlohmann::json::parse(payload));
+  return out;
 }
 
 TEST(SqliteMigrate, ImportIsSummarisedNotPublishedRowByRow) {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "daemon_process.h"
+#include "eventually.h"
 #include "pg_cluster.h"
 #include "torii/pg.h"
 #include "wire.h"
@@ -84,12 +85,11 @@ class TlsTest : public ::testing::Test {
     // The pool (min 2) and the listener (and the janitor, if connected):
     // all over TLS, none without. Polled: the pool may still be opening
     // its second connection.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     std::pair<int, int> n;
-    for (;;) {
+    Eventually([&] {
       n = DaemonConnections();
-      if (n.first >= 3 || std::chrono::steady_clock::now() > deadline) break;
-    }
+      return n.first >= 3;
+    });
     EXPECT_GE(n.first, 3) << "encrypted connections of toriid";
     EXPECT_EQ(n.second, 0) << "unencrypted connections of toriid";
   }

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "eventually.h"
 #include "pg_cluster.h"
 #include "wire.h"
 
@@ -173,11 +174,8 @@ void DaemonProcess::Signal(int sig) {
 }
 
 int DaemonProcess::Wait(int timeout_ms) {
-  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (running()) {
-    if (Clock::now() > deadline) return -2;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  if (!Eventually([&] { return !running(); }, timeout_ms, [] { std::this_thread::sleep_for(std::chrono::milliseconds(5)); }))
+    return -2;
   return exit_status_;
 }
 
@@ -212,12 +210,8 @@ std::string DaemonProcess::log() const {
 std::string DaemonProcess::LogTail(size_t lines) const { return LastLines(log(), lines); }
 
 bool DaemonProcess::WaitForLog(const std::string& needle, int timeout_ms) const {
-  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    if (log().find(needle) != std::string::npos) return true;
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  return Eventually([&] { return log().find(needle) != std::string::npos; }, timeout_ms,
+                    [] { std::this_thread::sleep_for(std::chrono::milliseconds(5)); });
 }
 
 }  // namespace torii::test

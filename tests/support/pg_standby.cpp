@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "eventually.h"
 #include "torii/embedded_pg.h"
 #include "torii/pg.h"
 
@@ -141,33 +142,27 @@ void MakeReplicationSynchronous(const PgCluster& primary, int timeout_ms) {
   QueryValue(ci, "ALTER SYSTEM SET synchronous_standby_names = '*'");
   QueryValue(ci, "ALTER SYSTEM SET synchronous_commit = 'on'");
   QueryValue(ci, "SELECT pg_reload_conf()");
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    if (QueryValue(ci, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") != "0" &&
-        QueryValue(ci, "SHOW synchronous_standby_names") == "*") {
-      return;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      throw std::runtime_error("no standby became synchronous within " + std::to_string(timeout_ms) + " ms");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!Eventually(
+          [&] {
+            return QueryValue(ci, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") != "0" &&
+                   QueryValue(ci, "SHOW synchronous_standby_names") == "*";
+          },
+          timeout_ms)) {
+    throw std::runtime_error("no standby became synchronous within " + std::to_string(timeout_ms) + " ms");
   }
 }
 
 void WaitForStandbyCaughtUp(const PgCluster& primary, int timeout_ms) {
   std::string ci = primary.ConnInfo("postgres");
   std::string target = QueryValue(ci, "SELECT pg_current_wal_lsn()");
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    if (QueryValue(ci, "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn >= '" + target + "'::pg_lsn") !=
-        "0") {
-      return;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      throw std::runtime_error("the standby did not replay up to " + target + " within " +
-                               std::to_string(timeout_ms) + " ms");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!Eventually(
+          [&] {
+            return QueryValue(ci, "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn >= '" + target +
+                                      "'::pg_lsn") != "0";
+          },
+          timeout_ms)) {
+    throw std::runtime_error("the standby did not replay up to " + target + " within " + std::to_string(timeout_ms) +
+                             " ms");
   }
 }
 

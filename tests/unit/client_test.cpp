@@ -19,12 +19,14 @@
 #include <zmq.hpp>
 
 #include "msgpack_util.h"
+#include "eventually.h"
 #include "torii/protocol.h"
 
 namespace torii {
 namespace {
 
 using test::Clock;
+using test::Eventually;
 using test::Get;
 using test::MsSince;
 using test::S;
@@ -427,9 +429,7 @@ TEST(ClientTest, BlockingCallKeepsOtherRepliesForReceive) {
   auto r = client.Call("echo", ArgN(2));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(Get(r->result(), "n")->via.i64, 2);
-  auto start = Clock::now();
-  while (client.Poll(100) == 0 && MsSince(start) < 3000) {
-  }
+  Eventually([&] { return client.Poll(100) != 0; }, 3000, [] {});
   auto c = client.Receive();
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->id, pending);
@@ -503,14 +503,13 @@ TEST(ClientTest, SpreadsRequestsOverSeveralEndpoints) {
 
 // Polls the client until every endpoint is connected (several endpoints).
 bool WaitConnected(Client& client, size_t n) {
-  auto start = Clock::now();
-  for (;;) {
-    bool all = true;
-    for (size_t i = 0; i < n; i++) all = all && client.connected(i);
-    if (all) return true;
-    if (MsSince(start) > 5000) return false;
-    client.Poll(10);
-  }
+  return Eventually(
+      [&] {
+        bool all = true;
+        for (size_t i = 0; i < n; i++) all = all && client.connected(i);
+        return all;
+      },
+      5000, [&] { client.Poll(10); });
 }
 
 // Replies to nothing: a daemon that hangs, or dies with the request.
@@ -539,7 +538,7 @@ TEST(ClientTest, ADroppedConnectionResendsReadsAndFailsWritesAtOnce) {
   for (int i = 0; i < 4; i++) reads.push_back(client.Send("get_user", ArgN(i)));
   for (int i = 0; i < 4; i++) writes.push_back(client.Send("create_user", ArgN(10 + i)));
   auto start = Clock::now();
-  while (dead->requests() < 4 && MsSince(start) < 5000) client.Poll(10);
+  Eventually([&] { return dead->requests() >= 4; }, 5000, [&] { client.Poll(10); });
   ASSERT_EQ(dead->requests(), 4);
   dead.reset();  // the daemon dies: its connection drops
   std::map<uint64_t, Completion> done;

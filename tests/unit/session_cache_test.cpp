@@ -18,14 +18,15 @@
 #include <zmq.hpp>
 
 #include "msgpack_util.h"
+#include "eventually.h"
+#include "scripted_daemon.h"
 #include "torii/protocol.h"
 
 namespace torii {
 namespace {
 
-using test::Clock;
+using test::Eventually;
 using test::Get;
-using test::MsSince;
 using test::S;
 
 struct FakeSession {
@@ -34,33 +35,20 @@ struct FakeSession {
   Micros expires_at;
 };
 
-// The scripted daemon, on its own thread. Its table and switches are
-// guarded by `mu`; the test changes them with the methods below.
-class FakeDaemon {
+// The scripted daemon (tests/support/scripted_daemon.h): get_session from
+// an in-memory table. Its table and hook are guarded by `mu_`; the test
+// changes them with the methods below.
+class FakeDaemon : public test::ScriptedDaemon {
  public:
   // Runs on the daemon thread just before a get_session reply is sent;
   // may Publish() (the event then reaches the subscriber before the reply).
   using BeforeReply = std::function<void(const std::string& token, FakeDaemon&)>;
 
-  explicit FakeDaemon(zmq::context_t& ctx)
-      : router_(ctx, zmq::socket_type::router), pub_(ctx, zmq::socket_type::pub) {
-    static std::atomic<int> n{0};
-    int k = n++;
-    requests_endpoint_ = "inproc://cache-test-requests-" + std::to_string(k);
-    events_endpoint_ = "inproc://cache-test-events-" + std::to_string(k);
-    router_.set(zmq::sockopt::linger, 0);
-    pub_.set(zmq::sockopt::linger, 0);
-    router_.bind(requests_endpoint_);
-    pub_.bind(events_endpoint_);
-    thread_ = std::thread([this] { Run(); });
+  explicit FakeDaemon(zmq::context_t& ctx) : ScriptedDaemon(ctx, "cache-test", {{"session", 0}, {"user", 0}}) {
+    Start();
   }
-  ~FakeDaemon() {
-    stop_ = true;
-    thread_.join();
-  }
+  ~FakeDaemon() override { Stop(); }
 
-  const std::string& requests_endpoint() const { return requests_endpoint_; }
-  const std::string& events_endpoint() const { return events_endpoint_; }
   int gets() const { return gets_.load(); }
 
   void Put(const std::string& token, FakeSession s) {
@@ -71,16 +59,9 @@ class FakeDaemon {
     std::lock_guard<std::mutex> lock(mu_);
     table_.erase(token);
   }
-  void SetHeartbeats(bool on) { heartbeats_ = on; }
   void SetBeforeReply(BeforeReply f) {
     std::lock_guard<std::mutex> lock(mu_);
     before_reply_ = std::move(f);
-  }
-  // Queues an event for the daemon thread to publish (with the next seq of
-  // its family).
-  void PublishLater(std::string topic, std::function<void(Packer&)> extra, uint32_t extra_keys) {
-    std::lock_guard<std::mutex> lock(mu_);
-    queued_.push_back({std::move(topic), std::move(extra), extra_keys});
   }
   void SessionEvent(std::string kind, const FakeSession& s) {
     PublishLater("session." + kind, [s](Packer& pk) {
@@ -99,47 +80,8 @@ class FakeDaemon {
     }, 2);
   }
 
-  // Daemon thread only.
-  void Publish(const std::string& topic, const std::function<void(Packer&)>& extra, uint32_t extra_keys) {
-    std::string family = topic.substr(0, topic.find('.'));
-    uint64_t seq = ++seqs_[family];
-    msgpack::sbuffer b;
-    Packer pk(b);
-    pk.pack_map(3 + extra_keys);
-    PackStr(pk, "seq");
-    pk.pack_uint64(seq);
-    PackStr(pk, "epoch");
-    PackStr(pk, "fake-epoch");
-    PackStr(pk, "at");
-    PackTimestamp(pk, NowMicros());
-    if (extra) extra(pk);
-    pub_.send(zmq::buffer(topic), zmq::send_flags::sndmore);
-    pub_.send(zmq::const_buffer(b.data(), b.size()), zmq::send_flags::none);
-  }
-
  private:
-  struct Queued {
-    std::string topic;
-    std::function<void(Packer&)> extra;
-    uint32_t keys;
-  };
-
-  void Heartbeat() {
-    std::map<std::string, uint64_t> seqs = seqs_;
-    seqs["torii"]++;
-    Publish("torii.heartbeat", [&](Packer& pk) {
-      PackStr(pk, "seqs");
-      pk.pack_map(static_cast<uint32_t>(seqs.size()));
-      for (const auto& [f, s] : seqs) {
-        PackStr(pk, f);
-        pk.pack_uint64(s);
-      }
-    }, 1);
-  }
-
-  void Answer(const std::vector<zmq::message_t>& frames) {
-    auto body = msgpack::unpack(static_cast<const char*>(frames.back().data()), frames.back().size());
-    const msgpack::object& root = body.get();
+  void Answer(const msgpack::object& root, Packer& pk) override {
     uint64_t id = Get(root, "id")->via.u64;
     std::string token(S(*Get(*Get(root, "args"), "token")));
     gets_++;
@@ -153,8 +95,6 @@ class FakeDaemon {
       hook = before_reply_;
     }
     if (hook) hook(token, *this);
-    msgpack::sbuffer b;
-    Packer pk(b);
     pk.pack_map(3);
     PackStr(pk, "id");
     pk.pack_uint64(id);
@@ -187,55 +127,12 @@ class FakeDaemon {
       PackStr(pk, "message");
       PackStr(pk, "no such session");
     }
-    for (size_t i = 0; i + 1 < frames.size(); i++) {
-      router_.send(zmq::const_buffer(frames[i].data(), frames[i].size()), zmq::send_flags::sndmore);
-    }
-    router_.send(zmq::const_buffer(b.data(), b.size()), zmq::send_flags::none);
   }
 
-  void Run() {
-    auto last_heartbeat = Clock::now() - std::chrono::seconds(1);
-    while (!stop_) {
-      zmq::pollitem_t item{static_cast<void*>(router_), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(2));
-      std::deque<Queued> q;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        q.swap(queued_);
-      }
-      for (auto& e : q) Publish(e.topic, e.extra, e.keys);
-      if (heartbeats_ && MsSince(last_heartbeat) >= 20) {
-        Heartbeat();
-        last_heartbeat = Clock::now();
-      }
-      for (;;) {
-        std::vector<zmq::message_t> frames;
-        zmq::message_t m;
-        if (!router_.recv(m, zmq::recv_flags::dontwait)) break;
-        frames.push_back(std::move(m));
-        while (frames.back().more()) {
-          zmq::message_t next;
-          (void)router_.recv(next, zmq::recv_flags::none);
-          frames.push_back(std::move(next));
-        }
-        Answer(frames);
-      }
-    }
-  }
-
-  zmq::socket_t router_;
-  zmq::socket_t pub_;
-  std::string requests_endpoint_;
-  std::string events_endpoint_;
   std::mutex mu_;
   std::map<std::string, FakeSession> table_;
-  std::deque<Queued> queued_;
   BeforeReply before_reply_;
-  std::map<std::string, uint64_t> seqs_{{"session", 0}, {"user", 0}};
-  std::atomic<bool> heartbeats_{true};
-  std::atomic<bool> stop_{false};
   std::atomic<int> gets_{0};
-  std::thread thread_;
 };
 
 // The client side: Client + Subscriber + SessionCache on the test thread.
@@ -275,16 +172,12 @@ struct Rig {
   }
 
   bool WaitLive() {
-    auto start = Clock::now();
-    while (!sub->live() && MsSince(start) < 5000) sub->Poll(10);
-    return sub->live();
+    return Eventually([&] { return sub->live(); }, 5000, [&] { sub->Poll(10); });
   }
   // Polls until `n` more events (of subscribed families) were delivered.
   bool WaitEvents(int n) {
     int target = events + n;
-    auto start = Clock::now();
-    while (events < target && MsSince(start) < 5000) sub->Poll(10);
-    return events >= target;
+    return Eventually([&] { return events >= target; }, 5000, [&] { sub->Poll(10); });
   }
 };
 
@@ -387,9 +280,7 @@ TEST(SessionCacheTest, StaleDropsEverythingAndStopsCachingUntilAHeartbeat) {
     PackStr(pk, "reason");
     PackStr(pk, "test");
   }, 1);
-  auto start = Clock::now();
-  while (rig.cache->size() != 0 && MsSince(start) < 5000) rig.sub->Poll(10);
-  EXPECT_EQ(rig.cache->size(), 0u);
+  EXPECT_TRUE(Eventually([&] { return rig.cache->size() == 0; }, 5000, [&] { rig.sub->Poll(10); }));
   EXPECT_FALSE(rig.sub->live());
   const int gets = rig.daemon.gets();
   ASSERT_TRUE(rig.cache->Get("tok-1").ok());

@@ -11,12 +11,8 @@ namespace torii {
 namespace {
 
 std::string Hex(const std::array<uint8_t, 32>& d) {
-  static const char* digits = "0123456789abcdef";
   std::string s;
-  for (uint8_t b : d) {
-    s.push_back(digits[b >> 4]);
-    s.push_back(digits[b & 15]);
-  }
+  AppendHex(s, d.data(), d.size());
   return s;
 }
 
@@ -145,6 +141,35 @@ TEST(Base64Url, KnownVectors) {
   EXPECT_EQ(enc("foo"), "Zm9v");
   EXPECT_EQ(enc("foobar"), "Zm9vYmFy");
   EXPECT_EQ(enc("\xfb\xff\xbf"), "-_-_");  // the url-safe alphabet, not + and /
+}
+
+TEST(Hex, EncodesLowerCaseAndDecodesEitherCase) {
+  EXPECT_EQ(HexEncode(std::string_view("\x00\x01\xab\xff", 4)), "0001abff");
+  EXPECT_EQ(HexEncode(""), "");
+  std::string out;
+  ASSERT_TRUE(HexDecode("0001abFF", &out));
+  EXPECT_EQ(out, std::string("\x00\x01\xab\xff", 4));
+  ASSERT_TRUE(HexDecode("", &out));
+  EXPECT_EQ(out, "");
+  EXPECT_FALSE(HexDecode("abc", &out));   // odd length
+  EXPECT_FALSE(HexDecode("0g", &out));    // not a digit
+  EXPECT_FALSE(HexDecode("g0", &out));
+  EXPECT_FALSE(HexDecode(std::string_view("0\0", 2), &out));
+  std::string all;
+  for (int b = 0; b < 256; b++) all.push_back(static_cast<char>(b));
+  ASSERT_TRUE(HexDecode(HexEncode(all), &out));
+  EXPECT_EQ(out, all);
+}
+
+TEST(Hex, ByteaHexNeedsItsPrefix) {
+  std::string out;
+  ASSERT_TRUE(DecodeByteaHex("\\x00ff", &out));
+  EXPECT_EQ(out, std::string("\x00\xff", 2));
+  ASSERT_TRUE(DecodeByteaHex("\\x", &out));
+  EXPECT_EQ(out, "");
+  EXPECT_FALSE(DecodeByteaHex("00ff", &out));
+  EXPECT_FALSE(DecodeByteaHex("\\x0", &out));
+  EXPECT_FALSE(DecodeByteaHex("\\", &out));
 }
 
 TEST(Time, NowMicrosIsPlausible) {

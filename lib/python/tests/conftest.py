@@ -158,7 +158,7 @@ class Daemon:
                 if left_ms <= 0:
                     raise RuntimeError(f"toriid did not answer ping within {timeout_s} s; log:\n{self.log_tail()}")
                 try:
-                    c.ping(timeout_ms=min(left_ms, 500))
+                    c.ping(timeout=min(left_ms / 1000, 0.5))
                     return
                 except torii_client.Timeout:
                     continue
@@ -246,7 +246,7 @@ def daemon(daemon_factory, database: str) -> Daemon:
 
 @pytest.fixture
 def client(daemon: Daemon):
-    with torii_client.Client(daemon.request_endpoint, timeout_ms=10000) as c:
+    with torii_client.Client(daemon.request_endpoint, timeout=10) as c:
         yield c
 
 

@@ -354,7 +354,7 @@ def test_forbidden_for_an_actor(client):
 def test_local_timeout_when_nothing_answers():
     # Nothing listens there: the request never leaves, the deadline still holds.
     from conftest import free_port
-    with Client(f"tcp://127.0.0.1:{free_port()}", timeout_ms=300) as c:
+    with Client(f"tcp://127.0.0.1:{free_port()}", timeout=0.3) as c:
         t0 = time.monotonic()
         with pytest.raises(Timeout) as e:
             c.ping()
@@ -377,7 +377,7 @@ def test_daemon_timeout_while_a_row_is_locked(client, cluster, database):
                    == "1", 20, what="the row lock to be held")
         t0 = time.monotonic()
         with pytest.raises(Timeout) as e:
-            client.update_user(u["id"], metadata={"late": True}, timeout_ms=500)
+            client.update_user(u["id"], metadata={"late": True}, timeout=0.5)
         assert time.monotonic() - t0 < 5
         # Whether the daemon said so or the client gave up first, it is a timeout.
         assert e.value.code == "timeout"
@@ -415,7 +415,7 @@ def use_both(c: Client, a, b) -> None:
 
 def test_round_robin_over_two_daemons(two_daemons):
     a, b = two_daemons
-    with Client([a.request_endpoint, b.request_endpoint], timeout_ms=5000) as c:
+    with Client([a.request_endpoint, b.request_endpoint], timeout=5) as c:
         use_both(c, a, b)
         used = []
         for _ in range(4):
@@ -426,7 +426,7 @@ def test_round_robin_over_two_daemons(two_daemons):
 
 def test_failover_when_the_first_daemon_is_killed(two_daemons):
     a, b = two_daemons
-    with Client([a.request_endpoint, b.request_endpoint], timeout_ms=5000) as c:
+    with Client([a.request_endpoint, b.request_endpoint], timeout=5) as c:
         use_both(c, a, b)
         u = c.create_user(unique_email("before"))
         a.kill()
@@ -451,8 +451,8 @@ def test_failover_when_the_first_daemon_is_killed(two_daemons):
 
 def test_a_hung_daemon_delays_reads_but_never_repeats_writes(two_daemons):
     a, b = two_daemons
-    with Client([a.request_endpoint, b.request_endpoint], timeout_ms=3000) as reader, \
-            Client([a.request_endpoint, b.request_endpoint], timeout_ms=3000) as writer:
+    with Client([a.request_endpoint, b.request_endpoint], timeout=3) as reader, \
+            Client([a.request_endpoint, b.request_endpoint], timeout=3) as writer:
         use_both(reader, a, b)
         use_both(writer, a, b)
         u = writer.create_user(unique_email("hung"))
@@ -519,11 +519,11 @@ def test_curve(daemon_factory, cluster, tmp_path):
         assert c.ping()["protocol"] == 1
         assert c.create_user(unique_email("curve"))["id"]
     # Without CURVE, or with a key that is not authorized: no reply at all.
-    with Client(d.request_endpoint, timeout_ms=1000) as plain:
+    with Client(d.request_endpoint, timeout=1) as plain:
         with pytest.raises(Timeout):
             plain.ping()
     stranger = CurveKeys.from_files(str(keys / "server.pub"), str(keys / "stranger.key"), str(keys / "stranger.pub"))
-    with Client(d.request_endpoint, curve=stranger, timeout_ms=1000) as c:
+    with Client(d.request_endpoint, curve=stranger, timeout=1) as c:
         with pytest.raises(Timeout):
             c.ping()
     # The Subscriber takes the same keys and gets heartbeats.

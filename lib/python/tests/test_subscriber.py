@@ -538,11 +538,9 @@ def test_real_duplicates_from_two_daemons(daemon_factory, cluster):
         u = c.create_user(unique_email("dup"))
         mine = lambda: [e for e in rec.events if e.get("id") == u["id"]]  # noqa: E731
         wait_until(lambda: len(mine()) >= 1, 20, poll=lambda: sub.poll(50), what="user.created")
-        if mine()[0].eid is None:
-            # Both copies must arrive; without eid they cannot be told apart.
-            wait_until(lambda: len(mine()) == 2, 20, poll=lambda: sub.poll(50), what="the second copy")
-            pytest.skip("this daemon does not publish eid yet (listener.cpp); dedup is covered by "
-                        "test_eid_dedup_across_endpoints")
+        # Every relayed event carries eid (docs/protocol.md, "Event identity"):
+        # without it the copies cannot be told apart, and that is a failure.
+        assert mine()[0].eid is not None, "user.created carries no eid"
         # Wait until both endpoints have moved past the change (their heartbeats
         # show the user family's seq), then exactly one copy was delivered.
         wait_until(lambda: sub.stats["duplicates"] >= 1, 20, poll=lambda: sub.poll(50), what="the duplicate")

@@ -61,7 +61,7 @@ class Router:
 @pytest.fixture
 def wire():
     r = Router()
-    with Client(r.endpoint, timeout_ms=5000) as c:
+    with Client(r.endpoint, timeout=5) as c:
         yield c, r
     r.close()
 
@@ -160,7 +160,7 @@ def test_every_protocol_op_has_a_method():
 
 def test_actor_timeout_and_ids(wire):
     c, r = wire
-    c.get_user(UID, actor=UID, timeout_ms=1234)
+    c.get_user(UID, actor=UID, timeout=1.234)
     c.get_user(UID)
     first, second = r.bodies[-2:]
     assert first["actor"] == UID and 1000 < first["timeout_ms"] <= 1234
@@ -168,15 +168,45 @@ def test_actor_timeout_and_ids(wire):
     assert UNSET is torii_client.client.UNSET and not UNSET
 
 
+def test_timeout_ms_still_works_with_a_deprecation_warning(wire):
+    c, r = wire
+    with pytest.warns(DeprecationWarning, match="timeout_ms"):
+        c.get_user(UID, timeout_ms=1234)
+    assert 1000 < r.bodies[-1]["timeout_ms"] <= 1234
+    with pytest.warns(DeprecationWarning, match="timeout_ms"):
+        with Client(r.endpoint, timeout_ms=2500) as old:
+            assert old.timeout == 2.5 and old.timeout_ms == 2500
+    with pytest.raises(TypeError, match="both"), pytest.warns(DeprecationWarning):
+        c.get_user(UID, timeout=1, timeout_ms=1000)
+
+
+def test_errors_are_also_the_builtin_exceptions():
+    assert issubclass(torii_client.Timeout, TimeoutError)
+    assert issubclass(torii_client.Unavailable, ConnectionError)
+    e = torii_client.error_from_code("timeout", "late", "get_user")
+    assert isinstance(e, TimeoutError) and e.code == "timeout" and str(e) == "get_user: timeout: late"
+    assert isinstance(torii_client.error_from_code("unavailable", "down"), ConnectionError)
+    assert not isinstance(torii_client.error_from_code("not_found", "x"), OSError)
+
+
+def test_one_version_number():
+    import os
+    import re
+    pyproject = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyproject.toml")).read()
+    assert 'dynamic = ["version"]' in pyproject and "torii_client._version.__version__" in pyproject
+    assert not re.search(r'^version\s*=\s*"', pyproject, re.M), "a second version number in pyproject.toml"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", torii_client.__version__)
+
+
 def test_a_late_reply_is_dropped_and_the_client_stays_usable():
     r = Router(hold_first=True)
     try:
-        with Client(r.endpoint, timeout_ms=300) as c:
+        with Client(r.endpoint, timeout=0.3) as c:
             with pytest.raises(torii_client.Timeout) as e:
                 c.get_user(UID)
             assert e.value.local
             r.release.set()  # the late reply arrives now, before the next call's
-            assert c.get_user(UID, timeout_ms=5000)["echo"] == {"id": UID}
+            assert c.get_user(UID, timeout=5)["echo"] == {"id": UID}
             assert c.client_stats["dropped_replies"] == 1 and c.client_stats["timeouts"] == 1
             # The retry budget: with one endpoint, a read is not sent twice.
             assert c.client_stats["sent"] == 2

@@ -8,6 +8,7 @@
 
 None of them is thread-safe: use one of each per thread.
 """
+from ._version import __version__
 from .client import IDEMPOTENT_OPS, UNSET, Client
 from .codec import packb, unpackb
 from .curve import CurveKeys, public_from_secret, read_key_file
@@ -17,13 +18,18 @@ from .errors import (BadRequest, Conflict, Duplicate, ForeignKey, Forbidden, Int
 from .operations import OPERATIONS, Operation
 from .session_cache import CachedSession, SessionCache
 from .subscriber import Event, StaleKind, StaleReason, Subscriber
-
-__version__ = "0.1.0"
+from .types import (Audit, AuditPage, Deleted, Expiry, JwtRevocations, JwtRevoked, LoginFailureCount, LoginFailures,
+                    Metadata, OAuthAccount, OAuthAccounts, OAuthState, Passkey, PasskeyChallenge, Passkeys, Ping,
+                    RevokedJti, SecureToken, Session, Sessions, User, UserCreated, UserCutoff, UserLock, UserPage,
+                    Users)
 
 __all__ = [
     "Client", "Subscriber", "SessionCache", "CachedSession", "Event", "StaleKind", "StaleReason", "CurveKeys",
     "read_key_file", "public_from_secret", "UNSET", "IDEMPOTENT_OPS", "OPERATIONS", "Operation", "packb", "unpackb", "ToriiError",
     "BadRequest", "UnsupportedVersion", "UnknownOp", "InvalidArgument", "NotFound", "Duplicate", "ForeignKey",
     "Forbidden", "Conflict", "Timeout", "Overloaded", "Unavailable", "Storage", "Internal", "error_from_code",
-    "result_of_reply",
+    "result_of_reply", "__version__", "Metadata", "User", "Session", "Audit", "OAuthAccount", "Passkey",
+    "SecureToken", "Ping", "Deleted", "Users", "UserPage", "Sessions", "AuditPage", "UserCreated", "OAuthAccounts",
+    "Passkeys", "Expiry", "OAuthState", "PasskeyChallenge", "LoginFailureCount", "LoginFailures", "UserLock",
+    "JwtRevoked", "RevokedJti", "UserCutoff", "JwtRevocations",
 ]

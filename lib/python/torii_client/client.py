@@ -13,10 +13,11 @@ Contract:
   reply that arrives after its request gave up (or was never ours) is dropped
   and counted in ``client_stats["dropped_replies"]``, so the client stays usable
   after a timeout (unlike a REQ socket).
-- The deadline (``timeout_ms``, default the Client's ``timeout_ms``) bounds the
-  whole call, every endpoint included. It is also sent to the daemon as the
-  request's ``timeout_ms`` (the time left), so the daemon gives up at the same
-  time. When it passes with no reply the call raises :class:`Timeout` with
+- The deadline (``timeout``, float seconds, default the Client's ``timeout``)
+  bounds the whole call, every endpoint included. It is also sent to the
+  daemon as the request's ``timeout_ms`` (the time left), so the daemon gives
+  up at the same time. (``timeout_ms=``, integer milliseconds, is still taken
+  by the constructor and every method, with a :class:`DeprecationWarning`.) When it passes with no reply the call raises :class:`Timeout` with
   ``local=True``. ZeroMQ cannot tell "daemon down" from "daemon slow".
 - **Endpoints.** Each call starts at the next endpoint in turn (round-robin).
   Sockets use ``ZMQ_IMMEDIATE``: a request is only handed to an endpoint with
@@ -53,9 +54,12 @@ Contract:
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import inspect
 import itertools
 import time
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+import warnings
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union, cast
 
 import zmq
 
@@ -63,6 +67,9 @@ from . import codec
 from .curve import CurveKeys
 from .errors import Timeout, result_of_reply
 from .operations import IDEMPOTENT_OPS
+from .types import (AuditPage, Deleted, Expiry, JwtRevocations, JwtRevoked, LoginFailureCount, LoginFailures,
+                    OAuthAccount, OAuthAccounts, OAuthState, Passkey, PasskeyChallenge, Passkeys, Ping, SecureToken,
+                    Session, Sessions, User, UserCreated, UserLock, UserPage, Users)
 
 
 class _Unset:
@@ -87,8 +94,27 @@ Timestamp = Union[_dt.datetime, int]
 """A timestamp argument: a datetime (naive taken as UTC) or integer ms since the epoch."""
 Binary = Union[bytes, bytearray, memoryview]
 
-User = Dict[str, Any]
-Session = Dict[str, Any]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _accepts_timeout_ms(fn: _F) -> _F:
+    """Lets ``fn``, which takes ``timeout`` in float seconds, also take the
+    old ``timeout_ms`` keyword (integer milliseconds), with a
+    :class:`DeprecationWarning`. ``timeout_ms=None`` is "not given"."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "timeout_ms" in kwargs:
+            ms = kwargs.pop("timeout_ms")
+            if ms is not None:
+                warnings.warn(f"{fn.__name__}(timeout_ms=...) is deprecated: pass timeout= in seconds",
+                              DeprecationWarning, stacklevel=2)
+                if kwargs.get("timeout") is not None:
+                    raise TypeError(f"{fn.__name__}() got both timeout and timeout_ms")
+                kwargs["timeout"] = ms / 1000.0
+        return fn(*args, **kwargs)
+
+    return cast(_F, wrapper)
 
 
 def _args(**kwargs: Any) -> Dict[str, Any]:
@@ -114,7 +140,8 @@ class Client:
     """A blocking client of one or more toriid ``requests`` endpoints.
 
     :param endpoints: ``tcp://host:port`` or ``ipc://path`` addresses (one str or several).
-    :param timeout_ms: default deadline of a call, in milliseconds.
+    :param timeout: default deadline of a call, in seconds (``timeout_ms=``,
+        in milliseconds, is deprecated).
     :param curve: CURVE keys (:meth:`CurveKeys.from_files`), or None for none.
     :param hwm: send and receive high-water marks, in messages.
     :param context: a ``zmq.Context`` to share (required for ``inproc://``); default a private one.
@@ -125,7 +152,7 @@ class Client:
     :meth:`close`.
     """
 
-    def __init__(self, endpoints: Union[str, Sequence[str]], *, timeout_ms: int = 5000,
+    def __init__(self, endpoints: Union[str, Sequence[str]], *, timeout: float = 5.0,
                  curve: Optional[CurveKeys] = None, hwm: int = 100000,
                  context: Optional[zmq.Context] = None) -> None:
         if isinstance(endpoints, str):
@@ -133,11 +160,11 @@ class Client:
         endpoints = list(endpoints)
         if not endpoints:
             raise ValueError("the client needs at least one endpoint")
-        if timeout_ms <= 0:
-            raise ValueError("timeout_ms must be positive")
+        if timeout is None or timeout <= 0:
+            raise ValueError("timeout must be positive")
         if curve is not None:
             curve.validate()
-        self.timeout_ms = timeout_ms
+        self.timeout: float = timeout  # default deadline of a call, in seconds
         self._own_context = context is None
         self._context = zmq.Context() if context is None else context
         self._endpoints: List[_Endpoint] = []
@@ -181,6 +208,11 @@ class Client:
         self.close()
 
     @property
+    def timeout_ms(self) -> int:
+        """The default deadline in milliseconds (deprecated: use :attr:`timeout`)."""
+        return int(round(self.timeout * 1000))
+
+    @property
     def endpoints(self) -> List[str]:
         return [ep.address for ep in self._endpoints]
 
@@ -193,13 +225,13 @@ class Client:
 
     # -- the generic call -------------------------------------------------
 
-    def call(self, op: str, args: Optional[Mapping[str, Any]] = None, *, timeout_ms: Optional[int] = None,
+    def call(self, op: str, args: Optional[Mapping[str, Any]] = None, *, timeout: Optional[float] = None,
              actor: Optional[str] = None, idempotent: Optional[bool] = None) -> Any:
         """Sends one request and returns its ``result``, or raises its error.
 
         :param op: the operation name (PROTOCOL.md sections 2 and 5).
         :param args: the ``args`` map, sent as given (None: no args).
-        :param timeout_ms: this call's deadline; default the Client's.
+        :param timeout: this call's deadline in seconds; default the Client's.
         :param actor: uuid of the user on whose behalf the request acts (row-level security).
         :param idempotent: may the request be sent again to another endpoint when one does
             not answer? Default: ``op in IDEMPOTENT_OPS``.
@@ -208,10 +240,10 @@ class Client:
         """
         if not self._endpoints:
             raise ValueError("the client is closed")
-        timeout = self.timeout_ms if timeout_ms is None or timeout_ms <= 0 else timeout_ms
+        timeout = self.timeout if timeout is None or timeout <= 0 else timeout
         retry = (op in IDEMPOTENT_OPS) if idempotent is None else idempotent
         start = time.monotonic()
-        deadline = start + timeout / 1000.0
+        deadline = start + timeout
         n = len(self._endpoints)
         # Round-robin: each call starts at the next endpoint; endpoints that
         # recently left a request unanswered go last.
@@ -228,7 +260,7 @@ class Client:
                 for ep in tried:
                     ep.suspect_until = now + SUSPECT_S
                 where = ", ".join(ep.address for ep in tried) if tried else "no connected endpoint"
-                raise Timeout(f"no reply within {timeout} ms ({where})", op=op, local=True)
+                raise Timeout(f"no reply within {timeout * 1000:.0f} ms ({where})", op=op, local=True)
             untried = [ep for ep in order if ep not in tried]
             want_send = not pending or (retry and untried and now >= attempt_deadline)
             if want_send and pending and tried[-1].suspect_until < now:
@@ -284,7 +316,7 @@ class Client:
             return ep
         return None
 
-    def _read_replies(self, ep: _Endpoint, pending: Dict[int, _Endpoint]) -> "tuple[bool, Any]":
+    def _read_replies(self, ep: _Endpoint, pending: Dict[int, _Endpoint]) -> Tuple[bool, Any]:
         """Reads every reply waiting on ``ep``; returns (True, body) for the first
         one that answers an attempt in ``pending``, dropping the others."""
         while True:
@@ -306,22 +338,22 @@ class Client:
 
     # -- section 2: service -----------------------------------------------
 
-    def ping(self, *, timeout_ms: Optional[int] = None) -> Dict[str, Any]:
+    def ping(self, *, timeout: Optional[float] = None) -> Ping:
         """``ping``: ``{"version": str, "protocol": 1, "schema": int}`` (``schema``: the
         schema version the daemon runs on; absent from daemons that predate it)."""
-        return self.call("ping", None, timeout_ms=timeout_ms)
+        return self.call("ping", None, timeout=timeout)
 
-    def stats(self, *, timeout_ms: Optional[int] = None) -> Dict[str, Any]:
+    def stats(self, *, timeout: Optional[float] = None) -> Dict[str, Any]:
         """``stats``: the daemon's counters (requests, errors, pool, events, cleanup, ...).
         This client's own counters are :attr:`client_stats`."""
-        return self.call("stats", None, timeout_ms=timeout_ms)
+        return self.call("stats", None, timeout=timeout)
 
     # -- section 2: users ---------------------------------------------------
 
     def create_user(self, email: str, *, id: Optional[str] = None, password_hash: Optional[str] = None,
                     metadata: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
                     email_verified_at: Optional[Timestamp] = None,
-                    timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> User:
+                    timeout: Optional[float] = None, actor: Optional[str] = None) -> User:
         """``create_user``: a new User. ``id`` defaults to a random uuid; ``name``
         (section 5) needs a daemon with accounts support; ``email_verified_at``
         creates the user verified (docs/protocol.md).
@@ -330,26 +362,26 @@ class Client:
         :raises InvalidArgument: malformed email, id or metadata."""
         return self.call("create_user", _args(email=email, id=id, password_hash=password_hash, metadata=metadata,
                                               name=name, email_verified_at=email_verified_at),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
-    def get_user(self, id: str, *, timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> User:
+    def get_user(self, id: str, *, timeout: Optional[float] = None, actor: Optional[str] = None) -> User:
         """``get_user``: the User with this id (with ``password_hash``).
 
         :raises NotFound: no such user (or not visible to the actor)."""
-        return self.call("get_user", _args(id=id), timeout_ms=timeout_ms, actor=actor)
+        return self.call("get_user", _args(id=id), timeout=timeout, actor=actor)
 
-    def get_user_by_email(self, email: str, *, timeout_ms: Optional[int] = None,
+    def get_user_by_email(self, email: str, *, timeout: Optional[float] = None,
                           actor: Optional[str] = None) -> User:
         """``get_user_by_email``: case-insensitive lookup; the stored case is returned.
 
         :raises NotFound: no user has this email."""
-        return self.call("get_user_by_email", _args(email=email), timeout_ms=timeout_ms, actor=actor)
+        return self.call("get_user_by_email", _args(email=email), timeout=timeout, actor=actor)
 
     def update_user(self, id: str, *, email: Optional[str] = None, password_hash: Optional[str] = UNSET,
                     metadata: Optional[Mapping[str, Any]] = None,
                     metadata_merge: Optional[Mapping[str, Any]] = None, name: Optional[str] = UNSET,
                     locked_at: Optional[Timestamp] = UNSET, email_verified_at: Optional[Timestamp] = UNSET,
-                    timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> User:
+                    timeout: Optional[float] = None, actor: Optional[str] = None) -> User:
         """``update_user``: changes the given fields and returns the User.
 
         ``password_hash=None`` clears the stored hash (Torii's "remove password");
@@ -364,46 +396,46 @@ class Client:
                            ("email_verified_at", email_verified_at)):
             if value is not UNSET:
                 a[key] = value
-        return self.call("update_user", a, timeout_ms=timeout_ms, actor=actor)
+        return self.call("update_user", a, timeout=timeout, actor=actor)
 
-    def verify_email(self, id: str, *, at: Optional[Timestamp] = None, timeout_ms: Optional[int] = None,
+    def verify_email(self, id: str, *, at: Optional[Timestamp] = None, timeout: Optional[float] = None,
                      actor: Optional[str] = None) -> User:
         """``verify_email``: sets ``email_verified_at`` to ``at`` (default: the database's now).
 
         :raises NotFound: no such user."""
-        return self.call("verify_email", _args(id=id, at=at), timeout_ms=timeout_ms, actor=actor)
+        return self.call("verify_email", _args(id=id, at=at), timeout=timeout, actor=actor)
 
-    def delete_user(self, id: str, *, timeout_ms: Optional[int] = None,
-                    actor: Optional[str] = None) -> Dict[str, int]:
+    def delete_user(self, id: str, *, timeout: Optional[float] = None,
+                    actor: Optional[str] = None) -> Deleted:
         """``delete_user``: ``{"deleted": 1}``; the user's sessions (and accounts,
         passkeys, tokens) go with it.
 
         :raises NotFound: no such user."""
-        return self.call("delete_user", _args(id=id), timeout_ms=timeout_ms, actor=actor)
+        return self.call("delete_user", _args(id=id), timeout=timeout, actor=actor)
 
     def search_users(self, query: str, *, limit: Optional[int] = None, offset: Optional[int] = None,
-                     timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> Dict[str, List[User]]:
+                     timeout: Optional[float] = None, actor: Optional[str] = None) -> Users:
         """``search_users``: ``{"users": [User...]}`` best match first, web-search
         syntax over email and metadata. ``limit`` 1..100 (default 20).
 
         :raises InvalidArgument: limit or offset out of range, query too long."""
-        return self.call("search_users", _args(query=query, limit=limit, offset=offset), timeout_ms=timeout_ms,
+        return self.call("search_users", _args(query=query, limit=limit, offset=offset), timeout=timeout,
                          actor=actor)
 
     def list_users(self, *, limit: Optional[int] = None, after: Optional[str] = None,
-                   timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> Dict[str, Any]:
+                   timeout: Optional[float] = None, actor: Optional[str] = None) -> UserPage:
         """``list_users``: ``{"users": [User...], "next": cursor or None}``, oldest
         first. Pass ``next`` back as ``after`` for the next page.
 
         :raises InvalidArgument: limit out of 1..1000, malformed cursor."""
-        return self.call("list_users", _args(limit=limit, after=after), timeout_ms=timeout_ms, actor=actor)
+        return self.call("list_users", _args(limit=limit, after=after), timeout=timeout, actor=actor)
 
     # -- section 2: sessions ------------------------------------------------
 
     def create_session(self, user_id: str, *, expires_at: Optional[Timestamp] = None, ttl_s: Optional[int] = None,
                        id: Optional[str] = None, user_agent: Optional[str] = None,
                        ip_address: Optional[str] = None, metadata: Optional[Mapping[str, Any]] = None,
-                       timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> Session:
+                       timeout: Optional[float] = None, actor: Optional[str] = None) -> Session:
         """``create_session``: a Session plus ``token`` (43 characters, returned only
         here: keep it, the daemon stores only its digest). Give ``expires_at`` or
         ``ttl_s``, not both.
@@ -413,267 +445,275 @@ class Client:
             creating a session for another user."""
         return self.call("create_session", _args(user_id=user_id, expires_at=expires_at, ttl_s=ttl_s, id=id,
                                                  user_agent=user_agent, ip_address=ip_address, metadata=metadata),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
     def get_session(self, *, token: Optional[str] = None, id: Optional[str] = None,
-                    timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> Session:
+                    timeout: Optional[float] = None, actor: Optional[str] = None) -> Session:
         """``get_session`` by ``token`` or ``id`` (one of them): the Session while unexpired.
 
         :raises NotFound: unknown or expired."""
-        return self.call("get_session", _args(token=token, id=id), timeout_ms=timeout_ms, actor=actor)
+        return self.call("get_session", _args(token=token, id=id), timeout=timeout, actor=actor)
 
     def extend_session(self, *, token: Optional[str] = None, id: Optional[str] = None,
                        expires_at: Optional[Timestamp] = None, ttl_s: Optional[int] = None,
-                       timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> Session:
+                       timeout: Optional[float] = None, actor: Optional[str] = None) -> Session:
         """``extend_session``: a new ``expires_at`` (or ``ttl_s`` from now) for an
         unexpired session, by ``token`` or ``id``.
 
         :raises NotFound: unknown or expired (never revived)."""
         return self.call("extend_session", _args(token=token, id=id, expires_at=expires_at, ttl_s=ttl_s),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
     def delete_session(self, *, token: Optional[str] = None, id: Optional[str] = None,
-                       timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> Dict[str, int]:
+                       timeout: Optional[float] = None, actor: Optional[str] = None) -> Deleted:
         """``delete_session`` by ``token`` or ``id``: ``{"deleted": 1}``.
 
         :raises NotFound: unknown, or expired (the row is deleted all the same)."""
-        return self.call("delete_session", _args(token=token, id=id), timeout_ms=timeout_ms, actor=actor)
+        return self.call("delete_session", _args(token=token, id=id), timeout=timeout, actor=actor)
 
-    def list_sessions(self, user_id: str, *, timeout_ms: Optional[int] = None,
-                      actor: Optional[str] = None) -> Dict[str, List[Session]]:
+    def list_sessions(self, user_id: str, *, timeout: Optional[float] = None,
+                      actor: Optional[str] = None) -> Sessions:
         """``list_sessions``: ``{"sessions": [Session...]}`` unexpired, newest first."""
-        return self.call("list_sessions", _args(user_id=user_id), timeout_ms=timeout_ms, actor=actor)
+        return self.call("list_sessions", _args(user_id=user_id), timeout=timeout, actor=actor)
 
     def delete_user_sessions(self, user_id: str, *, except_: Optional[str] = None,
-                             timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> Dict[str, int]:
+                             timeout: Optional[float] = None, actor: Optional[str] = None) -> Deleted:
         """``delete_user_sessions``: ``{"deleted": n}``, expired ones included;
         ``except_`` (the protocol's ``except``) is a session id to keep."""
         a = _args(user_id=user_id)
         if except_ is not None:
             a["except"] = except_
-        return self.call("delete_user_sessions", a, timeout_ms=timeout_ms, actor=actor)
+        return self.call("delete_user_sessions", a, timeout=timeout, actor=actor)
 
-    def cleanup_expired_sessions(self, *, timeout_ms: Optional[int] = None) -> Dict[str, int]:
+    def cleanup_expired_sessions(self, *, timeout: Optional[float] = None) -> Deleted:
         """``cleanup_expired_sessions``: runs one cleanup pass now; ``{"deleted": n}``."""
-        return self.call("cleanup_expired_sessions", None, timeout_ms=timeout_ms)
+        return self.call("cleanup_expired_sessions", None, timeout=timeout)
 
     def list_audit(self, *, record_id: Optional[str] = None, table: Optional[str] = None,
-                   limit: Optional[int] = None, before: Optional[str] = None, timeout_ms: Optional[int] = None,
-                   actor: Optional[str] = None) -> Dict[str, Any]:
+                   limit: Optional[int] = None, before: Optional[str] = None, timeout: Optional[float] = None,
+                   actor: Optional[str] = None) -> AuditPage:
         """``list_audit``: ``{"entries": [Audit...], "next": cursor or None}`` newest
         first; pass ``next`` back as ``before``. ``table`` is ``users`` or ``sessions``.
 
         :raises InvalidArgument: another table, limit out of 1..1000, malformed cursor."""
         return self.call("list_audit", _args(record_id=record_id, table=table, limit=limit, before=before),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
     # -- section 5: users ---------------------------------------------------
 
     def get_or_create_user(self, email: str, *, name: Optional[str] = None, id: Optional[str] = None,
-                           metadata: Optional[Mapping[str, Any]] = None, timeout_ms: Optional[int] = None,
-                           actor: Optional[str] = None) -> Dict[str, Any]:
+                           metadata: Optional[Mapping[str, Any]] = None, timeout: Optional[float] = None,
+                           actor: Optional[str] = None) -> UserCreated:
         """``get_or_create_user``: ``{"user": User, "created": bool}``; concurrent
         calls for one email make one user."""
         return self.call("get_or_create_user", _args(email=email, name=name, id=id, metadata=metadata),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
     # -- section 5: OAuth ---------------------------------------------------
 
-    def link_oauth_account(self, user_id: str, provider: str, subject: str, *, timeout_ms: Optional[int] = None,
-                           actor: Optional[str] = None) -> Dict[str, Any]:
+    def link_oauth_account(self, user_id: str, provider: str, subject: str, *, timeout: Optional[float] = None,
+                           actor: Optional[str] = None) -> OAuthAccount:
         """``link_oauth_account``: the OAuthAccount (the existing one when linked again).
 
         :raises Duplicate: the (provider, subject) pair belongs to another user."""
         return self.call("link_oauth_account", _args(user_id=user_id, provider=provider, subject=subject),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
-    def get_oauth_account(self, provider: str, subject: str, *, timeout_ms: Optional[int] = None,
-                          actor: Optional[str] = None) -> Dict[str, Any]:
+    def get_oauth_account(self, provider: str, subject: str, *, timeout: Optional[float] = None,
+                          actor: Optional[str] = None) -> OAuthAccount:
         """``get_oauth_account``: the OAuthAccount. :raises NotFound: not linked."""
-        return self.call("get_oauth_account", _args(provider=provider, subject=subject), timeout_ms=timeout_ms,
+        return self.call("get_oauth_account", _args(provider=provider, subject=subject), timeout=timeout,
                          actor=actor)
 
-    def get_user_by_oauth(self, provider: str, subject: str, *, timeout_ms: Optional[int] = None,
+    def get_user_by_oauth(self, provider: str, subject: str, *, timeout: Optional[float] = None,
                           actor: Optional[str] = None) -> User:
         """``get_user_by_oauth``: the User linked to (provider, subject). :raises NotFound: none."""
-        return self.call("get_user_by_oauth", _args(provider=provider, subject=subject), timeout_ms=timeout_ms,
+        return self.call("get_user_by_oauth", _args(provider=provider, subject=subject), timeout=timeout,
                          actor=actor)
 
-    def list_oauth_accounts(self, user_id: str, *, timeout_ms: Optional[int] = None,
-                            actor: Optional[str] = None) -> Dict[str, List[Dict[str, Any]]]:
+    def list_oauth_accounts(self, user_id: str, *, timeout: Optional[float] = None,
+                            actor: Optional[str] = None) -> OAuthAccounts:
         """``list_oauth_accounts``: ``{"accounts": [OAuthAccount...]}`` oldest first."""
-        return self.call("list_oauth_accounts", _args(user_id=user_id), timeout_ms=timeout_ms, actor=actor)
+        return self.call("list_oauth_accounts", _args(user_id=user_id), timeout=timeout, actor=actor)
 
     def unlink_oauth_account(self, user_id: str, provider: str, *, subject: Optional[str] = None,
-                             timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> Dict[str, int]:
+                             timeout: Optional[float] = None, actor: Optional[str] = None) -> Deleted:
         """``unlink_oauth_account``: ``{"deleted": n}`` (every subject of the provider
         when ``subject`` is not given)."""
         return self.call("unlink_oauth_account", _args(user_id=user_id, provider=provider, subject=subject),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
-    def put_oauth_state(self, state: str, verifier: str, ttl_s: int, *, timeout_ms: Optional[int] = None,
-                        actor: Optional[str] = None) -> Dict[str, Any]:
+    def put_oauth_state(self, state: str, verifier: str, ttl_s: int, *, timeout: Optional[float] = None,
+                        actor: Optional[str] = None) -> Expiry:
         """``put_oauth_state``: ``{"expires_at"}``; replaces a verifier stored under ``state``."""
         return self.call("put_oauth_state", _args(state=state, verifier=verifier, ttl_s=ttl_s),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
-    def take_oauth_state(self, state: str, *, timeout_ms: Optional[int] = None,
-                         actor: Optional[str] = None) -> Dict[str, Any]:
+    def take_oauth_state(self, state: str, *, timeout: Optional[float] = None,
+                         actor: Optional[str] = None) -> OAuthState:
         """``take_oauth_state``: ``{"verifier"}``, at most once (the row goes).
 
         :raises NotFound: unknown, expired or already taken."""
-        return self.call("take_oauth_state", _args(state=state), timeout_ms=timeout_ms, actor=actor)
+        return self.call("take_oauth_state", _args(state=state), timeout=timeout, actor=actor)
 
     # -- section 5: passkeys --------------------------------------------------
 
     def add_passkey(self, user_id: str, credential_id: Binary, public_key: Binary, *, name: Optional[str] = None,
-                    sign_count: Optional[int] = None, timeout_ms: Optional[int] = None,
-                    actor: Optional[str] = None) -> Dict[str, Any]:
+                    sign_count: Optional[int] = None, timeout: Optional[float] = None,
+                    actor: Optional[str] = None) -> Passkey:
         """``add_passkey``: the Passkey. ``credential_id`` (1..1023 bytes) and
         ``public_key`` (1..4096 bytes) travel as msgpack bin.
 
         :raises Duplicate: the credential id is taken."""
         return self.call("add_passkey", _args(user_id=user_id, credential_id=bytes(credential_id),
                                               public_key=bytes(public_key), name=name, sign_count=sign_count),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
-    def get_passkey(self, credential_id: Binary, *, timeout_ms: Optional[int] = None,
-                    actor: Optional[str] = None) -> Dict[str, Any]:
+    def get_passkey(self, credential_id: Binary, *, timeout: Optional[float] = None,
+                    actor: Optional[str] = None) -> Passkey:
         """``get_passkey``: the Passkey. :raises NotFound: unknown credential id."""
-        return self.call("get_passkey", _args(credential_id=bytes(credential_id)), timeout_ms=timeout_ms,
+        return self.call("get_passkey", _args(credential_id=bytes(credential_id)), timeout=timeout,
                          actor=actor)
 
-    def list_passkeys(self, user_id: str, *, timeout_ms: Optional[int] = None,
-                      actor: Optional[str] = None) -> Dict[str, List[Dict[str, Any]]]:
+    def list_passkeys(self, user_id: str, *, timeout: Optional[float] = None,
+                      actor: Optional[str] = None) -> Passkeys:
         """``list_passkeys``: ``{"passkeys": [Passkey...]}`` oldest first."""
-        return self.call("list_passkeys", _args(user_id=user_id), timeout_ms=timeout_ms, actor=actor)
+        return self.call("list_passkeys", _args(user_id=user_id), timeout=timeout, actor=actor)
 
     def use_passkey(self, credential_id: Binary, *, sign_count: Optional[int] = None,
-                    timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> Dict[str, Any]:
+                    timeout: Optional[float] = None, actor: Optional[str] = None) -> Passkey:
         """``use_passkey``: the Passkey with ``last_used_at`` now and the new count.
 
         :raises Conflict: stored and given counts both non-zero and the given one
             not greater (a cloned authenticator?); nothing changes."""
         return self.call("use_passkey", _args(credential_id=bytes(credential_id), sign_count=sign_count),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
-    def delete_passkey(self, credential_id: Binary, *, timeout_ms: Optional[int] = None,
-                       actor: Optional[str] = None) -> Dict[str, int]:
+    def delete_passkey(self, credential_id: Binary, *, timeout: Optional[float] = None,
+                       actor: Optional[str] = None) -> Deleted:
         """``delete_passkey``: ``{"deleted": 1}``. :raises NotFound: unknown."""
-        return self.call("delete_passkey", _args(credential_id=bytes(credential_id)), timeout_ms=timeout_ms,
+        return self.call("delete_passkey", _args(credential_id=bytes(credential_id)), timeout=timeout,
                          actor=actor)
 
-    def delete_user_passkeys(self, user_id: str, *, timeout_ms: Optional[int] = None,
-                             actor: Optional[str] = None) -> Dict[str, int]:
+    def delete_user_passkeys(self, user_id: str, *, timeout: Optional[float] = None,
+                             actor: Optional[str] = None) -> Deleted:
         """``delete_user_passkeys``: ``{"deleted": n}``."""
-        return self.call("delete_user_passkeys", _args(user_id=user_id), timeout_ms=timeout_ms, actor=actor)
+        return self.call("delete_user_passkeys", _args(user_id=user_id), timeout=timeout, actor=actor)
 
     def put_passkey_challenge(self, challenge_id: Union[str, Binary], challenge: Union[str, Binary], ttl_s: int, *,
-                              user_id: Optional[str] = None, timeout_ms: Optional[int] = None,
-                              actor: Optional[str] = None) -> Dict[str, Any]:
+                              user_id: Optional[str] = None, timeout: Optional[float] = None,
+                              actor: Optional[str] = None) -> Expiry:
         """``put_passkey_challenge``: ``{"expires_at"}``; replaces one stored under
         ``challenge_id``. ``challenge`` (1..1024 bytes) is sent as bin when bytes."""
         return self.call("put_passkey_challenge", _args(challenge_id=_bin_or_str(challenge_id),
                                                         challenge=_bin_or_str(challenge), ttl_s=ttl_s,
-                                                        user_id=user_id), timeout_ms=timeout_ms, actor=actor)
+                                                        user_id=user_id), timeout=timeout, actor=actor)
 
-    def take_passkey_challenge(self, challenge_id: Union[str, Binary], *, timeout_ms: Optional[int] = None,
-                               actor: Optional[str] = None) -> Dict[str, Any]:
+    def take_passkey_challenge(self, challenge_id: Union[str, Binary], *, timeout: Optional[float] = None,
+                               actor: Optional[str] = None) -> PasskeyChallenge:
         """``take_passkey_challenge``: ``{"challenge", "user_id"}``, at most once.
 
         :raises NotFound: unknown, expired or already taken."""
         return self.call("take_passkey_challenge", _args(challenge_id=_bin_or_str(challenge_id)),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
     # -- section 5: secure tokens ---------------------------------------------
 
-    def create_token(self, user_id: str, purpose: str, ttl_s: int, *, timeout_ms: Optional[int] = None,
-                     actor: Optional[str] = None) -> Dict[str, Any]:
+    def create_token(self, user_id: str, purpose: str, ttl_s: int, *, timeout: Optional[float] = None,
+                     actor: Optional[str] = None) -> SecureToken:
         """``create_token``: a SecureToken plus ``token`` (returned only here).
         ``purpose``: ``magic_link``, ``password_reset`` or ``email_verification``."""
         return self.call("create_token", _args(user_id=user_id, purpose=purpose, ttl_s=ttl_s),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
-    def check_token(self, token: str, purpose: str, *, timeout_ms: Optional[int] = None,
-                    actor: Optional[str] = None) -> Dict[str, Any]:
+    def check_token(self, token: str, purpose: str, *, timeout: Optional[float] = None,
+                    actor: Optional[str] = None) -> SecureToken:
         """``check_token``: the SecureToken while unused and unexpired (does not use it).
 
         :raises NotFound: unknown, wrong purpose, used or expired."""
-        return self.call("check_token", _args(token=token, purpose=purpose), timeout_ms=timeout_ms, actor=actor)
+        return self.call("check_token", _args(token=token, purpose=purpose), timeout=timeout, actor=actor)
 
-    def use_token(self, token: str, purpose: str, *, timeout_ms: Optional[int] = None,
-                  actor: Optional[str] = None) -> Dict[str, Any]:
+    def use_token(self, token: str, purpose: str, *, timeout: Optional[float] = None,
+                  actor: Optional[str] = None) -> SecureToken:
         """``use_token``: the SecureToken with ``used_at`` set, exactly once.
 
         :raises NotFound: unknown, wrong purpose, already used or expired."""
-        return self.call("use_token", _args(token=token, purpose=purpose), timeout_ms=timeout_ms, actor=actor)
+        return self.call("use_token", _args(token=token, purpose=purpose), timeout=timeout, actor=actor)
 
-    def delete_user_tokens(self, user_id: str, *, purpose: Optional[str] = None, timeout_ms: Optional[int] = None,
-                           actor: Optional[str] = None) -> Dict[str, int]:
+    def delete_user_tokens(self, user_id: str, *, purpose: Optional[str] = None, timeout: Optional[float] = None,
+                           actor: Optional[str] = None) -> Deleted:
         """``delete_user_tokens``: ``{"deleted": n}`` (of one purpose when given)."""
-        return self.call("delete_user_tokens", _args(user_id=user_id, purpose=purpose), timeout_ms=timeout_ms,
+        return self.call("delete_user_tokens", _args(user_id=user_id, purpose=purpose), timeout=timeout,
                          actor=actor)
 
     # -- section 5: login guard -------------------------------------------------
 
     def record_login_failure(self, email: str, *, ip_address: Optional[str] = None, window_s: Optional[int] = None,
-                             max_failures: Optional[int] = None, timeout_ms: Optional[int] = None,
-                             actor: Optional[str] = None) -> Dict[str, Any]:
+                             max_failures: Optional[int] = None, timeout: Optional[float] = None,
+                             actor: Optional[str] = None) -> LoginFailureCount:
         """``record_login_failure``: ``{"failures": n, "locked": bool}``; with
         ``max_failures``, reaching it locks the user with that email (if any)."""
         return self.call("record_login_failure", _args(email=email, ip_address=ip_address, window_s=window_s,
-                                                       max_failures=max_failures), timeout_ms=timeout_ms,
+                                                       max_failures=max_failures), timeout=timeout,
                          actor=actor)
 
-    def login_failures(self, email: str, *, since: Optional[Timestamp] = None, timeout_ms: Optional[int] = None,
-                       actor: Optional[str] = None) -> Dict[str, Any]:
+    def login_failures(self, email: str, *, since: Optional[Timestamp] = None, timeout: Optional[float] = None,
+                       actor: Optional[str] = None) -> LoginFailures:
         """``login_failures``: ``{"count", "latest_at"}`` since ``since`` (default 900 s ago)."""
-        return self.call("login_failures", _args(email=email, since=since), timeout_ms=timeout_ms, actor=actor)
+        return self.call("login_failures", _args(email=email, since=since), timeout=timeout, actor=actor)
 
-    def clear_login_failures(self, email: str, *, timeout_ms: Optional[int] = None,
-                             actor: Optional[str] = None) -> Dict[str, int]:
+    def clear_login_failures(self, email: str, *, timeout: Optional[float] = None,
+                             actor: Optional[str] = None) -> Deleted:
         """``clear_login_failures``: ``{"deleted": n}``."""
-        return self.call("clear_login_failures", _args(email=email), timeout_ms=timeout_ms, actor=actor)
+        return self.call("clear_login_failures", _args(email=email), timeout=timeout, actor=actor)
 
-    def set_user_lock(self, email: str, locked_at: Optional[Timestamp], *, timeout_ms: Optional[int] = None,
+    def set_user_lock(self, email: str, locked_at: Optional[Timestamp], *, timeout: Optional[float] = None,
                       actor: Optional[str] = None) -> Dict[str, Any]:
         """``set_user_lock``: locks (a timestamp) or unlocks (None) the user with this
         email; ``{}`` whether or not one exists."""
-        return self.call("set_user_lock", {"email": email, "locked_at": locked_at}, timeout_ms=timeout_ms,
+        return self.call("set_user_lock", {"email": email, "locked_at": locked_at}, timeout=timeout,
                          actor=actor)
 
-    def get_user_lock(self, email: str, *, timeout_ms: Optional[int] = None,
-                      actor: Optional[str] = None) -> Dict[str, Any]:
+    def get_user_lock(self, email: str, *, timeout: Optional[float] = None,
+                      actor: Optional[str] = None) -> UserLock:
         """``get_user_lock``: ``{"locked_at"}`` (None when unlocked or no such user)."""
-        return self.call("get_user_lock", _args(email=email), timeout_ms=timeout_ms, actor=actor)
+        return self.call("get_user_lock", _args(email=email), timeout=timeout, actor=actor)
 
     # -- section 5: JWT revocation ------------------------------------------------
 
     def revoke_jwt(self, jti: str, expires_at: Timestamp, *, user_id: Optional[str] = None,
-                   timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> Dict[str, Any]:
+                   timeout: Optional[float] = None, actor: Optional[str] = None) -> Dict[str, Any]:
         """``revoke_jwt``: ``{}``; idempotent. ``expires_at`` is the JWT's ``exp``."""
         return self.call("revoke_jwt", _args(jti=jti, expires_at=expires_at, user_id=user_id),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
     def revoke_user_jwts(self, user_id: str, *, issued_before: Optional[Timestamp] = None,
-                         timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> Dict[str, Any]:
+                         timeout: Optional[float] = None, actor: Optional[str] = None) -> Dict[str, Any]:
         """``revoke_user_jwts``: ``{}``; every JWT of the user issued before
         ``issued_before`` (default now) counts as revoked."""
         return self.call("revoke_user_jwts", _args(user_id=user_id, issued_before=issued_before),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
     def is_jwt_revoked(self, jti: str, *, user_id: Optional[str] = None, issued_at: Optional[Timestamp] = None,
-                       timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> Dict[str, bool]:
+                       timeout: Optional[float] = None, actor: Optional[str] = None) -> JwtRevoked:
         """``is_jwt_revoked``: ``{"revoked": bool}`` (listed, or issued before the user's cutoff)."""
         return self.call("is_jwt_revoked", _args(jti=jti, user_id=user_id, issued_at=issued_at),
-                         timeout_ms=timeout_ms, actor=actor)
+                         timeout=timeout, actor=actor)
 
     def list_jwt_revocations(self, *, after: Optional[str] = None, limit: Optional[int] = None,
-                             timeout_ms: Optional[int] = None, actor: Optional[str] = None) -> Dict[str, Any]:
+                             timeout: Optional[float] = None, actor: Optional[str] = None) -> JwtRevocations:
         """``list_jwt_revocations``: ``{"jtis": [...], "users": [...], "next"}``,
         unexpired only; pass ``next`` back as ``after``."""
-        return self.call("list_jwt_revocations", _args(after=after, limit=limit), timeout_ms=timeout_ms,
+        return self.call("list_jwt_revocations", _args(after=after, limit=limit), timeout=timeout,
                          actor=actor)
+
+
+# Every method that takes ``timeout`` (and the constructor) also takes the
+# deprecated ``timeout_ms``.
+for _name, _fn in list(vars(Client).items()):
+    if inspect.isfunction(_fn) and "timeout" in inspect.signature(_fn).parameters:
+        setattr(Client, _name, _accepts_timeout_ms(_fn))
+del _name, _fn
 
 
 def _bin_or_str(value: Union[str, Binary]) -> Union[str, bytes]:

@@ -5,6 +5,11 @@ deadline passed), is a :class:`ToriiError` carrying the protocol's error code
 in ``.code``. Each code has its own subclass, so callers can write
 ``except NotFound:``; a code this library does not know (a newer daemon)
 becomes a plain :class:`ToriiError` with that code.
+
+Where a built-in exception means the same, the class derives from it too, so
+code that handles timeouts or connection trouble generically catches ours:
+:class:`Timeout` is a :class:`TimeoutError` and :class:`Unavailable` a
+:class:`ConnectionError`.
 """
 from __future__ import annotations
 
@@ -80,7 +85,7 @@ class Conflict(ToriiError):
     code = "conflict"
 
 
-class Timeout(ToriiError):
+class Timeout(ToriiError, TimeoutError):
     """The deadline passed before the request completed.
 
     ``local`` is True when this client gave up waiting (no reply arrived in
@@ -102,7 +107,7 @@ class Overloaded(ToriiError):
     code = "overloaded"
 
 
-class Unavailable(ToriiError):
+class Unavailable(ToriiError, ConnectionError):
     """The database cannot be reached now (for a write that was sent: outcome unknown)."""
 
     code = "unavailable"

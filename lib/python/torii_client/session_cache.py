@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Set
@@ -86,14 +87,23 @@ class SessionCache:
     """
 
     def __init__(self, client: Client, subscriber: Subscriber, *, max_entries: int = 10000,
-                 timeout_ms: Optional[int] = None, max_staleness_ms: Optional[int] = None) -> None:
+                 timeout: Optional[float] = None, timeout_ms: Optional[int] = None,
+                 max_staleness_ms: Optional[int] = None) -> None:
+        """``timeout``: the deadline of each ``get_session``, in seconds (default
+        the Client's); ``timeout_ms`` (milliseconds) is deprecated.
+        ``max_staleness_ms``: see the class docstring (default 3 x the
+        subscriber's heartbeat_ms)."""
+        if timeout_ms is not None:
+            warnings.warn("SessionCache(timeout_ms=...) is deprecated: pass timeout= in seconds",
+                          DeprecationWarning, stacklevel=2)
+            timeout = timeout_ms / 1000.0 if timeout is None else timeout
         if max_staleness_ms is not None and max_staleness_ms <= 0:
             raise ValueError("max_staleness_ms must be positive (or None: 3 x the subscriber's heartbeat_ms)")
         self._client = client
         self._max_staleness_ms = max_staleness_ms
         self._subscriber = subscriber
         self._max_entries = max(1, max_entries)
-        self._timeout_ms = timeout_ms
+        self._timeout = timeout
         self._lru: "OrderedDict[bytes, CachedSession]" = OrderedDict()  # digest -> session, most recent last
         self._by_session: Dict[str, bytes] = {}
         self._by_user: Dict[str, Set[str]] = {}
@@ -239,7 +249,7 @@ class SessionCache:
         self._in_flight += 1
         try:
             try:
-                data = self._client.get_session(token=token, timeout_ms=self._timeout_ms)
+                data = self._client.get_session(token=token, timeout=self._timeout)
             finally:
                 # Events that arrived while we waited are handled before deciding
                 # whether the reply may be cached.
