@@ -10,8 +10,9 @@ namespace torii::daemon {
 namespace {
 
 // The columns of an OAuth account, read by name (kOAuthFields).
-#define OAUTH_COLS \
-  "user_id, provider, subject, " US("created_at") " AS created_at_us, " US("updated_at") " AS updated_at_us"
+#define OAUTH_COLS                                                                                         \
+  "user_id, provider, subject, " US("created_at") " AS created_at_us, " US("updated_at") " AS updated_at_us, " \
+  USER_TORII_ID("oauth_accounts")
 
 // The family's statements (statements.cpp joins every family's).
 const StatementDef kStatements[] = {
@@ -53,6 +54,7 @@ constexpr Field kOAuthFields[] = {
     {"subject", "subject", PackText},
     {"created_at", "created_at_us", PackMicros},
     {"updated_at", "updated_at_us", PackMicros},
+    {"user_torii_id", "user_torii_id", PackText},
 };
 
 Status PackOAuthAccount(Packer& pk, const PGresult* r, int row) {

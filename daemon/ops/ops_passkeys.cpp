@@ -14,7 +14,7 @@ namespace {
 // The columns of a passkey, read by name (kPasskeyFields).
 #define PASSKEY_COLS                                                                          \
   "credential_id, user_id, public_key, name, sign_count, " US("created_at") " AS created_at_us, " \
-  US("last_used_at") " AS last_used_at_us"
+  US("last_used_at") " AS last_used_at_us, " USER_TORII_ID("passkeys")
 
 // The family's statements (statements.cpp joins every family's).
 const StatementDef kStatements[] = {
@@ -66,6 +66,7 @@ constexpr Field kPasskeyFields[] = {
     {"sign_count", "sign_count", PackUint},
     {"created_at", "created_at_us", PackMicros},
     {"last_used_at", "last_used_at_us", PackMicros},
+    {"user_torii_id", "user_torii_id", PackText},
 };
 
 Status PackPasskey(Packer& pk, const PGresult* r, int row) {

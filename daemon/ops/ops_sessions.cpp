@@ -55,6 +55,13 @@ const StatementDef kStatements[] = {
      "SELECT " SESSION_COLS ", token_hash AS batch_key FROM sessions "
      "WHERE token_hash = ANY($1::bytea[]) AND expires_at > now()",
      1u << 0},
+    // get_session with include_expired: no expiry condition, and no batched
+    // form (the batch's statement filters expired rows), so such a lookup
+    // runs alone, on the uncached path.
+    {Stmt::kGetAnySessionByToken, "t_get_any_session_by_token",
+     "SELECT " SESSION_COLS " FROM sessions WHERE token_hash = $1::bytea", 1u << 0},
+    {Stmt::kGetAnySessionById, "t_get_any_session_by_id", "SELECT " SESSION_COLS " FROM sessions WHERE id = $1::uuid",
+     0},
 };
 
 // A Session, in reply order.
@@ -133,9 +140,26 @@ Result<Plan> BuildCreateSession(const Args& args) {
 }
 
 Result<Plan> BuildGetSession(const Args& args) {
-  if (auto st = args.OnlyKeys({"token", "id"}); !st.ok()) return st.error();
+  if (auto st = args.OnlyKeys({"token", "id", "include_expired"}); !st.ok()) return st.error();
   TRY(which, OneOf(args, "token", "id"));
+  TRY(any, args.Bool("include_expired"));
   Plan p;
+  if (any->value_or(false)) {
+    // An expired session too: never from the hot-session cache (which holds
+    // only live sessions) nor in a lookup batch (no batched form), so no
+    // hot key and no render_row.
+    if (*which == 0) {
+      TRY(token, TokenArg(args));
+      p.cmds.emplace_back(Stmt::kGetAnySessionByToken);
+      p.cmds.back().Add(DigestParam(*token));
+    } else {
+      TRY(id, args.RequiredUuid("id"));
+      p.cmds.emplace_back(Stmt::kGetAnySessionById);
+      p.cmds.back().Add(*id);
+    }
+    p.render = RenderSession;
+    return p;
+  }
   if (*which == 0) {
     TRY(token, TokenArg(args));
     p.hot = {HotKey::kDigest, DigestParam(*token), true};

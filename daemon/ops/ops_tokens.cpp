@@ -13,7 +13,7 @@ namespace {
 // The columns of a secure token, read by name (kTokenFields).
 #define TOKEN_COLS                                                                                     \
   "id, user_id, purpose, " US("expires_at") " AS expires_at_us, " US("used_at") " AS used_at_us, " \
-  US("created_at") " AS created_at_us"
+  US("created_at") " AS created_at_us, " USER_TORII_ID("secure_tokens")
 
 // The family's statements (statements.cpp joins every family's).
 const StatementDef kStatements[] = {
@@ -58,6 +58,7 @@ constexpr Field kTokenFields[] = {
     {"expires_at", "expires_at_us", PackMicros},
     {"used_at", "used_at_us", PackMicros},
     {"created_at", "created_at_us", PackMicros},
+    {"user_torii_id", "user_torii_id", PackText},
 };
 
 Status RenderToken(const PGresult* r, const Plan& plan, Packer& pk) {

@@ -67,6 +67,9 @@ enum class Stmt : uint8_t {
   kDeleteUserPasskeys,
   kPutPasskeyChallenge,
   kTakePasskeyChallenge,
+  // get_session with include_expired: the row whatever its expiry.
+  kGetAnySessionByToken,
+  kGetAnySessionById,
   kCount,
 };
 

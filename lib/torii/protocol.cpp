@@ -244,6 +244,13 @@ Result<std::optional<int64_t>> Args::Int(std::string_view key) const {
   return WrongType(key, "an integer", *o);
 }
 
+Result<std::optional<bool>> Args::Bool(std::string_view key) const {
+  const msgpack::object* o = Find(key);
+  if (o == nullptr || o->type == msgpack::type::NIL) return std::optional<bool>();
+  if (o->type == msgpack::type::BOOLEAN) return std::optional<bool>(o->via.boolean);
+  return WrongType(key, "a boolean", *o);
+}
+
 Result<std::optional<std::string>> Args::Uuid(std::string_view key) const {
   auto s = Str(key);
   if (!s.ok()) {

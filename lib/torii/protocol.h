@@ -70,6 +70,7 @@ class Args {
   // As Str, without a copy: a view into the request's message.
   Result<std::optional<std::string_view>> StrView(std::string_view key) const;
   Result<std::optional<int64_t>> Int(std::string_view key) const;
+  Result<std::optional<bool>> Bool(std::string_view key) const;
   Result<std::optional<std::string>> Uuid(std::string_view key) const;
   Result<std::optional<Micros>> Timestamp(std::string_view key) const;
   // Metadata map as JSON text; nullopt when absent or nil.

@@ -239,7 +239,7 @@ TEST_F(AccountsTest, LinkGetListUnlinkOAuthAccounts) {
   Value other = NewUser();
   std::string uid = u["id"].str();
   Value a = Link(uid, "github", "12345");
-  EXPECT_EQ(Sorted(a.keys()), Sorted({"user_id", "provider", "subject", "created_at", "updated_at"}));
+  EXPECT_EQ(Sorted(a.keys()), Sorted({"user_id", "provider", "subject", "created_at", "updated_at", "user_torii_id"}));
   EXPECT_EQ(a["user_id"].str(), uid);
   EXPECT_EQ(a["provider"].str(), "github");
   EXPECT_EQ(a["subject"].str(), "12345");
@@ -433,7 +433,8 @@ TEST_F(AccountsTest, PasskeyLifecycle) {
   ASSERT_TRUE(a.ok()) << a.ToString();
   Value p = a.result();
   EXPECT_EQ(Sorted(p.keys()),
-            Sorted({"credential_id", "user_id", "public_key", "name", "sign_count", "created_at", "last_used_at"}));
+            Sorted({"credential_id", "user_id", "public_key", "name", "sign_count", "created_at", "last_used_at",
+                    "user_torii_id"}));
   ASSERT_TRUE(IsBin(p["credential_id"]));
   EXPECT_EQ(Bin(p["credential_id"]), cred);
   EXPECT_EQ(Bin(p["public_key"]), std::string("\x30\x59\x00pk", 5));
@@ -702,6 +703,55 @@ TEST_F(AccountsTest, ActorSeesOnlyItsOwnAccountsAndPasskeys) {
             "forbidden");
   EXPECT_EQ(CallAs(a, "take_passkey_challenge", V::Map({{"challenge_id", "c"}})).code(), "forbidden");
   EXPECT_EQ(Scalar1("SELECT count(*) FROM oauth_states") + Scalar1("SELECT count(*) FROM passkey_challenges"), "00");
+}
+
+// The addition user_torii_id: every OAuthAccount and Passkey names its
+// user's metadata.torii_id (nil when absent), read in the same statement;
+// for an actor, its own users row is visible, so its own rows carry it.
+TEST_F(AccountsTest, ResultsCarryTheUsersToriiId) {
+  std::string torii_id = "usr_3yQBbNQ4E1WK6xqJ5";
+  std::string email = "torii-id@example.com";
+  Reply created = Call("create_user", V::Map({{"email", email}, {"metadata", V::Map({{"torii_id", torii_id}})}}));
+  ASSERT_TRUE(created.ok()) << created.ToString();
+  std::string a = created.result()["id"].str();
+  std::string plain = NewUser()["id"].str();  // no torii_id
+
+  EXPECT_EQ(Link(a, "github", "tid-1")["user_torii_id"].str(), torii_id);
+  EXPECT_TRUE(Link(plain, "github", "tid-2")["user_torii_id"].is_nil());
+  EXPECT_TRUE(Link(plain, "github", "tid-2").has("user_torii_id"));
+  Reply got = Call("get_oauth_account", V::Map({{"provider", "github"}, {"subject", "tid-1"}}));
+  ASSERT_TRUE(got.ok()) << got.ToString();
+  EXPECT_EQ(got.result()["user_torii_id"].str(), torii_id);
+  EXPECT_EQ(got.result()["user_id"].str(), a);
+  Reply listed = Call("list_oauth_accounts", V::Map({{"user_id", a}}));
+  ASSERT_EQ(listed.result()["accounts"].size(), 1u);
+  EXPECT_EQ(listed.result()["accounts"][0]["user_torii_id"].str(), torii_id);
+
+  EXPECT_EQ(AddPasskey(a, "tid-key")["user_torii_id"].str(), torii_id);
+  EXPECT_TRUE(AddPasskey(plain, "plain-key")["user_torii_id"].is_nil());
+  Reply pk = Call("get_passkey", V::Map({{"credential_id", V::Bin("tid-key")}}));
+  ASSERT_TRUE(pk.ok()) << pk.ToString();
+  EXPECT_EQ(pk.result()["user_torii_id"].str(), torii_id);
+  Reply used = Call("use_passkey", V::Map({{"credential_id", V::Bin("tid-key")}, {"sign_count", 3}}));
+  ASSERT_TRUE(used.ok()) << used.ToString();
+  EXPECT_EQ(used.result()["user_torii_id"].str(), torii_id);
+  Reply conflict = Call("use_passkey", V::Map({{"credential_id", V::Bin("tid-key")}, {"sign_count", 2}}));
+  EXPECT_EQ(conflict.code(), "conflict");
+  Reply pks = Call("list_passkeys", V::Map({{"user_id", a}}));
+  ASSERT_EQ(pks.result()["passkeys"].size(), 1u);
+  EXPECT_EQ(pks.result()["passkeys"][0]["user_torii_id"].str(), torii_id);
+
+  // As the user itself, under row-level security.
+  Reply own = CallAs(a, "get_oauth_account", V::Map({{"provider", "github"}, {"subject", "tid-1"}}));
+  ASSERT_TRUE(own.ok()) << own.ToString();
+  EXPECT_EQ(own.result()["user_torii_id"].str(), torii_id);
+  Reply own_pk = CallAs(a, "get_passkey", V::Map({{"credential_id", V::Bin("tid-key")}}));
+  ASSERT_TRUE(own_pk.ok()) << own_pk.ToString();
+  EXPECT_EQ(own_pk.result()["user_torii_id"].str(), torii_id);
+
+  // A changed torii_id is read at each request (no copy is kept).
+  ASSERT_TRUE(Call("update_user", V::Map({{"id", a}, {"metadata", V::Map({})}})).ok());
+  EXPECT_TRUE(Call("get_passkey", V::Map({{"credential_id", V::Bin("tid-key")}})).result()["user_torii_id"].is_nil());
 }
 
 TEST_F(AccountsTest, SqlRoleGrantedToriiActorSeesOnlyItsAccountsAndPasskeys) {

@@ -158,6 +158,37 @@ TEST_F(HotCacheTest, ExternalWritesEvictThroughTheEventStream) {
 }
 
 // Expiry is judged when the entry is read, with no event to say so.
+// get_session with include_expired neither reads the cache (the cached
+// entry of a live session does not answer it: under a table lock it waits
+// and misses its deadline, and no hit is counted) nor fills it (a session
+// looked up only that way still needs the table afterwards).
+TEST_F(HotCacheTest, IncludeExpiredNeitherReadsNorFillsTheCache) {
+  Value u = NewUser();
+  Value s = CachedSession(u["id"].str());
+  std::string cold_token = NewSession(u["id"].str())["token"].str();
+  Reply any = Call("get_session", V::Map({{"token", cold_token}, {"include_expired", true}}));
+  ASSERT_TRUE(any.ok()) << any.ToString();
+
+  PgConn locker = Connect(daemon().database_url());
+  Exec(locker.get(), "BEGIN");
+  Exec(locker.get(), "LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE");
+  uint64_t hits = Cache()["hits"].u64();
+  for (const std::string& token : {s["token"].str(), cold_token}) {
+    Reply r = client().Call(Req{.op = V("get_session"), .args = V::Map({{"token", token}, {"include_expired", true}}),
+                                .timeout_ms = V(int64_t{300})},
+                            5000);
+    EXPECT_EQ(r.code(), "timeout") << "answered without the table: " << r.ToString();
+  }
+  Reply plain = client().Call(Req{.op = V("get_session"), .args = V::Map({{"token", cold_token}}),
+                                  .timeout_ms = V(int64_t{300})},
+                              5000);
+  EXPECT_EQ(plain.code(), "timeout") << "the include_expired lookup filled the cache: " << plain.ToString();
+  EXPECT_EQ(Cache()["hits"].u64(), hits);
+  EXPECT_TRUE(GetByToken(s["token"].str(), 3000).ok()) << "the plain lookup is still a hit";
+  EXPECT_EQ(Cache()["hits"].u64(), hits + 1);
+  Exec(locker.get(), "ROLLBACK");
+}
+
 TEST_F(HotCacheTest, ExpiryIsCheckedAtReadTime) {
   Value u = NewUser();
   Value s = NewSession(u["id"].str(), 1);

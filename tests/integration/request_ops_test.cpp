@@ -506,6 +506,38 @@ TEST_F(RequestOpsTest, ExpiredSessionsAreNotFoundEverywhereAndNeverRevived) {
   EXPECT_EQ(Call("delete_session", V::Map({{"token", token}})).code(), "not_found");
 }
 
+// The addition include_expired: the row whatever its expiry, by token or id;
+// absent or false is the plain lookup. A caller that judges expiry itself
+// (Torii) gets an expired session with its past expires_at.
+TEST_F(RequestOpsTest, GetSessionIncludeExpired) {
+  Value u = NewUser();
+  Value s = NewSession(u["id"].str());
+  std::string token = s["token"].str();
+  std::string id = s["id"].str();
+  Reply live = Call("get_session", V::Map({{"token", token}, {"include_expired", true}}));
+  ASSERT_TRUE(live.ok()) << live.code();
+  EXPECT_EQ(live.result()["id"].str(), id);
+  EXPECT_GT(live.result()["expires_at"].micros() / 1000, NowMs());
+  ExpireSession(id);
+  for (const char* key : {"token", "id"}) {
+    SCOPED_TRACE(key);
+    V value = std::string(key) == "token" ? V(token) : V(id);
+    Reply r = Call("get_session", V::Map({{key, value}, {"include_expired", true}}));
+    ASSERT_TRUE(r.ok()) << r.code();
+    EXPECT_EQ(r.result()["id"].str(), id);
+    EXPECT_EQ(r.result()["user_id"].str(), u["id"].str());
+    EXPECT_LT(r.result()["expires_at"].micros() / 1000, NowMs());
+    EXPECT_FALSE(r.result().has("token"));
+    EXPECT_EQ(Call("get_session", V::Map({{key, value}})).code(), "not_found");
+    EXPECT_EQ(Call("get_session", V::Map({{key, value}, {"include_expired", false}})).code(), "not_found");
+  }
+  EXPECT_EQ(Call("get_session", V::Map({{"token", "never-issued"}, {"include_expired", true}})).code(), "not_found");
+  EXPECT_EQ(Call("get_session", V::Map({{"token", token}, {"include_expired", "yes"}})).code(), "bad_request");
+  // Deleted: gone for include_expired too.
+  EXPECT_EQ(Call("delete_session", V::Map({{"id", id}})).code(), "not_found");
+  EXPECT_EQ(Call("get_session", V::Map({{"id", id}, {"include_expired", true}})).code(), "not_found");
+}
+
 TEST_F(RequestOpsTest, DeleteSession) {
   Value u = NewUser();
   Value a = NewSession(u["id"].str());

@@ -214,6 +214,41 @@ TEST_F(TokensTest, ActorSeesOnlyItsOwn) {
   EXPECT_EQ(del.result()["deleted"].u64(), 0u);
 }
 
+// The addition user_torii_id: create, check and use name the user's
+// metadata.torii_id (nil when absent), also for an actor's own token.
+TEST_F(TokensTest, ResultsCarryTheUsersToriiId) {
+  std::string torii_id = "usr_7pQ2mX9kLr4Tz";
+  Reply created =
+      Call("create_user", V::Map({{"email", "tok-tid@example.com"}, {"metadata", V::Map({{"torii_id", torii_id}})}}));
+  ASSERT_TRUE(created.ok()) << created.ToString();
+  std::string a = created.result()["id"].str();
+  Value t = NewToken(a, "magic_link");
+  EXPECT_EQ(t["user_torii_id"].str(), torii_id);
+  Reply check = Call("check_token", V::Map({{"token", t["token"].str()}, {"purpose", "magic_link"}}));
+  ASSERT_TRUE(check.ok()) << check.ToString();
+  EXPECT_EQ(check.result()["user_torii_id"].str(), torii_id);
+  Reply use = Call("use_token", V::Map({{"token", t["token"].str()}, {"purpose", "magic_link"}}));
+  ASSERT_TRUE(use.ok()) << use.ToString();
+  EXPECT_EQ(use.result()["user_torii_id"].str(), torii_id);
+  EXPECT_EQ(use.result()["user_id"].str(), a);
+
+  Value plain = NewToken(NewUser()["id"].str(), "email_verification");
+  EXPECT_TRUE(plain.has("user_torii_id"));
+  EXPECT_TRUE(plain["user_torii_id"].is_nil());
+
+  Reply mine = client().Call(Req{.op = V("create_token"),
+                                 .args = V::Map({{"user_id", a}, {"purpose", "password_reset"}, {"ttl_s", 60}}),
+                                 .actor = V(a)});
+  ASSERT_TRUE(mine.ok()) << mine.ToString();
+  Secret(mine.result()["token"].str());
+  EXPECT_EQ(mine.result()["user_torii_id"].str(), torii_id);
+  Reply use_mine = client().Call(Req{.op = V("use_token"),
+                                     .args = V::Map({{"token", mine.result()["token"].str()}, {"purpose", "password_reset"}}),
+                                     .actor = V(a)});
+  ASSERT_TRUE(use_mine.ok()) << use_mine.ToString();
+  EXPECT_EQ(use_mine.result()["user_torii_id"].str(), torii_id);
+}
+
 TEST_F(TokensTest, NoTokenOrDigestInAuditEventsOrLog) {
   EventSub sub(daemon().event_endpoint(), {""});
   ASSERT_FALSE(sub.WaitForTopic("torii.heartbeat", 5000).topic.empty());  // subscribed

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ops/ops.h"
+#include "ops/statements.h"
 #include "wire.h"
 
 namespace torii::daemon {
@@ -114,6 +115,14 @@ TEST(OpsPlanTest, Sessions) {
       {"get_session", V::Map({{"token", std::string(1025, 't')}}), "invalid_argument"},
       {"get_session", V::Map({{"token", std::string(1024, 't')}}), "ok", {Stmt::kGetSessionByToken}},
       {"get_session", V::Map({{"token", 5}}), "bad_request"},
+      {"get_session", V::Map({{"token", "secret"}, {"include_expired", true}}), "ok", {Stmt::kGetAnySessionByToken}},
+      {"get_session", V::Map({{"id", kUuid}, {"include_expired", true}}), "ok", {Stmt::kGetAnySessionById}},
+      {"get_session", V::Map({{"token", "secret"}, {"include_expired", false}}), "ok", {Stmt::kGetSessionByToken}},
+      {"get_session", V::Map({{"id", kUuid}, {"include_expired", V()}}), "ok", {Stmt::kGetSessionById}},
+      {"get_session", V::Map({{"token", "secret"}, {"include_expired", "yes"}}), "bad_request"},
+      {"get_session", V::Map({{"token", "secret"}, {"include_expired", 1}}), "bad_request"},
+      {"get_session", V::Map({{"include_expired", true}}), "invalid_argument"},
+      {"get_session", V::Map({{"token", ""}, {"include_expired", true}}), "invalid_argument"},
       {"extend_session", V::Map({{"id", kUuid}, {"ttl_s", 5}}), "ok", {Stmt::kExtendSessionById}},
       {"extend_session", V::Map({{"token", "s"}, {"ttl_s", 5}}), "ok", {Stmt::kExtendSessionByToken}},
       {"extend_session", V::Map({{"id", kUuid}}), "invalid_argument"},
@@ -124,6 +133,28 @@ TEST(OpsPlanTest, Sessions) {
       {"delete_user_sessions", V::Map({{"user_id", kUuid}, {"except", kUuid}}), "ok", {Stmt::kDeleteUserSessions}},
       {"delete_user_sessions", V::Map({{"user_id", kUuid}, {"except", "x"}}), "invalid_argument"},
   });
+}
+
+// include_expired never touches the hot-session cache (no hot key: not read,
+// not filled) and never joins a lookup batch (no row renderer, and its
+// statement has no batched form).
+TEST(OpsPlanTest, GetSessionIncludingExpiredBypassesTheCacheAndTheBatch) {
+  for (const char* key : {"token", "id"}) {
+    SCOPED_TRACE(key);
+    V value = std::string(key) == "token" ? V("secret") : V(kUuid);
+    auto plain = Build({"get_session", V::Map({{key, value}}), "ok"});
+    ASSERT_TRUE(plain.ok());
+    EXPECT_TRUE(plain->hot.read);
+    auto any = Build({"get_session", V::Map({{key, value}, {"include_expired", true}}), "ok"});
+    ASSERT_TRUE(any.ok()) << any.error().message();
+    EXPECT_EQ(any->hot.kind, HotKey::kNone);
+    EXPECT_FALSE(any->hot.read);
+    EXPECT_TRUE(any->render_row == nullptr);
+    EXPECT_TRUE(any->read_only);
+    ASSERT_EQ(any->cmds.size(), 1u);
+    EXPECT_EQ(Statement(any->cmds[0].stmt).batched, Stmt::kCount);
+  }
+  EXPECT_NE(Statement(Stmt::kGetSessionByToken).batched, Stmt::kCount);  // the plain lookup does batch
 }
 
 TEST(OpsPlanTest, ListLimits) {

@@ -273,6 +273,37 @@ def test_cleanup_expired_sessions(client, cluster, database):
         client.call("cleanup_expired_sessions", actor=u["id"])
 
 
+def test_get_session_include_expired(client, cluster, database):
+    u = new_user(client)
+    s = client.create_session(u["id"], ttl_s=3600)
+    assert client.get_session(token=s["token"])["id"] == s["id"]  # the plain lookup, which may fill the cache
+    assert client.get_session(token=s["token"], include_expired=True)["id"] == s["id"]  # a live one too
+    # Expire it behind the daemon's back, with plain SQL.
+    dbname = database.rsplit("dbname=", 1)[1]
+    cluster.psql(dbname, f"UPDATE sessions SET expires_at = now() - interval '1 hour' WHERE id = '{s['id']}'")
+    wait_until(lambda: _not_found(lambda: client.get_session(token=s["token"])), 10, what="the expiry to be seen")
+    for key in ({"token": s["token"]}, {"id": s["id"]}):
+        got = client.get_session(include_expired=True, **key)
+        assert got["id"] == s["id"] and got["user_id"] == u["id"], key
+        assert got["expires_at"] < dt.datetime.now(dt.timezone.utc), got
+        with pytest.raises(NotFound):
+            client.get_session(**key)  # absent: today's behaviour
+        with pytest.raises(NotFound):
+            client.get_session(include_expired=False, **key)
+    with pytest.raises(NotFound):
+        client.get_session(token="never-issued", include_expired=True)
+    with pytest.raises(BadRequest):
+        client.call("get_session", {"token": s["token"], "include_expired": "yes"})
+
+
+def _not_found(fn) -> bool:
+    try:
+        fn()
+    except NotFound:
+        return True
+    return False
+
+
 def test_list_audit(client):
     u = new_user(client, password_hash="secret-hash")
     client.update_user(u["id"], metadata={"x": 1})

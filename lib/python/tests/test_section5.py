@@ -75,6 +75,7 @@ def test_oauth_accounts(client):
     with pytest.raises(Duplicate):
         client.link_oauth_account(other["id"], "github", subject)
     assert client.get_oauth_account("github", subject)["user_id"] == u["id"]
+    assert acct["user_torii_id"] is None  # the user has no metadata.torii_id
     assert client.get_user_by_oauth("github", subject)["id"] == u["id"]
     client.link_oauth_account(u["id"], "google.com", "g-" + subject)
     listed = client.list_oauth_accounts(u["id"])["accounts"]
@@ -114,6 +115,7 @@ def test_passkeys(client):
     with pytest.raises(Duplicate):
         client.add_passkey(u["id"], cred, b"k")
     assert client.get_passkey(cred)["user_id"] == u["id"]
+    assert pk["user_torii_id"] is None and client.get_passkey(cred)["user_torii_id"] is None
     cred2 = os.urandom(16)
     client.add_passkey(u["id"], cred2, b"k2", sign_count=10)
     assert [p["credential_id"] for p in client.list_passkeys(u["id"])["passkeys"]] == [cred, cred2]
@@ -177,6 +179,30 @@ def test_secure_tokens(client):
     assert client.delete_user_tokens(u["id"])["deleted"] >= 1
     with pytest.raises(InvalidArgument):
         client.create_token(u["id"], "launch_codes", 900)
+    assert t["user_torii_id"] is None and used["user_torii_id"] is None  # no metadata.torii_id
+
+
+def test_results_carry_the_users_torii_id(client):
+    """OAuth accounts, passkeys and secure tokens name the user's Torii id
+    (metadata.torii_id) in user_torii_id, read in the same statement."""
+    torii_id = "usr_" + uuid.uuid4().hex[:20]
+    u = new_user(client, metadata={"torii_id": torii_id})
+    subject = uuid.uuid4().hex
+    assert client.link_oauth_account(u["id"], "github", subject)["user_torii_id"] == torii_id
+    assert client.get_oauth_account("github", subject)["user_torii_id"] == torii_id
+    assert [a["user_torii_id"] for a in client.list_oauth_accounts(u["id"])["accounts"]] == [torii_id]
+    cred = os.urandom(16)
+    assert client.add_passkey(u["id"], cred, b"k")["user_torii_id"] == torii_id
+    assert client.get_passkey(cred)["user_torii_id"] == torii_id
+    assert client.use_passkey(cred)["user_torii_id"] == torii_id
+    assert [p["user_torii_id"] for p in client.list_passkeys(u["id"])["passkeys"]] == [torii_id]
+    t = client.create_token(u["id"], "magic_link", 900)
+    assert t["user_torii_id"] == torii_id
+    assert client.check_token(t["token"], "magic_link")["user_torii_id"] == torii_id
+    assert client.use_token(t["token"], "magic_link")["user_torii_id"] == torii_id
+    # As the user itself (row-level security shows its own users row).
+    assert client.get_passkey(cred, actor=u["id"])["user_torii_id"] == torii_id
+    assert client.get_oauth_account("github", subject, actor=u["id"])["user_torii_id"] == torii_id
 
 
 # -- login guard ------------------------------------------------------------------------------

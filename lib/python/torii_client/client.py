@@ -448,11 +448,17 @@ class Client:
                          timeout=timeout, actor=actor)
 
     def get_session(self, *, token: Optional[str] = None, id: Optional[str] = None,
+                    include_expired: bool = False,
                     timeout: Optional[float] = None, actor: Optional[str] = None) -> Session:
         """``get_session`` by ``token`` or ``id`` (one of them): the Session while unexpired.
 
-        :raises NotFound: unknown or expired."""
-        return self.call("get_session", _args(token=token, id=id), timeout=timeout, actor=actor)
+        ``include_expired=True`` (an addition, docs/protocol.md) returns it even
+        when it has expired (``expires_at`` in the past), for a caller that
+        judges expiry itself; the daemon's session cache is not used then.
+
+        :raises NotFound: unknown, or expired without ``include_expired``."""
+        return self.call("get_session", _args(token=token, id=id, include_expired=include_expired or None),
+                         timeout=timeout, actor=actor)
 
     def extend_session(self, *, token: Optional[str] = None, id: Optional[str] = None,
                        expires_at: Optional[Timestamp] = None, ttl_s: Optional[int] = None,

@@ -279,14 +279,23 @@ impl SessionRepository for ToriidSessionRepository {
         Ok(out)
     }
 
-    /// One `get_session` by token. An expired session is `Ok(None)`: the
-    /// daemon never returns one (docs/torii.md, "Expired sessions").
+    /// One `get_session` by token with `include_expired`: an expired
+    /// session is returned (its `expires_at` in the past), as Torii's SQLite
+    /// backend does, so Torii's own check reports `SessionError::Expired`
+    /// and deletes it (docs/torii.md, "Expired sessions"). A daemon that
+    /// predates the argument refuses it as unknown; then (a second request,
+    /// only on such a daemon) the plain lookup, which hides expired rows.
     async fn find_by_token(&self, token: &SessionToken) -> Result<Option<Session>, Error> {
-        let s = optional(
-            self.client
-                .get_session(SessionKey::Token(token.as_str()))
-                .await,
-        )?;
+        let key = SessionKey::Token(token.as_str());
+        let r = match self.client.get_session_including_expired(key).await {
+            Err(toriid::Error::Daemon { code, message, .. })
+                if code == "invalid_argument" && message.contains("'include_expired'") =>
+            {
+                self.client.get_session(key).await
+            }
+            r => r,
+        };
+        let s = optional(r)?;
         Ok(s.map(|s| torii_session(s, token.clone())))
     }
 
@@ -328,11 +337,19 @@ impl ToriidOAuthRepository {
     }
 }
 
-/// `user_id` is Torii's id where the caller gave it, else toriid's uuid
-/// (which Torii may pass back: a uuid maps to itself).
+/// Torii's id of the row's user: the one the caller gave, else the
+/// `user_torii_id` the daemon joined into the result, else (a user with no
+/// Torii id, or an older daemon) toriid's uuid, which maps to itself.
+fn row_user_id(given: Option<&UserId>, torii_id: Option<&str>, uuid: &str) -> UserId {
+    given
+        .cloned()
+        .or_else(|| torii_id.map(UserId::new))
+        .unwrap_or_else(|| UserId::new(uuid))
+}
+
 fn torii_account(a: toriid::OAuthAccount, user_id: Option<&UserId>) -> OAuthAccount {
     OAuthAccount {
-        user_id: user_id.cloned().unwrap_or_else(|| UserId::new(&a.user_id)),
+        user_id: row_user_id(user_id, a.user_torii_id.as_deref(), &a.user_id),
         provider: a.provider,
         subject: a.subject,
         created_at: a.created_at,
@@ -427,7 +444,7 @@ impl ToriidPasskeyRepository {
 
 fn torii_passkey(p: toriid::Passkey, user_id: Option<&UserId>) -> PasskeyCredential {
     PasskeyCredential {
-        user_id: user_id.cloned().unwrap_or_else(|| UserId::new(&p.user_id)),
+        user_id: row_user_id(user_id, p.user_torii_id.as_deref(), &p.user_id),
         credential_id: p.credential_id,
         public_key: p.public_key,
         name: p.name,
@@ -530,7 +547,7 @@ fn torii_token(
 ) -> SecureToken {
     let updated_at: DateTime<Utc> = t.used_at.unwrap_or(t.created_at);
     SecureToken {
-        user_id: user_id.cloned().unwrap_or_else(|| UserId::new(&t.user_id)),
+        user_id: row_user_id(user_id, t.user_torii_id.as_deref(), &t.user_id),
         token,
         purpose: p,
         used_at: t.used_at,

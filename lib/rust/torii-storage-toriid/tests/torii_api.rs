@@ -9,7 +9,10 @@ use std::time::Duration;
 use chrono::Utc;
 use support::{eventually, Daemon};
 use torii::{SessionConfig, Torii};
+use torii_core::error::SessionError;
+use torii_core::repositories::SessionRepositoryAdapter;
 use torii_core::repositories::{SessionRepository, TokenRepository, UserRepository};
+use torii_core::session::{OpaqueSessionProvider, SessionProvider};
 use torii_core::storage::{NewUser, TokenPurpose};
 use torii_core::{RepositoryProvider, SessionToken, UserId};
 use torii_storage_toriid::{toriid_user_id, ToriidRepositoryProvider};
@@ -146,25 +149,77 @@ async fn opaque_sessions() {
         .is_empty());
 }
 
+/// An expired session comes back from `find_by_token` as Torii's SQLite
+/// backend returns it (expired row), so Torii's own check says `Expired`
+/// and deletes it; `Torii::get_session` refuses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_session_does_not_validate() {
     let d = Daemon::start().await;
     let p = provider(&d);
     let t = Torii::new(Arc::new(p.clone()))
-        .with_session_config(SessionConfig::default().expires_in(chrono::Duration::seconds(3)));
+        .with_session_config(SessionConfig::default().expires_in(chrono::Duration::seconds(2)));
     let user = t
         .password()
         .register("e@example.com", "pw pw pw pw")
         .await
         .unwrap();
-    let s = t.create_session(&user.id, None, None).await.unwrap();
-    t.get_session(&s.token).await.expect("valid at first");
+    let s1 = t.create_session(&user.id, None, None).await.unwrap();
+    let s2 = t.create_session(&user.id, None, None).await.unwrap();
+    t.get_session(&s1.token).await.expect("valid at first");
+    t.get_session(&s2.token).await.expect("valid at first");
+    // The provider returns the row once it has expired, with its past expiry.
     let expired = eventually(Duration::from_secs(10), || async {
-        p.session().find_by_token(&s.token).await.unwrap().is_none()
+        p.session()
+            .find_by_token(&s1.token)
+            .await
+            .unwrap()
+            .is_some_and(|s| s.expires_at <= Utc::now())
     })
     .await;
     assert!(expired, "the session did not expire within 10 s");
-    assert!(t.get_session(&s.token).await.is_err());
+    let row = p.session().find_by_token(&s1.token).await.unwrap().unwrap();
+    assert_eq!(row.user_id, user.id);
+    assert!(row.is_expired());
+
+    // Torii's session provider (the one `Torii::new` builds) says Expired,
+    // not NotFound, and deletes the row.
+    let opaque =
+        OpaqueSessionProvider::new(Arc::new(SessionRepositoryAdapter::new(Arc::new(p.clone()))));
+    match opaque.get_session(&s1.token).await {
+        Err(torii_core::Error::Session(SessionError::Expired)) => {}
+        other => panic!("Torii's check should say Expired: {other:?}"),
+    }
+    assert!(p
+        .session()
+        .find_by_token(&s1.token)
+        .await
+        .unwrap()
+        .is_none());
+    match opaque.get_session(&s1.token).await {
+        Err(torii_core::Error::Session(SessionError::NotFound)) => {}
+        other => panic!("gone after Torii deleted it: {other:?}"),
+    }
+
+    // Through Torii's public API: refused, and Torii's check deleted it.
+    assert!(p
+        .session()
+        .find_by_token(&s2.token)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(t.get_session(&s2.token).await.is_err());
+    assert!(p
+        .session()
+        .find_by_token(&s2.token)
+        .await
+        .unwrap()
+        .is_none());
+    // A token that never existed is still NotFound.
+    let never = SessionToken::new_random();
+    match opaque.get_session(&never).await {
+        Err(torii_core::Error::Session(SessionError::NotFound)) => {}
+        other => panic!("an unknown token is NotFound: {other:?}"),
+    }
     // The cleanups Torii may schedule succeed (the daemon runs its own too).
     p.session().cleanup_expired().await.unwrap();
     p.token().cleanup_expired_tokens().await.unwrap();
@@ -250,12 +305,33 @@ async fn magic_link_and_password_reset_tokens() {
         .await
         .unwrap();
     assert_eq!(u.id, user.id);
+    assert_eq!(session.user_id, user.id);
     t.get_session(&session.token).await.unwrap();
     assert!(t
         .magic_link()
         .authenticate(&ml.token, None, None)
         .await
         .is_err());
+
+    // verify_token's SecureToken names Torii's own id (user_torii_id), as
+    // create_token's does.
+    let ev = p
+        .token()
+        .create_token(
+            &user.id,
+            TokenPurpose::EmailVerification,
+            chrono::Duration::minutes(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ev.user_id, user.id);
+    let verified = p
+        .token()
+        .verify_token(&ev.token, TokenPurpose::EmailVerification)
+        .await
+        .unwrap()
+        .expect("a fresh token verifies once");
+    assert_eq!(verified.user_id, user.id);
 
     // Password reset: a token of that purpose, checked, then used once.
     let reset = p
@@ -373,6 +449,8 @@ async fn oauth_link_login_and_pkce() {
         .unwrap()
         .unwrap();
     assert_eq!(account.provider, "github");
+    // Torii's own id, restored from the reply's user_torii_id.
+    assert_eq!(account.user_id, u1.id);
     // The account's user id resolves to the same user.
     assert_eq!(
         t.get_user(&account.user_id).await.unwrap().unwrap().id,
@@ -477,6 +555,8 @@ async fn passkeys() {
         .unwrap()
         .unwrap();
     assert_eq!(got.public_key, vec![9; 65]);
+    // Torii's own id, restored from the reply's user_torii_id.
+    assert_eq!(got.user_id, user.id);
     // Use: log in with it; last_used_at is set.
     let (u, session) = t
         .passkey()
@@ -484,6 +564,7 @@ async fn passkeys() {
         .await
         .unwrap();
     assert_eq!(u.id, user.id);
+    assert_eq!(session.user_id, user.id);
     t.get_session(&session.token).await.unwrap();
     let used = t
         .passkey()

@@ -127,30 +127,11 @@ impl std::fmt::Debug for Client {
 }
 
 /// Whether `op` only reads, so it may be sent to a second daemon when the
-/// first one fails (the same list as the C++ `torii::Client`).
+/// first one fails: its `retry_safe` in the protocol's operation table
+/// ([`OPERATIONS`](crate::OPERATIONS), the same rows as the C++
+/// `torii::Operations()`). An unknown name is not.
 pub fn is_idempotent(op: &str) -> bool {
-    matches!(
-        op,
-        "ping"
-            | "stats"
-            | "get_user"
-            | "get_user_by_email"
-            | "get_session"
-            | "list_users"
-            | "search_users"
-            | "list_sessions"
-            | "list_audit"
-            | "get_oauth_account"
-            | "get_user_by_oauth"
-            | "list_oauth_accounts"
-            | "get_passkey"
-            | "list_passkeys"
-            | "check_token"
-            | "login_failures"
-            | "get_user_lock"
-            | "is_jwt_revoked"
-            | "list_jwt_revocations"
-    )
+    crate::ops::operation(op).is_some_and(|o| o.retry_safe)
 }
 
 /// Which session: by its bearer token or by its uuid.
@@ -488,6 +469,20 @@ impl Client {
     /// `get_session`: only while unexpired (else `not_found`).
     pub async fn get_session(&self, key: SessionKey<'_>) -> Result<Session> {
         let v = self.call("get_session", key.add(Args::new())).await?;
+        Session::decode("get_session", &v)
+    }
+
+    /// `get_session` with `include_expired`: the session even when it has
+    /// expired (its `expires_at` is then in the past), for a caller that
+    /// judges expiry itself. One request, never answered from the daemon's
+    /// session cache; `not_found` only when there is no such session.
+    pub async fn get_session_including_expired(&self, key: SessionKey<'_>) -> Result<Session> {
+        let v = self
+            .call(
+                "get_session",
+                key.add(Args::new()).bool("include_expired", true),
+            )
+            .await?;
         Session::decode("get_session", &v)
     }
 

@@ -63,6 +63,7 @@ mod client;
 pub mod curve;
 mod error;
 mod io;
+mod ops;
 mod types;
 mod value;
 
@@ -70,6 +71,7 @@ pub use client::{
     is_idempotent, Client, Config, Expiry, NewSession, NewUser, SessionKey, UserUpdate,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use ops::{operation, Operation, OPERATIONS};
 pub use rmpv::Value;
 pub use types::{
     AuditPage, JwtRevocations, LoginFailure, LoginFailures, OAuthAccount, Passkey,

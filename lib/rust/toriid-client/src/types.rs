@@ -117,6 +117,9 @@ pub struct OAuthAccount {
     pub created_at: DateTime<Utc>,
     /// Last update time.
     pub updated_at: DateTime<Utc>,
+    /// The user's Torii id (`metadata.torii_id`), `None` when the user has
+    /// none or the daemon predates this field (docs/protocol.md).
+    pub user_torii_id: Option<String>,
 }
 
 impl OAuthAccount {
@@ -128,6 +131,7 @@ impl OAuthAccount {
             subject: f.string("subject")?,
             created_at: f.time("created_at")?,
             updated_at: f.time("updated_at")?,
+            user_torii_id: f.opt_string("user_torii_id")?,
         })
     }
 }
@@ -149,6 +153,9 @@ pub struct Passkey {
     pub created_at: DateTime<Utc>,
     /// When it was last used to log in.
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The user's Torii id (`metadata.torii_id`), `None` when the user has
+    /// none or the daemon predates this field (docs/protocol.md).
+    pub user_torii_id: Option<String>,
 }
 
 impl Passkey {
@@ -162,6 +169,7 @@ impl Passkey {
             sign_count: f.i64("sign_count")?,
             created_at: f.time("created_at")?,
             last_used_at: f.opt_time("last_used_at")?,
+            user_torii_id: f.opt_string("user_torii_id")?,
         })
     }
 }
@@ -215,6 +223,9 @@ pub struct SecureToken {
     pub used_at: Option<DateTime<Utc>>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// The user's Torii id (`metadata.torii_id`), `None` when the user has
+    /// none or the daemon predates this field (docs/protocol.md).
+    pub user_torii_id: Option<String>,
 }
 
 impl SecureToken {
@@ -230,6 +241,7 @@ impl SecureToken {
             expires_at: f.time("expires_at")?,
             used_at: f.opt_time("used_at")?,
             created_at: f.time("created_at")?,
+            user_torii_id: f.opt_string("user_torii_id")?,
         })
     }
 }
