@@ -22,6 +22,7 @@ class _UserFields(TypedDict):
     metadata: Metadata
     created_at: _dt.datetime
     updated_at: _dt.datetime
+    user_torii_id: Optional[str]  # the user's metadata.torii_id (docs/protocol.md section 12)
     name: Optional[str]
     locked_at: Optional[_dt.datetime]
 
@@ -82,6 +83,7 @@ class Passkey(TypedDict):
     sign_count: int
     created_at: _dt.datetime
     last_used_at: Optional[_dt.datetime]
+    user_torii_id: Optional[str]
 
 
 class _SecureTokenFields(TypedDict):
@@ -91,6 +93,7 @@ class _SecureTokenFields(TypedDict):
     expires_at: _dt.datetime
     used_at: Optional[_dt.datetime]
     created_at: _dt.datetime
+    user_torii_id: Optional[str]
 
 
 class SecureToken(_SecureTokenFields, total=False):
@@ -100,9 +103,10 @@ class SecureToken(_SecureTokenFields, total=False):
     token: str
 
 
-class Ping(TypedDict):
+class Ping(TypedDict, total=False):
     version: str
     protocol: int
+    schema: int  # the schema version the daemon runs on (absent from older daemons)
 
 
 class Deleted(TypedDict):
