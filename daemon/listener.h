@@ -1,5 +1,6 @@
 // The dedicated LISTEN connection (not from the pool): turns the triggers'
-// NOTIFY payloads on channel `torii_events` into published events.
+// NOTIFY payloads on channel `torii_events` into published events. Owned
+// by the Daemon; lives and runs on the loop thread (every callback too).
 //
 // A connection can look alive and deliver nothing, so a probe NOTIFYs a
 // channel of this daemon's own every events.probe_interval_ms and expects

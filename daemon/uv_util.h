@@ -1,5 +1,6 @@
 // Small libuv helpers. A handle's memory may be freed only in its close
-// callback; CloseAndDelete wraps that for heap-allocated handles.
+// callback; CloseAndDelete wraps that for heap-allocated handles. Owns
+// nothing; called on the loop thread that owns the handle.
 #pragma once
 
 #include <uv.h>
