@@ -32,8 +32,6 @@ int64_t NowMs() {
       .count();
 }
 
-std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
-
 bool ValidZ85Key(const std::string& k) {
   if (k.size() != 40) return false;
   uint8_t raw[32];

@@ -11,8 +11,6 @@ namespace {
 
 constexpr size_t kMetadataMaxDepth = 32;
 
-std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
-
 Error WrongType(std::string_view key, const char* want, const msgpack::object& o) {
   return Error::BadRequest("'" + std::string(key) + "' must be " + want + ", not " + MsgpackTypeName(o));
 }

@@ -25,8 +25,6 @@ int64_t NowMs() {
       .count();
 }
 
-std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
-
 // A flood must not keep Poll() from checking deadlines and returning.
 constexpr size_t kMaxMessagesPerSocketPerPoll = 10000;
 
