@@ -22,6 +22,7 @@
 #include <zmq.hpp>
 
 #include "torii/operations.h"
+#include "torii/zmq_client.h"
 
 namespace torii {
 
@@ -30,14 +31,6 @@ namespace {
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
-
-bool ValidZ85Key(const std::string& k) {
-  if (k.size() != 40) return false;
-  uint8_t raw[32];
-  return zmq_z85_decode(raw, k.c_str()) != nullptr;
 }
 
 std::string Base64(const char* data, size_t len) {
@@ -86,8 +79,7 @@ void RequestArgs::PackInto(Packer& pk, msgpack::sbuffer& buf) const {
 // when it surfaces.
 struct Client::Impl {
   ClientOptions options;
-  std::unique_ptr<zmq::context_t> own_context;
-  zmq::context_t* context = nullptr;
+  ClientContext context;
   // One DEALER per endpoint when there are several (each with a monitor
   // that reports its connection), one DEALER connected to the endpoint when
   // there is one.
@@ -503,26 +495,15 @@ Client::~Client() = default;
 
 Result<Client> Client::Create(ClientOptions options) {
   if (options.endpoints.empty()) return Error::InvalidArgument("the client needs at least one endpoint");
-  const bool curve = !options.server_public_key.empty() || !options.client_public_key.empty() ||
-                     !options.client_secret_key.empty();
-  if (curve) {
-    if (!ValidZ85Key(options.server_public_key) || !ValidZ85Key(options.client_public_key) ||
-        !ValidZ85Key(options.client_secret_key)) {
-      // Never echo the keys: the secret one is a secret.
-      return Error::InvalidArgument("CURVE needs the server public key and the client key pair, 40 Z85 characters each");
-    }
-    if (!zmq_has("curve")) return Error::InvalidArgument("this libzmq was built without CURVE");
-  }
+  Result<bool> wanted = ClientCurveWanted(options.server_public_key, options.client_public_key,
+                                          options.client_secret_key);
+  if (!wanted.ok()) return wanted.error();
+  const bool curve = *wanted;
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   if (impl->options.default_timeout_ms <= 0) impl->options.default_timeout_ms = 5000;
   try {
-    if (impl->options.context != nullptr) {
-      impl->context = impl->options.context;
-    } else {
-      impl->own_context = std::make_unique<zmq::context_t>(1);
-      impl->context = impl->own_context.get();
-    }
+    impl->context.Use(impl->options.context);
     const size_t n = impl->options.endpoints.size();
     impl->multi = n > 1;
     impl->eps.resize(n);
@@ -536,9 +517,7 @@ Result<Client> Client::Create(ClientOptions options) {
       s.set(zmq::sockopt::rcvhwm, impl->options.hwm);
       if (curve) {
         const ClientOptions& o = impl->options;
-        zmq_setsockopt(s.handle(), ZMQ_CURVE_SERVERKEY, o.server_public_key.c_str(), 41);
-        zmq_setsockopt(s.handle(), ZMQ_CURVE_PUBLICKEY, o.client_public_key.c_str(), 41);
-        zmq_setsockopt(s.handle(), ZMQ_CURVE_SECRETKEY, o.client_secret_key.c_str(), 41);
+        SetClientCurveKeys(s, o.server_public_key, o.client_public_key, o.client_secret_key);
       }
       if (impl->multi) {
         // The monitor first, so that the connection's first event is seen.

@@ -10,8 +10,6 @@ namespace torii {
 
 namespace {
 
-std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
-
 std::optional<std::string> StrKey(const msgpack::object& map, std::string_view key) {
   const msgpack::object* o = FindMapValue(map, key);
   if (o == nullptr || o->type != msgpack::type::STR) return std::nullopt;

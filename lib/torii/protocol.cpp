@@ -11,8 +11,6 @@ namespace {
 
 constexpr size_t kMetadataMaxDepth = 32;
 
-std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
-
 Error WrongType(std::string_view key, const char* want, const msgpack::object& o) {
   return Error::BadRequest("'" + std::string(key) + "' must be " + want + ", not " + MsgpackTypeName(o));
 }
@@ -167,28 +165,31 @@ Status DecodeRequest(const char* data, size_t len, const DecodeLimits& limits, R
   return {};
 }
 
-void BeginOkReply(msgpack::sbuffer& buf, std::string_view id_raw) {
-  Packer pk(buf);
+namespace {
+
+// A reply map's start: its "id" (raw msgpack; none when empty) and "ok".
+void PackReplyHead(msgpack::sbuffer& buf, Packer& pk, std::string_view id_raw, bool ok) {
   pk.pack_map(id_raw.empty() ? 2 : 3);
   if (!id_raw.empty()) {
     PackStr(pk, "id");
     buf.write(id_raw.data(), id_raw.size());
   }
   PackStr(pk, "ok");
-  pk.pack_true();
+  pk.pack(ok);
+}
+
+}  // namespace
+
+void BeginOkReply(msgpack::sbuffer& buf, std::string_view id_raw) {
+  Packer pk(buf);
+  PackReplyHead(buf, pk, id_raw, true);
   PackStr(pk, "result");
 }
 
 std::string EncodeErrorReply(std::string_view id_raw, const Error& e) {
   msgpack::sbuffer buf;
   Packer pk(buf);
-  pk.pack_map(id_raw.empty() ? 2 : 3);
-  if (!id_raw.empty()) {
-    PackStr(pk, "id");
-    buf.write(id_raw.data(), id_raw.size());
-  }
-  PackStr(pk, "ok");
-  pk.pack_false();
+  PackReplyHead(buf, pk, id_raw, false);
   PackStr(pk, "error");
   pk.pack_map(2);
   PackStr(pk, "code");

@@ -103,6 +103,8 @@ void PackTimestamp(Packer& pk, Micros us);
 // Reads a msgpack timestamp ext back to microseconds.
 std::optional<Micros> MicrosFromTimestamp(const msgpack::object& o);
 
+// The bytes of a msgpack str (the caller has checked that it is one).
+inline std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
 // The value of `key` in a msgpack map, or nullptr (not a map, or no such
 // string key).
 const msgpack::object* FindMapValue(const msgpack::object& map, std::string_view key);

@@ -11,8 +11,6 @@ namespace torii {
 
 namespace {
 
-std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
-
 std::string StrKey(const msgpack::object& map, std::string_view key) {
   const msgpack::object* o = FindMapValue(map, key);
   if (o == nullptr || o->type != msgpack::type::STR) return {};

@@ -13,8 +13,8 @@
 
 #include <zmq.hpp>
 
-#include "torii/curve.h"
 #include "torii/protocol.h"
+#include "torii/zmq_client.h"
 
 namespace torii {
 
@@ -24,8 +24,6 @@ int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-
-std::string_view AsStr(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
 
 // A flood must not keep Poll() from checking deadlines and returning.
 constexpr size_t kMaxMessagesPerSocketPerPoll = 10000;
@@ -72,8 +70,7 @@ std::string StaleReason::ToString() const {
 
 struct Subscriber::Impl {
   SubscriberOptions options;
-  std::unique_ptr<zmq::context_t> own_context;
-  zmq::context_t* context = nullptr;
+  ClientContext context;
 
   // What we know about the daemon behind one endpoint.
   struct Endpoint {
@@ -511,16 +508,10 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options
   if (options.heartbeat_ms <= 0) return Error::InvalidArgument("heartbeat_ms must be positive");
   if (options.endpoints.size() > 64) return Error::InvalidArgument("the subscriber takes at most 64 endpoints");
   if (options.dedup_window == 0) options.dedup_window = 1;
-  const bool curve = !options.server_public_key.empty() || !options.client_public_key.empty() ||
-                     !options.client_secret_key.empty();
-  if (curve) {
-    if (!IsZ85Key(options.server_public_key) || !IsZ85Key(options.client_public_key) ||
-        !IsZ85Key(options.client_secret_key)) {
-      // Never echo the keys: the secret one is a secret.
-      return Error::InvalidArgument("CURVE needs the server public key and the client key pair, 40 Z85 characters each");
-    }
-    if (!zmq_has("curve")) return Error::InvalidArgument("this libzmq was built without CURVE");
-  }
+  Result<bool> wanted = ClientCurveWanted(options.server_public_key, options.client_public_key,
+                                          options.client_secret_key);
+  if (!wanted.ok()) return wanted.error();
+  const bool curve = *wanted;
   for (auto& f : options.families) {
     if (!f.empty() && f.back() == '.') f.pop_back();
   }
@@ -532,12 +523,7 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options
   impl->options = std::move(options);
   impl->dedup = impl->options.endpoints.size() > 1;
   try {
-    if (impl->options.context != nullptr) {
-      impl->context = impl->options.context;
-    } else {
-      impl->own_context = std::make_unique<zmq::context_t>(1);
-      impl->context = impl->own_context.get();
-    }
+    impl->context.Use(impl->options.context);
     const int64_t now = NowMs();
     impl->endpoints.resize(impl->options.endpoints.size());
     for (size_t i = 0; i < impl->endpoints.size(); i++) {
@@ -546,9 +532,8 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options
       ep.socket->set(zmq::sockopt::linger, 0);
       ep.socket->set(zmq::sockopt::rcvhwm, impl->options.rcvhwm);
       if (curve) {
-        ep.socket->set(zmq::sockopt::curve_serverkey, impl->options.server_public_key);
-        ep.socket->set(zmq::sockopt::curve_publickey, impl->options.client_public_key);
-        ep.socket->set(zmq::sockopt::curve_secretkey, impl->options.client_secret_key);
+        SetClientCurveKeys(*ep.socket, impl->options.server_public_key, impl->options.client_public_key,
+                           impl->options.client_secret_key);
       }
       if (impl->options.families.empty()) {
         ep.socket->set(zmq::sockopt::subscribe, "");

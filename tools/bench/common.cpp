@@ -6,8 +6,29 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <string_view>
 
 namespace torii::bench {
+
+void ReadReplyFields(const msgpack::object& reply, uint64_t* id, bool* ok, std::string* code) {
+  if (reply.type != msgpack::type::MAP) return;
+  for (uint32_t k = 0; k < reply.via.map.size; k++) {
+    const auto& kv = reply.via.map.ptr[k];
+    if (kv.key.type != msgpack::type::STR) continue;
+    std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
+    if (key == "id" && kv.val.type == msgpack::type::POSITIVE_INTEGER) *id = kv.val.via.u64;
+    if (key == "ok" && kv.val.type == msgpack::type::BOOLEAN) *ok = kv.val.via.boolean;
+    if (key == "error" && kv.val.type == msgpack::type::MAP) {
+      for (uint32_t e = 0; e < kv.val.via.map.size; e++) {
+        const auto& ekv = kv.val.via.map.ptr[e];
+        if (ekv.key.type == msgpack::type::STR && ekv.val.type == msgpack::type::STR &&
+            std::string_view(ekv.key.via.str.ptr, ekv.key.via.str.size) == "code") {
+          code->assign(ekv.val.via.str.ptr, ekv.val.via.str.size);
+        }
+      }
+    }
+  }
+}
 
 namespace {
 std::string IdWithPrefix(const char* prefix, uint64_t i) {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include <msgpack.hpp>
 #include <nlohmann/json.hpp>
 
 namespace torii::bench {
@@ -24,6 +25,10 @@ std::string BenchUserId(uint64_t i);
 std::string BenchEmail(uint64_t i);
 std::string BenchSessionId(uint64_t j);
 std::string BenchToken(uint64_t j);
+
+// The fields the benchmarks read of a reply map: "id", "ok" and the error's
+// "code". A field the reply lacks (or that has another type) is left as it is.
+void ReadReplyFields(const msgpack::object& reply, uint64_t* id, bool* ok, std::string* code);
 
 // CLOCK_MONOTONIC in nanoseconds.
 int64_t MonoNs();

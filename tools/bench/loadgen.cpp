@@ -47,6 +47,27 @@ struct ThreadResult {
   std::string fatal;
 };
 
+// Counts a reply to a request intended at t0 and answered at now: in the
+// totals, and in `out` when t0 is in the measured window.
+void CountReply(Shared& sh, ThreadResult& out, int64_t t0, int64_t now, bool ok, std::string_view code) {
+  bool counted = t0 >= sh.window_start.load(std::memory_order_relaxed) &&
+                 t0 < sh.window_end.load(std::memory_order_relaxed);
+  if (ok) {
+    sh.completed.fetch_add(1, std::memory_order_relaxed);
+    if (counted) {
+      out.ok++;
+      out.lat.push_back(now - t0);
+      out.sent.push_back(t0);
+    }
+  } else {
+    sh.failed.fetch_add(1, std::memory_order_relaxed);
+    if (counted) {
+      out.errors++;
+      out.codes[std::string(code)]++;
+    }
+  }
+}
+
 uint64_t SplitMix(uint64_t& s) {
   uint64_t z = (s += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -171,22 +192,8 @@ void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx,
       if (it == c.intended.end()) continue;
       int64_t t0 = it->second;
       c.intended.erase(it);
-      bool counted = t0 >= sh.window_start.load(std::memory_order_relaxed) &&
-                     t0 < sh.window_end.load(std::memory_order_relaxed);
-      if (done->reply.ok()) {
-        sh.completed.fetch_add(1, std::memory_order_relaxed);
-        if (counted) {
-          out.ok++;
-          out.lat.push_back(now - t0);
-          out.sent.push_back(t0);
-        }
-      } else {
-        sh.failed.fetch_add(1, std::memory_order_relaxed);
-        if (counted) {
-          out.errors++;
-          out.codes[std::string(CodeName(done->reply.error().code()))]++;
-        }
-      }
+      CountReply(sh, out, t0, now, done->reply.ok(),
+                 done->reply.ok() ? std::string_view() : CodeName(done->reply.error().code()));
     }
   };
 
@@ -295,47 +302,14 @@ void PlainWorker(int first, int last, const LoadGenOptions& opt, zmq::context_t&
     std::string code = "undecodable";
     try {
       msgpack::object_handle oh = msgpack::unpack(static_cast<const char*>(body.data()), body.size());
-      const msgpack::object& o = oh.get();
-      if (o.type == msgpack::type::MAP) {
-        for (uint32_t k = 0; k < o.via.map.size; k++) {
-          const auto& kv = o.via.map.ptr[k];
-          if (kv.key.type != msgpack::type::STR) continue;
-          std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
-          if (key == "id" && kv.val.type == msgpack::type::POSITIVE_INTEGER) id = kv.val.via.u64;
-          if (key == "ok" && kv.val.type == msgpack::type::BOOLEAN) ok = kv.val.via.boolean;
-          if (key == "error" && kv.val.type == msgpack::type::MAP) {
-            for (uint32_t e = 0; e < kv.val.via.map.size; e++) {
-              const auto& ekv = kv.val.via.map.ptr[e];
-              if (ekv.key.type == msgpack::type::STR && ekv.val.type == msgpack::type::STR &&
-                  std::string_view(ekv.key.via.str.ptr, ekv.key.via.str.size) == "code") {
-                code.assign(ekv.val.via.str.ptr, ekv.val.via.str.size);
-              }
-            }
-          }
-        }
-      }
+      ReadReplyFields(oh.get(), &id, &ok, &code);
     } catch (const std::exception&) {
     }
     auto it = c.sent.find(id);
     if (it == c.sent.end()) return;
     int64_t t0 = it->second;
     c.sent.erase(it);
-    bool counted = t0 >= sh.window_start.load(std::memory_order_relaxed) &&
-                   t0 < sh.window_end.load(std::memory_order_relaxed);
-    if (ok) {
-      sh.completed.fetch_add(1, std::memory_order_relaxed);
-      if (counted) {
-        out.ok++;
-        out.lat.push_back(now - t0);
-        out.sent.push_back(t0);
-      }
-    } else {
-      sh.failed.fetch_add(1, std::memory_order_relaxed);
-      if (counted) {
-        out.errors++;
-        out.codes[code]++;
-      }
-    }
+    CountReply(sh, out, t0, now, ok, code);
   };
   auto drain = [&](PConn& c) {
     zmq::message_t m;

@@ -101,24 +101,7 @@ void Reader(int sockets, const std::string& endpoint, zmq::context_t& ctx, Share
         bool ok = false;
         std::string code;
         uint64_t id = 0;
-        if (o.type == msgpack::type::MAP) {
-          for (uint32_t i = 0; i < o.via.map.size; i++) {
-            const auto& kv = o.via.map.ptr[i];
-            if (kv.key.type != msgpack::type::STR) continue;
-            std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
-            if (key == "ok" && kv.val.type == msgpack::type::BOOLEAN) ok = kv.val.via.boolean;
-            if (key == "id" && kv.val.type == msgpack::type::POSITIVE_INTEGER) id = kv.val.via.u64;
-            if (key == "error" && kv.val.type == msgpack::type::MAP) {
-              for (uint32_t e = 0; e < kv.val.via.map.size; e++) {
-                const auto& ekv = kv.val.via.map.ptr[e];
-                if (ekv.key.type == msgpack::type::STR && ekv.val.type == msgpack::type::STR &&
-                    std::string_view(ekv.key.via.str.ptr, ekv.key.via.str.size) == "code") {
-                  code.assign(ekv.val.via.str.ptr, ekv.val.via.str.size);
-                }
-              }
-            }
-          }
-        }
+        ReadReplyFields(o, &id, &ok, &code);
         if (id != k.id) continue;
         answered = true;
         sh.replies++;

@@ -64,6 +64,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import zmq
 
 from . import codec
+from ._sockets import SocketOwner
 from .curve import CurveKeys
 from .errors import Timeout, result_of_reply
 from .operations import IDEMPOTENT_OPS
@@ -136,7 +137,7 @@ class _Endpoint:
         self.suspect_until = 0.0  # monotonic; until then the endpoint is tried last
 
 
-class Client:
+class Client(SocketOwner):
     """A blocking client of one or more toriid ``requests`` endpoints.
 
     :param endpoints: ``tcp://host:port`` or ``ipc://path`` addresses (one str or several).
@@ -186,26 +187,7 @@ class Client:
         except Exception:
             self.close()
             raise
-        self._poller = zmq.Poller()
-        for ep in self._endpoints:
-            self._poller.register(ep.socket, zmq.POLLIN)
-
-    # -- lifetime ---------------------------------------------------------
-
-    def close(self) -> None:
-        """Closes the sockets (and the context if the Client made it). Idempotent."""
-        for ep in self._endpoints:
-            ep.socket.close(linger=0)
-        self._endpoints = []
-        if self._own_context and self._context is not None:
-            self._context.term()
-            self._context = None  # type: ignore[assignment]
-
-    def __enter__(self) -> "Client":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+        self._poll_endpoints()
 
     @property
     def timeout_ms(self) -> int:

@@ -87,6 +87,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Unio
 import zmq
 
 from . import codec
+from ._sockets import SocketOwner
 from .curve import CurveKeys
 
 # A flood must not keep poll() from checking deadlines and returning.
@@ -172,7 +173,7 @@ def _is_uint(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-class Subscriber:
+class Subscriber(SocketOwner):
     """SUB sockets on toriid ``events`` endpoints with section 3's stale rules.
 
     :param endpoints: ``tcp://`` or ``ipc://`` addresses (one str or several).
@@ -246,26 +247,7 @@ class Subscriber:
         except Exception:
             self.close()
             raise
-        self._poller = zmq.Poller()
-        for ep in self._endpoints:
-            self._poller.register(ep.socket, zmq.POLLIN)
-
-    # -- lifetime -----------------------------------------------------------
-
-    def close(self) -> None:
-        """Closes the sockets (and the context if the Subscriber made it). Idempotent."""
-        for ep in self._endpoints:
-            ep.socket.close(linger=0)
-        self._endpoints = []
-        if self._own_context and self._context is not None:
-            self._context.term()
-            self._context = None  # type: ignore[assignment]
-
-    def __enter__(self) -> "Subscriber":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+        self._poll_endpoints()
 
     # -- listeners ------------------------------------------------------------
 

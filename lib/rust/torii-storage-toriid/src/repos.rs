@@ -49,16 +49,6 @@ fn absent_ok<T>(r: toriid::Result<T>) -> Result<(), Error> {
     optional(r).map(|_| ())
 }
 
-fn metadata_str<'a>(metadata: &'a Value, key: &str) -> Option<&'a str> {
-    match metadata {
-        Value::Map(m) => m
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .and_then(|(_, v)| v.as_str()),
-        _ => None,
-    }
-}
-
 /// A one-key metadata map holding a Torii user id, or `None` when the id is
 /// a uuid already (nothing to keep).
 fn keep_id(key: &str, id: &UserId) -> Option<Value> {
@@ -67,7 +57,8 @@ fn keep_id(key: &str, id: &UserId) -> Option<Value> {
 
 /// Torii's id of a toriid user: `metadata.torii_id` when kept, else the uuid.
 fn torii_user(u: toriid::User) -> User {
-    let id = metadata_str(&u.metadata, TORII_ID_KEY)
+    let id = u
+        .metadata_str(TORII_ID_KEY)
         .map(UserId::new)
         .unwrap_or_else(|| UserId::new(&u.id));
     User {
