@@ -9,6 +9,7 @@
 #include <string>
 
 #include "daemon_process.h"
+#include "shared_db.h"
 #include "pg_cluster.h"
 #include "torii/client.h"
 #include "torii/session_cache.h"
@@ -18,38 +19,6 @@ namespace torii::test {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int64_t MsSince(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
-
-DaemonOptions Options(const std::string& url) {
-  DaemonOptions o;
-  o.database_url = url;
-  o.settings["events.heartbeat_ms"] = "100";
-  o.settings["cleanup.interval_s"] = "0";
-  return o;
-}
-
-Client NewClient(const std::vector<std::string>& endpoints) {
-  ClientOptions co;
-  co.endpoints = endpoints;
-  co.default_timeout_ms = 2000;
-  auto c = Client::Create(co);
-  EXPECT_TRUE(c.ok());
-  return std::move(c.value());
-}
-
-std::string Str(const msgpack::object& map, std::string_view key) {
-  for (uint32_t i = 0; i < map.via.map.size; i++) {
-    const auto& kv = map.via.map.ptr[i];
-    if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == key &&
-        kv.val.type == msgpack::type::STR) {
-      return std::string(kv.val.via.str.ptr, kv.val.via.str.size);
-    }
-  }
-  return {};
-}
 
 auto OneStr(std::string key, std::string value) {
   return [key, value](Packer& pk) {
@@ -61,8 +30,8 @@ auto OneStr(std::string key, std::string value) {
 
 TEST(TwoDaemons, SessionCacheStaysLiveThroughTheLossOfOneAndEventsComeOnce) {
   std::string url = FreshDatabase();
-  DaemonProcess d1(Options(url));
-  DaemonProcess d2(Options(url));
+  DaemonProcess d1(SharedDbOptions(url));
+  DaemonProcess d2(SharedDbOptions(url));
 
   SubscriberOptions so;
   so.endpoints = {d1.event_endpoint(), d2.event_endpoint()};
@@ -83,7 +52,7 @@ TEST(TwoDaemons, SessionCacheStaysLiveThroughTheLossOfOneAndEventsComeOnce) {
         stale++;
         ADD_FAILURE() << "on_stale: " << r.ToString();
       });
-  Client client = NewClient({d1.request_endpoint(), d2.request_endpoint()});
+  Client client = NewClient({d1.request_endpoint(), d2.request_endpoint()}, 2000);
   SessionCache cache(client, s);
 
   auto start = Clock::now();
@@ -92,22 +61,8 @@ TEST(TwoDaemons, SessionCacheStaysLiveThroughTheLossOfOneAndEventsComeOnce) {
 
   auto user = client.Call("create_user", OneStr("email", "ha-cache@example.com"));
   ASSERT_TRUE(user.ok()) << user.error().ToString();
-  std::string uid = Str(user->result(), "id");
-  struct Sess {
-    std::string id, token;
-  };
-  std::vector<Sess> sessions;
-  for (int i = 0; i < 4; i++) {
-    auto r = client.Call("create_session", [&](Packer& pk) {
-      pk.pack_map(2);
-      PackStr(pk, "user_id");
-      PackStr(pk, uid);
-      PackStr(pk, "ttl_s");
-      pk.pack_uint64(600);
-    });
-    ASSERT_TRUE(r.ok()) << r.error().ToString();
-    sessions.push_back({Str(r->result(), "id"), Str(r->result(), "token")});
-  }
+  std::vector<SessionRef> sessions = CreateSessions(client, StrField(user->result(), "id"), 4);
+  ASSERT_EQ(sessions.size(), 4u);
   // Every event comes through both daemons and is delivered once: wait
   // until each has its copy from the second daemon too.
   auto all_twice = [&] { return s.stats().events == 5 && s.stats().duplicates == 5; };
@@ -162,9 +117,9 @@ TEST(TwoDaemons, SessionCacheStaysLiveThroughTheLossOfOneAndEventsComeOnce) {
 
 TEST(TwoDaemons, ClientReadsKeepSucceedingWithinTheirDeadlineWhenOneDies) {
   std::string url = FreshDatabase();
-  DaemonProcess d1(Options(url));
-  DaemonProcess d2(Options(url));
-  Client client = NewClient({d1.request_endpoint(), d2.request_endpoint()});
+  DaemonProcess d1(SharedDbOptions(url));
+  DaemonProcess d2(SharedDbOptions(url));
+  Client client = NewClient({d1.request_endpoint(), d2.request_endpoint()}, 2000);
   auto user = client.Call("create_user", OneStr("email", "ha-client@example.com"));
   ASSERT_TRUE(user.ok()) << user.error().ToString();
   const std::string email = "ha-client@example.com";
@@ -186,7 +141,7 @@ TEST(TwoDaemons, ClientReadsKeepSucceedingWithinTheirDeadlineWhenOneDies) {
     auto w = client.Call("update_user", [&](Packer& pk) {
       pk.pack_map(2);
       PackStr(pk, "id");
-      PackStr(pk, Str(user->result(), "id"));
+      PackStr(pk, StrField(user->result(), "id"));
       PackStr(pk, "metadata");
       pk.pack_map(1);
       PackStr(pk, "i");

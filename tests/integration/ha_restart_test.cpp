@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "daemon_process.h"
+#include "shared_db.h"
 #include "pg_cluster.h"
 #include "sql.h"
 #include "torii/client.h"
@@ -33,67 +34,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int64_t MsSince(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
-
-DaemonOptions Options(const std::string& url) {
-  DaemonOptions o;
-  o.database_url = url;
-  o.settings["events.heartbeat_ms"] = "100";
-  o.settings["cleanup.interval_s"] = "0";
-  return o;
-}
-
-std::string Str(const msgpack::object& map, std::string_view key) {
-  const msgpack::object* v = FindMapValue(map, key);
-  return v != nullptr && v->type == msgpack::type::STR ? std::string(v->via.str.ptr, v->via.str.size) : "";
-}
-
-Client NewClient(const std::vector<std::string>& endpoints) {
-  ClientOptions co;
-  co.endpoints = endpoints;
-  co.default_timeout_ms = 5000;
-  auto c = Client::Create(co);
-  EXPECT_TRUE(c.ok());
-  return std::move(c.value());
-}
-
 class HaRestartTest : public ::testing::Test {
  protected:
-  struct Sess {
-    std::string id, token;
-  };
+  using Sess = SessionRef;
   static constexpr int kSessions = 50;
 
   void SetUp() override {
     url_ = FreshDatabase();
-    d_[0] = std::make_unique<DaemonProcess>(Options(url_));
-    d_[1] = std::make_unique<DaemonProcess>(Options(url_));
-    client_.emplace(NewClient({d_[0]->request_endpoint(), d_[1]->request_endpoint()}));
+    d_[0] = std::make_unique<DaemonProcess>(SharedDbOptions(url_));
+    d_[1] = std::make_unique<DaemonProcess>(SharedDbOptions(url_));
+    client_.emplace(NewClient({d_[0]->request_endpoint(), d_[1]->request_endpoint()}, 5000));
   }
 
   std::vector<Sess> MakeSessions(int n) {
-    auto u = client_->Call("create_user", [&](Packer& pk) {
-      pk.pack_map(1);
-      PackStr(pk, "email");
-      PackStr(pk, "ha-restart" + std::to_string(++users_) + "@example.com");
-    });
-    EXPECT_TRUE(u.ok()) << u.error().ToString();
-    std::string uid = u.ok() ? Str(u->result(), "id") : "";
-    std::vector<Sess> out;
-    for (int i = 0; i < n; i++) {
-      auto r = client_->Call("create_session", [&](Packer& pk) {
-        pk.pack_map(2);
-        PackStr(pk, "user_id");
-        PackStr(pk, uid);
-        PackStr(pk, "ttl_s");
-        pk.pack_uint64(600);
-      });
-      EXPECT_TRUE(r.ok()) << r.error().ToString();
-      if (r.ok()) out.push_back({Str(r->result(), "id"), Str(r->result(), "token")});
-    }
-    return out;
+    return CreateSessions(*client_, CreateUser(*client_, "ha-restart" + std::to_string(++users_) + "@example.com"), n);
   }
 
   // Polls until every running daemon has published the creation of
@@ -102,7 +56,7 @@ class HaRestartTest : public ::testing::Test {
   void WaitRelayed(uint64_t sessions) {
     for (auto& d : d_) {
       if (!d->running()) continue;
-      Client c = NewClient({d->request_endpoint()});
+      Client c = NewClient({d->request_endpoint()}, 5000);
       auto start = Clock::now();
       uint64_t seq = 0;
       while (MsSince(start) < 20000) {
@@ -178,7 +132,7 @@ class HaRestartTest : public ::testing::Test {
   void DeleteAndExpectGone(const Sess& s, int via) {
     const uint64_t duplicates = sub_->stats().duplicates;
     if (via >= 0) {
-      Client c = NewClient({d_[via]->request_endpoint()});
+      Client c = NewClient({d_[via]->request_endpoint()}, 5000);
       auto r = c.Call("delete_session", [&](Packer& pk) {
         pk.pack_map(1);
         PackStr(pk, "id");

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "daemon_process.h"
+#include "shared_db.h"
 #include "pg_cluster.h"
 #include "sql.h"
 #include "torii/client.h"
@@ -31,28 +32,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int64_t MsSince(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
-
 // How long a revoked session may still be served after the change
 // committed. Healthy deployments see a few ms (p99 5 ms); this bound is
 // for a loaded CI machine and an ASan build, and still tells "stopped" from
 // "served until expiry" (the bug: served for the whole test).
 constexpr int64_t kRevocationBoundMs = 3000;
-
-DaemonOptions Options(const std::string& url) {
-  DaemonOptions o;
-  o.database_url = url;
-  o.settings["events.heartbeat_ms"] = "100";
-  o.settings["cleanup.interval_s"] = "0";
-  return o;
-}
-
-std::string Str(const msgpack::object& map, std::string_view key) {
-  const msgpack::object* v = FindMapValue(map, key);
-  return v != nullptr && v->type == msgpack::type::STR ? std::string(v->via.str.ptr, v->via.str.size) : "";
-}
 
 // Runs the torii CLI; returns its exit status.
 int RunCli(std::vector<std::string> args) {
@@ -73,14 +57,12 @@ int RunCli(std::vector<std::string> args) {
 
 class ResyncTest : public ::testing::Test {
  protected:
-  struct Sess {
-    std::string id, token;
-  };
+  using Sess = SessionRef;
 
   void SetUp() override {
     url_ = FreshDatabase();
-    d1_ = std::make_unique<DaemonProcess>(Options(url_));
-    d2_ = std::make_unique<DaemonProcess>(Options(url_));
+    d1_ = std::make_unique<DaemonProcess>(SharedDbOptions(url_));
+    d2_ = std::make_unique<DaemonProcess>(SharedDbOptions(url_));
     SubscriberOptions so;
     so.endpoints = {d1_->event_endpoint(), d2_->event_endpoint()};
     so.families = {"session", "user"};
@@ -119,31 +101,9 @@ class ResyncTest : public ::testing::Test {
     ASSERT_TRUE(sub_->endpoint_live(0) && sub_->endpoint_live(1));
   }
 
-  std::string NewUser() {
-    auto u = client_->Call("create_user", [&](Packer& pk) {
-      pk.pack_map(1);
-      PackStr(pk, "email");
-      PackStr(pk, "resync" + std::to_string(++users_) + "@example.com");
-    });
-    EXPECT_TRUE(u.ok()) << u.error().ToString();
-    return u.ok() ? Str(u->result(), "id") : "";
-  }
+  std::string NewUser() { return CreateUser(*client_, "resync" + std::to_string(++users_) + "@example.com"); }
 
-  std::vector<Sess> NewSessions(const std::string& uid, int n) {
-    std::vector<Sess> out;
-    for (int i = 0; i < n; i++) {
-      auto r = client_->Call("create_session", [&](Packer& pk) {
-        pk.pack_map(2);
-        PackStr(pk, "user_id");
-        PackStr(pk, uid);
-        PackStr(pk, "ttl_s");
-        pk.pack_uint64(600);
-      });
-      EXPECT_TRUE(r.ok()) << r.error().ToString();
-      if (r.ok()) out.push_back({Str(r->result(), "id"), Str(r->result(), "token")});
-    }
-    return out;
-  }
+  std::vector<Sess> NewSessions(const std::string& uid, int n) { return CreateSessions(*client_, uid, n); }
 
   Result<Reply> GetThrough(size_t daemon, const std::string& token) {
     return direct_[daemon].Call("get_session", [&](Packer& pk) {
