@@ -116,6 +116,7 @@ Status Daemon::Start() {
   ProtectedMode protect = CheckProtectedMode(config_);
   if (!protect.refusal.empty()) return Error::InvalidArgument(protect.refusal);
   plaintext_warning_ = protect.warning;
+  plaintext_endpoints_ = protect.plaintext;
   if (!plaintext_warning_.empty()) TLOG_WARN("%s", plaintext_warning_.c_str());
   // CURVE first: a key error stops the start before any server is started,
   // and the ZAP handler must serve before the sockets bind (security.h).
@@ -322,7 +323,13 @@ void Daemon::Reload() {
   }
   // Endpoints and CURVE need a restart, but a file the next start would
   // refuse is refused now, while the running config can still be kept.
-  if (std::string refusal = CheckProtectedMode(*next).refusal; !refusal.empty()) {
+  // Host names were resolved at start; only a file with other endpoints or
+  // another CURVE setting is resolved again (which may ask DNS).
+  bool same_reach = next->server.requests == config_.server.requests && next->server.events == config_.server.events &&
+                    next->security.curve_secret_key_file == config_.security.curve_secret_key_file;
+  ProtectedMode protect =
+      same_reach ? JudgeProtectedMode(*next, plaintext_endpoints_) : CheckProtectedMode(*next);
+  if (const std::string& refusal = protect.refusal; !refusal.empty()) {
     TLOG_ERROR("daemon: reload refused, keeping the running config: %s", refusal.c_str());
     notifier_->Ready();
     return;

@@ -17,11 +17,13 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 #include <zmq.hpp>
 
 #include "torii/config.h"
 #include "torii/embedded_pg.h"
 #include "torii/error.h"
+#include "torii/protected_mode.h"
 
 namespace torii::daemon {
 
@@ -91,6 +93,10 @@ class Daemon {
   // Set while serving plaintext beyond loopback by opt-in (protected mode,
   // torii/protected_mode.h): the WARN line repeated at each reload.
   std::string plaintext_warning_;
+  // The endpoints found at start to reach beyond loopback without CURVE
+  // (protected mode); a reload that keeps endpoints and CURVE judges them
+  // again rather than resolving host names on the loop.
+  std::vector<PlaintextEndpoint> plaintext_endpoints_;
 };
 
 }  // namespace torii::daemon

@@ -122,21 +122,30 @@ EndpointReach ReachOf(const std::string& endpoint) {
   return {true, "'" + host + "' is no address, interface or resolvable name: cannot tell what it would reach"};
 }
 
-ProtectedMode CheckProtectedMode(const Config& c) {
-  ProtectedMode pm;
-  if (!c.security.curve_secret_key_file.empty()) return pm;
-  bool requests = false, events = false;
-  auto scan = [&](const char* key, const std::vector<std::string>& endpoints, bool* any) {
+std::vector<PlaintextEndpoint> PlaintextEndpoints(const Config& c) {
+  std::vector<PlaintextEndpoint> plaintext;
+  if (!c.security.curve_secret_key_file.empty()) return plaintext;
+  auto scan = [&](const char* key, const std::vector<std::string>& endpoints) {
     for (const auto& e : endpoints) {
       EndpointReach r = ReachOf(e);
-      if (!r.beyond_host) continue;
-      pm.plaintext.push_back({key, e, r.where});
-      *any = true;
+      if (r.beyond_host) plaintext.push_back({key, e, r.where});
     }
   };
-  scan("server.requests", c.server.requests, &requests);
-  scan("server.events", c.server.events, &events);
+  scan("server.requests", c.server.requests);
+  scan("server.events", c.server.events);
+  return plaintext;
+}
+
+ProtectedMode CheckProtectedMode(const Config& c) { return JudgeProtectedMode(c, PlaintextEndpoints(c)); }
+
+ProtectedMode JudgeProtectedMode(const Config& c, std::vector<PlaintextEndpoint> plaintext) {
+  ProtectedMode pm;
+  pm.plaintext = std::move(plaintext);
   if (pm.plaintext.empty()) return pm;
+  bool requests = false, events = false;
+  for (const PlaintextEndpoint& p : pm.plaintext) {
+    (p.key == "server.requests" ? requests : events) = true;
+  }
 
   std::string named;
   for (size_t i = 0; i < pm.plaintext.size(); i++) {

@@ -53,4 +53,12 @@ struct ProtectedMode {
 };
 ProtectedMode CheckProtectedMode(const Config& c);
 
+// CheckProtectedMode's two halves. PlaintextEndpoints finds where the
+// endpoints reach, which may ask DNS for a host name (blocking: start-up,
+// or a reload whose endpoints changed); JudgeProtectedMode is pure, so a
+// reload that keeps the running endpoints and CURVE setting judges the
+// list found at start again instead of resolving on the loop.
+std::vector<PlaintextEndpoint> PlaintextEndpoints(const Config& c);
+ProtectedMode JudgeProtectedMode(const Config& c, std::vector<PlaintextEndpoint> plaintext);
+
 }  // namespace torii
