@@ -27,6 +27,16 @@ fn torii(d: &Daemon) -> (Torii<ToriidRepositoryProvider>, ToriidRepositoryProvid
     (Torii::new(Arc::new(p.clone())), p)
 }
 
+/// A user signed up through Torii's password flow (the first step of most
+/// tests here).
+async fn sign_up(
+    t: &Torii<ToriidRepositoryProvider>,
+    email: &str,
+    password: &str,
+) -> torii_core::User {
+    t.password().register(email, password).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_and_health_check() {
     let d = Daemon::start().await;
@@ -109,11 +119,7 @@ async fn password_sign_up_and_login() {
 async fn opaque_sessions() {
     let d = Daemon::start().await;
     let (t, p) = torii(&d);
-    let user = t
-        .password()
-        .register("s@example.com", "pw pw pw pw")
-        .await
-        .unwrap();
+    let user = sign_up(&t, "s@example.com", "pw pw pw pw").await;
     let s1 = t
         .create_session(&user.id, None, Some("10.0.0.1".into()))
         .await
@@ -158,11 +164,7 @@ async fn expired_session_does_not_validate() {
     let p = provider(&d);
     let t = Torii::new(Arc::new(p.clone()))
         .with_session_config(SessionConfig::default().expires_in(chrono::Duration::seconds(2)));
-    let user = t
-        .password()
-        .register("e@example.com", "pw pw pw pw")
-        .await
-        .unwrap();
+    let user = sign_up(&t, "e@example.com", "pw pw pw pw").await;
     let s1 = t.create_session(&user.id, None, None).await.unwrap();
     let s2 = t.create_session(&user.id, None, None).await.unwrap();
     t.get_session(&s1.token).await.expect("valid at first");
@@ -287,11 +289,7 @@ async fn users_create_update_verify_delete() {
 async fn magic_link_and_password_reset_tokens() {
     let d = Daemon::start().await;
     let (t, p) = torii(&d);
-    let user = t
-        .password()
-        .register("m@example.com", "old password")
-        .await
-        .unwrap();
+    let user = sign_up(&t, "m@example.com", "old password").await;
 
     // Magic link: usable once.
     let ml = t
@@ -523,11 +521,7 @@ async fn oauth_link_login_and_pkce() {
 async fn passkeys() {
     let d = Daemon::start().await;
     let (t, _) = torii(&d);
-    let user = t
-        .password()
-        .register("pk@example.com", "pw pw pw pw")
-        .await
-        .unwrap();
+    let user = sign_up(&t, "pk@example.com", "pw pw pw pw").await;
     let cred = t
         .passkey()
         .register_credential(&user.id, vec![1, 2, 3], vec![9; 65], Some("laptop".into()))
