@@ -448,7 +448,7 @@ impl fmt::Display for StaleReason {
 pub struct SubscriberStats {
     /// Every message received.
     pub messages: u64,
-    /// Events delivered (duplicates not counted).
+    /// Events delivered (duplicates and `torii.*` not counted).
     pub events: u64,
     /// Events whose eid was already delivered.
     pub duplicates: u64,
@@ -1104,7 +1104,9 @@ impl Worker {
             self.stale(st, r, absorbable);
         }
         if fresh {
-            st.stats.events += 1;
+            if !torii {
+                st.stats.events += 1;
+            }
             if let Some(eid) = e.eid {
                 st.last_delivered_eid = Some(eid);
             }
