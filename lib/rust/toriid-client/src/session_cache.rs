@@ -646,7 +646,7 @@ impl SessionCache {
     }
 
     /// Calls `hook(event, when)` on the subscriber's thread right after an
-    /// invalidating event (`session.*`, `user.*` but `user.created`) has
+    /// invalidating event (`session.*` and `user.*` but `*.created`) has
     /// been applied: from `when` on, the guarantee holds for it. For
     /// measurements (a revocation's delay); keep it quick.
     pub fn set_applied_hook(&self, hook: impl Fn(&Event, Instant) + Send + Sync + 'static) {
@@ -742,6 +742,8 @@ impl Inner {
                 // everything rather than guess.
                 None => self.flush(),
             },
+            // A new session makes no cached row stale.
+            ("session", "created") => return false,
             ("session", _) => match e.str("id").and_then(parse_id) {
                 Some(id) => {
                     for sh in self.shards.iter() {
