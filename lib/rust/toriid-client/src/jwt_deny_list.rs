@@ -287,11 +287,13 @@ impl JwtDenyList {
                 None => break,
             }
         }
+        // The subscriber first, then our own state (the subscriber's thread
+        // takes them in that order). A stale condition reported after this
+        // check moves own_gen under our lock (on_stale), or marks the list
+        // stale after we cleared it.
+        let live = sub.live() && sub.stale_generation() == gen;
         let mut st = lock(&inner.state);
-        if !sub.live()
-            || sub.stale_generation() != gen
-            || inner.own_gen.load(Ordering::Acquire) != own
-        {
+        if !live || inner.own_gen.load(Ordering::Acquire) != own {
             st.stats.failed_loads += 1;
             return Err(unavailable(
                 "the event stream went stale during the load; load again",

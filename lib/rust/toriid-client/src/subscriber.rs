@@ -555,7 +555,11 @@ impl Drop for Guard {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         if let Some(t) = lock(&self.thread).take() {
-            let _ = t.join();
+            // The last clone may go with a listener the thread itself
+            // dropped: it then ends on its own at its next round.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
         }
     }
 }
