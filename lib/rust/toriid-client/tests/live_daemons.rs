@@ -361,3 +361,91 @@ async fn jwt_deny_list_loads_and_follows_revocations() {
     assert!(!deny.is_stale());
     assert!(deny.stats().events >= 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_daemon_is_trusted_for_at_most_the_bound() {
+    let d = Daemon::start_fast_on(&support::fresh_database()).await;
+    // Deadlines of 3 s (the subscriber is told 1 s) but a staleness bound
+    // of 250 ms: the bound alone stops serving, and nothing is dropped.
+    let sub = SubscriberConfig::new([d.events.clone()])
+        .with_heartbeat(Duration::from_secs(1))
+        .start()
+        .unwrap();
+    let cache = SessionCacheConfig::new(100)
+        .with_max_staleness(Duration::from_millis(250))
+        .build(&sub);
+    wait_live(&sub).await;
+    let c = client(&[&d]);
+    let u = user(&c, "frozen@example.com").await;
+    let (_, token) = session(&c, &u).await;
+    assert!(
+        eventually(WITHIN, || async {
+            cache.get(&c, &token).await.is_ok() && cache.lookup("default", &token).is_some()
+        })
+        .await
+    );
+    d.signal("STOP");
+    let frozen = Instant::now();
+    assert!(eventually(WITHIN, || async { !cache.serving() }).await);
+    let after = frozen.elapsed();
+    assert!(cache.lookup("default", &token).is_none(), "not served");
+    d.signal("CONT");
+    assert!(
+        after < Duration::from_secs(2),
+        "stopped serving {after:?} after the freeze"
+    );
+    assert!(eventually(WITHIN, || async { cache.serving() }).await);
+    assert!(
+        cache.lookup("default", &token).is_some(),
+        "kept and served again"
+    );
+    assert_eq!(cache.stats().drops, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_service_keeps_its_cache_when_one_daemon_restarts() {
+    let db = support::fresh_database();
+    let mut d1 = Daemon::start_fast_on(&db).await;
+    let d2 = Daemon::start_fast_on(&db).await;
+    let sub = subscriber(&[&d1, &d2]);
+    let cache = SessionCache::new(&sub, 100);
+    let applied = applied_ids(&cache);
+    assert!(
+        eventually(WITHIN, || async {
+            sub.endpoint_live(0) && sub.endpoint_live(1)
+        })
+        .await
+    );
+    let c = client(&[&d1, &d2]);
+    let u = user(&c, "quiet@example.com").await;
+    let (sid, token) = session(&c, &u).await;
+    assert!(
+        eventually(WITHIN, || async {
+            cache.get(&c, &token).await.is_ok() && cache.lookup("default", &token).is_some()
+        })
+        .await
+    );
+    d1.restart().await;
+    // Back under a new epoch (its start-up resync may come before the SUB
+    // socket reconnects): absorbed.
+    assert!(
+        eventually(WITHIN, || async {
+            sub.endpoint_live(0) && sub.stats().absorbed >= 1
+        })
+        .await,
+        "{:?} live0 {} log {}",
+        sub.stats(),
+        sub.endpoint_live(0),
+        d1.log_tail()
+    );
+    assert_eq!(sub.stats().stale, 0, "absorbed by the other daemon");
+    assert_eq!(cache.stats().drops, 0);
+    assert!(cache.lookup("default", &token).is_some());
+    // The restarted daemon's events evict as before.
+    client(&[&d1])
+        .delete_session(SessionKey::Id(&sid))
+        .await
+        .unwrap();
+    assert!(eventually(WITHIN, || async { applied.lock().unwrap().contains(&sid) }).await);
+    assert!(cache.lookup("default", &token).is_none());
+}

@@ -184,6 +184,46 @@ impl Daemon {
             .expect("a client")
     }
 
+    /// The daemon's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to the daemon.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the daemon runs");
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
+    /// Kills the daemon and starts it again with the same config (same
+    /// endpoints, a new epoch); waits until it answers ping.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("toriid.log"))
+            .expect("open the log");
+        let log2 = log.try_clone().expect("clone the log");
+        let binary = toriid_binary();
+        self.child = Some(
+            Command::new(&binary)
+                .arg("--config")
+                .arg(self.dir.join("toriid.toml"))
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log2)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display())),
+        );
+        self.wait_ready(Duration::from_secs(60)).await;
+    }
+
     /// Kills the daemon (SIGKILL) and waits for it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
