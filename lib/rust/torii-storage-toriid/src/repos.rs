@@ -255,16 +255,13 @@ impl ToriidSessionRepository {
     }
 }
 
-fn torii_session(s: toriid::Session, token: SessionToken) -> Session {
-    let user_id = s
-        .metadata_str(SESSION_USER_KEY)
-        .map(UserId::new)
-        .unwrap_or_else(|| UserId::new(&s.user_id));
+fn torii_session(s: &toriid::Session, token: SessionToken) -> Session {
+    let user_id = UserId::new(s.metadata_str(SESSION_USER_KEY).unwrap_or(&s.user_id));
     Session {
         token,
         user_id,
-        user_agent: s.user_agent,
-        ip_address: s.ip_address,
+        user_agent: s.user_agent.clone(),
+        ip_address: s.ip_address.clone(),
         created_at: s.created_at,
         updated_at: s.created_at,
         expires_at: s.expires_at,
@@ -295,7 +292,7 @@ impl SessionRepository for ToriidSessionRepository {
                 "toriid's create_session reply has no token".into(),
             ))
         })?;
-        let mut out = torii_session(created, SessionToken::new(&token));
+        let mut out = torii_session(&created, SessionToken::new(&token));
         out.user_id = session.user_id;
         Ok(out)
     }
@@ -318,10 +315,10 @@ impl SessionRepository for ToriidSessionRepository {
             let r = cache
                 .get_with(self.client.tenant(), t, || self.fetch(t))
                 .await;
-            return Ok(optional(r)?.map(|s| torii_session((*s).clone(), token.clone())));
+            return Ok(optional(r)?.map(|s| torii_session(&s, token.clone())));
         }
         let s = optional(self.fetch(t).await)?;
-        Ok(s.map(|s| torii_session(s, token.clone())))
+        Ok(s.map(|s| torii_session(&s, token.clone())))
     }
 
     async fn delete(&self, token: &SessionToken) -> Result<(), Error> {
