@@ -144,8 +144,8 @@ pub struct JwtDenyListStats {
     pub denied: u64,
 }
 
-/// The in-memory JWT deny-list (see the module documentation). Cheap to
-/// clone.
+/// The in-memory JWT deny-list; its guarantee is in the
+/// [module documentation](crate::jwt_deny_list). Cheap to clone.
 #[derive(Clone)]
 pub struct JwtDenyList {
     inner: Arc<Inner>,

@@ -63,10 +63,10 @@ mod client;
 pub mod curve;
 mod error;
 mod io;
-mod jwt_deny_list;
+pub mod jwt_deny_list;
 mod ops;
-mod session_cache;
-mod subscriber;
+pub mod session_cache;
+pub mod subscriber;
 mod types;
 mod value;
 

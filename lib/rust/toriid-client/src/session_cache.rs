@@ -37,6 +37,30 @@
 //!
 //! The client and the subscriber must name the same daemons.
 //!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use toriid_client::{Config, SessionCache, SubscriberConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), toriid_client::Error> {
+//! let client = Config::new(["tcp://127.0.0.1:7420"]).connect()?;
+//! let subscriber = SubscriberConfig::new(["tcp://127.0.0.1:7421"])
+//!     .with_heartbeat(Duration::from_secs(1)) // the daemon's events.heartbeat_ms
+//!     .start()?;
+//! let cache = SessionCache::new(&subscriber, 100_000);
+//! # let token = "";
+//! // From memory while live; otherwise (and for a session not cached) one
+//! // get_session, cached when the rules allow.
+//! let session = cache.get(&client, token).await?;
+//! // Memory only (None: not cached or not live), no await:
+//! let again = cache.lookup(client.tenant(), token);
+//! # let _ = (session, again);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Cost
 //!
 //! A hit is a BLAKE2s digest of (tenant, token), one shard lock, one hash
@@ -226,8 +250,9 @@ struct Applied {
     hook: Option<AppliedHook>,
 }
 
-/// The in-process session cache (see the module documentation for its
-/// guarantee). Cheap to clone; clones share the entries.
+/// The in-process session cache; its guarantee is in the
+/// [module documentation](crate::session_cache). Cheap to clone; clones
+/// share the entries.
 #[derive(Clone)]
 pub struct SessionCache {
     inner: Arc<Inner>,

@@ -529,7 +529,7 @@ impl Listener for StreamSink {
 }
 
 /// The event subscriber: a background thread with one SUB socket per
-/// endpoint (see the module documentation for the rules). Cheap to clone;
+/// endpoint; its rules are in the [module documentation](crate::subscriber). Cheap to clone;
 /// the thread stops when the last clone (and every cache built on it) is
 /// dropped.
 #[derive(Clone)]
