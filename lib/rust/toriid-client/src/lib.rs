@@ -81,8 +81,8 @@ pub use ops::{operation, Operation, OPERATIONS};
 pub use rmpv::Value;
 pub use session_cache::{SessionCache, SessionCacheConfig, SessionCacheStats};
 pub use subscriber::{
-    Event, EventStream, Listener, Notice, StaleKind, StaleReason, Subscriber, SubscriberConfig,
-    SubscriberStats, DEFAULT_TENANT,
+    Event, EventStream, Listener, Notice, Position, StaleKind, StaleReason, Subscriber,
+    SubscriberConfig, SubscriberStats, DEFAULT_TENANT,
 };
 pub use types::{
     AuditPage, JwtRevocations, LoginFailure, LoginFailures, OAuthAccount, Passkey,

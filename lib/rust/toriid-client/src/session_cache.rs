@@ -24,14 +24,20 @@
 //!   speaks, its heartbeat proving nothing was lost).
 //! - A fetched session is cached only if the subscriber was live before the
 //!   request was sent and after the reply, no stale condition was reported
-//!   and no event touched that session or its user in between, and (several
-//!   daemons) every endpoint heard from in the last 3 heartbeat intervals
-//!   has relayed the last event delivered before the request: a daemon that
-//!   lags behind another in relaying a change can answer a read with the old
-//!   row from its own cache, and that row must not be kept (docs/protocol.md
-//!   section 11). Copies of an event from other daemons (duplicates by eid)
-//!   are applied too, so a lagging daemon's answer that arrives before its
-//!   copy of the event is evicted by that copy.
+//!   and no event touched that session or its user in between.
+//! - Several daemons, one lagging behind another in relaying a change
+//!   (docs/protocol.md section 11): a lagging daemon can answer a read with
+//!   the old row from its own cache. Before a read is sent, the cache waits
+//!   (normally well under a millisecond, at most 3 heartbeat intervals)
+//!   until every daemon heard from in the last 3 heartbeat intervals has
+//!   relayed the events delivered so far
+//!   ([`Subscriber::relayed_by_every_endpoint`]); a read sent without that
+//!   is not cached. Copies of an event from other daemons (duplicates by
+//!   eid) are applied too, so a read in flight when a copy arrives is not
+//!   cached either. So a check that starts after an event was applied is
+//!   not answered with the row the event changed, from memory or from a
+//!   daemon (assuming, as the rule does, that a daemon relays a change
+//!   within one heartbeat interval of another).
 //! - An entry is never served at or past its `expires_at` (local clock); an
 //!   error or `not_found` is never cached.
 //!
@@ -484,6 +490,12 @@ impl Shard {
     }
 }
 
+/// The lagging-daemon wait before a read: up to 3 heartbeat intervals (a
+/// daemon silent that long is no longer asked to have relayed anything).
+async fn s_wait(sub: &Subscriber, position: crate::subscriber::Position) {
+    let _ = sub.wait_relayed(position, 3 * sub.heartbeat()).await;
+}
+
 /// Ends a fetch's in-flight mark, also when the fetch's future is dropped.
 struct InFlight<'a> {
     shard: &'a Mutex<Shard>,
@@ -605,7 +617,13 @@ impl SessionCache {
         // live() before the read: the stale rule's anchor.
         let live_at_start = sub.live();
         let flush_at_start = self.inner.flush_gen.load(Ordering::Acquire);
-        let position = sub.last_delivered_eid();
+        // Events applied from here on mark this read as raced; those
+        // applied before must be reflected by whichever daemon answers: wait
+        // until every daemon that may answer has relayed them.
+        let position = sub.position();
+        if !sub.relayed_by_every_endpoint(position) {
+            s_wait(sub, position).await;
+        }
 
         let mut session = fetch().await?;
         session.token = None;

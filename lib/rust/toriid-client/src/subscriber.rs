@@ -261,12 +261,16 @@ impl SubscriberConfig {
             anchor: None,
             stats: SubscriberStats::default(),
             last_delivered_eid: None,
+            delivered: 0,
+            delivered_at_ms: 0,
+            rank: HashMap::new(),
             heartbeat_ms,
             families: self.families.clone(),
             dedup_window: self.dedup_window,
         };
         let shared = Arc::new(Shared {
             base,
+            heartbeat: self.heartbeat,
             state: Mutex::new(state),
             live_until_ms: AtomicU64::new(0),
             freshest_ms: AtomicU64::new(0),
@@ -295,6 +299,14 @@ fn tenant_prefix(tenant: &str) -> String {
     } else {
         format!("@{tenant}/")
     }
+}
+
+/// A position in the database's event stream as this subscriber delivered
+/// it ([`Subscriber::position`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    delivered: u64,
+    at_ms: u64,
 }
 
 /// One decoded event.
@@ -623,36 +635,66 @@ impl Subscriber {
         lock(&self.shared.state).stats
     }
 
-    /// The eid of the last event delivered (the stream position a cache
-    /// notes before a read; see
-    /// [`relayed_by_every_endpoint`](Self::relayed_by_every_endpoint)).
+    /// The eid of the last event delivered.
     pub fn last_delivered_eid(&self) -> Option<u64> {
         lock(&self.shared.state).last_delivered_eid
     }
 
-    /// Whether every endpoint heard from within 3 heartbeat intervals has
-    /// relayed event `eid` in its current segment (true for `None` and with
-    /// one endpoint; false when `eid` left the dedup window). Every daemon
-    /// relays the database's events in one order, so such an endpoint has
-    /// relayed everything up to `eid`: a read answered by it after it
-    /// relayed an invalidation reflects it.
-    pub fn relayed_by_every_endpoint(&self, eid: Option<u64>) -> bool {
-        let Some(eid) = eid else { return true };
+    /// The daemons' heartbeat interval this subscriber was configured with.
+    pub fn heartbeat(&self) -> Duration {
+        self.shared.heartbeat
+    }
+
+    /// The position in the database's event stream now: what has been
+    /// delivered so far. A cache notes it before a read and checks
+    /// [`relayed_by_every_endpoint`](Self::relayed_by_every_endpoint).
+    pub fn position(&self) -> Position {
+        let st = lock(&self.shared.state);
+        Position {
+            delivered: st.delivered,
+            at_ms: st.delivered_at_ms,
+        }
+    }
+
+    /// Whether every daemon that may answer a read now has relayed every
+    /// event delivered up to `position`, so that its answer reflects them
+    /// (the lagging-daemon rule of docs/torii.md). True with one endpoint.
+    /// With several, for each endpoint heard from within 3 heartbeat
+    /// intervals (a silent one answers nothing in time): it relayed an
+    /// event at or after `position` (every daemon relays the database's
+    /// events in one order), or a message of it arrived more than one
+    /// heartbeat interval after `position` was delivered (it relays what
+    /// it will relay within that: events it never relays were committed
+    /// before it started listening, and its reads see them).
+    pub fn relayed_by_every_endpoint(&self, position: Position) -> bool {
         let now = self.shared.now_ms();
         let st = lock(&self.shared.state);
-        if !st.dedup {
+        if !st.dedup || position.delivered == 0 {
             return true;
         }
-        let Some(bits) = st.seen.get(&eid) else {
-            return false;
-        };
-        (0..st.endpoints.len()).all(|i| {
-            let ep = &st.endpoints[i];
-            let heard = now
-                < ep.last_message_ms
-                    .saturating_add(3 * st.heartbeat_ms as u64);
-            !heard || bits & (1u64 << i) != 0
+        let hb = st.heartbeat_ms as u64;
+        st.endpoints.iter().all(|ep| {
+            let heard = now < ep.last_message_ms.saturating_add(3 * hb);
+            !heard
+                || ep.relayed >= position.delivered
+                || ep.last_message_ms > position.at_ms.saturating_add(hb)
         })
+    }
+
+    /// Waits (polling every millisecond) until
+    /// [`relayed_by_every_endpoint`](Self::relayed_by_every_endpoint) or
+    /// `within` passes; returns it.
+    pub async fn wait_relayed(&self, position: Position, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.relayed_by_every_endpoint(position) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// Registers a listener (called on the subscriber's thread, in the
@@ -692,6 +734,7 @@ impl Subscriber {
 
 struct Shared {
     base: Instant,
+    heartbeat: Duration,
     state: Mutex<State>,
     // For lock-free liveness: the time (ms since base) until which some
     // endpoint stays live without another message (0: none live), and the
@@ -725,6 +768,9 @@ struct EndpointState {
     caught_up: bool,
     caught_up_tick: u64,
     last_eid: Option<u64>,
+    // The highest stream position (State::delivered numbering) this
+    // endpoint relayed.
+    relayed: u64,
 }
 
 impl EndpointState {
@@ -737,6 +783,7 @@ impl EndpointState {
             caught_up: false,
             caught_up_tick: 0,
             last_eid: None,
+            relayed: 0,
         }
     }
 }
@@ -758,6 +805,12 @@ struct State {
     anchor: Option<u64>,
     stats: SubscriberStats,
     last_delivered_eid: Option<u64>,
+    // The position in the database's event stream: how many events with
+    // an eid were delivered, when the last one was, and each eid's number
+    // (within the dedup window).
+    delivered: u64,
+    delivered_at_ms: u64,
+    rank: HashMap<u64, u64>,
     heartbeat_ms: i64,
     families: Vec<String>,
     dedup_window: usize,
@@ -923,13 +976,21 @@ impl Worker {
                 while st.order.len() >= st.dedup_window {
                     if let Some(old) = st.order.pop_front() {
                         st.seen.remove(&old);
+                        st.rank.remove(&old);
                     }
                 }
                 st.seen.insert(eid, mine);
                 st.order.push_back(eid);
+                st.delivered += 1;
+                st.delivered_at_ms = self.shared.now_ms();
+                let k = st.delivered;
+                st.rank.insert(eid, k);
                 true
             }
         };
+        let k = st.rank.get(&eid).copied().unwrap_or(0);
+        let ep = &mut st.endpoints[index];
+        ep.relayed = ep.relayed.max(k);
         let before = st.held.len();
         st.held
             .retain(|h| !(h.eid == eid && h.reason.endpoint != index));
