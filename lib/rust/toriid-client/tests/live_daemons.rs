@@ -21,9 +21,14 @@ use toriid_client::{
 
 const WITHIN: Duration = Duration::from_secs(10);
 
+/// The heartbeat the subscribers are told: 3 x the daemons' 100 ms, so
+/// deadlines are 900 ms and a loaded test machine delaying one heartbeat
+/// does not end a live stretch.
+const SLACK: Duration = Duration::from_millis(300);
+
 fn subscriber(daemons: &[&Daemon]) -> Subscriber {
     SubscriberConfig::new(daemons.iter().map(|d| d.events.clone()))
-        .with_heartbeat(FAST_HEARTBEAT)
+        .with_heartbeat(SLACK)
         .start()
         .expect("a subscriber")
 }
@@ -285,7 +290,7 @@ async fn two_daemons_one_killed_the_cache_stays_live_and_correct() {
 
     d1.kill();
     // Through 3 heartbeat intervals and more: still live, nothing dropped.
-    let until = Instant::now() + 5 * FAST_HEARTBEAT;
+    let until = Instant::now() + 4 * SLACK;
     while Instant::now() < until {
         assert!(cache.serving(), "live through the other daemon");
         tokio::time::sleep(Duration::from_millis(10)).await;
