@@ -495,3 +495,40 @@ async fn both_daemons_restarted_one_after_the_other_flushes() {
     );
     assert!(cache.lookup("default", &token).is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_arrives_contiguous_once_through_two_daemons() {
+    let db = support::fresh_database();
+    let d1 = Daemon::start_fast_on(&db).await;
+    let d2 = Daemon::start_fast_on(&db).await;
+    let sub = subscriber(&[&d1, &d2]);
+    let mut stream = sub.events(false);
+    assert!(
+        eventually(WITHIN, || async {
+            sub.endpoint_live(0) && sub.endpoint_live(1)
+        })
+        .await
+    );
+    let c = client(&[&d1, &d2]);
+    let u = user(&c, "burst@example.com").await;
+    let n = 200;
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(session(&c, &u).await.0);
+    }
+    // Every event once, in the database's order, no stale condition.
+    let mut got = Vec::new();
+    while got.len() < n {
+        match tokio::time::timeout(WITHIN, stream.next()).await {
+            Ok(Some(Notice::Event(e))) if e.topic == "session.created" => {
+                got.push(e.str("id").unwrap_or_default().to_string())
+            }
+            Ok(Some(Notice::Event(_))) => {}
+            other => panic!("expected events, got {other:?}"),
+        }
+    }
+    assert_eq!(got, ids);
+    assert!(eventually(WITHIN, || async { sub.stats().duplicates >= n as u64 }).await);
+    assert_eq!(sub.stats().stale, 0);
+    assert!(stream.try_next().is_none(), "nothing twice");
+}
