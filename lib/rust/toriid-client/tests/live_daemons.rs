@@ -532,3 +532,83 @@ async fn a_burst_arrives_contiguous_once_through_two_daemons() {
     assert_eq!(sub.stats().stale, 0);
     assert!(stream.try_next().is_none(), "nothing twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_service_keeps_its_cache_when_one_daemon_restarts() {
+    let db = support::fresh_database();
+    let mut d1 = Daemon::start_fast_on(&db).await;
+    let d2 = Daemon::start_fast_on(&db).await;
+    let sub = subscriber(&[&d1, &d2]);
+    let cache = SessionCache::new(&sub, 1000);
+    assert!(
+        eventually(WITHIN, || async {
+            sub.endpoint_live(0) && sub.endpoint_live(1)
+        })
+        .await
+    );
+    let c2 = client(&[&d2]);
+    let u = user(&c2, "busy@example.com").await;
+    let (_, token) = session(&c2, &u).await;
+    assert!(
+        eventually(WITHIN, || async {
+            cache.get(&c2, &token).await.is_ok() && cache.lookup("default", &token).is_some()
+        })
+        .await
+    );
+    // Changes keep coming through d2 while d1 restarts.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (c2, u, stop) = (c2.clone(), u.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                session(&c2, &u).await;
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            n
+        })
+    };
+    d1.restart().await;
+    assert!(eventually(WITHIN, || async { sub.endpoint_live(0) }).await);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(written > 0);
+    assert_eq!(sub.stats().stale, 0, "{:?}", sub.stats());
+    assert_eq!(cache.stats().drops, 0);
+    assert!(cache.lookup("default", &token).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_only_live_daemon_restarted_flushes() {
+    let db = support::fresh_database();
+    let mut d1 = Daemon::start_fast_on(&db).await;
+    let mut d2 = Daemon::start_fast_on(&db).await;
+    let sub = subscriber(&[&d1, &d2]);
+    let cache = SessionCache::new(&sub, 100);
+    assert!(
+        eventually(WITHIN, || async {
+            sub.endpoint_live(0) && sub.endpoint_live(1)
+        })
+        .await
+    );
+    let c2 = client(&[&d2]);
+    let u = user(&c2, "only@example.com").await;
+    let (_, token) = session(&c2, &u).await;
+    assert!(
+        eventually(WITHIN, || async {
+            cache.get(&c2, &token).await.is_ok() && cache.lookup("default", &token).is_some()
+        })
+        .await
+    );
+    d1.kill();
+    assert!(eventually(WITHIN, || async { !sub.endpoint_live(0) }).await);
+    assert_eq!(cache.stats().drops, 0, "absorbed by d2");
+    d2.restart().await;
+    assert!(
+        eventually(WITHIN, || async { cache.stats().drops >= 1 }).await,
+        "{:?}",
+        sub.stats()
+    );
+    assert!(cache.lookup("default", &token).is_none());
+}
