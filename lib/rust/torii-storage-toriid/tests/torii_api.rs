@@ -707,5 +707,19 @@ async fn curve_keys_from_files() {
         plain.ping().await.unwrap_err().kind(),
         toriid_client::ErrorKind::Timeout
     );
+    // Events over CURVE: the authorized key's subscriber goes live, a
+    // stranger's never does.
+    let events = |public: &std::path::Path, secret: &std::path::Path| {
+        toriid_client::SubscriberConfig::new([d.events.clone()])
+            .with_heartbeat(Duration::from_millis(1000))
+            .with_curve_key_files(&server_pub, public, secret)
+            .unwrap()
+            .start()
+            .unwrap()
+    };
+    let sub = events(&app_pub, &app_key);
+    let outsider = events(&stranger_pub, &stranger_key);
+    assert!(sub.wait_live(Duration::from_secs(10)).await, "CURVE events");
+    assert!(!outsider.wait_live(Duration::from_millis(1500)).await);
     let _ = std::fs::remove_dir_all(&keys);
 }

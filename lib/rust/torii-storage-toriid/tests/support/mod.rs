@@ -72,8 +72,17 @@ pub struct Daemon {
     child: Option<Child>,
     dir: PathBuf,
     pub endpoint: String,
+    /// The `events` (PUB) endpoint.
+    pub events: String,
     pub database: String,
 }
+
+/// Heartbeats every 100 ms: subscribers' deadlines (3 intervals) pass in
+/// 300 ms, which keeps the tests of the event rules short.
+pub const FAST_EVENTS: &str = "[events]\nheartbeat_ms = 100\n";
+
+/// The heartbeat interval of [`FAST_EVENTS`].
+pub const FAST_HEARTBEAT: Duration = Duration::from_millis(100);
 
 impl Daemon {
     /// A daemon on a fresh database.
@@ -84,6 +93,11 @@ impl Daemon {
     /// A daemon on `database` (another daemon's, for two daemons on one).
     pub async fn start_on(database: &str) -> Daemon {
         Daemon::start_with(database, "", true).await
+    }
+
+    /// A daemon on `database` with [`FAST_EVENTS`].
+    pub async fn start_fast_on(database: &str) -> Daemon {
+        Daemon::start_with(database, FAST_EVENTS, true).await
     }
 
     /// A daemon on `database` with `extra_toml` appended to its config;
@@ -115,6 +129,7 @@ impl Daemon {
             child: Some(child),
             dir,
             endpoint,
+            events,
             database: database.to_string(),
         };
         if ping_ready {
@@ -167,6 +182,46 @@ impl Daemon {
             .with_timeout(Duration::from_secs(10))
             .connect()
             .expect("a client")
+    }
+
+    /// The daemon's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to the daemon.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the daemon runs");
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
+    /// Kills the daemon and starts it again with the same config (same
+    /// endpoints, a new epoch); waits until it answers ping.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("toriid.log"))
+            .expect("open the log");
+        let log2 = log.try_clone().expect("clone the log");
+        let binary = toriid_binary();
+        self.child = Some(
+            Command::new(&binary)
+                .arg("--config")
+                .arg(self.dir.join("toriid.toml"))
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log2)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display())),
+        );
+        self.wait_ready(Duration::from_secs(60)).await;
     }
 
     /// Kills the daemon (SIGKILL) and waits for it.
