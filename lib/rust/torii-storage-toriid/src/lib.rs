@@ -104,6 +104,22 @@ impl ToriidRepositoryProvider {
         Ok(Self::new(config.connect()?))
     }
 
+    /// Answers Torii's session checks (`Torii::get_session`) from `cache`,
+    /// an in-process [`toriid_client::SessionCache`], while it serves (its
+    /// subscriber is live); otherwise, and for a session not cached, one
+    /// request as without it. Torii's expiry rules are unchanged.
+    /// docs/torii.md, "The in-process session cache", says what it
+    /// guarantees.
+    pub fn with_session_cache(mut self, cache: toriid_client::SessionCache) -> Self {
+        self.session = self.session.with_session_cache(cache);
+        self
+    }
+
+    /// The session cache, if one is set.
+    pub fn session_cache(&self) -> Option<&toriid_client::SessionCache> {
+        self.session.session_cache()
+    }
+
     /// The client, for toriid operations Torii 0.5 has no method for
     /// (listing sessions, unlinking OAuth accounts, the login guard, …).
     pub fn client(&self) -> &Client {

@@ -11,7 +11,7 @@ use torii_core::repositories::{
 };
 use torii_core::storage::{NewUser, SecureToken, TokenPurpose};
 use torii_core::{Error, OAuthAccount, Session, SessionToken, User, UserId};
-use toriid_client::{self as toriid, Client, ErrorKind, Expiry, SessionKey, Value};
+use toriid_client::{self as toriid, Client, ErrorKind, Expiry, SessionCache, SessionKey, Value};
 
 use crate::ids::{needs_keeping, toriid_user_id, SESSION_USER_KEY, TORII_ID_KEY};
 
@@ -216,12 +216,42 @@ impl PasswordRepository for ToriidPasswordRepository {
 #[derive(Debug, Clone)]
 pub struct ToriidSessionRepository {
     client: Client,
+    cache: Option<SessionCache>,
 }
 
 impl ToriidSessionRepository {
     /// The repository over `client`.
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            cache: None,
+        }
+    }
+
+    /// The repository answering `find_by_token` from `cache` while it
+    /// serves (docs/torii.md, "The in-process session cache").
+    pub fn with_session_cache(mut self, cache: SessionCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The session cache, if one is set.
+    pub fn session_cache(&self) -> Option<&SessionCache> {
+        self.cache.as_ref()
+    }
+
+    /// `get_session` by token including an expired session (see
+    /// `find_by_token`).
+    async fn fetch(&self, token: &str) -> toriid::Result<toriid::Session> {
+        let key = SessionKey::Token(token);
+        match self.client.get_session_including_expired(key).await {
+            Err(toriid::Error::Daemon { code, message, .. })
+                if code == "invalid_argument" && message.contains("'include_expired'") =>
+            {
+                self.client.get_session(key).await
+            }
+            r => r,
+        }
     }
 }
 
@@ -276,17 +306,21 @@ impl SessionRepository for ToriidSessionRepository {
     /// and deletes it (docs/torii.md, "Expired sessions"). A daemon that
     /// predates the argument refuses it as unknown; then (a second request,
     /// only on such a daemon) the plain lookup, which hides expired rows.
+    ///
+    /// With a session cache: an unexpired session is answered from memory
+    /// while the cache serves; otherwise this lookup, whose unexpired result
+    /// the cache keeps when its rules allow. Torii's expiry rules are
+    /// unchanged: the cache never serves an expired entry, and an expired
+    /// session comes from the daemon as without a cache.
     async fn find_by_token(&self, token: &SessionToken) -> Result<Option<Session>, Error> {
-        let key = SessionKey::Token(token.as_str());
-        let r = match self.client.get_session_including_expired(key).await {
-            Err(toriid::Error::Daemon { code, message, .. })
-                if code == "invalid_argument" && message.contains("'include_expired'") =>
-            {
-                self.client.get_session(key).await
-            }
-            r => r,
-        };
-        let s = optional(r)?;
+        let t = token.as_str();
+        if let Some(cache) = &self.cache {
+            let r = cache
+                .get_with(self.client.tenant(), t, || self.fetch(t))
+                .await;
+            return Ok(optional(r)?.map(|s| torii_session((*s).clone(), token.clone())));
+        }
+        let s = optional(self.fetch(t).await)?;
         Ok(s.map(|s| torii_session(s, token.clone())))
     }
 

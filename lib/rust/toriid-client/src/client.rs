@@ -278,6 +278,11 @@ impl Client {
         self.timeout
     }
 
+    /// The tenant this client's requests act in (`default` unless set).
+    pub fn tenant(&self) -> &str {
+        self.inner.tenant.as_deref().unwrap_or("default")
+    }
+
     /// Sends any operation with its arguments and returns its `result`.
     /// The typed methods below are built on it.
     pub async fn call(&self, op: &str, args: Args) -> Result<Value> {

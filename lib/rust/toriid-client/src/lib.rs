@@ -63,7 +63,10 @@ mod client;
 pub mod curve;
 mod error;
 mod io;
+mod jwt_deny_list;
 mod ops;
+mod session_cache;
+mod subscriber;
 mod types;
 mod value;
 
@@ -71,8 +74,16 @@ pub use client::{
     is_idempotent, Client, Config, Expiry, NewSession, NewUser, SessionKey, UserUpdate,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use jwt_deny_list::{
+    jwt_token_id, JwtDenyList, JwtDenyListConfig, JwtDenyListStats, JwtVerdict,
+};
 pub use ops::{operation, Operation, OPERATIONS};
 pub use rmpv::Value;
+pub use session_cache::{SessionCache, SessionCacheConfig, SessionCacheStats};
+pub use subscriber::{
+    Event, EventStream, Listener, Notice, StaleKind, StaleReason, Subscriber, SubscriberConfig,
+    SubscriberStats, DEFAULT_TENANT,
+};
 pub use types::{
     AuditPage, JwtRevocations, LoginFailure, LoginFailures, OAuthAccount, Passkey,
     PasskeyChallenge, Ping, SecureToken, Session, TokenPurpose, User, UserPage,

@@ -72,8 +72,17 @@ pub struct Daemon {
     child: Option<Child>,
     dir: PathBuf,
     pub endpoint: String,
+    /// The `events` (PUB) endpoint.
+    pub events: String,
     pub database: String,
 }
+
+/// Heartbeats every 100 ms: subscribers' deadlines (3 intervals) pass in
+/// 300 ms, which keeps the tests of the event rules short.
+pub const FAST_EVENTS: &str = "[events]\nheartbeat_ms = 100\n";
+
+/// The heartbeat interval of [`FAST_EVENTS`].
+pub const FAST_HEARTBEAT: Duration = Duration::from_millis(100);
 
 impl Daemon {
     /// A daemon on a fresh database.
@@ -84,6 +93,11 @@ impl Daemon {
     /// A daemon on `database` (another daemon's, for two daemons on one).
     pub async fn start_on(database: &str) -> Daemon {
         Daemon::start_with(database, "", true).await
+    }
+
+    /// A daemon on `database` with [`FAST_EVENTS`].
+    pub async fn start_fast_on(database: &str) -> Daemon {
+        Daemon::start_with(database, FAST_EVENTS, true).await
     }
 
     /// A daemon on `database` with `extra_toml` appended to its config;
@@ -115,6 +129,7 @@ impl Daemon {
             child: Some(child),
             dir,
             endpoint,
+            events,
             database: database.to_string(),
         };
         if ping_ready {
