@@ -65,7 +65,9 @@ impl Args {
     fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> Result<T, String> {
         match self.get(k) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("--{k}: '{v}' is not a number")),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("--{k}: '{v}' is not a number")),
         }
     }
 }
@@ -83,7 +85,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let r: Result<(), BoxError> = rt.block_on(async {
         match cmd.as_str() {
             "load" => cmd_load(&args).await,
@@ -99,22 +104,34 @@ fn main() {
 }
 
 async fn cmd_load(a: &Args) -> Result<(), BoxError> {
-    let n = load::Sizes { users: a.num("users", 1000)?, sessions: a.num("sessions", 10000)? };
+    let n = load::Sizes {
+        users: a.num("users", 1000)?,
+        sessions: a.num("sessions", 10000)?,
+    };
     let extra: u64 = a.num("extra", 0)?;
     let t = Instant::now();
     if let Some(url) = a.get("sqlite") {
-        load::sqlite(url, &n).await.map_err(|e| format!("sqlite: {e}"))?;
+        load::sqlite(url, &n)
+            .await
+            .map_err(|e| format!("sqlite: {e}"))?;
         eprintln!("loaded SQLite in {:.1} s", t.elapsed().as_secs_f64());
     }
     if let Some(url) = a.get("seaorm") {
-        load::seaorm(url, &n).await.map_err(|e| format!("seaorm: {e}"))?;
+        load::seaorm(url, &n)
+            .await
+            .map_err(|e| format!("seaorm: {e}"))?;
         eprintln!("loaded SeaORM in {:.1} s", t.elapsed().as_secs_f64());
     }
     if let Some(url) = a.get("toriid-db") {
         // The extra sessions (revocations, the 1M-session RSS) live only
         // in toriid's database; sessions 0..N are the same everywhere.
-        let nt = load::Sizes { users: n.users, sessions: n.sessions.max(extra) };
-        load::toriid(url, &nt).await.map_err(|e| format!("toriid: {e}"))?;
+        let nt = load::Sizes {
+            users: n.users,
+            sessions: n.sessions.max(extra),
+        };
+        load::toriid(url, &nt)
+            .await
+            .map_err(|e| format!("toriid: {e}"))?;
         eprintln!("loaded toriid in {:.1} s", t.elapsed().as_secs_f64());
     }
     println!("{}", json!({"seconds": t.elapsed().as_secs_f64()}));
@@ -147,7 +164,12 @@ async fn cmd_run(a: &Args) -> Result<(), BoxError> {
         .map(|t| t.trim().parse().map_err(|_| format!("--tasks: '{t}'")))
         .collect::<Result<_, _>>()?;
     let pg = match a.get("pg") {
-        Some(url) => Some(sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await?),
+        Some(url) => Some(
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await?,
+        ),
         None => None,
     };
     let plan = Plan {
@@ -201,9 +223,15 @@ pub async fn run_all<R: RepositoryProvider + 'static>(
         let t = Instant::now();
         let missing = prefill(torii, &plan.tokens, plan.tokens.len()).await;
         if missing > 0 {
-            return Err(format!("{label}: {missing} sessions not found while filling the caches").into());
+            return Err(
+                format!("{label}: {missing} sessions not found while filling the caches").into(),
+            );
         }
-        eprintln!("{label}: checked all {} sessions once in {:.1} s", plan.tokens.len(), t.elapsed().as_secs_f64());
+        eprintln!(
+            "{label}: checked all {} sessions once in {:.1} s",
+            plan.tokens.len(),
+            t.elapsed().as_secs_f64()
+        );
     }
     for &c in tasks {
         let r = measure(torii, plan, c).await?;
@@ -241,7 +269,11 @@ pub async fn measure<R: RepositoryProvider + 'static>(
     // keep both workers busy, a timer on the runtime would fire late.
     let daemon = plan.daemon_pid;
     let snap = move || {
-        (cpu::seconds(std::process::id()), daemon.map(cpu::seconds).unwrap_or(0.0), cpu::sum(&pg_pids))
+        (
+            cpu::seconds(std::process::id()),
+            daemon.map(cpu::seconds).unwrap_or(0.0),
+            cpu::sum(&pg_pids),
+        )
     };
     let snapper = tokio::task::spawn_blocking(move || {
         std::thread::sleep(warm_end.saturating_duration_since(Instant::now()));
@@ -303,7 +335,13 @@ pub async fn measure<R: RepositoryProvider + 'static>(
     if let Some(e) = &first_error {
         eprintln!("torii-session-bench: {errors} of {checks} checks failed, the first: {e}");
     }
-    let per = |x: f64, y: f64| if checks > 0 { (y - x) * 1e6 / checks as f64 } else { 0.0 };
+    let per = |x: f64, y: f64| {
+        if checks > 0 {
+            (y - x) * 1e6 / checks as f64
+        } else {
+            0.0
+        }
+    };
     Ok(json!({
         "checks": checks,
         "seconds": secs,
