@@ -61,7 +61,7 @@ pub async fn seaorm(url: &str, n: &Sizes) -> Result<(), Box<dyn std::error::Erro
     drop(storage);
     let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
     let mut tx = pool.begin().await?;
-    tx.execute("TRUNCATE sessions, users").await?;
+    tx.execute("TRUNCATE sessions, users CASCADE").await?;
     sqlx::query(
         "INSERT INTO users (id, email, password_hash) \
          SELECT '00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'), 'user' || i || '@bench.example', \
