@@ -96,33 +96,41 @@ pub async fn run(a: &Args, label: &str, plan: &Plan, tasks: &[usize]) -> Result<
             not_cached_before += 1;
         }
         // Readers of the first instance checking it in a loop: each check's
-        // start and verdict, until one rejects it (or 5 s pass).
+        // start and verdict, until one rejects it (or 5 s pass). Plain
+        // threads that pause ~20 us between checks (a busy service's request
+        // rate, not a spin): spinning readers would take both cores from
+        // the daemons, PostgreSQL and the subscriber's thread and delay the
+        // very event they wait for.
         let stop = Arc::new(AtomicBool::new(false));
         let started = Arc::new(AtomicUsize::new(0));
+        let rt = tokio::runtime::Handle::current();
         let mut hs = Vec::new();
         for _ in 0..readers {
-            let (torii, token, stop, started) =
-                (torii.clone(), token.clone(), stop.clone(), started.clone());
-            hs.push(tokio::spawn(async move {
+            let (torii, token, stop, started, rt) = (
+                torii.clone(),
+                token.clone(),
+                stop.clone(),
+                started.clone(),
+                rt.clone(),
+            );
+            hs.push(std::thread::spawn(move || {
                 let mut checks: Vec<(Instant, bool)> = Vec::with_capacity(4096);
-                let mut first = true;
                 loop {
                     let s = Instant::now();
-                    let ok = torii.get_session(&token).await.is_ok();
+                    let ok = rt.block_on(torii.get_session(&token)).is_ok();
                     checks.push((s, ok));
-                    if first {
+                    if checks.len() == 1 {
                         started.fetch_add(1, Ordering::SeqCst);
-                        first = false;
                     }
                     if !ok || stop.load(Ordering::Relaxed) {
                         return checks;
                     }
-                    tokio::task::yield_now().await;
+                    std::thread::sleep(Duration::from_micros(20));
                 }
             }));
         }
         while started.load(Ordering::SeqCst) < readers {
-            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         // A second service instance, on the other daemon, logs it out.
         let t0 = Instant::now();
@@ -137,7 +145,7 @@ pub async fn run(a: &Args, label: &str, plan: &Plan, tasks: &[usize]) -> Result<
         stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
         for h in hs {
-            all.extend(h.await?);
+            all.extend(h.join().map_err(|_| "a reader thread panicked")?);
         }
         // The applied instant may be recorded a moment after a reader saw
         // the eviction (the hook runs right after applying).
