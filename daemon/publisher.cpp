@@ -180,7 +180,9 @@ void Publisher::Resync(const std::string& reason, std::optional<uint64_t> eid) {
   };
   Publish("torii", "resync", 1, fill, eid);
   // Every tenant's cache may hold what was missed. The copies carry the
-  // same eid: a subscriber deduplicates eids per tenant.
+  // same eid (one database event): a subscriber of every tenant reports
+  // the first it gets and drops the rest as duplicates, after counting
+  // their seqs.
   std::vector<std::string> tenants;
   for (const auto& [t, seqs] : tenant_seqs_) tenants.push_back(t);
   for (const auto& t : tenants) Publish("torii", "resync", 1, fill, eid, t);
