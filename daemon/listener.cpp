@@ -453,6 +453,12 @@ void Listener::Publish(const std::string& payload) {
   // The tenant whose rows changed (schema/0014 puts it in every payload);
   // absent: the default tenant.
   std::string tenant = str("tenant");
+  if (family == "torii" && kind == "resync") {
+    // Every tenant's stream gets it, whichever tenant's rows it was about
+    // (schema/0014 names "*" for a TRUNCATE and the operator's resync).
+    publisher_.Resync(DatabaseResyncReason(j), eid);
+    return;
+  }
   if (!tenant.empty() && !IsValidTenantName(tenant)) {
     stats_.malformed++;
     TLOG_WARN("listener: ignoring a '%s.%s' payload with an invalid tenant name", family.c_str(), kind.c_str());
@@ -470,9 +476,6 @@ void Listener::Publish(const std::string& payload) {
         if (f.type != FieldType::kOptStr || Present(j, f)) PackField(pk, j, f);
       }
     }, eid, tenant);
-  } else if (family == "torii" && kind == "resync") {
-    // Every tenant's stream gets it, whichever tenant's rows it was about.
-    publisher_.Resync(DatabaseResyncReason(j), eid);
   } else {
     stats_.malformed++;
     TLOG_WARN("listener: ignoring an unknown event kind '%s.%s'", family.c_str(), kind.c_str());
