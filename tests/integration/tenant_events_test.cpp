@@ -61,7 +61,9 @@ class TenantEventsTest : public ::testing::Test {
     alice_ = NewPair();
     carol_ = NewPair();
     dflt_ = NewPair();
+    dave_ = NewPair();
     Authorize("free.pub", free_);
+    Authorize("c/dave.pub", dave_);
     Authorize("a/alice.pub", alice_);
     Authorize("a/carol.pub", carol_);
     Authorize("default/dflt.pub", dflt_);
@@ -73,6 +75,9 @@ class TenantEventsTest : public ::testing::Test {
     o.settings["security.curve_authorized_keys_dir"] = TomlString(keys_dir_);
     o.settings["events.heartbeat_ms"] = "100";
     o.settings["cleanup.interval_s"] = "0";
+    // The tenants table is read again on the probe timer, at most every 5 s.
+    o.settings["events.probe_interval_ms"] = "500";
+    o.settings["events.probe_timeout_ms"] = "1500";
     o.wait_ready = false;
     daemon_ = std::make_unique<DaemonProcess>(o);
     Client c = NewClient(free_);
@@ -159,14 +164,14 @@ class TenantEventsTest : public ::testing::Test {
   }
 
   std::string dir_, keys_dir_;
-  CurveKeyPair server_, free_, alice_, carol_, dflt_;
+  CurveKeyPair server_, free_, alice_, carol_, dflt_, dave_;
   std::unique_ptr<DaemonProcess> daemon_;
   PgConn sql_;
 };
 
 TEST_F(TenantEventsTest, EachKeySeesItsTenantOnly) {
   EXPECT_TRUE(daemon_->WaitForLog("Not A Tenant/: not a tenant name", 1000)) << daemon_->LogTail();
-  EXPECT_TRUE(daemon_->WaitForLog("(3 of them bound to 2 tenants)", 1000)) << daemon_->LogTail();
+  EXPECT_TRUE(daemon_->WaitForLog("(4 of them bound to 3 tenants)", 1000)) << daemon_->LogTail();
   // The daemon learns tenant a from its first event (or the tenants table).
   Users("a", 1, "a-first");
 
@@ -178,6 +183,9 @@ TEST_F(TenantEventsTest, EachKeySeesItsTenantOnly) {
   std::vector<Subscriber*> subs = {sub_a.get(), sub_spy.get(), sub_all.get(), sub_dflt.get()};
   ASSERT_TRUE(PollAll(subs, [&] { return sub_a->live() && sub_all->live() && sub_dflt->live(); }))
       << "a live: " << sub_a->live() << ", all live: " << sub_all->live() << ", default live: " << sub_dflt->live();
+  // a's first event may have reached them before the heartbeat that made
+  // them live: count from here.
+  for (Seen* s : {&a, &spy, &all, &dflt}) *s = Seen();
 
   // 1,000 changes of b, then 3 of a and 2 of the default tenant.
   Users("b", 1000, "b");
@@ -246,6 +254,27 @@ TEST_F(TenantEventsTest, SighupMovesAndRemovesBoundKeys) {
   EXPECT_EQ(moved.events, (std::vector<std::string>(2, "b:user.created")));
   EXPECT_EQ(moved.heartbeats.count("a"), 0u);
   EXPECT_EQ(sub_removed->stats().messages, 0u) << "a removed key still receives events";
+}
+
+// A tenant registered while the daemon runs gets its own heartbeats before
+// its first event (the tenants table is read again), so a subscriber bound
+// to it goes live and then sees its first event as seq 1.
+TEST_F(TenantEventsTest, ANewTenantGetsHeartbeatsBeforeItsFirstEvent) {
+  Seen c;
+  auto sub_c = NewSubscriber(dave_, &c);
+  Exec(sql_.get(), "INSERT INTO tenants (name) VALUES ('c')");
+  ASSERT_TRUE(PollAll({sub_c.get()}, [&] { return sub_c->live(); }, 15000))
+      << "no heartbeat of tenant c within 15 s:" << daemon_->LogTail();
+  // Before the tenant existed it heard nothing: missed heartbeats, once.
+  for (const auto& r : c.stale) EXPECT_NE(r.find("missed_heartbeats"), std::string::npos) << r;
+  c.stale.clear();
+  EXPECT_TRUE(c.events.empty());
+  EXPECT_EQ(c.heartbeats.size(), 1u);
+  EXPECT_GT(c.heartbeats["c"], 0u);
+  Users("c", 1, "c");
+  ASSERT_TRUE(PollAll({sub_c.get()}, [&] { return !c.events.empty(); }));
+  EXPECT_EQ(c.seqs["c/user"], (std::vector<uint64_t>{1}));
+  EXPECT_TRUE(c.stale.empty()) << c.stale[0];
 }
 
 }  // namespace
