@@ -129,3 +129,76 @@ def test_session_cache_keyed_by_tenant(pub):
         wait_until(lambda: sub.stats["events"] >= 3, 10, poll=lambda: sub.poll(20), what="three events")
         assert evicted == [sid]
         cache.close()
+
+
+# -- the real daemon --------------------------------------------------------------
+
+
+def _write_pair(prefix) -> Tuple[str, str]:
+    public, secret = zmq.curve_keypair()
+    with open(str(prefix) + ".key", "w") as f:
+        f.write(secret.decode() + "\n")
+    with open(str(prefix) + ".pub", "w") as f:
+        f.write(public.decode() + "\n")
+    return public.decode(), secret.decode()
+
+
+def test_bound_key_sees_its_tenant_only(daemon_factory, cluster, tmp_path):
+    """A Python subscriber with a key bound to acme, subscribed to everything,
+    gets acme's events and heartbeats (tenant exposed, topic stripped) and none
+    of beta's; an unbound one with tenant="*" gets both with contiguous seqs."""
+    from conftest import BASE_SETTINGS
+
+    keys = tmp_path / "keys"
+    auth = keys / "authorized"
+    (auth / "acme").mkdir(parents=True)
+    _write_pair(keys / "server")
+    acme_pub, _ = _write_pair(keys / "acme")
+    free_pub, _ = _write_pair(keys / "free")
+    (auth / "acme" / "acme.pub").write_text(acme_pub + "\n")
+    (auth / "free.pub").write_text(free_pub + "\n")
+    acme = torii_client.CurveKeys.from_files(str(keys / "server.pub"), str(keys / "acme.key"))
+    free = torii_client.CurveKeys.from_files(str(keys / "server.pub"), str(keys / "free.key"))
+    settings = dict(BASE_SETTINGS)
+    settings["security.curve_secret_key_file"] = f'"{keys / "server.key"}"'
+    settings["security.curve_authorized_keys_dir"] = f'"{auth}"'
+    conninfo = cluster.create_database()
+    d = daemon_factory(conninfo, settings, ready_curve=free)
+    dbname = conninfo.rsplit("dbname=", 1)[1]
+    cluster.psql(dbname, "INSERT INTO tenants (name) VALUES ('acme'), ('beta')")
+
+    def users(tenant: str, n: int) -> None:
+        cluster.psql(dbname, f"BEGIN; SET LOCAL torii.tenant = '{tenant}'; INSERT INTO users (id, email) "
+                             f"SELECT gen_random_uuid(), '{tenant}-' || i || '-{uuid.uuid4().hex[:8]}@example.com' "
+                             f"FROM generate_series(1, {n}) i; COMMIT")
+
+    users("acme", 1)  # the daemon knows acme from its first event
+    with Subscriber(d.event_endpoint, heartbeat_ms=100, curve=acme, deliver_torii_events=True) as bound, \
+            Subscriber(d.event_endpoint, heartbeat_ms=100, curve=free, tenant="*") as unbound:
+        got_bound: List[Tuple[str, str, int]] = []
+        got_all: List[Tuple[str, str, int]] = []
+        stale: List[str] = []
+        bound.add_listener(lambda e: got_bound.append((e.tenant, e.topic, e.seq)), lambda r: stale.append(str(r)))
+        unbound.add_listener(lambda e: got_all.append((e.tenant, e.topic, e.seq)), lambda r: stale.append(str(r)))
+
+        def poll() -> None:
+            bound.poll(10)
+            unbound.poll(10)
+
+        wait_until(lambda: bound.live() and unbound.live(), 20, poll=poll, what="both subscribers live")
+        got_bound.clear()
+        got_all.clear()
+        stale.clear()
+        users("beta", 200)
+        users("acme", 2)
+        wait_until(lambda: sum(1 for t, topic, _ in got_bound if topic == "user.created") >= 2
+                   and len(got_all) >= 202, 20, poll=poll, what="the events")
+        hb = bound.stats["heartbeats"]
+        wait_until(lambda: bound.stats["heartbeats"] >= hb + 3, 10, poll=poll, what="three more heartbeats")
+        events = [g for g in got_bound if g[1] != "torii.heartbeat"]
+        assert events == [("acme", "user.created", 2), ("acme", "user.created", 3)]
+        assert {t for t, _, _ in got_bound} == {"acme"}
+        assert stale == [] and bound.live()
+        beta = [seq for t, topic, seq in got_all if t == "beta"]
+        assert beta == list(range(1, 201))
+        assert [seq for t, topic, seq in got_all if t == "acme"] == [2, 3]
