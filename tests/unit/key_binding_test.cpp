@@ -132,8 +132,8 @@ class ZapBindingTest : public KeyBindingTest {
   }
   void TearDown() override {
     zap_->Close();
+    uv_run(&loop_, UV_RUN_DEFAULT);  // the handles' close callbacks, before their memory goes
     zap_.reset();
-    uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
     KeyBindingTest::TearDown();
   }
