@@ -61,6 +61,7 @@ void JwtDenyList::AddCutoff(std::string user_id, Micros issued_before) {
 
 void JwtDenyList::OnEvent(const Event& e) {
   if (e.family != "jwt") return;
+  if (!options_.tenant.empty() && e.tenant != options_.tenant) return;  // another tenant's revocation
   const msgpack::object& body = e.body();
   if (e.kind == "revoked") {
     auto jti = StrKey(body, "jti");

@@ -62,6 +62,11 @@ struct JwtDenyListOptions {
   // <= 0: the Subscriber's own bound, 3 x heartbeat_ms. Set it above
   // heartbeat_ms: a healthy daemon is silent for up to one heartbeat.
   int64_t max_staleness_ms = 0;
+  // The tenant of the Client's requests ("default" for the default
+  // tenant): only that tenant's revocation events apply, so another
+  // tenant's revocation of the same jti or user id never denies here.
+  // Empty: every tenant's events apply (fails safe: more is denied).
+  std::string tenant;
 };
 
 struct JwtVerdict {

@@ -84,6 +84,7 @@ void SessionCache::EvictUser(const std::string& user_id) {
 }
 
 void SessionCache::OnEvent(const Event& e) {
+  if (!options_.tenant.empty() && e.tenant != options_.tenant) return;  // another tenant's rows
   if (e.family == "session") {
     if (e.kind == "expired") {
       // A cleanup summary names no ids: drop what it covers. Without a

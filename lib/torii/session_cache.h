@@ -10,6 +10,7 @@
 // delivered, Get() returns what the database holds now.
 //
 // How:
+// - Events of the cache's tenant only (options.tenant), when set.
 // - session.* events evict that session id; user.updated and user.deleted
 //   evict every session of that user; session.expired evicts the entries it
 //   covers (expires_at <= its `before`).
@@ -81,6 +82,12 @@ struct SessionCacheOptions {
   // this long ago (see "Bounded staleness" above); <= 0: the Subscriber's
   // own bound, 3 x heartbeat_ms.
   int64_t max_staleness_ms = 0;
+  // The tenant of the Client's requests ("default" for the default
+  // tenant): only that tenant's events evict, so another tenant's deletion
+  // of a session or user id never touches this cache. Empty: every
+  // tenant's events evict by id (safe, since ids are unique across
+  // tenants, only less precise).
+  std::string tenant;
 };
 
 // A session as get_session returned it. `object()` is the whole Session

@@ -14,6 +14,7 @@
 #include <zmq.hpp>
 
 #include "torii/protocol.h"
+#include "torii/tenant.h"
 #include "torii/zmq_client.h"
 
 namespace torii {
@@ -27,6 +28,12 @@ int64_t NowMs() {
 
 // A flood must not keep Poll() from checking deadlines and returning.
 constexpr size_t kMaxMessagesPerSocketPerPoll = 10000;
+
+// The key of a family's seq: the family for the default tenant (as before
+// tenants), `@T/family` for tenant T.
+std::string SeqKey(const std::string& tenant, std::string_view family) {
+  return TenantTopicPrefix(tenant) + std::string(family);
+}
 
 }  // namespace
 
@@ -53,7 +60,9 @@ std::string StaleReason::ToString() const {
   std::string s(StaleKindName(kind));
   switch (kind) {
     case StaleKind::kGap:
-      s += " on " + family + " (epoch " + epoch + ", expected seq " + std::to_string(expected) + ", got " +
+      s += " on " + family;
+      if (!tenant.empty() && tenant != kDefaultTenant) s += " of tenant " + tenant;
+      s += " (epoch " + epoch + ", expected seq " + std::to_string(expected) + ", got " +
            std::to_string(got) + ")";
       break;
     case StaleKind::kEpochChange: s += " (epoch " + old_epoch + " -> " + epoch + ")"; break;
@@ -76,7 +85,7 @@ struct Subscriber::Impl {
   struct Endpoint {
     std::optional<zmq::socket_t> socket;
     std::string epoch;                     // empty until the first message
-    std::map<std::string, uint64_t> seqs;  // family -> last seq seen (this epoch)
+    std::map<std::string, uint64_t> seqs;  // SeqKey(tenant, family) -> last seq seen (this epoch)
     int64_t last_message_ms = 0;           // steady clock; connect time at first
     bool silence_reported = false;         // kMissedHeartbeats fired for this silence
     bool caught_up = false;                // a clean heartbeat since the last stale condition
@@ -90,6 +99,9 @@ struct Subscriber::Impl {
   // current segment (cleared at i's next stale condition). `order` is the
   // insertion order, for the bound.
   bool dedup = false;
+  // options.tenant "*" with families: everything is subscribed, the
+  // families are filtered here.
+  bool local_filter = false;
   std::unordered_map<uint64_t, uint64_t> seen;
   std::deque<uint64_t> order;
   // Stale conditions waiting for another endpoint to receive the eid of
@@ -223,11 +235,13 @@ struct Subscriber::Impl {
     }
   }
 
-  void Gap(size_t index, const std::string& family, uint64_t expected, uint64_t got, std::string detail) {
+  void Gap(size_t index, const std::string& tenant, const std::string& family, uint64_t expected, uint64_t got,
+           std::string detail) {
     StaleReason r;
     r.kind = StaleKind::kGap;
     r.endpoint = index;
     r.family = family;
+    r.tenant = tenant;
     r.epoch = endpoints[index].epoch;
     r.expected = expected;
     r.got = got;
@@ -292,11 +306,12 @@ struct Subscriber::Impl {
       // The torii family is checked by the heartbeat's own seq.
       if (family == "torii" || !Subscribed(family)) continue;
       uint64_t shown = kv.val.via.u64;
-      auto it = ep.seqs.find(family);
+      // A tenant's heartbeat shows that tenant's seqs.
+      auto it = ep.seqs.find(SeqKey(e.tenant, family));
       if (it == ep.seqs.end()) {
-        ep.seqs.emplace(family, shown);  // the baseline for a family not seen yet
+        ep.seqs.emplace(SeqKey(e.tenant, family), shown);  // the baseline for a family not seen yet
       } else if (shown != it->second) {
-        Gap(index, family, it->second + 1, shown,
+        Gap(index, e.tenant, family, it->second + 1, shown,
             shown > it->second ? "the heartbeat shows messages we did not receive"
                                : "the heartbeat shows a seq behind what we received");
         it->second = shown;
@@ -306,14 +321,19 @@ struct Subscriber::Impl {
     // A subscribed family the heartbeat does not list has published
     // nothing yet: its first message must be seq 1.
     for (const auto& f : options.families) {
-      if (f != "torii") ep.seqs.emplace(f, 0);
+      if (f != "torii") ep.seqs.emplace(SeqKey(e.tenant, f), 0);
     }
     return clean;
   }
 
   void Process(size_t index, const char* topic_data, size_t topic_len, const char* body, size_t body_len) {
     Endpoint& ep = endpoints[index];
-    std::string_view topic(topic_data, topic_len);
+    std::string tenant, rest;
+    if (!SplitTenantTopic(std::string_view(topic_data, topic_len), &tenant, &rest)) {
+      Malformed(index, "an event topic with a malformed tenant prefix");
+      return;
+    }
+    std::string_view topic(rest);
     size_t dot = topic.find('.');
     if (dot == std::string_view::npos) {
       Malformed(index, "an event topic without a '.'");
@@ -327,6 +347,7 @@ struct Subscriber::Impl {
     Event e;
     e.handle = std::move(unpacked.value());
     e.topic.assign(topic);
+    e.tenant = std::move(tenant);
     e.family.assign(topic.substr(0, dot));
     e.kind.assign(topic.substr(dot + 1));
     e.endpoint = index;
@@ -363,12 +384,13 @@ struct Subscriber::Impl {
     }
 
     bool clean = true;
-    auto it = ep.seqs.find(e.family);
+    const std::string key = SeqKey(e.tenant, e.family);
+    auto it = ep.seqs.find(key);
     if (it == ep.seqs.end()) {
-      ep.seqs.emplace(e.family, e.seq);  // first of its family: the baseline
+      ep.seqs.emplace(key, e.seq);  // first of its family: the baseline
     } else {
       if (e.seq != it->second + 1) {
-        Gap(index, e.family, it->second + 1, e.seq,
+        Gap(index, e.tenant, e.family, it->second + 1, e.seq,
             e.seq > it->second + 1 ? "" : "the seq went backwards within one epoch");
         clean = false;
       }
@@ -395,7 +417,9 @@ struct Subscriber::Impl {
       // daemon relays it and no endpoint can vouch for it.
       Stale(std::move(r), !e.eid.has_value());
     }
-    if (fresh && (!torii || options.deliver_torii_events)) Deliver(e);
+    // Every tenant's stream ("*") comes whole; `families` is kept here.
+    const bool wanted = torii ? options.deliver_torii_events : (!local_filter || Subscribed(e.family));
+    if (fresh && wanted) Deliver(e);
   }
 
   // An endpoint with messages waiting has been heard from now, before any
@@ -519,9 +543,16 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options
   if (std::find(options.families.begin(), options.families.end(), "") != options.families.end()) {
     options.families.clear();
   }
+  const bool every_tenant = options.tenant == "*";
+  if (!options.tenant.empty() && !every_tenant && !IsValidTenantName(options.tenant)) {
+    return Error::InvalidArgument("tenant must be empty, \"*\" or 1 to 64 bytes of [a-z0-9_.-]");
+  }
+  // The tenant's topic prefix ("" for the default tenant and "*").
+  const std::string prefix = every_tenant ? std::string() : TenantTopicPrefix(options.tenant);
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   impl->dedup = impl->options.endpoints.size() > 1;
+  impl->local_filter = every_tenant && !impl->options.families.empty();
   try {
     impl->context.Use(impl->options.context);
     const int64_t now = NowMs();
@@ -535,15 +566,15 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options
         SetClientCurveKeys(*ep.socket, impl->options.server_public_key, impl->options.client_public_key,
                            impl->options.client_secret_key);
       }
-      if (impl->options.families.empty()) {
-        ep.socket->set(zmq::sockopt::subscribe, "");
+      if (impl->options.families.empty() || every_tenant) {
+        ep.socket->set(zmq::sockopt::subscribe, prefix);
       } else {
         // "torii." last: subscriptions reach the publisher in order, so the
         // first heartbeat proves the family subscriptions are in place too.
         for (const auto& f : impl->options.families) {
-          if (f != "torii") ep.socket->set(zmq::sockopt::subscribe, f + ".");
+          if (f != "torii") ep.socket->set(zmq::sockopt::subscribe, prefix + f + ".");
         }
-        ep.socket->set(zmq::sockopt::subscribe, "torii.");
+        ep.socket->set(zmq::sockopt::subscribe, prefix + "torii.");
       }
       ep.socket->connect(impl->options.endpoints[i]);
       ep.last_message_ms = now;

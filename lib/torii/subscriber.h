@@ -93,6 +93,14 @@
 //   position left the window is reported.
 // - The first message seen of a family (per endpoint and epoch) sets the
 //   baseline; only later skips are gaps.
+// - Tenants (PROTOCOL.md section 6): a non-default tenant T's events come
+//   as `@T/family.kind`; the prefix is stripped (Event::topic is
+//   `family.kind`, Event::tenant is T, "default" without a prefix), and
+//   seqs, heartbeats and gaps are tracked per (tenant, family): T's
+//   heartbeat `@T/torii.heartbeat` vouches for T's families only. Which
+//   tenants' events arrive is SubscriberOptions::tenant, and the daemon
+//   confines a key bound to a tenant to that tenant's stream whatever it
+//   subscribes to.
 #pragma once
 
 #include <cstdint>
@@ -123,6 +131,13 @@ struct SubscriberOptions {
   int64_t heartbeat_ms = 1000;
   // Pass torii.* events (heartbeat, resync) to on_event too.
   bool deliver_torii_events = false;
+  // Whose events: empty, as before tenants: the default tenant's `families`
+  // (with no families, everything the daemon sends this key: every
+  // tenant's for an unbound key); a tenant name: that tenant's stream
+  // (`@T/` prefixed subscriptions: what a key bound to T must use, its SUB
+  // socket filters out topics it did not subscribe to); "*": every tenant's
+  // stream (subscribes to everything, keeps `families` locally).
+  std::string tenant;
   // Receive high-water mark per socket, in messages (ZeroMQ drops beyond
   // it; the seq gap then tells).
   int rcvhwm = 100000;
@@ -142,7 +157,8 @@ struct SubscriberOptions {
 // One decoded event. `body()` and the strings are valid for as long as the
 // Event lives.
 struct Event {
-  std::string topic;   // "session.deleted"
+  std::string topic;   // "session.deleted" (a tenant's `@T/` prefix stripped)
+  std::string tenant = "default";  // the tenant whose rows changed
   std::string family;  // "session"
   std::string kind;    // "deleted"
   uint64_t seq = 0;
@@ -166,6 +182,7 @@ struct StaleReason {
   StaleKind kind = StaleKind::kGap;
   size_t endpoint = 0;       // index into SubscriberOptions::endpoints
   std::string family;        // kGap
+  std::string tenant;        // kGap: the tenant of `family` ("default" for the default tenant)
   std::string epoch;         // the epoch now tracked (kEpochChange: the new one)
   std::string old_epoch;     // kEpochChange
   uint64_t expected = 0;     // kGap: the next seq we expected

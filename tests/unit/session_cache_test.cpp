@@ -144,7 +144,8 @@ struct Rig {
   std::unique_ptr<SessionCache> cache;
   int events = 0;
 
-  explicit Rig(size_t max_entries = 100) {
+  // `sub_tenant`: the Subscriber's tenant option; `cache_tenant`: the cache's.
+  explicit Rig(size_t max_entries = 100, const std::string& sub_tenant = "", const std::string& cache_tenant = "") {
     ClientOptions co;
     co.endpoints = {daemon.requests_endpoint()};
     co.context = &ctx;
@@ -157,12 +158,14 @@ struct Rig {
     so.families = {"session", "user"};
     so.context = &ctx;
     so.heartbeat_ms = 1000;
+    so.tenant = sub_tenant;
     auto s = Subscriber::Create(so);
     EXPECT_TRUE(s.ok());
     sub = std::move(s.value());
     sub->AddListener([this](const Event&) { events++; }, nullptr);
     SessionCacheOptions o;
     o.max_entries = max_entries;
+    o.tenant = cache_tenant;
     cache = std::make_unique<SessionCache>(*client, *sub, o);
   }
   ~Rig() {
@@ -245,6 +248,35 @@ TEST(SessionCacheTest, ASessionEventEvictsThatSession) {
   EXPECT_EQ(gone.error().code(), Code::kNotFound);
   ASSERT_TRUE(rig.cache->Get("tok-b").ok());  // the other one is still cached
   EXPECT_EQ(rig.daemon.gets(), 3);
+  EXPECT_EQ(rig.cache->stats().evictions, 1u);
+}
+
+// Keyed by tenant: another tenant's deletion of the same session id (or the
+// default tenant's) leaves this cache's entry; its own tenant's evicts it.
+TEST(SessionCacheTest, OnlyItsTenantsEventsEvict) {
+  Rig rig(100, "*", "acme");
+  ASSERT_TRUE(rig.WaitLive());
+  FakeSession a{"s-a", "u-1", InOneHour()};
+  rig.daemon.Put("tok-a", a);
+  ASSERT_TRUE(rig.cache->Get("tok-a").ok());
+  auto deleted = [&](const std::string& prefix) {
+    rig.daemon.PublishLater(prefix + "session.deleted", [a](Packer& pk) {
+      PackStr(pk, "id");
+      PackStr(pk, a.id);
+      PackStr(pk, "user_id");
+      PackStr(pk, a.user_id);
+    }, 2);
+  };
+  deleted("@beta/");
+  deleted("");
+  ASSERT_TRUE(rig.WaitEvents(2));
+  EXPECT_EQ(rig.cache->size(), 1u);
+  EXPECT_EQ(rig.cache->stats().evictions, 0u);
+  ASSERT_TRUE(rig.cache->Get("tok-a").ok());
+  EXPECT_EQ(rig.daemon.gets(), 1) << "served from the cache";
+  deleted("@acme/");
+  ASSERT_TRUE(rig.WaitEvents(1));
+  EXPECT_EQ(rig.cache->size(), 0u);
   EXPECT_EQ(rig.cache->stats().evictions, 1u);
 }
 

@@ -693,5 +693,121 @@ TEST(SubscriberTest, CreateRejectsBadOptions) {
   EXPECT_EQ(Subscriber::Create(o).error().code(), Code::kInvalidArgument);
 }
 
+// Tenants (PROTOCOL.md section 6): `@T/` topics are stripped, seqs and
+// heartbeats are per (tenant, family), and SubscriberOptions::tenant picks
+// the stream.
+void TenantHeartbeat(TestPub& pub, std::string_view tenant, std::string_view epoch, uint64_t torii_seq,
+                     const std::map<std::string, uint64_t>& seqs) {
+  pub.Event("@" + std::string(tenant) + "/torii.heartbeat", epoch, torii_seq, 1, [&](Packer& pk) {
+    PackStr(pk, "seqs");
+    pk.pack_map(static_cast<uint32_t>(seqs.size() + 1));
+    PackStr(pk, "torii");
+    pk.pack_uint64(torii_seq);
+    for (const auto& [f, s] : seqs) {
+      PackStr(pk, f);
+      pk.pack_uint64(s);
+    }
+  });
+}
+
+std::unique_ptr<Subscriber> MakeTenantSub(const std::string& endpoint, const std::string& tenant,
+                                          std::vector<std::string> families) {
+  SubscriberOptions o;
+  o.endpoints = {endpoint};
+  o.families = std::move(families);
+  o.tenant = tenant;
+  auto s = Subscriber::Create(std::move(o));
+  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().ToString());
+  return std::move(s.value());
+}
+
+TEST(SubscriberTenants, PrefixStrippedAndSeqsPerTenant) {
+  zmq::context_t ctx;
+  TestPub pub(ctx);
+  auto sub = MakeSub({pub.endpoint()}, 1000, {});  // everything, every tenant (an unbound key)
+  std::vector<std::pair<std::string, std::string>> got;  // (tenant, topic)
+  std::vector<StaleReason> stale;
+  sub->AddListener([&](const Event& e) { got.emplace_back(e.tenant, e.topic); },
+                   [&](const StaleReason& r) { stale.push_back(r); });
+  uint64_t t = GoLive(pub, *sub, "E1", {{"session", 0}});
+  const uint64_t h0 = sub->stats().heartbeats;
+  TenantHeartbeat(pub, "acme", "E1", 1, {{"session", 0}});
+  // Interleaved, each tenant's seqs from 1: no gap.
+  pub.WithId("@acme/session.created", "E1", 1, "a1");
+  pub.WithId("session.created", "E1", 1, "d1");
+  pub.WithId("@acme/session.created", "E1", 2, "a2");
+  pub.WithId("session.created", "E1", 2, "d2");
+  pub.Heartbeat("E1", ++t, {{"session", 2}});
+  TenantHeartbeat(pub, "acme", "E1", 2, {{"session", 2}});
+  ASSERT_TRUE(PollUntil(*sub, [&] { return got.size() >= 4 && sub->stats().heartbeats >= h0 + 3; }));
+  EXPECT_TRUE(stale.empty()) << stale[0].ToString();
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(got, (std::vector<P>{{"acme", "session.created"}, {"default", "session.created"},
+                                 {"acme", "session.created"}, {"default", "session.created"}}));
+  EXPECT_TRUE(sub->live());
+  // A gap in acme's stream names acme.
+  pub.WithId("@acme/session.deleted", "E1", 4, "a2");
+  ASSERT_TRUE(PollUntil(*sub, [&] { return !stale.empty(); }));
+  EXPECT_EQ(stale[0].kind, StaleKind::kGap);
+  EXPECT_EQ(stale[0].tenant, "acme");
+  EXPECT_EQ(stale[0].expected, 3u);
+  EXPECT_NE(stale[0].ToString().find("gap on session of tenant acme"), std::string::npos) << stale[0].ToString();
+  // A malformed prefix is malformed, not another tenant.
+  pub.WithId("@Bad Name/session.created", "E1", 1, "x");
+  ASSERT_TRUE(PollUntil(*sub, [&] { return stale.size() >= 2; }));
+  EXPECT_EQ(stale[1].kind, StaleKind::kMalformed);
+}
+
+TEST(SubscriberTenants, ATenantsStreamOnly) {
+  zmq::context_t ctx;
+  TestPub pub(ctx);
+  auto sub = MakeTenantSub(pub.endpoint(), "acme", {"session"});
+  std::vector<std::string> got;
+  std::vector<StaleReason> stale;
+  sub->AddListener([&](const Event& e) { got.push_back(e.tenant + ":" + e.topic + ":" + std::string(e.Str("id"))); },
+                   [&](const StaleReason& r) { stale.push_back(r); });
+  uint64_t t = 0;
+  for (auto start = Clock::now(); !sub->live() && MsSince(start) < 5000;) {
+    pub.Heartbeat("E1", ++t, {{"session", 0}});  // the default tenant's: not subscribed
+    TenantHeartbeat(pub, "acme", "E1", t, {{"session", 0}});
+    sub->Poll(10);
+  }
+  ASSERT_TRUE(sub->live());
+  pub.WithId("session.created", "E1", 1, "d1");
+  pub.WithId("@acme/user.created", "E1", 1, "u1");
+  pub.WithId("@acme/session.created", "E1", 1, "a1");
+  pub.WithId("@beta/session.created", "E1", 1, "b1");
+  ASSERT_TRUE(PollUntil(*sub, [&] { return !got.empty(); }));
+  sub->Poll(50);
+  EXPECT_EQ(got, (std::vector<std::string>{"acme:session.created:a1"}));
+  EXPECT_TRUE(stale.empty());
+  EXPECT_EQ(sub->stats().heartbeats, sub->stats().messages - 1) << "only acme's heartbeats and one event came";
+}
+
+TEST(SubscriberTenants, EveryTenantKeepsFamiliesLocally) {
+  zmq::context_t ctx;
+  TestPub pub(ctx);
+  auto sub = MakeTenantSub(pub.endpoint(), "*", {"session"});
+  std::vector<std::string> got;
+  sub->AddListener([&](const Event& e) { got.push_back(e.tenant + ":" + e.topic); }, nullptr);
+  GoLive(pub, *sub, "E1", {{"session", 0}});
+  pub.WithId("user.created", "E1", 1, "u1");
+  pub.WithId("@acme/user.created", "E1", 1, "u2");
+  pub.WithId("@acme/session.created", "E1", 1, "a1");
+  pub.WithId("session.created", "E1", 1, "d1");
+  ASSERT_TRUE(PollUntil(*sub, [&] { return got.size() >= 2; }));
+  EXPECT_EQ(got, (std::vector<std::string>{"acme:session.created", "default:session.created"}));
+  EXPECT_EQ(sub->stats().stale, 0u);
+}
+
+TEST(SubscriberTenants, TenantOptionIsChecked) {
+  SubscriberOptions o;
+  o.endpoints = {"tcp://127.0.0.1:1"};
+  o.tenant = "Not Valid";
+  auto s = Subscriber::Create(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), Code::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace torii

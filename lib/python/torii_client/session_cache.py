@@ -44,6 +44,8 @@ class SessionCache:
 
     How:
 
+    - Only the events of the cache's ``tenant`` count (when known), so another
+      tenant's deletion of a session or user id never touches this cache.
     - ``session.*`` events evict that session id; ``user.updated`` and
       ``user.deleted`` evict every session of that user; ``session.expired``
       evicts the entries it covers (``expires_at <= before``).
@@ -88,11 +90,14 @@ class SessionCache:
 
     def __init__(self, client: Client, subscriber: Subscriber, *, max_entries: int = 10000,
                  timeout: Optional[float] = None, timeout_ms: Optional[int] = None,
-                 max_staleness_ms: Optional[int] = None) -> None:
+                 max_staleness_ms: Optional[int] = None, tenant: Optional[str] = None) -> None:
         """``timeout``: the deadline of each ``get_session``, in seconds (default
         the Client's); ``timeout_ms`` (milliseconds) is deprecated.
         ``max_staleness_ms``: see the class docstring (default 3 x the
-        subscriber's heartbeat_ms)."""
+        subscriber's heartbeat_ms). ``tenant``: the tenant of the client's
+        requests (``"default"`` for the default tenant); default the client's
+        ``tenant`` attribute when it has a str one; None: every tenant's events
+        evict by id (safe, ids are unique across tenants, only less precise)."""
         if timeout_ms is not None:
             warnings.warn("SessionCache(timeout_ms=...) is deprecated: pass timeout= in seconds",
                           DeprecationWarning, stacklevel=2)
@@ -100,6 +105,9 @@ class SessionCache:
         if max_staleness_ms is not None and max_staleness_ms <= 0:
             raise ValueError("max_staleness_ms must be positive (or None: 3 x the subscriber's heartbeat_ms)")
         self._client = client
+        if tenant is None and isinstance(getattr(client, "tenant", None), str):
+            tenant = getattr(client, "tenant")
+        self._tenant = tenant
         self._max_staleness_ms = max_staleness_ms
         self._subscriber = subscriber
         self._max_entries = max(1, max_entries)
@@ -183,6 +191,8 @@ class SessionCache:
             self._evict_session(sid)
 
     def _on_event(self, e: Event) -> None:
+        if self._tenant is not None and e.tenant != self._tenant:
+            return  # another tenant's rows
         if e.family == "session":
             if e.kind == "expired":
                 # A cleanup summary names no ids: drop what it covers. Without a

@@ -109,6 +109,7 @@ class StaleReason:
     kind: StaleKind
     endpoint: int  # index into the Subscriber's endpoints
     family: str = ""  # gap
+    tenant: str = ""  # gap: the tenant of ``family`` ("default" for the default tenant)
     epoch: str = ""  # the epoch now tracked (epoch_change: the new one)
     old_epoch: str = ""  # epoch_change
     expected: int = 0  # gap: the next seq we expected
@@ -118,7 +119,10 @@ class StaleReason:
     def __str__(self) -> str:
         s = self.kind.value
         if self.kind is StaleKind.GAP:
-            s += f" on {self.family} (epoch {self.epoch}, expected seq {self.expected}, got {self.got})"
+            s += f" on {self.family}"
+            if self.tenant and self.tenant != DEFAULT_TENANT:
+                s += f" of tenant {self.tenant}"
+            s += f" (epoch {self.epoch}, expected seq {self.expected}, got {self.got})"
         elif self.kind is StaleKind.EPOCH_CHANGE:
             s += f" (epoch {self.old_epoch} -> {self.epoch})"
         else:
@@ -131,8 +135,10 @@ class StaleReason:
 
 @dataclass
 class Event:
-    """One decoded event: ``topic`` ``family.kind``, the common keys, and the
-    whole ``body`` (timestamps as UTC datetimes, binaries as bytes)."""
+    """One decoded event: ``topic`` ``family.kind`` (a tenant's ``@T/``
+    prefix stripped), the common keys, and the whole ``body`` (timestamps as
+    UTC datetimes, binaries as bytes). ``tenant``: the tenant whose rows
+    changed, ``"default"`` for the default tenant."""
 
     topic: str
     family: str
@@ -142,6 +148,7 @@ class Event:
     at: Optional[_dt.datetime]
     endpoint: int
     body: Dict[str, Any] = field(repr=False)
+    tenant: str = "default"
 
     @property
     def eid(self) -> Any:
@@ -161,12 +168,41 @@ class _Endpoint:
         self.address = address
         self.socket = socket
         self.epoch = ""  # empty until the first message
-        self.seqs: Dict[str, int] = {}  # family -> last seq seen (this epoch)
+        self.seqs: Dict[str, int] = {}  # _seq_key(tenant, family) -> last seq seen (this epoch)
         self.last_message = now  # monotonic seconds; connect time at first
         self.silence_reported = False  # missed_heartbeats fired for this silence
         self.caught_up = False  # a clean heartbeat since the last stale condition
         self.caught_up_tick = 0  # Subscriber._tick when caught_up last became true
         self.last_eid: Any = None  # eid of the last event received: its stream position
+
+
+DEFAULT_TENANT = "default"
+_TENANT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def valid_tenant_name(name: Any) -> bool:
+    """True for 1 to 64 bytes of ``[a-z0-9_.-]`` (docs/protocol.md section 6)."""
+    return isinstance(name, str) and 1 <= len(name) <= 64 and all(c in _TENANT_CHARS for c in name)
+
+
+def tenant_prefix(tenant: str) -> str:
+    """The topic prefix of a tenant's events: "" for the default tenant, ``@T/`` otherwise."""
+    return "" if not tenant or tenant == DEFAULT_TENANT else f"@{tenant}/"
+
+
+def split_tenant_topic(topic: str) -> Optional[tuple]:
+    """(tenant, topic without the prefix); None for a malformed ``@`` prefix."""
+    if not topic.startswith("@"):
+        return DEFAULT_TENANT, topic
+    slash = topic.find("/")
+    name = topic[1:slash] if slash > 0 else ""
+    if not valid_tenant_name(name) or name == DEFAULT_TENANT:
+        return None
+    return name, topic[slash + 1:]
+
+
+def _seq_key(tenant: str, family: str) -> str:
+    return tenant_prefix(tenant) + family
 
 
 def _is_uint(v: Any) -> bool:
@@ -185,13 +221,20 @@ class Subscriber(SocketOwner):
     :param curve: CURVE keys, or None.
     :param context: a ``zmq.Context`` to share; default a private one.
     :param dedup_window: how many delivered ``eid`` values are remembered.
-    :raises ValueError: no endpoints, heartbeat_ms <= 0, bad CURVE keys.
+    :param tenant: whose events. None or "": as before tenants, the default
+        tenant's ``families`` (with no families, everything the daemon sends
+        this key: every tenant's for an unbound key); a tenant name: that
+        tenant's stream (``@T/`` prefixed subscriptions: what a key bound to T
+        must use); ``"*"``: every tenant's (everything is subscribed, the
+        families are kept here). Seqs, heartbeats and gaps are tracked per
+        (tenant, family); :attr:`Event.tenant` says whose event it is.
+    :raises ValueError: no endpoints, heartbeat_ms <= 0, bad CURVE keys, a bad tenant.
     """
 
     def __init__(self, endpoints: Union[str, Sequence[str]], *, families: Optional[Iterable[str]] = None,
                  heartbeat_ms: int = 1000, deliver_torii_events: bool = False, rcvhwm: int = 100000,
                  curve: Optional[CurveKeys] = None, context: Optional[zmq.Context] = None,
-                 dedup_window: int = 65536) -> None:
+                 dedup_window: int = 65536, tenant: Optional[str] = None) -> None:
         if isinstance(endpoints, str):
             endpoints = [endpoints]
         endpoints = list(endpoints)
@@ -201,11 +244,18 @@ class Subscriber(SocketOwner):
             raise ValueError("heartbeat_ms must be positive")
         if curve is not None:
             curve.validate()
+        every_tenant = tenant == "*"
+        if tenant and not every_tenant and not valid_tenant_name(tenant):
+            raise ValueError('tenant must be empty, "*" or 1 to 64 bytes of [a-z0-9_.-]')
+        self.tenant = tenant or ""
+        prefix = "" if every_tenant else tenant_prefix(tenant or "")
         fams = [f[:-1] if f.endswith(".") else f for f in (families or [])]
         # An empty family name means "everything", like no families at all.
         self.families: List[str] = [] if "" in fams else fams
         self.heartbeat_ms = heartbeat_ms
         self.deliver_torii_events = deliver_torii_events
+        # "*" with families: everything is subscribed, the families kept here.
+        self._local_filter = every_tenant and bool(self.families)
         self._dedup_window = max(1, dedup_window)
         # eid -> bit mask of the endpoints that received it in their current
         # segment (bit i cleared at endpoint i's next stale condition).
@@ -236,13 +286,13 @@ class Subscriber(SocketOwner):
                 s.rcvhwm = rcvhwm
                 if curve is not None:
                     curve.apply(s)
-                if not self.families:
-                    s.setsockopt(zmq.SUBSCRIBE, b"")
+                if not self.families or every_tenant:
+                    s.setsockopt(zmq.SUBSCRIBE, prefix.encode())
                 else:
                     for f in self.families:
                         if f != "torii":
-                            s.setsockopt(zmq.SUBSCRIBE, (f + ".").encode())
-                    s.setsockopt(zmq.SUBSCRIBE, b"torii.")
+                            s.setsockopt(zmq.SUBSCRIBE, (prefix + f + ".").encode())
+                    s.setsockopt(zmq.SUBSCRIBE, (prefix + "torii.").encode())
                 s.connect(address)
         except Exception:
             self.close()
@@ -458,9 +508,9 @@ class Subscriber(SocketOwner):
             if on_event is not None:
                 on_event(e)
 
-    def _gap(self, index: int, family: str, expected: int, got: int, detail: str) -> None:
-        self._stale(StaleReason(StaleKind.GAP, index, family=family, epoch=self._endpoints[index].epoch,
-                                expected=expected, got=got, detail=detail))
+    def _gap(self, index: int, tenant: str, family: str, expected: int, got: int, detail: str) -> None:
+        self._stale(StaleReason(StaleKind.GAP, index, family=family, tenant=tenant,
+                                epoch=self._endpoints[index].epoch, expected=expected, got=got, detail=detail))
 
     def _malformed(self, index: int, detail: str) -> None:
         self._stats["malformed"] += 1
@@ -480,25 +530,31 @@ class Subscriber(SocketOwner):
             # The torii family is checked by the heartbeat's own seq.
             if family == "torii" or not self._subscribed(family):
                 continue
-            last = ep.seqs.get(family)
+            # A tenant's heartbeat shows that tenant's seqs.
+            key = _seq_key(e.tenant, family)
+            last = ep.seqs.get(key)
             if last is None:
-                ep.seqs[family] = shown  # the baseline for a family not seen yet
+                ep.seqs[key] = shown  # the baseline for a family not seen yet
             elif shown != last:
-                self._gap(index, family, last + 1, shown,
+                self._gap(index, e.tenant, family, last + 1, shown,
                           "the heartbeat shows messages we did not receive" if shown > last
                           else "the heartbeat shows a seq behind what we received")
-                ep.seqs[family] = shown
+                ep.seqs[key] = shown
                 clean = False
         # A subscribed family the heartbeat does not list has published nothing
         # yet: its first message must be seq 1.
         for f in self.families:
             if f != "torii":
-                ep.seqs.setdefault(f, 0)
+                ep.seqs.setdefault(_seq_key(e.tenant, f), 0)
         return clean
 
     def _process(self, index: int, topic_bytes: bytes, body_bytes: bytes) -> None:
         ep = self._endpoints[index]
-        topic = topic_bytes.decode("utf-8", errors="replace")
+        split = split_tenant_topic(topic_bytes.decode("utf-8", errors="replace"))
+        if split is None:
+            self._malformed(index, "an event topic with a malformed tenant prefix")
+            return
+        tenant, topic = split
         dot = topic.find(".")
         if dot < 0:
             self._malformed(index, "an event topic without a '.'")
@@ -517,7 +573,7 @@ class Subscriber(SocketOwner):
             return
         at = body.get("at")
         e = Event(topic=topic, family=topic[:dot], kind=topic[dot + 1:], seq=seq, epoch=epoch,
-                  at=at if isinstance(at, _dt.datetime) else None, endpoint=index, body=body)
+                  at=at if isinstance(at, _dt.datetime) else None, endpoint=index, body=body, tenant=tenant)
 
         if ep.epoch != e.epoch:
             if ep.epoch:
@@ -530,15 +586,16 @@ class Subscriber(SocketOwner):
                 ep.epoch = e.epoch
 
         clean = True
-        last = ep.seqs.get(e.family)
+        key = _seq_key(e.tenant, e.family)
+        last = ep.seqs.get(key)
         if last is None:
-            ep.seqs[e.family] = e.seq  # first of its family: the baseline
+            ep.seqs[key] = e.seq  # first of its family: the baseline
         else:
             if e.seq != last + 1:
-                self._gap(index, e.family, last + 1, e.seq,
+                self._gap(index, e.tenant, e.family, last + 1, e.seq,
                           "" if e.seq > last + 1 else "the seq went backwards within one epoch")
                 clean = False
-            ep.seqs[e.family] = e.seq
+            ep.seqs[key] = e.seq
 
         # After the seq checks: a duplicate still counted for its endpoint's seq.
         fresh = self._record_eid(index, e)
@@ -555,7 +612,8 @@ class Subscriber(SocketOwner):
             self._stale(StaleReason(StaleKind.RESYNC, index, epoch=ep.epoch,
                                     detail=reason if isinstance(reason, str) and reason else "torii.resync"),
                         absorbable=e.eid is None)
-        if fresh and (not torii or self.deliver_torii_events):
+        wanted = self.deliver_torii_events if torii else (not self._local_filter or self._subscribed(e.family))
+        if fresh and wanted:
             self._deliver(e)
 
     def _mark_waiting(self) -> None:
