@@ -52,13 +52,18 @@ fn raw(endpoint: &str, op: &str, token: &str, until: Instant) -> u64 {
 }
 
 fn client(endpoint: &str, op: &str, token: &str, until: Instant) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let c = Config::new([endpoint]).connect().expect("connect");
         let mut calls = 0u64;
         while Instant::now() < until {
             if op == "get_session" {
-                c.get_session(SessionKey::Token(token)).await.expect("get_session");
+                c.get_session(SessionKey::Token(token))
+                    .await
+                    .expect("get_session");
             } else {
                 c.ping().await.expect("ping");
             }
