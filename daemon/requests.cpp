@@ -59,12 +59,22 @@ void Requests::Close() {
 void Requests::AddLocalOp(std::string name, LocalOp op) { local_[std::move(name)] = std::move(op); }
 
 // The shape of a get_session the cache may answer before anything else is
-// built for it: no actor, a deadline, and args exactly {"token": a string of
-// 1 to 1024 bytes}, which BuildGetSession turns into a cache lookup by
-// digest and nothing else. Any other shape takes the general path (and gets
-// its error, or the same lookup, there).
+// built for it: no actor, a deadline, no top-level key but op, id, args, v
+// and timeout_ms, and args exactly {"token": a string of 1 to 1024 bytes},
+// which BuildGetSession turns into a cache lookup by digest and nothing
+// else. Any other shape takes the general path (and gets its error, or the
+// same lookup, there).
+// This runs before the checks OnMessage makes after decoding: a check added
+// there that can refuse a get_session or change what it reads (whose
+// sessions, as a tenant would) must be made here too, or keep such requests
+// off this path.
 bool Requests::AnswerFromCache(Envelope& env, const Request& req, RequestMark& mark, bool* looked_up) {
   if (req.actor || req.op != "get_session" || req.timeout_ms.value_or(default_timeout_ms_) == 0) return false;
+  const msgpack::object& root = req.handle.get();
+  for (uint32_t i = 0; i < root.via.map.size; i++) {
+    std::string_view k(root.via.map.ptr[i].key.via.str.ptr, root.via.map.ptr[i].key.via.str.size);
+    if (k != "op" && k != "id" && k != "args" && k != "v" && k != "timeout_ms") return false;
+  }
   const msgpack::object& a = req.args;
   if (a.type != msgpack::type::MAP || a.via.map.size != 1) return false;
   const msgpack::object_kv& kv = a.via.map.ptr[0];
