@@ -74,7 +74,10 @@ const std::string* HotSessions::Hit(Lru::iterator it, int64_t now_us) {
     return nullptr;
   }
   stats_.hits++;
-  if (it != lru_.begin()) lru_.splice(lru_.begin(), lru_, it);
+  if (tick_ - it->moved_at > capacity_ / 2) {
+    if (it != lru_.begin()) lru_.splice(lru_.begin(), lru_, it);
+    it->moved_at = ++tick_;
+  }
   return &it->packed;
 }
 
@@ -90,6 +93,7 @@ void HotSessions::Insert(uint64_t load_gen, std::string_view digest, std::string
   if (auto it = by_id_.find(id); it != by_id_.end()) Erase(it->second);
   lru_.push_front(Entry{std::string(digest), std::string(id), std::string(user_id), expires_at_us, std::string(packed)});
   Entry& e = lru_.front();
+  e.moved_at = ++tick_;
   by_digest_.emplace(e.digest, lru_.begin());
   by_id_.emplace(e.id, lru_.begin());
   by_user_[e.user_id].insert(e.id);

@@ -25,7 +25,13 @@
 //
 // Entries are keyed by the token's digest, with an id -> digest index
 // (events carry the session id only) and a user -> ids index (user
-// deletions). Least recently used entries go first past `capacity`.
+// deletions). Least recently used entries go first past `capacity`, with
+// one shortcut: a hit moves its entry to the front only when the entry may
+// have drifted into the back half. Every move or insert at the front counts
+// a tick, and an entry is at most as far from the front as the ticks since
+// its own last move, so an entry moved fewer than capacity / 2 ticks ago is
+// left where it is (a hit then writes nothing to the list). Order within
+// the front half is approximate; what is evicted is not.
 // Loop thread only.
 #pragma once
 
@@ -136,7 +142,8 @@ class HotSessions {
     std::string id;
     std::string user_id;
     int64_t expires_at_us = 0;
-    std::string packed;
+    std::string packed;    // the reply's `result`, msgpack-encoded: a hit copies it
+    uint64_t moved_at = 0;  // the tick of its last move to the front
   };
   using Lru = std::list<Entry>;
 
@@ -153,7 +160,8 @@ class HotSessions {
   bool renewed_ = false;          // a proof since Activate
   uint64_t renewed_at_us_ = 0;    // when the last proof was sent
   uint64_t gen_ = 1;
-  Lru lru_;                 // most recently used first
+  Lru lru_;                 // most recently used first (see the shortcut above)
+  uint64_t tick_ = 0;       // moves and inserts at the front so far
   std::unordered_map<std::string_view, Lru::iterator> by_digest_;  // views into Entry::digest
   std::unordered_map<std::string_view, Lru::iterator> by_id_;      // views into Entry::id
   // user -> ids (views into Entry::id). The key owns its text: the entry

@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 
+#include "ops/ops_common.h"
 #include "ops/ops_sessions.h"
 #include "request_metrics.h"
 #include "torii/log.h"
@@ -57,17 +58,65 @@ void Requests::Close() {
 
 void Requests::AddLocalOp(std::string name, LocalOp op) { local_[std::move(name)] = std::move(op); }
 
+// The shape of a get_session the cache may answer before anything else is
+// built for it: no actor, a deadline, no top-level key but op, id, args, v
+// and timeout_ms, and args exactly {"token": a string of 1 to 1024 bytes},
+// which BuildGetSession turns into a cache lookup by digest and nothing
+// else. Any other shape takes the general path (and gets its error, or the
+// same lookup, there).
+// This runs before the checks OnMessage makes after decoding: a check added
+// there that can refuse a get_session or change what it reads (whose
+// sessions, as a tenant would) must be made here too, or keep such requests
+// off this path.
+bool Requests::AnswerFromCache(Envelope& env, const Request& req, RequestMark& mark, bool* looked_up) {
+  if (req.actor || req.op != "get_session" || req.timeout_ms.value_or(default_timeout_ms_) == 0) return false;
+  const msgpack::object& root = req.handle.get();
+  for (uint32_t i = 0; i < root.via.map.size; i++) {
+    std::string_view k(root.via.map.ptr[i].key.via.str.ptr, root.via.map.ptr[i].key.via.str.size);
+    if (k != "op" && k != "id" && k != "args" && k != "v" && k != "timeout_ms") return false;
+  }
+  const msgpack::object& a = req.args;
+  if (a.type != msgpack::type::MAP || a.via.map.size != 1) return false;
+  const msgpack::object_kv& kv = a.via.map.ptr[0];
+  if (kv.key.type != msgpack::type::STR || std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) != "token" ||
+      kv.val.type != msgpack::type::STR || kv.val.via.str.size == 0 || kv.val.via.str.size > kMaxTokenBytes) {
+    return false;
+  }
+  auto digest = TokenDigest(std::string_view(kv.val.via.str.ptr, kv.val.via.str.size));
+  // The lease is judged on the clock the listener's probes are timed by.
+  const std::string* hit = hot_->FindByDigest(
+      std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()), NowMicros(), uv_hrtime() / 1000);
+  *looked_up = true;
+  if (hit == nullptr) return false;
+  reply_.clear();
+  BeginOkReply(reply_, req.id_raw);
+  reply_.write(hit->data(), hit->size());
+  router_.Reply(env, reply_.data(), reply_.size());
+  if (metrics_ != nullptr) {
+    if (get_session_op_ == nullptr) get_session_op_ = FindDatabaseOp("get_session");
+    mark.op = metrics_->Op(get_session_op_, "get_session");
+    metrics_->Done(mark, Code::kOk);
+  }
+  return true;
+}
+
 void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
   stats_.requests++;
+  RequestMark mark;
+  if (metrics_ != nullptr) mark = metrics_->Start();
+  Request req;
+  Status decoded = DecodeRequest(static_cast<const char*>(body.data()), body.size(), limits_, &req);
+  // A cache hit is answered here, with no per-request state: no context, no
+  // deadline, no plan. A lookup that missed is not repeated below.
+  bool hot_looked_up = false;
+  if (decoded.ok() && hot_ != nullptr && AnswerFromCache(env, req, mark, &hot_looked_up)) return;
+
   const uint64_t seq = next_seq_++;
   Ctx* ctx = live_.emplace(seq, std::make_unique<Ctx>()).first->second.get();
   ctx->seq = seq;
   ctx->env = std::move(env);
   ctx->deadline_it = deadlines_.end();
-  if (metrics_ != nullptr) ctx->mark = metrics_->Start();
-
-  Request req;
-  Status decoded = DecodeRequest(static_cast<const char*>(body.data()), body.size(), limits_, &req);
+  ctx->mark = mark;
   ctx->id_raw = std::move(req.id_raw);
   if (!decoded.ok()) {
     ReplyError(ctx, decoded.error());
@@ -116,13 +165,15 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
   // Without an actor only: row-level security may hide a session from one.
   if (hot_ != nullptr && ctx->plan.hot.read && ctx->plan.read_only) {
     const HotKey& key = ctx->plan.hot;
-    // The lease is judged on the clock the listener's probes are timed by.
-    uint64_t mono_us = uv_hrtime() / 1000;
-    const std::string* hit = key.kind == HotKey::kDigest ? hot_->FindByDigest(key.value, NowMicros(), mono_us)
-                                                          : hot_->FindById(key.value, NowMicros(), mono_us);
-    if (hit != nullptr) {
-      ReplyOk(ctx, hit->data(), hit->size());
-      return;
+    if (!hot_looked_up) {
+      // The lease is judged on the clock the listener's probes are timed by.
+      uint64_t mono_us = uv_hrtime() / 1000;
+      const std::string* hit = key.kind == HotKey::kDigest ? hot_->FindByDigest(key.value, NowMicros(), mono_us)
+                                                            : hot_->FindById(key.value, NowMicros(), mono_us);
+      if (hit != nullptr) {
+        ReplyOk(ctx, hit->data(), hit->size());
+        return;
+      }
     }
     // Only a lookup by token knows the digest an entry is keyed by.
     ctx->hot_fill = key.kind == HotKey::kDigest && hot_->active();

@@ -26,6 +26,7 @@
 namespace torii::daemon {
 
 class RequestMetrics;
+struct RequestMark;
 
 struct RequestStats {
   uint64_t requests = 0;
@@ -65,6 +66,10 @@ class Requests {
 
  private:
   struct Ctx;
+  // Answers a plain get_session by token from the cache, at once; false
+  // when it cannot (another shape, or a miss: then `*looked_up` says the
+  // cache was already asked).
+  bool AnswerFromCache(Envelope& env, const Request& req, RequestMark& mark, bool* looked_up);
   void ReplyOk(Ctx* ctx, const char* result, size_t len);
   // reply_, cleared and begun as an ok reply to `ctx`; the caller packs the
   // result into it, then SendReply sends it and ends the request.
@@ -84,6 +89,7 @@ class Requests {
   Router& router_;
   Pool& pool_;
   HotSessions* hot_ = nullptr;
+  const OpDef* get_session_op_ = nullptr;  // the metrics' key for get_session
   RequestMetrics* metrics_ = nullptr;
   DecodeLimits limits_;
   uint64_t default_timeout_ms_ = 5000;

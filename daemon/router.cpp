@@ -11,6 +11,16 @@ namespace {
 
 constexpr int kBudget = 512;     // messages per pass before yielding to the loop
 constexpr size_t kMaxFrames = 64;  // envelope frames a request may carry
+// Replies queued for one client connection that is not reading them. Past
+// it a reply to that client is dropped (never waited for: every send is
+// non-blocking), so a client that sends and never reads costs at most this
+// many replies of memory, and never holds up the loop or other clients.
+constexpr int kReplyHwm = 10000;
+// Connections waiting to be accepted, per listening endpoint (the kernel
+// caps it at net.core.somaxconn). libzmq's default of 100 overflows when
+// hundreds of clients connect at once: the kernel drops the SYNs past it and
+// those clients retry a second later.
+constexpr int kBacklog = 4096;
 
 }  // namespace
 
@@ -23,9 +33,10 @@ Status Router::Bind(const std::vector<std::string>& endpoints, int64_t max_messa
   try {
     socket_.set(zmq::sockopt::router_mandatory, 1);
     socket_.set(zmq::sockopt::maxmsgsize, max_message_bytes);
-    socket_.set(zmq::sockopt::sndhwm, 100000);
+    socket_.set(zmq::sockopt::sndhwm, kReplyHwm);
     socket_.set(zmq::sockopt::rcvhwm, 100000);
     socket_.set(zmq::sockopt::linger, 0);
+    socket_.set(zmq::sockopt::backlog, kBacklog);
     for (const auto& ep : endpoints) {
       if (auto st = BindEndpoint(socket_, ep); !st.ok()) return st;
       TLOG_INFO("router: listening on %s", ep.c_str());

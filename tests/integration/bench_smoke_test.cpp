@@ -103,7 +103,7 @@ TEST_F(BenchSmokeTest, LoadedTokensAreFoundByEveryOperationMix) {
   }
 }
 
-// The plain-client mode (raw DEALER + zmq_poll), with the CPU-per-reply
+// The plain-client mode (raw DEALER sockets waited on with epoll), with the CPU-per-reply
 // accounting of the daemon's process.
 TEST_F(BenchSmokeTest, PlainClientRunsEveryOperationAndReportsCpu) {
   for (const char* op : {"get_session", "ping", "mix"}) {
@@ -121,6 +121,33 @@ TEST_F(BenchSmokeTest, PlainClientRunsEveryOperationAndReportsCpu) {
     ASSERT_TRUE(threads.contains("main") && threads.contains("ZMQbg/IO/0")) << r.dump();
     EXPECT_GT(threads["main"].get<double>() + threads["ZMQbg/IO/0"].get<double>(), 0.0) << r.dump();
   }
+}
+
+// The disturbances of tools/bench-capacity beside a measured run: clients
+// that send and never read, and a storm of connections within the window
+// (each answered once); and a get_session storm of idle clients.
+TEST_F(BenchSmokeTest, SlowClientsAndAStormAreReported) {
+  auto args = RunArgs("get_session");
+  args.insert(args.end(), {"--plain", "--slow-clients", "3", "--slow-burst", "50", "--storm-clients", "20",
+                           "--storm-ms", "300"});
+  auto r = Bench(args);
+  ExpectAllOk(r);
+  SCOPED_TRACE(r.dump());
+  const auto& d = r["disturb"];
+  EXPECT_EQ(d["slow_clients"], 3);
+  EXPECT_GE(d["slow_sent"].get<uint64_t>(), 150u);
+  EXPECT_EQ(d["storm_clients"], 20);
+  EXPECT_EQ(d["storm_ok"], 20u);
+  EXPECT_EQ(d["storm_errors"], 0u);
+  EXPECT_EQ(d["storm_unanswered"], 0u);
+  EXPECT_GT(d["storm_all_served_ms"].get<double>(), 0.0);
+  EXPECT_EQ(d["storm_latency"]["count"], 20u);
+
+  auto c = Bench({"clients", "--endpoint", daemon_->request_endpoint(), "-n", "30", "--hold", "0", "--sessions",
+                  std::to_string(kSessions), "--pid", std::to_string(daemon_->pid())});
+  EXPECT_EQ(c["answered"], 30u) << c.dump();
+  EXPECT_EQ(c["errors"], 0u) << c.dump();
+  EXPECT_GT(c["rss_kib_connected"].get<long>(), 0) << c.dump();
 }
 
 // toriibench floor (the bare ROUTER server the benchmark measures as the

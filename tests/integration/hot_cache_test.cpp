@@ -84,6 +84,43 @@ TEST_F(HotCacheTest, HitAnswersWithoutSqlByTokenAndById) {
   Exec(locker.get(), "ROLLBACK");
 }
 
+// A cached token is answered before the request's plan is built (the
+// daemon's shortcut for a hit): every rule of the request still holds. A hit
+// echoes the id; a wrong shape gets its error and counts no hit; a deadline
+// of 0 is a timeout; extra top-level keys and an actor take the general way.
+TEST_F(HotCacheTest, AHitKeepsEveryRuleOfTheRequest) {
+  Value u = NewUser();
+  Value s = CachedSession(u["id"].str());
+  std::string token = s["token"].str();
+  uint64_t hits = Cache()["hits"].u64();
+
+  Reply hit = client().Call(Req{.op = V("get_session"), .args = V::Map({{"token", token}}),
+                                .v = V(int64_t{1}), .timeout_ms = V(int64_t{2000})});
+  ASSERT_TRUE(hit.ok()) << hit.ToString();
+  EXPECT_EQ(hit.result()["id"].str(), s["id"].str());
+  EXPECT_EQ(Cache()["hits"].u64(), hits + 1);
+
+  EXPECT_EQ(Call("get_session", V::Map({{"token", token}, {"bogus", int64_t{1}}})).code(), "invalid_argument");
+  EXPECT_EQ(Call("get_session", V::Map({{"token", token}, {"id", s["id"].str()}})).code(), "invalid_argument");
+  EXPECT_EQ(Call("get_session", V::Map({{"token", int64_t{7}}})).code(), "bad_request");
+  Reply zero = client().Call(Req{.op = V("get_session"), .args = V::Map({{"token", token}}),
+                                 .timeout_ms = V(int64_t{0})});
+  EXPECT_EQ(zero.code(), "timeout") << zero.ToString();
+  Reply bad_v = client().Call(Req{.op = V("get_session"), .args = V::Map({{"token", token}}), .v = V(int64_t{2})});
+  EXPECT_EQ(bad_v.code(), "unsupported_version") << bad_v.ToString();
+  EXPECT_EQ(Cache()["hits"].u64(), hits + 1) << "a request refused above counted a hit";
+
+  // An actor never reads the cache (row-level security decides).
+  Reply as_owner = client().Call(Req{.op = V("get_session"), .args = V::Map({{"token", token}}),
+                                     .actor = V(u["id"].str())});
+  ASSERT_TRUE(as_owner.ok()) << as_owner.ToString();
+  EXPECT_EQ(Cache()["hits"].u64(), hits + 1);
+  // include_expired never reads it either.
+  Reply any = Call("get_session", V::Map({{"token", token}, {"include_expired", true}}));
+  ASSERT_TRUE(any.ok()) << any.ToString();
+  EXPECT_EQ(Cache()["hits"].u64(), hits + 1);
+}
+
 TEST_F(HotCacheTest, OwnWritesEvictBeforeTheirReply) {
   Value u = NewUser();
   std::string uid = u["id"].str();

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
 
 #include "request_fixture.h"
@@ -211,6 +212,75 @@ TEST_F(RequestLoadTest, BatchedLookupsHeldByALockTimeOutOnTimeThenServeAgain) {
   Reply r = Call("get_session", V::Map({{"token", s["token"].str()}}));
   ASSERT_TRUE(r.ok()) << r.ToString();
   EXPECT_EQ(r.result()["id"].str(), s["id"].str());
+}
+
+// A connection storm beside clients that send and never read: 20 DEALERs
+// with the smallest receive buffers queue 500 get_session each and read
+// nothing (their replies pile up in the daemon or are dropped there, never
+// waited for), then 100 clients connect at once and pipeline lookups and
+// pings. Every request of the 100 must be answered, once, correctly; the
+// never-reading ones keep sending meanwhile. No timing is asserted beyond a
+// generous deadline.
+TEST_F(RequestLoadTest, StormOfClientsAllAnsweredBesideClientsThatNeverRead) {
+  constexpr int kSlow = 20, kSlowEach = 500, kClients = 100, kEach = 6;
+  std::string uid = NewUser()["id"].str();
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 3; i++) tokens.push_back(NewSession(uid)["token"].str());
+  auto lookup = [&](int64_t id) {
+    if (id % 3 == 0) return Req{.op = V("ping"), .id = V(id)}.Encode();
+    return Req{.op = V("get_session"), .args = V::Map({{"token", tokens[size_t(id) % tokens.size()]}}), .id = V(id)}
+        .Encode();
+  };
+  std::vector<zmq::socket_t> slow;
+  auto send_slow = [&](int n) {
+    for (auto& s : slow) {
+      for (int i = 0; i < n; i++) {
+        std::string body = lookup(1 + i * 3);
+        if (!s.send(zmq::const_buffer("", 0), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) break;
+        s.send(zmq::const_buffer(body.data(), body.size()), zmq::send_flags::none);
+      }
+    }
+  };
+  for (int i = 0; i < kSlow; i++) {
+    zmq::socket_t s(TestContext(), zmq::socket_type::dealer);
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::rcvhwm, 1);
+    s.set(zmq::sockopt::rcvbuf, 4096);
+    s.connect(daemon().request_endpoint());
+    slow.push_back(std::move(s));
+  }
+  send_slow(kSlowEach);
+
+  std::vector<std::unique_ptr<WireClient>> clients;
+  for (int c = 0; c < kClients; c++) {
+    clients.push_back(std::make_unique<WireClient>(daemon().request_endpoint()));
+    for (int i = 0; i < kEach; i++) clients.back()->SendRaw(lookup(c * 100 + i));
+  }
+  send_slow(kSlowEach);
+  int ok = 0, bad = 0, lost = 0;
+  for (int c = 0; c < kClients; c++) {
+    std::vector<int> seen(kEach, 0);
+    for (int i = 0; i < kEach; i++) {
+      Reply r = clients[size_t(c)]->Recv(60000);
+      if (!r.received) {
+        lost++;
+        break;
+      }
+      int64_t id = r.id().i64();
+      bool good = r.ok() && id >= c * 100 && id < c * 100 + kEach && seen[size_t(id - c * 100)]++ == 0;
+      if (good && id % 3 != 0) good = r.result()["user_id"].str() == uid;
+      if (good && id % 3 == 0) good = r.result()["protocol"].i64() == 1;
+      if (!good && bad++ < 5) ADD_FAILURE() << "client " << c << ": " << r.ToString();
+      ok += good;
+    }
+  }
+  EXPECT_EQ(lost, 0);
+  EXPECT_EQ(bad, 0);
+  EXPECT_EQ(ok, kClients * kEach);
+  // The daemon still answers, and has read the never-reading clients' requests.
+  Reply stats = Call("stats");
+  ASSERT_TRUE(stats.ok()) << stats.ToString();
+  EXPECT_GE(stats.result()["requests"].u64(), uint64_t(kClients * kEach));
 }
 
 }  // namespace

@@ -44,6 +44,29 @@ TEST(HotSessions, BoundEvictsLeastRecentlyUsedAndKeepsTheUserIndexSound) {
   EXPECT_EQ(cache.FindById("i2", kNow, kMono), nullptr);
 }
 
+// A hit moves its entry to the front only when it may have drifted into
+// the back half; either way the least recently used entry is the one that
+// goes past the bound.
+TEST(HotSessions, AHitKeepsItsEntryAndTheLeastRecentlyUsedGoes) {
+  HotSessions cache(4, kLease);
+  Live(cache);
+  for (int i = 0; i < 4; i++) cache.Insert(cache.generation(), Key("d", i), Key("i", i), "u", kLater, Key("row", i));
+  // d0 is at the back: the hit moves it to the front, so d1 goes next.
+  ASSERT_NE(cache.FindByDigest("d0", kNow, kMono), nullptr);
+  cache.Insert(cache.generation(), "d4", "i4", "u", kLater, "row4");
+  EXPECT_EQ(cache.FindByDigest("d1", kNow, kMono), nullptr);
+  ASSERT_NE(cache.FindByDigest("d0", kNow, kMono), nullptr);
+  // d3 is in the front half: the hit leaves it there, and d2 (behind it,
+  // not used since) goes next.
+  ASSERT_NE(cache.FindByDigest("d3", kNow, kMono), nullptr);
+  cache.Insert(cache.generation(), "d5", "i5", "u", kLater, "row5");
+  EXPECT_EQ(cache.FindByDigest("d2", kNow, kMono), nullptr);
+  EXPECT_NE(cache.FindByDigest("d3", kNow, kMono), nullptr);
+  EXPECT_NE(cache.FindByDigest("d0", kNow, kMono), nullptr);
+  EXPECT_EQ(cache.size(), 4u);
+  EXPECT_EQ(cache.stats().capacity_evictions, 2u);
+}
+
 TEST(HotSessions, ALoadThatRacedAnInvalidationIsNotInserted) {
   HotSessions cache(10, kLease);
   Live(cache);

@@ -42,18 +42,27 @@ Result<nlohmann::json> RunIdleClients(const IdleClientsOptions& opt) {
   for (int i = 0; i < opt.clients; i++) {
     auto c = Client::Create(co);
     if (!c.ok()) return Error::Internal("client " + std::to_string(i) + ": " + c.error().ToString());
-    c->Send("ping");
+    if (opt.sessions > 0) {
+      std::string token = BenchToken(uint64_t(i) % opt.sessions);
+      c->Send("get_session", [&](Packer& pk) {
+        pk.pack_map(1);
+        pk.pack("token");
+        pk.pack(token);
+      });
+    } else {
+      c->Send("ping");
+    }
     clients.push_back(std::move(*c));
   }
-  uint64_t answered = 0;
+  uint64_t answered = 0, errors = 0;
   for (auto& c : clients) {
     c.Poll(30000);
-    if (auto r = c.Receive(); r && r->reply.ok()) answered++;
+    if (auto r = c.Receive()) (r->reply.ok() ? answered : errors)++;
   }
   double connect_s = double(MonoNs() - t0) / 1e9;
   std::this_thread::sleep_for(std::chrono::milliseconds(int64_t(opt.hold_s * 1000)));
   long after = opt.pid > 0 ? RssKiB(opt.pid) : -1;
-  return nlohmann::json{{"clients", opt.clients},   {"answered", answered},        {"connect_s", connect_s},
+  return nlohmann::json{{"clients", opt.clients},   {"answered", answered},        {"errors", errors},  {"connect_s", connect_s},
                         {"rss_kib_before", before}, {"rss_kib_connected", after}};
 }
 

@@ -244,11 +244,28 @@ void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx,
   }
 }
 
+// A request body as the plain client packs it: {op, id, timeout_ms, args}.
+void PackPlainRequest(msgpack::sbuffer& buf, const Draw& d, uint64_t id, int64_t timeout_ms) {
+  buf.clear();
+  Packer pk(buf);
+  pk.pack_map(4);
+  pk.pack("op");
+  pk.pack(OpKindName(d.op));
+  pk.pack("id");
+  pk.pack(id);
+  pk.pack("timeout_ms");
+  pk.pack(timeout_ms);
+  pk.pack("args");
+  PackArgs(d, pk);
+}
+
 // The plain-client worker: what a user without torii::Client writes. One
 // DEALER socket per connection; a request is an empty delimiter frame and
 // a msgpack map {op, id, args, timeout_ms}; the reply is decoded with
-// msgpack::unpack and matched by id. The thread waits in zmq_poll on all
-// of its sockets.
+// msgpack::unpack and matched by id. The thread waits on all of its
+// sockets' ZMQ_FDs with epoll (as Worker does: zmq_poll over a thousand
+// sockets would ask each for ZMQ_EVENTS at every wait), and reads a socket
+// until a receive would block, which re-arms its ZMQ_FD.
 void PlainWorker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx, Shared& sh, int64_t start_ns,
                  ThreadResult& out) {
   struct PConn {
@@ -259,38 +276,41 @@ void PlainWorker(int first, int last, const LoadGenOptions& opt, zmq::context_t&
   };
   std::vector<PConn> conns;
   conns.reserve(size_t(last - first));
-  std::vector<zmq_pollitem_t> items;
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) {
+    out.fatal = std::string("epoll_create1: ") + std::strerror(errno);
+    return;
+  }
+  struct CloseFd {
+    int fd;
+    ~CloseFd() { close(fd); }
+  } close_ep{ep};
   try {
     for (int i = first; i < last; i++) {
       PConn c;
       c.s = zmq::socket_t(ctx, zmq::socket_type::dealer);
       c.s.set(zmq::sockopt::linger, 0);
-      for (const auto& ep : opt.endpoints) c.s.connect(ep);
+      for (const auto& e : opt.endpoints) c.s.connect(e);
       c.rng = opt.seed * 7919 + uint64_t(i) * 104729;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u32 = uint32_t(i - first);
+      if (epoll_ctl(ep, EPOLL_CTL_ADD, c.s.get(zmq::sockopt::fd), &ev) != 0) {
+        out.fatal = std::string("cannot watch the socket: ") + std::strerror(errno);
+        return;
+      }
       conns.push_back(std::move(c));
     }
   } catch (const zmq::error_t& e) {
     out.fatal = std::string("plain client: ") + e.what();
     return;
   }
-  for (PConn& c : conns) items.push_back({c.s.handle(), 0, ZMQ_POLLIN, 0});
   while (MonoNs() < start_ns) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   const size_t cap = size_t(std::max(opt.depth, 1));
   msgpack::sbuffer buf;
   auto send = [&](PConn& c) {
-    Draw d = DrawOp(opt.op, c.rng, opt);
-    buf.clear();
-    Packer pk(buf);
-    pk.pack_map(4);
-    pk.pack("op");
-    pk.pack(OpKindName(d.op));
-    pk.pack("id");
     uint64_t id = c.next_id++;
-    pk.pack(id);
-    pk.pack("timeout_ms");
-    pk.pack(opt.timeout_ms);
-    pk.pack("args");
-    PackArgs(d, pk);
+    PackPlainRequest(buf, DrawOp(opt.op, c.rng, opt), id, opt.timeout_ms);
     c.s.send(zmq::const_buffer("", 0), zmq::send_flags::sndmore);
     c.s.send(zmq::const_buffer(buf.data(), buf.size()), zmq::send_flags::none);
     c.sent.emplace(id, MonoNs());
@@ -311,23 +331,50 @@ void PlainWorker(int first, int last, const LoadGenOptions& opt, zmq::context_t&
     c.sent.erase(it);
     CountReply(sh, out, t0, now, ok, code);
   };
+  // Reads until a receive would block (that re-arms ZMQ_FD); true when a
+  // reply came, so the connection has room to send again.
   auto drain = [&](PConn& c) {
     zmq::message_t m;
+    bool any = false;
     while (c.s.recv(m, zmq::recv_flags::dontwait)) {
       if (m.more()) continue;  // the empty delimiter
       on_reply(c, m);
+      any = true;
     }
+    return any;
   };
+  // Connections with room for more requests: all of them at first, then
+  // those whose replies came.
+  std::vector<uint32_t> refill, next_refill;
+  for (uint32_t k = 0; k < conns.size(); k++) refill.push_back(k);
+  std::vector<epoll_event> fired(std::max<size_t>(conns.size(), 1));
   out.lat.reserve(1 << 16);
   out.sent.reserve(1 << 16);
   try {
+    int64_t sweep_at = MonoNs() + 50 * kMs;
     while (!sh.stop.load(std::memory_order_relaxed)) {
-      for (PConn& c : conns) {
-        while (c.sent.size() < cap) send(c);
+      while (!refill.empty()) {
+        next_refill.clear();
+        for (uint32_t k : refill) {
+          PConn& c = conns[k];
+          while (c.sent.size() < cap) send(c);
+          // Sending may have taken the signal of a reply that came
+          // meanwhile (ZeroMQ processes its commands then): read first.
+          if (drain(c)) next_refill.push_back(k);
+        }
+        refill.swap(next_refill);
       }
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(50));
-      for (size_t k = 0; k < items.size(); k++) {
-        if (items[k].revents & ZMQ_POLLIN) drain(conns[k]);
+      timespec ts{0, 50 * 1000000};
+      int n = epoll_pwait2(ep, fired.data(), int(fired.size()), &ts, nullptr);
+      for (int i = 0; i < n; i++) {
+        uint32_t k = fired[size_t(i)].data.u32;
+        if (drain(conns[k])) refill.push_back(k);
+      }
+      if (MonoNs() >= sweep_at) {  // a signal taken by a send without a reply to read yet
+        for (uint32_t k = 0; k < conns.size(); k++) {
+          if (drain(conns[k]) || conns[k].sent.size() < cap) refill.push_back(k);
+        }
+        sweep_at = MonoNs() + 50 * kMs;
       }
     }
     int64_t deadline = MonoNs() + (opt.timeout_ms + 1000) * kMs;
@@ -335,13 +382,115 @@ void PlainWorker(int first, int last, const LoadGenOptions& opt, zmq::context_t&
       size_t left = 0;
       for (PConn& c : conns) left += c.sent.size();
       if (left == 0 || MonoNs() >= deadline) break;
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(10));
-      for (size_t k = 0; k < items.size(); k++) {
-        if (items[k].revents & ZMQ_POLLIN) drain(conns[k]);
-      }
+      timespec ts{0, 10 * 1000000};
+      epoll_pwait2(ep, fired.data(), int(fired.size()), &ts, nullptr);
+      for (PConn& c : conns) drain(c);
     }
   } catch (const zmq::error_t& e) {
     out.fatal = std::string("plain client: ") + e.what();
+  }
+}
+
+// The disturbances of LoadGenOptions (slow clients, a storm) on one thread
+// from `start_ns` until `sh.stop`, on a ZeroMQ context of their own: other
+// clients of the daemon, not sharing the measured connections' I/O thread
+// (whose handshakes would otherwise delay the measured replies here).
+void Disturber(const LoadGenOptions& opt, Shared& sh, int64_t start_ns, int64_t window_ns, DisturbReport& rep,
+               std::string& fatal) {
+  zmq::context_t ctx(1);
+  ctx.set(zmq::ctxopt::max_sockets, 65536);
+  rep.slow_clients = opt.slow_clients;
+  rep.storm_clients = opt.storm_clients;
+  msgpack::sbuffer buf;
+  uint64_t rng = opt.seed * 31337;
+  uint64_t next_id = 1;
+  auto send = [&](zmq::socket_t& s, OpKind op, uint64_t id) {
+    PackPlainRequest(buf, DrawOp(op, rng, opt), id, opt.timeout_ms);
+    if (!s.send(zmq::const_buffer("", 0), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return false;
+    s.send(zmq::const_buffer(buf.data(), buf.size()), zmq::send_flags::none);
+    return true;
+  };
+  try {
+    std::vector<zmq::socket_t> slow;
+    for (int i = 0; i < opt.slow_clients; i++) {
+      zmq::socket_t s(ctx, zmq::socket_type::dealer);
+      s.set(zmq::sockopt::linger, 0);
+      s.set(zmq::sockopt::rcvhwm, 1);
+      s.set(zmq::sockopt::rcvbuf, 4096);
+      for (const auto& e : opt.endpoints) s.connect(e);
+      slow.push_back(std::move(s));
+    }
+    struct Storm {
+      zmq::socket_t s;
+      int64_t sent_at = 0;
+      bool done = false;
+    };
+    std::vector<Storm> storm;
+    storm.reserve(size_t(std::max(opt.storm_clients, 0)));
+    std::vector<int64_t> storm_lat;
+    while (MonoNs() < start_ns) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (auto& s : slow) {
+      for (int k = 0; k < opt.slow_burst; k++) rep.slow_sent += send(s, OpKind::kGetSession, next_id++) ? 1 : 0;
+    }
+    const int64_t slow_every = opt.slow_rate > 0 ? int64_t(1e9 / opt.slow_rate) : INT64_MAX;
+    int64_t slow_next = MonoNs() + slow_every;
+    int64_t storm_first = 0, storm_last_reply = 0;
+    size_t storm_left = 0;
+    std::vector<zmq_pollitem_t> items;
+    while (!sh.stop.load(std::memory_order_relaxed)) {
+      int64_t now = MonoNs();
+      if (!slow.empty() && now >= slow_next) {
+        for (auto& s : slow) rep.slow_sent += send(s, OpKind::kGetSession, next_id++) ? 1 : 0;
+        slow_next += slow_every;
+      }
+      // The storm's sockets: the i-th connects at window + i * storm_ms / n.
+      while (int(storm.size()) < opt.storm_clients &&
+             now >= window_ns + int64_t(opt.storm_ms) * kMs * int64_t(storm.size()) / opt.storm_clients) {
+        Storm st{zmq::socket_t(ctx, zmq::socket_type::dealer)};
+        st.s.set(zmq::sockopt::linger, 0);
+        for (const auto& e : opt.endpoints) st.s.connect(e);
+        st.sent_at = MonoNs();
+        if (storm.empty()) storm_first = st.sent_at;
+        send(st.s, opt.op, 1);
+        storm.push_back(std::move(st));
+        storm_left++;
+        items.push_back({storm.back().s.handle(), 0, ZMQ_POLLIN, 0});
+        for (size_t k = 0; k < storm.size(); k++) items[k].socket = storm[k].s.handle();  // moved on growth
+      }
+      if (storm_left > 0) {
+        zmq::poll(items.data(), items.size(), std::chrono::milliseconds(1));
+        for (size_t k = 0; k < items.size(); k++) {
+          if (!(items[k].revents & ZMQ_POLLIN) || storm[k].done) continue;
+          zmq::message_t m;
+          while (storm[k].s.recv(m, zmq::recv_flags::dontwait)) {
+            if (m.more()) continue;
+            uint64_t id = 0;
+            bool ok = false;
+            std::string code;
+            try {
+              msgpack::object_handle oh = msgpack::unpack(static_cast<const char*>(m.data()), m.size());
+              ReadReplyFields(oh.get(), &id, &ok, &code);
+            } catch (const std::exception&) {
+            }
+            int64_t t = MonoNs();
+            storm[k].done = true;
+            storm_left--;
+            storm_last_reply = t;
+            (ok ? rep.storm_ok : rep.storm_errors)++;
+            storm_lat.push_back(t - storm[k].sent_at);
+          }
+        }
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    rep.storm_unanswered = storm_left + size_t(opt.storm_clients - int(storm.size()));
+    if (!storm.empty()) {
+      rep.storm_all_served_ms = double((storm_left == 0 ? storm_last_reply : MonoNs()) - storm_first) / 1e6;
+    }
+    rep.storm_latency = Summarize(storm_lat);
+  } catch (const zmq::error_t& e) {
+    fatal = std::string("disturbance: ") + e.what();
   }
 }
 
@@ -473,12 +622,20 @@ const char* OpKindName(OpKind k) {
   return "?";
 }
 
+nlohmann::json DisturbReport::ToJson() const {
+  return {{"slow_clients", slow_clients},       {"slow_sent", slow_sent},
+          {"storm_clients", storm_clients},     {"storm_ok", storm_ok},
+          {"storm_errors", storm_errors},       {"storm_unanswered", storm_unanswered},
+          {"storm_all_served_ms", storm_all_served_ms}, {"storm_latency", storm_latency.ToJson()}};
+}
+
 nlohmann::json LoadGenReport::ToJson() const {
   nlohmann::json j = {{"op", OpKindName(op)},   {"connections", connections}, {"threads", threads}, {"depth", depth},
                       {"rate", rate},           {"seconds", seconds},         {"ok", ok},
                       {"errors", errors},       {"error_codes", error_codes}, {"throughput", throughput},
                       {"latency", latency.ToJson()}, {"tail", tail.ToJson()}};
   j["client"] = plain ? "plain" : "torii::Client";
+  if (disturb.slow_clients > 0 || disturb.storm_clients > 0) j["disturb"] = disturb.ToJson();
   if (!cpu_us_per_reply.empty()) j["cpu_us_per_reply"] = cpu_us_per_reply;
   if (!cpu_us_per_reply_by_thread.empty()) j["cpu_us_per_reply_by_thread"] = cpu_us_per_reply_by_thread;
   if (cleanup_s > 0) {
@@ -493,6 +650,10 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   if (opt.connections < 1 || opt.depth < 1) return Error::InvalidArgument("connections and depth must be >= 1");
   if (opt.plain && (opt.rate > 0 || opt.cleanup)) {
     return Error::InvalidArgument("the plain client runs at max rate only (no --rate, no --cleanup)");
+  }
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;  // a socket per connection, and libzmq's own
+    setrlimit(RLIMIT_NOFILE, &rl);
   }
   zmq::context_t ctx(1);
   ctx.set(zmq::ctxopt::max_sockets, 65536);
@@ -509,6 +670,14 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   for (int t = 0; t < nthreads; t++) {
     int first = int(int64_t(opt.connections) * t / nthreads), last = int(int64_t(opt.connections) * (t + 1) / nthreads);
     threads.emplace_back(opt.plain ? PlainWorker : Worker, first, last, std::cref(opt), std::ref(ctx), std::ref(sh), start, std::ref(results[t]));
+  }
+
+  DisturbReport disturb;
+  std::string disturb_fatal;
+  std::thread disturber;
+  if (opt.slow_clients > 0 || opt.storm_clients > 0) {
+    disturber = std::thread(Disturber, std::cref(opt), std::ref(sh), start, warm_end, std::ref(disturb),
+                            std::ref(disturb_fatal));
   }
 
   // Cleanup mode: one more connection runs the cleanup after the warm-up.
@@ -626,6 +795,8 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   sh.stop = true;
   for (auto& t : threads) t.join();
   if (cleaner.joinable()) cleaner.join();
+  if (disturber.joinable()) disturber.join();
+  if (!disturb_fatal.empty()) return Error::Internal(disturb_fatal);
 
   LoadGenReport rep;
   rep.op = opt.op;
@@ -634,6 +805,7 @@ Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   rep.depth = opt.depth;
   rep.rate = opt.rate;
   rep.plain = opt.plain;
+  rep.disturb = std::move(disturb);
   rep.cpu_us_per_reply = std::move(cpu_per_reply);
   rep.cpu_us_per_reply_by_thread = std::move(cpu_by_thread);
   std::vector<int64_t> all, all_sent;

@@ -64,8 +64,34 @@ struct LoadGenOptions {
   // alone, `cpu_tree` the process and its direct children (a postmaster:
   // its backends). Reported per reply in that window.
   std::map<std::string, int> cpu, cpu_tree;
+  // Disturbances beside the measured connections (plain DEALER sockets on
+  // a thread of their own; they count neither in the throughput nor in the
+  // latency):
+  // - slow clients: `slow_clients` sockets that send get_session and never
+  //   read a reply (a receive buffer of a few KiB, a receive high-water
+  //   mark of 1): `slow_burst` requests each when the warm-up starts, then
+  //   `slow_rate` requests/s each until the end;
+  // - a storm: `storm_clients` sockets that connect during the measured
+  //   window, spread evenly over its first `storm_ms`; each sends one
+  //   request of `op` at once and reads its reply, then stays connected.
+  int slow_clients = 0;
+  int slow_burst = 200;
+  double slow_rate = 10;
+  int storm_clients = 0;
+  int storm_ms = 1000;
   bool progress = true;
   uint64_t seed = 1;
+};
+
+// What the disturbances saw (LoadGenOptions' slow clients and storm).
+struct DisturbReport {
+  int slow_clients = 0;
+  uint64_t slow_sent = 0;         // requests the slow clients sent
+  int storm_clients = 0;
+  uint64_t storm_ok = 0, storm_errors = 0, storm_unanswered = 0;
+  double storm_all_served_ms = 0; // first connect to last reply (all answered) or to the end
+  LatencySummary storm_latency;   // each storm client's one request
+  nlohmann::json ToJson() const;
 };
 
 struct LoadGenReport {
@@ -82,6 +108,7 @@ struct LoadGenReport {
   double cleanup_s = 0;      // cleanup mode: how long the cleanup took
   uint64_t cleanup_deleted = 0;
   bool plain = false;
+  DisturbReport disturb;
   // CPU microseconds per reply over the measured window, by name (options'
   // cpu and cpu_tree), and of this load generator itself ("client").
   std::map<std::string, double> cpu_us_per_reply;

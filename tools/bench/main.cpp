@@ -49,6 +49,16 @@ void PrintLoad(const LoadGenReport& r) {
                 (unsigned long long)r.tail.slow_in_worst, (unsigned long long)r.tail.slow,
                 (unsigned long long)r.tail.worst_windows, (unsigned long long)r.tail.windows, r.tail.window_ms);
   }
+  if (r.disturb.slow_clients > 0) {
+    std::printf("slow clients: %d sent %llu requests, read none\n", r.disturb.slow_clients,
+                (unsigned long long)r.disturb.slow_sent);
+  }
+  if (r.disturb.storm_clients > 0) {
+    std::printf("storm: %d clients, %llu ok, %llu errors, %llu unanswered, all served in %.0f ms, p99 %.0f us\n",
+                r.disturb.storm_clients, (unsigned long long)r.disturb.storm_ok,
+                (unsigned long long)r.disturb.storm_errors, (unsigned long long)r.disturb.storm_unanswered,
+                r.disturb.storm_all_served_ms, r.disturb.storm_latency.p99_us);
+  }
   if (r.cleanup_s > 0) {
     std::printf("cleanup: %llu rows in %.1f s\n", (unsigned long long)r.cleanup_deleted, r.cleanup_s);
   }
@@ -92,6 +102,14 @@ int main(int argc, char** argv) {
   run->add_option("--cpu", cpu_flags, "NAME=PID: report that process's CPU per reply over the window (repeatable)");
   run->add_option("--cpu-tree", cpu_tree_flags,
                   "NAME=PID: the same for the process and its children (a postmaster: its backends)");
+  run->add_option("--slow-clients", go.slow_clients, "extra sockets that send get_session and never read")
+      ->capture_default_str();
+  run->add_option("--slow-burst", go.slow_burst, "requests each slow client sends at the start")->capture_default_str();
+  run->add_option("--slow-rate", go.slow_rate, "then requests/s each slow client sends")->capture_default_str();
+  run->add_option("--storm-clients", go.storm_clients,
+                  "extra sockets connecting during the measured window, one request each")
+      ->capture_default_str();
+  run->add_option("--storm-ms", go.storm_ms, "the storm's connections spread over this long")->capture_default_str();
   run->add_flag("-q,--quiet", quiet, "no progress lines");
 
   EventLatencyOptions eo;
@@ -111,6 +129,8 @@ int main(int argc, char** argv) {
   cl->add_option("-n,--clients", io.clients, "connections")->capture_default_str();
   cl->add_option("--pid", io.pid, "process whose RSS to sample (toriid)")->capture_default_str();
   cl->add_option("--hold", io.hold_s, "seconds to stay connected")->capture_default_str();
+  cl->add_option("--sessions", io.sessions, "> 0: each client asks get_session of a token below this instead of ping")
+      ->capture_default_str();
 
   RevokeOptions ro;
   auto* rv = app.add_subcommand("revoke", "revocation latency of the daemon's session cache");
