@@ -21,6 +21,8 @@ const StatementDef kStatements[] = {
     // stats' per-tenant counts: users, and unexpired sessions. Run with
     // torii.tenant '*' (every tenant's rows); index-only scans of the
     // (tenant, ...) indexes.
+    {Stmt::kTenantCountsTimeout, "t_tenant_counts_timeout", "SELECT set_config('statement_timeout', '2000', true)",
+     0},
     {Stmt::kTenantCounts, "t_tenant_counts",
      "SELECT t.name, (SELECT count(*) FROM users u WHERE u.tenant = t.name), "
      "(SELECT count(*) FROM sessions s WHERE s.tenant = t.name AND s.expires_at > now()) "

@@ -77,6 +77,7 @@ enum class Stmt : uint8_t {
   kTenantExists,
   kCreateTenant,
   kListTenants,
+  kTenantCountsTimeout,
   kTenantCounts,
   kCount,
 };
