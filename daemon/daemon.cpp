@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
 
 #include "counters.h"
 #include "hot_sessions.h"
@@ -166,12 +167,17 @@ Status Daemon::Start() {
   limits.max_str = limits.max_bin = static_cast<size_t>(config_.server.max_message_bytes);
   requests_ = std::make_unique<Requests>(&loop_, *router_, *pool_, limits);
   requests_->set_default_timeout_ms(static_cast<uint64_t>(config_.server.request_timeout_ms));
+  if (zap_) requests_->set_bound_tenant([this](const zmq::message_t& body) { return zap_->BoundTenant(body); });
   hot_ = std::make_unique<HotSessions>(static_cast<size_t>(config_.cache.sessions),
                                       static_cast<uint64_t>(config_.cache.lease_ms) * 1000);
   if (hot_->enabled()) requests_->set_hot_sessions(hot_.get());
   LocalOpHooks hooks;
   hooks.schema_version = static_cast<uint64_t>(EmbeddedMigrations().back().version);
   hooks.stats = [this] { return StatsBody(); };
+  hooks.tenants = [this](std::function<void(Result<std::string>)> done) {
+    RefreshTenantCounts();
+    done(PackTenants());
+  };
   hooks.cleanup = [this](std::function<void(Result<uint64_t>)> done) {
     janitor_->RunNow([this, done = std::move(done)](Result<uint64_t> n) {
       hot_->EvictExpired(NowMicros());
@@ -368,6 +374,56 @@ void Daemon::ConfigureAudit() {
                  {config_.audit.enabled ? "true" : "false", config_.audit.sessions ? "true" : "false"}, [](Status st) {
                    if (!st.ok()) TLOG_WARN("daemon: cannot set the audit switches: %s", st.error().message().c_str());
                  });
+}
+
+void Daemon::RefreshTenantCounts() {
+  // stats never waits for the database: it answers with the last counts,
+  // and asks for new ones at most every kTenantCountsMs, one at a time,
+  // each under a statement timeout so that a lock cannot hold a pooled
+  // connection for long.
+  constexpr uint64_t kTenantCountsMs = 10000;
+  uint64_t now = uv_now(&loop_);
+  if (tenant_counts_running_ || (tenant_counts_at_ms_ != 0 && now - tenant_counts_at_ms_ < kTenantCountsMs)) return;
+  tenant_counts_running_ = true;
+  tenant_counts_at_ms_ = now;
+  std::vector<Command> cmds;
+  cmds.emplace_back(Stmt::kTenantCountsTimeout);
+  cmds.emplace_back(Stmt::kTenantCounts);
+  // Every tenant's rows: torii.tenant '*' (0014).
+  (void)pool_->Submit(
+      std::move(cmds), false,
+      [this](Result<JobOutput>&& out) {
+        tenant_counts_running_ = false;
+        if (!out.ok() || out->results.size() < 2) return;
+        const PGresult* r = out->results[1].get();
+        tenant_counts_.clear();
+        for (int i = 0; i < PQntuples(r); i++) {
+          tenant_counts_[PQgetvalue(r, i, 0)] = {std::strtoull(PQgetvalue(r, i, 1), nullptr, 10),
+                                                 std::strtoull(PQgetvalue(r, i, 2), nullptr, 10)};
+        }
+      },
+      "*");
+}
+
+std::string Daemon::PackTenants() {
+  // Every tenant counted or served; users and sessions nil until counted.
+  std::map<std::string, std::pair<const std::pair<uint64_t, uint64_t>*, uint64_t>> all;
+  for (const auto& [name, counts] : tenant_counts_) all[name].first = &counts;
+  for (const auto& [name, n] : requests_->tenant_requests()) all[name].second = n;
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  pk.pack_map(static_cast<uint32_t>(all.size()));
+  for (const auto& [name, v] : all) {
+    PackStr(pk, name);
+    pk.pack_map(3);
+    PackStr(pk, "users");
+    if (v.first != nullptr) pk.pack_uint64(v.first->first); else pk.pack_nil();
+    PackStr(pk, "sessions");
+    if (v.first != nullptr) pk.pack_uint64(v.first->second); else pk.pack_nil();
+    PackStr(pk, "requests");
+    pk.pack_uint64(v.second);
+  }
+  return std::string(buf.data(), buf.size());
 }
 
 CounterSnapshot Daemon::Snapshot() {

@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,6 +62,11 @@ class Daemon {
   void MaybeReady();
   void ConfigureAudit();
   std::string StatsBody();
+  // stats' `tenants` (docs/protocol.md section 7): the last per-tenant
+  // counts and this daemon's requests per tenant; RefreshTenantCounts asks
+  // the database for new counts when the last are older than 10 s.
+  void RefreshTenantCounts();
+  std::string PackTenants();
   std::string StatusLine();
   CounterSnapshot Snapshot();
 
@@ -73,6 +79,9 @@ class Daemon {
   std::unique_ptr<Pool> pool_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<Requests> requests_;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> tenant_counts_;  // name -> users, live sessions
+  uint64_t tenant_counts_at_ms_ = 0;
+  bool tenant_counts_running_ = false;
   std::unique_ptr<Publisher> publisher_;
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<Janitor> janitor_;

@@ -459,6 +459,10 @@ void Listener::Publish(const std::string& payload) {
     publisher_.Resync(DatabaseResyncReason(j), eid);
     return;
   }
+  // "*": every tenant (a TRUNCATE or the operator's torii_resync(); only a
+  // resync says so): published as the default stream's, which every
+  // tenant's stream follows.
+  if (tenant == "*") tenant.clear();
   if (!tenant.empty() && !IsValidTenantName(tenant)) {
     stats_.malformed++;
     TLOG_WARN("listener: ignoring a '%s.%s' payload with an invalid tenant name", family.c_str(), kind.c_str());

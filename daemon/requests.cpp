@@ -33,6 +33,9 @@ struct Requests::Ctx {
   uint64_t hot_gen = 0;   // the cache's generation when it was sent
   Plan plan;
   RequestMark mark;  // per-operation metrics, when they are on
+  // While the tenant it names is looked up (not yet known to exist).
+  std::unique_ptr<Request> waiting;
+  bool bound = false;  // its client key is bound to its tenant
 };
 
 Requests::Requests(uv_loop_t* loop, Router& router, Pool& pool, DecodeLimits limits)
@@ -59,21 +62,24 @@ void Requests::Close() {
 void Requests::AddLocalOp(std::string name, LocalOp op) { local_[std::move(name)] = std::move(op); }
 
 // The shape of a get_session the cache may answer before anything else is
-// built for it: no actor, a deadline, no top-level key but op, id, args, v
-// and timeout_ms, and args exactly {"token": a string of 1 to 1024 bytes},
-// which BuildGetSession turns into a cache lookup by digest and nothing
-// else. Any other shape takes the general path (and gets its error, or the
-// same lookup, there).
-// This runs before the checks OnMessage makes after decoding: a check added
-// there that can refuse a get_session or change what it reads (whose
-// sessions, as a tenant would) must be made here too, or keep such requests
-// off this path.
-bool Requests::AnswerFromCache(Envelope& env, const Request& req, RequestMark& mark, bool* looked_up) {
+// built for it: no actor, a deadline, no top-level key but op, id, args, v,
+// timeout_ms and tenant, and args exactly {"token": a string of 1 to 1024
+// bytes}, which BuildGetSession turns into a cache lookup by digest and
+// nothing else. Any other shape takes the general path (and gets its
+// error, or the same lookup, there).
+// This runs before the checks OnMessage makes after decoding, so it makes
+// the same choice of tenant (the one named, or the one the client's key is
+// bound to) and leaves to the general path every request those checks may
+// refuse: a bound key naming another tenant, a tenant not known yet. A
+// check added there that can refuse a get_session or change what it reads
+// must be made here too, or keep such requests off this path.
+bool Requests::AnswerFromCache(Envelope& env, const zmq::message_t& body, const Request& req, RequestMark& mark,
+                               bool* looked_up) {
   if (req.actor || req.op != "get_session" || req.timeout_ms.value_or(default_timeout_ms_) == 0) return false;
   const msgpack::object& root = req.handle.get();
   for (uint32_t i = 0; i < root.via.map.size; i++) {
     std::string_view k(root.via.map.ptr[i].key.via.str.ptr, root.via.map.ptr[i].key.via.str.size);
-    if (k != "op" && k != "id" && k != "args" && k != "v" && k != "timeout_ms") return false;
+    if (k != "op" && k != "id" && k != "args" && k != "v" && k != "timeout_ms" && k != "tenant") return false;
   }
   const msgpack::object& a = req.args;
   if (a.type != msgpack::type::MAP || a.via.map.size != 1) return false;
@@ -82,12 +88,23 @@ bool Requests::AnswerFromCache(Envelope& env, const Request& req, RequestMark& m
       kv.val.type != msgpack::type::STR || kv.val.via.str.size == 0 || kv.val.via.str.size > kMaxTokenBytes) {
     return false;
   }
+  std::string_view tenant = req.tenant ? std::string_view(*req.tenant) : kDefaultTenant;
+  std::optional<std::string> bound;
+  if (bound_tenant_ && (bound = bound_tenant_(body))) {
+    if (req.tenant && *req.tenant != *bound) return false;  // forbidden, said by the general path
+    tenant = *bound;
+  }
+  if (tenant != kDefaultTenant && known_tenants_.count(std::string(tenant)) == 0) return false;
   auto digest = TokenDigest(std::string_view(kv.val.via.str.ptr, kv.val.via.str.size));
+  std::string_view digest_view(reinterpret_cast<const char*>(digest.data()), digest.size());
   // The lease is judged on the clock the listener's probes are timed by.
-  const std::string* hit = hot_->FindByDigest(
-      std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()), NowMicros(), uv_hrtime() / 1000);
+  const std::string* hit =
+      tenant == kDefaultTenant
+          ? hot_->FindByDigest(digest_view, NowMicros(), uv_hrtime() / 1000)
+          : hot_->FindByDigest(HotDigestKey(tenant, digest_view), NowMicros(), uv_hrtime() / 1000);
   *looked_up = true;
   if (hit == nullptr) return false;
+  tenant_requests_[std::string(tenant)]++;
   reply_.clear();
   BeginOkReply(reply_, req.id_raw);
   reply_.write(hit->data(), hit->size());
@@ -109,7 +126,7 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
   // A cache hit is answered here, with no per-request state: no context, no
   // deadline, no plan. A lookup that missed is not repeated below.
   bool hot_looked_up = false;
-  if (decoded.ok() && hot_ != nullptr && AnswerFromCache(env, req, mark, &hot_looked_up)) return;
+  if (decoded.ok() && hot_ != nullptr && AnswerFromCache(env, body, req, mark, &hot_looked_up)) return;
 
   const uint64_t seq = next_seq_++;
   Ctx* ctx = live_.emplace(seq, std::make_unique<Ctx>()).first->second.get();
@@ -132,9 +149,69 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
   ctx->deadline_it = deadlines_.emplace(uv_now(loop_) + timeout, ctx);
   ArmTimer();
 
+  std::string tenant = req.tenant ? std::move(*req.tenant) : std::string(kDefaultTenant);
+  if (bound_tenant_) {
+    // A client key bound to a tenant (PROTOCOL.md section 6) acts in it
+    // whatever it names, and naming another is refused.
+    if (std::optional<std::string> bound = bound_tenant_(body)) {
+      if (req.tenant && tenant != *bound) {
+        ReplyError(ctx, Error::Forbidden("this client's key is bound to another tenant"));
+        return;
+      }
+      tenant = std::move(*bound);
+      ctx->bound = true;
+    }
+  }
+  if (tenant != kDefaultTenant && known_tenants_.count(tenant) == 0) {
+    CheckTenant(ctx, std::make_unique<Request>(std::move(req)), std::move(tenant));
+    return;
+  }
+  Dispatch(ctx, req, tenant);
+}
+
+void Requests::CheckTenant(Ctx* ctx, std::unique_ptr<Request> req, std::string tenant) {
+  ctx->waiting = std::move(req);
+  Command check(Stmt::kTenantExists);
+  check.Add(tenant);
+  std::vector<Command> cmds;
+  cmds.push_back(std::move(check));
+  const uint64_t seq = ctx->seq;
+  JobId job = pool_.Submit(std::move(cmds), true, [this, seq, tenant](Result<JobOutput>&& out) {
+    auto found = live_.find(seq);
+    if (found == live_.end()) return;
+    Ctx* ctx = found->second.get();
+    ctx->job = 0;
+    if (!out.ok()) {
+      if (ctx->cancelling) {
+        stats_.timeouts++;
+        ReplyError(ctx, Error::Timeout("the request's deadline passed before it completed"));
+        return;
+      }
+      ReplyError(ctx, out.error());
+      return;
+    }
+    if (out->results.empty() || PQntuples(out->results[0].get()) == 0) {
+      ReplyError(ctx, Error::NotFound("no tenant named '" + tenant + "'"));
+      return;
+    }
+    known_tenants_.insert(tenant);  // tenants are never deleted by the daemon
+    std::unique_ptr<Request> req = std::move(ctx->waiting);
+    Dispatch(ctx, *req, tenant);
+  });
+  if (job != 0) ctx->job = job;
+}
+
+void Requests::Dispatch(Ctx* ctx, Request& req, const std::string& tenant) {
+  const uint64_t seq = ctx->seq;
+  tenant_requests_[tenant]++;
   Args args(req.args);
   if (auto it = local_.find(req.op); it != local_.end()) {
     if (metrics_ != nullptr) ctx->mark.op = metrics_->Op(&it->second, it->first);
+    // stats and cleanup act on every tenant; ping on none.
+    if (ctx->bound && req.op != "ping") {
+      ReplyError(ctx, Error::Forbidden("'" + req.op + "' spans tenants: not for a key bound to a tenant"));
+      return;
+    }
     if (req.actor) {
       ReplyError(ctx, Error::InvalidArgument("'" + req.op + "' does not take an actor"));
       return;
@@ -156,7 +233,11 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
     return;
   }
   if (metrics_ != nullptr) ctx->mark.op = metrics_->Op(op, op->name);
-  auto plan = BuildPlan(*op, args, req.actor);
+  if (ctx->bound && op->spans_tenants) {
+    ReplyError(ctx, Error::Forbidden("'" + req.op + "' spans tenants: not for a key bound to a tenant"));
+    return;
+  }
+  auto plan = BuildPlan(*op, args, req.actor, tenant);
   if (!plan.ok()) {
     ReplyError(ctx, plan.error());
     return;
@@ -169,7 +250,8 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
       // The lease is judged on the clock the listener's probes are timed by.
       uint64_t mono_us = uv_hrtime() / 1000;
       const std::string* hit = key.kind == HotKey::kDigest ? hot_->FindByDigest(key.value, NowMicros(), mono_us)
-                                                            : hot_->FindById(key.value, NowMicros(), mono_us);
+                                                            : hot_->FindById(key.value, NowMicros(), mono_us,
+                                                                             ctx->plan.tenant);
       if (hit != nullptr) {
         ReplyOk(ctx, hit->data(), hit->size());
         return;
@@ -180,7 +262,7 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
     ctx->hot_gen = hot_->generation();
   }
   JobId job = pool_.Submit(std::move(ctx->plan.cmds), ctx->plan.read_only,
-                           [this, seq](Result<JobOutput>&& out) { OnJobDone(seq, std::move(out)); });
+                           [this, seq](Result<JobOutput>&& out) { OnJobDone(seq, std::move(out)); }, ctx->plan.tenant);
   // 0: it failed at once, and the request is answered and gone.
   if (job != 0) ctx->job = job;
 }
@@ -229,7 +311,7 @@ void Requests::FillHot(Ctx* ctx, const JobOutput& out, size_t result_at) {
   std::string_view id = session->id, user_id = session->user_id;
   int64_t expires_at = session->expires_at_us;
   std::string_view packed(reply_.data() + result_at, reply_.size() - result_at);
-  hot_->Insert(ctx->hot_gen, ctx->plan.hot.value, id, user_id, expires_at, packed);
+  hot_->Insert(ctx->hot_gen, ctx->plan.hot.value, id, user_id, expires_at, packed, ctx->plan.tenant);
 }
 
 void Requests::ReplyOk(Ctx* ctx, const char* result, size_t len) {

@@ -245,10 +245,15 @@ void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx,
 }
 
 // A request body as the plain client packs it: {op, id, timeout_ms, args}.
-void PackPlainRequest(msgpack::sbuffer& buf, const Draw& d, uint64_t id, int64_t timeout_ms) {
+void PackPlainRequest(msgpack::sbuffer& buf, const Draw& d, uint64_t id, int64_t timeout_ms,
+                      const std::string& tenant) {
   buf.clear();
   Packer pk(buf);
-  pk.pack_map(4);
+  pk.pack_map(tenant.empty() ? 4 : 5);
+  if (!tenant.empty()) {
+    pk.pack("tenant");
+    pk.pack(tenant);
+  }
   pk.pack("op");
   pk.pack(OpKindName(d.op));
   pk.pack("id");
@@ -310,7 +315,7 @@ void PlainWorker(int first, int last, const LoadGenOptions& opt, zmq::context_t&
   msgpack::sbuffer buf;
   auto send = [&](PConn& c) {
     uint64_t id = c.next_id++;
-    PackPlainRequest(buf, DrawOp(opt.op, c.rng, opt), id, opt.timeout_ms);
+    PackPlainRequest(buf, DrawOp(opt.op, c.rng, opt), id, opt.timeout_ms, opt.tenant);
     c.s.send(zmq::const_buffer("", 0), zmq::send_flags::sndmore);
     c.s.send(zmq::const_buffer(buf.data(), buf.size()), zmq::send_flags::none);
     c.sent.emplace(id, MonoNs());
@@ -405,7 +410,7 @@ void Disturber(const LoadGenOptions& opt, Shared& sh, int64_t start_ns, int64_t 
   uint64_t rng = opt.seed * 31337;
   uint64_t next_id = 1;
   auto send = [&](zmq::socket_t& s, OpKind op, uint64_t id) {
-    PackPlainRequest(buf, DrawOp(op, rng, opt), id, opt.timeout_ms);
+    PackPlainRequest(buf, DrawOp(op, rng, opt), id, opt.timeout_ms, opt.tenant);
     if (!s.send(zmq::const_buffer("", 0), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return false;
     s.send(zmq::const_buffer(buf.data(), buf.size()), zmq::send_flags::none);
     return true;
@@ -648,6 +653,9 @@ nlohmann::json LoadGenReport::ToJson() const {
 Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   if (opt.endpoints.empty()) return Error::InvalidArgument("no endpoint");
   if (opt.connections < 1 || opt.depth < 1) return Error::InvalidArgument("connections and depth must be >= 1");
+  if (!opt.tenant.empty() && !opt.plain) {
+    return Error::InvalidArgument("--tenant needs the plain client (--plain)");
+  }
   if (opt.plain && (opt.rate > 0 || opt.cleanup)) {
     return Error::InvalidArgument("the plain client runs at max rate only (no --rate, no --cleanup)");
   }
