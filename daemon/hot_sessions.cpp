@@ -93,7 +93,7 @@ void HotSessions::Insert(uint64_t load_gen, std::string_view digest, std::string
   if (auto it = by_digest_.find(digest); it != by_digest_.end()) Erase(it->second);
   if (auto it = by_id_.find(id); it != by_id_.end()) Erase(it->second);
   lru_.push_front(Entry{std::string(digest), std::string(id), std::string(user_id), expires_at_us, std::string(packed),
-                        std::string(tenant)});
+                        0, std::string(tenant)});
   Entry& e = lru_.front();
   e.moved_at = ++tick_;
   by_digest_.emplace(e.digest, lru_.begin());

@@ -166,7 +166,7 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
     CheckTenant(ctx, std::make_unique<Request>(std::move(req)), std::move(tenant));
     return;
   }
-  Dispatch(ctx, req, tenant);
+  Dispatch(ctx, req, tenant, hot_looked_up);
 }
 
 void Requests::CheckTenant(Ctx* ctx, std::unique_ptr<Request> req, std::string tenant) {
@@ -201,7 +201,7 @@ void Requests::CheckTenant(Ctx* ctx, std::unique_ptr<Request> req, std::string t
   if (job != 0) ctx->job = job;
 }
 
-void Requests::Dispatch(Ctx* ctx, Request& req, const std::string& tenant) {
+void Requests::Dispatch(Ctx* ctx, Request& req, const std::string& tenant, bool hot_looked_up) {
   const uint64_t seq = ctx->seq;
   tenant_requests_[tenant]++;
   Args args(req.args);

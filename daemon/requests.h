@@ -94,7 +94,8 @@ class Requests {
   // (or not_found).
   void CheckTenant(Ctx* ctx, std::unique_ptr<Request> req, std::string tenant);
   // Runs the decoded request in `tenant` (a local operation, or a plan).
-  void Dispatch(Ctx* ctx, Request& req, const std::string& tenant);
+  // hot_looked_up: AnswerFromCache already missed this request's cache key.
+  void Dispatch(Ctx* ctx, Request& req, const std::string& tenant, bool hot_looked_up = false);
   void ArmTimer();
   static void OnTimer(uv_timer_t* t);
   static void OnIdleTimer(uv_timer_t* t);
