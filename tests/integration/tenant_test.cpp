@@ -9,9 +9,12 @@
 // operations.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <string>
 #include <vector>
 
+#include "eventually.h"
 #include "request_fixture.h"
 
 namespace torii::test {
@@ -42,6 +45,8 @@ class TenantTest : public RequestTest {
   // test's superuser (not subject to row-level security).
   std::string Snapshot(const std::string& t) {
     PgConn c = Connect(daemon().database_url());
+    // Every tenant's rows, also for a daemon role under the tenant policies.
+    Exec(c.get(), "SET torii.tenant = '*'");
     std::string out;
     for (const auto& table : kTables) {
       out += table + ":" +
@@ -56,9 +61,56 @@ class TenantTest : public RequestTest {
     Ok("", "create_tenant", V::Map({{"name", "a"}}));
     Ok("", "create_tenant", V::Map({{"name", "b"}}));
   }
+  // The tests below, run by the daemon as the test's superuser (exempt from
+  // row-level security: the daemon's own tenant conditions at work) and as
+  // an ordinary role that owns the tables (the FORCEd tenant policies too).
+  void Attack();
+  void SameEmail();
 };
 
-TEST_F(TenantTest, AClientOfOneTenantCannotReachAnotherTenantsRows) {
+// The daemon's role is an ordinary role that owns its database's tables,
+// as in production, so every statement also passes the tenant policies.
+class TenantOwnerRoleTest : public TenantTest {
+ protected:
+  DaemonOptions Options() override {
+    std::string conninfo = FreshDatabase();
+    PgConn admin = Connect(conninfo);
+    std::string role = "towner_" + std::to_string(getpid()) + "_" + std::to_string(++roles_made_);
+    Exec(admin.get(), "DROP ROLE IF EXISTS " + role);
+    Exec(admin.get(), "CREATE ROLE " + role + " LOGIN NOSUPERUSER");
+    Exec(admin.get(), "GRANT torii_actor TO " + role);
+    Exec(admin.get(), "ALTER DATABASE " + DbNameOf(conninfo) + " OWNER TO " + role);
+    DaemonOptions o;
+    size_t at = conninfo.find("user=");
+    o.database_url = conninfo.substr(0, at) + "user=" + role + conninfo.substr(conninfo.find(' ', at));
+    return o;
+  }
+  static inline int roles_made_ = 0;
+};
+
+TEST_F(TenantTest, AClientOfOneTenantCannotReachAnotherTenantsRows) { Attack(); }
+TEST_F(TenantOwnerRoleTest, AClientOfOneTenantCannotReachAnotherTenantsRows) { Attack(); }
+TEST_F(TenantTest, TheSameEmailIsTwoUsersAndSessionsStayInTheirTenant) { SameEmail(); }
+TEST_F(TenantOwnerRoleTest, TheSameEmailIsTwoUsersAndSessionsStayInTheirTenant) { SameEmail(); }
+TEST_F(TenantOwnerRoleTest, StatsAndCleanupSeeEveryTenant) {
+  CreateTenants();
+  Value u = Ok("a", "create_user", V::Map({{"email", "a@example.com"}}));
+  Value s = Ok("a", "create_session", V::Map({{"user_id", u["id"].str()}, {"ttl_s", 3600}}));
+  Secret(s["token"].str());
+  Sql("SET torii.tenant = 'a'; UPDATE sessions SET expires_at = now() - interval '1 minute'");
+  EXPECT_EQ(Ok("", "cleanup_expired_sessions")["deleted"].u64(), 1u);
+  EXPECT_EQ(Ok("a", "list_audit", V::Map({{"table", "sessions"}}))["entries"][0]["new_data"]["expired_count"].u64(), 1u)
+      << "the cleanup's summary is in the tenant's audit log";
+  Value stats;
+  EXPECT_TRUE(Eventually([&] {
+    stats = Ok("", "stats");
+    return !stats["tenants"]["a"]["users"].is_nil();
+  })) << stats.ToString();
+  EXPECT_EQ(stats["tenants"]["a"]["users"].u64(), 1u);
+  EXPECT_EQ(stats["tenants"]["default"]["users"].u64(), 0u);
+}
+
+void TenantTest::Attack() {
   CreateTenants();
   // Tenant B's records of every kind.
   const std::string email = "victim@example.com";
@@ -173,7 +225,7 @@ TEST_F(TenantTest, AClientOfOneTenantCannotReachAnotherTenantsRows) {
       << "create, lock: B's own audit rows only";
 }
 
-TEST_F(TenantTest, TheSameEmailIsTwoUsersAndSessionsStayInTheirTenant) {
+void TenantTest::SameEmail() {
   CreateTenants();
   Value d = Ok("", "create_user", V::Map({{"email", "Same@Example.com"}}));
   Value a = Ok("a", "create_user", V::Map({{"email", "same@example.com"}}));
