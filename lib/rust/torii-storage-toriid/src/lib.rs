@@ -56,7 +56,9 @@
 mod ids;
 mod repos;
 
-pub use ids::{toriid_user_id, SESSION_USER_KEY, TORII_ID_KEY, TORII_ID_NAMESPACE};
+pub use ids::{
+    toriid_user_id, toriid_user_id_in, SESSION_USER_KEY, TORII_ID_KEY, TORII_ID_NAMESPACE,
+};
 pub use repos::{
     ToriidOAuthRepository, ToriidPasskeyRepository, ToriidPasswordRepository,
     ToriidSessionRepository, ToriidTokenRepository, ToriidUserRepository,
