@@ -71,6 +71,7 @@ Conn Connect(const Globals& g) {
   ClientOptions o;
   o.endpoints = g.endpoints;
   o.default_timeout_ms = g.timeout_ms;
+  o.tenant = g.tenant;
   if (!LoadCurveKeys(g, o)) {
     c.failed = kExitUsage;
     return c;
@@ -203,7 +204,7 @@ int Call(const Globals& g, const std::string& op, const nlohmann::json& given) {
   if (g.json) {
     PrintJsonLine(*r);
   } else if (r->is_object() && (r->contains("users") || r->contains("sessions") || r->contains("entries") ||
-                                r->contains("deleted"))) {
+                                r->contains("tenants") || r->contains("deleted"))) {
     PrintResult(std::cout, *r);
   } else {
     PrintRecord(std::cout, *r);
