@@ -59,6 +59,10 @@ class SchemaSqlTest : public ::testing::Test {
         last_eid_ = j["eid"].get<uint64_t>();
         j.erase("eid");
       }
+      // 0014: every payload names its tenant (checked by the tenant tests
+      // of tenant_schema_test.cpp); the tests here are about the rest.
+      EXPECT_TRUE(j.contains("tenant") && j["tenant"].is_string()) << p;
+      j.erase("tenant");
       p = j.dump();
     }
     return raw;
