@@ -325,6 +325,7 @@ int Migrate(const Globals& g, const std::string& from, const std::string& to, bo
   o.sqlite_path = path;
   o.target = to;
   o.dry_run = dry_run;
+  o.tenant = g.tenant;
   auto r = MigrateFromSqlite(o);
   if (!r.ok()) {
     PrintError(g, r.error());
@@ -333,6 +334,7 @@ int Migrate(const Globals& g, const std::string& from, const std::string& to, bo
   }
   if (g.json) {
     nlohmann::json j = {{"dry_run", r->dry_run},
+                        {"tenant", r->tenant},
                         {"migrations_pending", r->migrations_pending},
                         {"migrations_applied", r->migrations_applied},
                         {"users", {{"read", r->users_read}, {"new", r->users_new}, {"present", r->users_present},

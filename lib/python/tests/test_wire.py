@@ -184,6 +184,14 @@ def test_tenant_is_sent_only_when_set():
         r.close()
 
 
+def test_tenant_operations(wire):
+    c, r = wire
+    c.create_tenant("acme")
+    assert r.bodies[-1]["op"] == "create_tenant" and r.bodies[-1]["args"] == {"name": "acme"}
+    c.list_tenants()
+    assert r.bodies[-1]["op"] == "list_tenants" and "args" not in r.bodies[-1]
+
+
 @pytest.mark.parametrize("bad", ["", "Acme", "acme corp", "a" * 65, "a/b", "@acme", "*", "jörg", b"acme", 7])
 def test_a_malformed_tenant_is_refused_before_connecting(bad):
     with pytest.raises(ValueError, match=r"\[a-z0-9_.-\]"):
