@@ -115,7 +115,11 @@ impl UserRepository for ToriidUserRepository {
     }
 
     async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, Error> {
-        let u = optional(self.client.get_user(&toriid_user_id(&self.client, id)).await)?;
+        let u = optional(
+            self.client
+                .get_user(&toriid_user_id(&self.client, id))
+                .await,
+        )?;
         Ok(u.map(torii_user))
     }
 
@@ -160,7 +164,11 @@ impl UserRepository for ToriidUserRepository {
     }
 
     async fn delete(&self, id: &UserId) -> Result<(), Error> {
-        absent_ok(self.client.delete_user(&toriid_user_id(&self.client, id)).await)
+        absent_ok(
+            self.client
+                .delete_user(&toriid_user_id(&self.client, id))
+                .await,
+        )
     }
 
     async fn mark_email_verified(&self, user_id: &UserId) -> Result<(), Error> {
@@ -200,7 +208,11 @@ impl PasswordRepository for ToriidPasswordRepository {
     }
 
     async fn get_password_hash(&self, user_id: &UserId) -> Result<Option<String>, Error> {
-        let u = optional(self.client.get_user(&toriid_user_id(&self.client, user_id)).await)?;
+        let u = optional(
+            self.client
+                .get_user(&toriid_user_id(&self.client, user_id))
+                .await,
+        )?;
         Ok(u.and_then(|u| u.password_hash))
     }
 
