@@ -356,21 +356,6 @@ class Client(SocketOwner):
         This client's own counters are :attr:`client_stats`."""
         return self.call("stats", None, timeout=timeout)
 
-    # -- section 6: tenants (for an unbound client key) ---------------------
-
-    def create_tenant(self, name: str, *, timeout: Optional[float] = None) -> Dict[str, Any]:
-        """``create_tenant``: registers a tenant; ``{"name", "created_at"}``.
-
-        :raises Duplicate: it exists. :raises InvalidArgument: not 1 to 64 bytes of
-            ``[a-z0-9_.-]``. :raises Forbidden: this client's key is bound to a tenant."""
-        return self.call("create_tenant", {"name": name}, timeout=timeout)
-
-    def list_tenants(self, *, timeout: Optional[float] = None) -> Dict[str, Any]:
-        """``list_tenants``: ``{"tenants": [{"name", "created_at"}, ...]}``.
-
-        :raises Forbidden: this client's key is bound to a tenant."""
-        return self.call("list_tenants", None, timeout=timeout)
-
     # -- section 2: users ---------------------------------------------------
 
     def create_user(self, email: str, *, id: Optional[str] = None, password_hash: Optional[str] = None,
