@@ -1083,6 +1083,15 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
       return Error::NotFound("the target has no tenant named " + tenant + ": create it first (torii tenant add " +
                              tenant + ")");
     }
+    // A role bound to a tenant (tenant_roles) acts in that tenant whatever
+    // torii.tenant says: its rows would not land where they are checked.
+    auto acts_in = Column(conn, "SELECT public.torii_current_tenant() FROM (SELECT set_config('torii.tenant', '" +
+                                    tenant + "', false)) s");
+    if (!acts_in.ok()) return acts_in.error();
+    if (acts_in->size() != 1 || (*acts_in)[0] != tenant) {
+      return Error::Forbidden("the --to role is bound to tenant " + (acts_in->empty() ? "?" : (*acts_in)[0]) +
+                              " (tenant_roles): it cannot import into " + tenant);
+    }
   } else if (tenant != kDefaultTenant) {
     return Error::NotFound("the target has no tenant named " + tenant +
                            " (its schema predates tenants): start toriid on it once, create the tenant (torii "
