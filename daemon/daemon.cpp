@@ -182,7 +182,7 @@ Status Daemon::Start() {
 
   ConnectOptions co{conninfo_, config_.database.ssl_mode, static_cast<int>(config_.database.connect_timeout_ms),
                     static_cast<int>(config_.database.tcp_user_timeout_ms), "toriid"};
-  publisher_ = std::make_unique<Publisher>(&loop_, zmq_);
+  publisher_ = std::make_unique<Publisher>(&loop_, zmq_, zap_.get());
   if (zap_) {
     if (auto st = ApplyCurveServer(publisher_->socket(), curve_secret); !st.ok()) return st;
   }

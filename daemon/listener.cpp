@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "torii/log.h"
+#include "torii/tenant.h"
 #include "torii/values.h"
 #include "uv_util.h"
 
@@ -230,20 +231,56 @@ void Listener::OnConnected() {
       return;
     }
     backoff_ms_ = 0;
-    stats_.listening = true;
     TLOG_INFO("listener: listening on torii_events");
-    // Whatever happened while we were not listening is unknown.
-    publisher_.Resync(started_before_ ? "the daemon's LISTEN connection was lost and re-established"
-                                      : "the daemon started");
-    started_before_ = true;
-    CheckServerIdentity();
-    publisher_.StartHeartbeat(heartbeat_ms_);
-    probe_outstanding_ = false;
-    StartProbing();
-    heartbeat_paused_ = false;
-    if (on_listening_) on_listening_();
-    Proven(sent_us);
+    // The tenants first, so that each known tenant's stream gets the
+    // resync and heartbeats too.
+    RefreshTenants([this, sent_us] {
+      stats_.listening = true;
+      // Whatever happened while we were not listening is unknown.
+      publisher_.Resync(started_before_ ? "the daemon's LISTEN connection was lost and re-established"
+                                        : "the daemon started");
+      started_before_ = true;
+      CheckServerIdentity();
+      publisher_.StartHeartbeat(heartbeat_ms_);
+      probe_outstanding_ = false;
+      StartProbing();
+      heartbeat_paused_ = false;
+      if (on_listening_) on_listening_();
+      Proven(sent_us);
+    });
   });
+}
+
+// The tenants table (schema/0014), read on the LISTEN connection without
+// blocking the loop: every tenant gets its own heartbeats and resyncs from
+// the start, not only from its first event. A database without the table
+// (an older schema) has the default tenant only. `then` runs after the
+// answer, whatever it was.
+void Listener::RefreshTenants(std::function<void()> then) {
+  tenants_refreshed_ms_ = uv_now(loop_);
+  // `*`: every tenant's row, whatever row-level security the table has
+  // (local to this statement's transaction).
+  conn_->Query("SELECT set_config('torii.tenant', '*', true); SELECT name FROM tenants", {},
+               [this, conn = conn_.get(), then = std::move(then)](Result<PgResult>&& r) {
+                 // Lost or closed meanwhile: the reconnect starts over.
+                 if (closed_ || conn != conn_.get() || !conn_->ready()) return;
+                 if (!r.ok()) {
+                   if (!tenants_error_logged_) {
+                     tenants_error_logged_ = true;
+                     TLOG_INFO("listener: no tenants table to read (%s); only the default tenant's events get "
+                               "heartbeats before their first event",
+                               r.error().message().c_str());
+                   }
+                 } else {
+                   for (int i = 0; i < PQntuples(r->get()); i++) {
+                     std::string name = PQgetvalue(r->get(), i, 0);
+                     if (!publisher_.AddTenant(name)) {
+                       TLOG_WARN("listener: the tenants table names an invalid tenant; ignored");
+                     }
+                   }
+                 }
+                 if (then) then();
+               });
 }
 
 // After each (re)connect: which server is this? A multi-host database.url
@@ -309,6 +346,9 @@ void Listener::OnLost(const Error& why) {
 
 void Listener::SendProbe() {
   if (!stats_.listening || probe_outstanding_) return;
+  // A tenant created since the last look gets heartbeats before its first
+  // event (within kTenantsRefreshMs).
+  if (uv_now(loop_) - tenants_refreshed_ms_ >= kTenantsRefreshMs) RefreshTenants(nullptr);
   probe_outstanding_ = true;
   probe_seq_++;
   probe_sent_us_ = uv_hrtime() / 1000;
@@ -410,6 +450,18 @@ void Listener::Publish(const std::string& payload) {
   // deduplicate. A payload without one (an older trigger) publishes none.
   std::optional<uint64_t> eid;
   if (auto it = j.find("eid"); it != j.end() && it->is_number_unsigned()) eid = it->get<uint64_t>();
+  // The tenant whose rows changed (schema/0014 puts it in every payload);
+  // absent: the default tenant.
+  std::string tenant = str("tenant");
+  if (!tenant.empty() && !IsValidTenantName(tenant)) {
+    stats_.malformed++;
+    TLOG_WARN("listener: ignoring a '%s.%s' payload with an invalid tenant name", family.c_str(), kind.c_str());
+    return;
+  }
+  if (!publisher_.KnowsTenant(tenant) && stats_.listening) {
+    // Its first event: the publisher adds it; look for other new ones too.
+    RefreshTenants(nullptr);
+  }
   if (const EventDef* def = FindEvent(family, kind)) {
     uint32_t count = 0;
     for (const auto& f : def->fields) count += f.type != FieldType::kOptStr || Present(j, f);
@@ -417,8 +469,9 @@ void Listener::Publish(const std::string& payload) {
       for (const auto& f : def->fields) {
         if (f.type != FieldType::kOptStr || Present(j, f)) PackField(pk, j, f);
       }
-    }, eid);
+    }, eid, tenant);
   } else if (family == "torii" && kind == "resync") {
+    // Every tenant's stream gets it, whichever tenant's rows it was about.
     publisher_.Resync(DatabaseResyncReason(j), eid);
   } else {
     stats_.malformed++;

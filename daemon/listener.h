@@ -90,6 +90,9 @@ class Listener {
   void LeaseLapsed();
   void ProbeTimedOut();
   void Publish(const std::string& payload);
+  void RefreshTenants(std::function<void()> then);
+  // How often the tenants table is read again (on the probe timer).
+  static constexpr uint64_t kTenantsRefreshMs = 5000;
   void CheckServerIdentity();
 
   uv_loop_t* loop_;
@@ -110,6 +113,8 @@ class Listener {
   uv_timer_t probe_deadline_;
   uv_timer_t lease_timer_;  // fires when the last proof's lease runs out
   bool heartbeat_paused_ = false;
+  uint64_t tenants_refreshed_ms_ = 0;  // loop time of the last read of the tenants table
+  bool tenants_error_logged_ = false;
   int backoff_ms_ = 0;
   uint64_t probe_seq_ = 0;
   uint64_t probe_sent_us_ = 0;

@@ -108,9 +108,20 @@ Status ZapHandler::Load(const std::string& dir) {
   auto loaded = LoadAuthorizedKeys(dir);
   if (!loaded.ok()) return Error::InvalidArgument("security.curve_authorized_keys_dir: " + loaded.error().message());
   for (const auto& why : loaded->skipped) TLOG_WARN("security: authorized key %s/%s; skipped", dir.c_str(), why.c_str());
-  keys_ = std::set<std::array<uint8_t, 32>>(loaded->keys.begin(), loaded->keys.end());
+  keys_.clear();
+  for (const auto& k : loaded->keys) keys_.emplace(k, std::string());
+  std::set<std::string> tenants;
+  for (const auto& [k, tenant] : loaded->bound) {
+    keys_[k] = tenant;
+    tenants.insert(tenant);
+  }
   logged_denials_.clear();
-  TLOG_INFO("security: %zu authorized client keys from %s", keys_.size(), dir.c_str());
+  if (loaded->bound.empty()) {
+    TLOG_INFO("security: %zu authorized client keys from %s", keys_.size(), dir.c_str());
+  } else {
+    TLOG_INFO("security: %zu authorized client keys from %s (%zu of them bound to %zu tenants)", keys_.size(),
+              dir.c_str(), loaded->bound.size(), tenants.size());
+  }
   return {};
 }
 
@@ -138,7 +149,17 @@ Status ZapHandler::Reload(const std::string& dir) {
   auto before = keys_;
   if (auto st = Load(dir); !st.ok()) return st;
   stats_.reloads++;
-  size_t removed = std::count_if(before.begin(), before.end(), [this](const auto& k) { return keys_.count(k) == 0; });
+  size_t removed =
+      std::count_if(before.begin(), before.end(), [this](const auto& k) { return keys_.count(k.first) == 0; });
+  size_t rebound = std::count_if(before.begin(), before.end(), [this](const auto& k) {
+    auto it = keys_.find(k.first);
+    return it != keys_.end() && it->second != k.second;
+  });
+  if (rebound > 0) {
+    TLOG_INFO("security: %zu keys changed tenant binding; their requests follow the new binding now, their event "
+              "subscriptions when they subscribe again or reconnect",
+              rebound);
+  }
   if (removed > 0) {
     TLOG_INFO("security: %zu keys revoked; their requests are refused now, their event subscriptions end when they "
               "reconnect",
@@ -147,14 +168,36 @@ Status ZapHandler::Reload(const std::string& dir) {
   return {};
 }
 
+namespace {
+
+// The key our 200 reply named as the connection's User-Id; false when the
+// message has none (no ZAP approval, or CURVE off).
+bool UserKey(const zmq::message_t& msg, std::array<uint8_t, 32>* raw) {
+  // zmq_msg_gets takes a non-const message but only reads its metadata.
+  const char* user = zmq_msg_gets(const_cast<zmq_msg_t*>(msg.handle()), "User-Id");
+  return user != nullptr && std::strlen(user) == kZ85KeyLength && zmq_z85_decode(raw->data(), user) != nullptr;
+}
+
+}  // namespace
+
 bool ZapHandler::Admits(const zmq::message_t& msg) {
   // Set by our 200 reply for this connection; absent means no ZAP approval.
-  const char* user = zmq_msg_gets(msg.handle(), "User-Id");
   std::array<uint8_t, 32> raw{};
-  bool ok = user != nullptr && std::strlen(user) == kZ85KeyLength && zmq_z85_decode(raw.data(), user) != nullptr &&
-            keys_.count(raw) != 0;
+  bool ok = UserKey(msg, &raw) && keys_.count(raw) != 0;
   if (!ok) stats_.revoked_messages++;
   return ok;
+}
+
+std::optional<std::string> ZapHandler::BoundTenant(const zmq::message_t& msg) const {
+  std::array<uint8_t, 32> raw{};
+  if (!UserKey(msg, &raw)) return std::nullopt;
+  auto it = keys_.find(raw);
+  if (it == keys_.end() || it->second.empty()) return std::nullopt;
+  return it->second;
+}
+
+size_t ZapHandler::bound_key_count() const {
+  return std::count_if(keys_.begin(), keys_.end(), [](const auto& k) { return !k.second.empty(); });
 }
 
 void ZapHandler::Close() {

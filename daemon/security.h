@@ -16,6 +16,12 @@
 // socket cannot tell its subscribers apart, so an open SUB connection keeps
 // receiving until it reconnects).
 //
+// Key binding (PROTOCOL.md section 6): a key file in a sub-folder
+// `<curve_authorized_keys_dir>/<tenant>/` is authorized and bound to that
+// tenant; BoundTenant() tells a message's tenant from its User-Id, for the
+// request path (forbid another tenant) and the event socket (rewrite the
+// peer's subscriptions into its tenant).
+//
 // Loop thread only. Start() must run before any CURVE socket binds.
 #pragma once
 
@@ -23,6 +29,8 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -76,9 +84,16 @@ class ZapHandler {
   Status Reload(const std::string& dir);
   // True when a message came over a connection whose key is authorized now.
   bool Admits(const zmq::message_t& msg);
+  // The tenant the message's key is bound to now (keys in a tenant's
+  // sub-folder); nullopt for an unbound key, a message without a User-Id
+  // (CURVE off) and a key not in force: check Admits() first, since nullopt
+  // alone does not tell an unbound key from a revoked one. Works on any
+  // message received from the ROUTER or the XPUB socket.
+  std::optional<std::string> BoundTenant(const zmq::message_t& msg) const;
   void Close();
 
   size_t key_count() const { return keys_.size(); }
+  size_t bound_key_count() const;
   const ZapStats& stats() const { return stats_; }
 
  private:
@@ -93,7 +108,8 @@ class ZapHandler {
   uv_poll_t poll_;
   uv_prepare_t prepare_;
   bool started_ = false;
-  std::set<std::array<uint8_t, 32>> keys_;
+  // Every authorized key, with the tenant it is bound to ("" when unbound).
+  std::map<std::array<uint8_t, 32>, std::string> keys_;
   // Keys already logged as denied since the last reload: a refused client
   // retries every reconnect interval, and one line per key is enough.
   std::set<std::string> logged_denials_;

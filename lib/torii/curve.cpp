@@ -11,7 +11,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
+
+#include "torii/tenant.h"
 
 namespace fs = std::filesystem;
 
@@ -132,45 +136,109 @@ Status WriteCurveKeyPair(const std::string& prefix, const CurveKeyPair& pair) {
   return {};
 }
 
-Result<AuthorizedKeys> LoadAuthorizedKeys(const std::string& dir) {
+namespace {
+
+// The entries of a folder in a stable order (a reload's log reads the same
+// each time); false when it cannot be read.
+bool ListFolder(const std::string& dir, std::vector<fs::directory_entry>* entries, std::string* why) {
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
-  if (ec) return Error::InvalidArgument("cannot read the authorized keys folder " + dir + ": " + ec.message());
-  std::vector<fs::directory_entry> entries;
-  for (; it != fs::directory_iterator(); it.increment(ec)) {
-    if (ec) return Error::InvalidArgument("cannot read the authorized keys folder " + dir + ": " + ec.message());
-    entries.push_back(*it);
+  if (ec) {
+    *why = ec.message();
+    return false;
   }
-  // A stable order makes the log of a reload readable.
-  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.path() < b.path(); });
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    if (ec) {
+      *why = ec.message();
+      return false;
+    }
+    entries->push_back(*it);
+  }
+  std::sort(entries->begin(), entries->end(), [](const auto& a, const auto& b) { return a.path() < b.path(); });
+  return true;
+}
+
+// The key a key file holds; false with `why` when it holds none.
+bool ReadKeyFile(const fs::path& path, std::array<uint8_t, 32>* raw, std::string* why) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (!in) {
+    *why = "cannot read";
+    return false;
+  }
+  std::string key;
+  if (!ParseKeyText(ss.str(), &key, why)) return false;
+  auto decoded = DecodeZ85Key(key);
+  if (!decoded.ok()) {
+    *why = decoded.error().message();
+    return false;
+  }
+  *raw = *decoded;
+  return true;
+}
+
+}  // namespace
+
+Result<AuthorizedKeys> LoadAuthorizedKeys(const std::string& dir) {
+  std::vector<fs::directory_entry> entries;
+  std::string why;
+  if (!ListFolder(dir, &entries, &why)) {
+    return Error::InvalidArgument("cannot read the authorized keys folder " + dir + ": " + why);
+  }
   AuthorizedKeys out;
+  std::map<std::array<uint8_t, 32>, std::set<std::string>> tenants_of;  // bound keys
+  std::error_code ec;
   for (const auto& entry : entries) {
     const std::string name = entry.path().filename().string();
     // Dotfiles: editor swap files, .gitkeep and the like.
     if (name.empty() || name[0] == '.') continue;
-    if (!entry.is_regular_file(ec)) continue;
-    std::ifstream in(entry.path());
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (!in) {
-      out.skipped.push_back(name + ": cannot read");
+    if (entry.is_directory(ec)) {
+      if (!IsValidTenantName(name)) {
+        out.skipped.push_back(name + "/: not a tenant name (1 to 64 bytes of a-z 0-9 _ . -); its keys are not read");
+        continue;
+      }
+      std::vector<fs::directory_entry> inner;
+      if (!ListFolder(entry.path().string(), &inner, &why)) {
+        out.skipped.push_back(name + "/: cannot read the folder: " + why);
+        continue;
+      }
+      for (const auto& f : inner) {
+        const std::string fname = f.path().filename().string();
+        if (fname.empty() || fname[0] == '.' || !f.is_regular_file(ec)) continue;
+        std::array<uint8_t, 32> raw{};
+        if (!ReadKeyFile(f.path(), &raw, &why)) {
+          out.skipped.push_back(name + "/" + fname + ": " + why);
+          continue;
+        }
+        tenants_of[raw].insert(name);
+      }
       continue;
     }
-    std::string key, why;
-    if (!ParseKeyText(ss.str(), &key, &why)) {
+    if (!entry.is_regular_file(ec)) continue;
+    std::array<uint8_t, 32> raw{};
+    if (!ReadKeyFile(entry.path(), &raw, &why)) {
       out.skipped.push_back(name + ": " + why);
       continue;
     }
-    auto raw = DecodeZ85Key(key);
-    if (!raw.ok()) {
-      out.skipped.push_back(name + ": " + raw.error().message());
-      continue;
-    }
-    out.keys.push_back(*raw);
+    out.keys.push_back(raw);
     out.files.push_back(name);
   }
   std::sort(out.keys.begin(), out.keys.end());
   out.keys.erase(std::unique(out.keys.begin(), out.keys.end()), out.keys.end());
+  for (const auto& [raw, tenants] : tenants_of) {
+    // A bound key is never also unbound.
+    auto it = std::lower_bound(out.keys.begin(), out.keys.end(), raw);
+    if (it != out.keys.end() && *it == raw) out.keys.erase(it);
+    if (tenants.size() > 1) {
+      std::string names;
+      for (const auto& t : tenants) names += (names.empty() ? "" : ", ") + t;
+      out.skipped.push_back("key " + EncodeZ85Key(raw) + " is in the folders of several tenants (" + names +
+                            "): refused");
+      continue;
+    }
+    out.bound.emplace_back(raw, *tenants.begin());
+  }
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "torii/error.h"
@@ -45,12 +46,20 @@ Result<std::string> ReadCurveKeyFile(const std::string& path);
 Status WriteCurveKeyPair(const std::string& prefix, const CurveKeyPair& pair);
 
 // The authorized client keys of a folder: one public key per file;
-// dotfiles and subfolders are ignored; a file that does not hold one valid
-// key is reported in `skipped` ("name: why") and left out.
+// dotfiles are ignored; a file that does not hold one valid key is reported
+// in `skipped` ("name: why") and left out. Files directly in the folder are
+// unbound keys (`keys`). A sub-folder named for a tenant (IsValidTenantName)
+// holds keys bound to that tenant (`bound`), read the same way (its own
+// sub-folders are ignored); a sub-folder with another name is reported in
+// `skipped` and not read. A key both unbound and bound to one tenant is
+// bound (the narrower grant wins); a key in the folders of two tenants is
+// refused altogether and reported in `skipped`.
 struct AuthorizedKeys {
-  std::vector<std::array<uint8_t, 32>> keys;  // raw, sorted, unique
-  std::vector<std::string> files;             // file names that gave a key
+  std::vector<std::array<uint8_t, 32>> keys;  // unbound keys: raw, sorted, unique
+  std::vector<std::string> files;             // file names that gave an unbound key
   std::vector<std::string> skipped;
+  // Bound keys and their tenant, sorted by key, unique, none in `keys`.
+  std::vector<std::pair<std::array<uint8_t, 32>, std::string>> bound;
 };
 // invalid_argument when the folder cannot be read.
 Result<AuthorizedKeys> LoadAuthorizedKeys(const std::string& dir);

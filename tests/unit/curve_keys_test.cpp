@@ -94,7 +94,7 @@ TEST_F(CurveKeysTest, AuthorizedKeysFolder) {
   Write(".c.pub", c->public_key + "\n");  // dotfile: ignored
   Write("junk.pub", "junk\n");
   fs::create_directories(dir_ + "/sub");
-  std::ofstream(dir_ + "/sub/c.pub") << c->public_key << "\n";  // subfolders are not read
+  std::ofstream(dir_ + "/sub/c.pub") << c->public_key << "\n";  // bound to tenant sub: not in `keys`
 
   auto keys = LoadAuthorizedKeys(dir_);
   ASSERT_TRUE(keys.ok()) << keys.error().message();
