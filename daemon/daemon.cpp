@@ -166,12 +166,45 @@ Status Daemon::Start() {
   limits.max_str = limits.max_bin = static_cast<size_t>(config_.server.max_message_bytes);
   requests_ = std::make_unique<Requests>(&loop_, *router_, *pool_, limits);
   requests_->set_default_timeout_ms(static_cast<uint64_t>(config_.server.request_timeout_ms));
+  if (zap_) requests_->set_bound_tenant([this](const zmq::message_t& body) { return zap_->BoundTenant(body); });
   hot_ = std::make_unique<HotSessions>(static_cast<size_t>(config_.cache.sessions),
                                       static_cast<uint64_t>(config_.cache.lease_ms) * 1000);
   if (hot_->enabled()) requests_->set_hot_sessions(hot_.get());
   LocalOpHooks hooks;
   hooks.schema_version = static_cast<uint64_t>(EmbeddedMigrations().back().version);
   hooks.stats = [this] { return StatsBody(); };
+  hooks.tenants = [this](std::function<void(Result<std::string>)> done) {
+    std::vector<Command> cmds;
+    cmds.emplace_back(Stmt::kTenantCounts);
+    // Every tenant's rows: torii.tenant '*' (0014).
+    (void)pool_->Submit(
+        std::move(cmds), true,
+        [this, done](Result<JobOutput>&& out) {
+          if (!out.ok() || out->results.empty()) {
+            done(out.ok() ? Error::Internal("no result") : out.error());
+            return;
+          }
+          const PGresult* r = out->results[0].get();
+          const auto& requests = requests_->tenant_requests();
+          msgpack::sbuffer buf;
+          Packer pk(buf);
+          pk.pack_map(static_cast<uint32_t>(PQntuples(r)));
+          for (int i = 0; i < PQntuples(r); i++) {
+            std::string name = PQgetvalue(r, i, 0);
+            auto it = requests.find(name);
+            PackStr(pk, name);
+            pk.pack_map(3);
+            PackStr(pk, "users");
+            pk.pack_uint64(std::strtoull(PQgetvalue(r, i, 1), nullptr, 10));
+            PackStr(pk, "sessions");
+            pk.pack_uint64(std::strtoull(PQgetvalue(r, i, 2), nullptr, 10));
+            PackStr(pk, "requests");
+            pk.pack_uint64(it == requests.end() ? 0 : it->second);
+          }
+          done(std::string(buf.data(), buf.size()));
+        },
+        "*");
+  };
   hooks.cleanup = [this](std::function<void(Result<uint64_t>)> done) {
     janitor_->RunNow([this, done = std::move(done)](Result<uint64_t> n) {
       hot_->EvictExpired(NowMicros());

@@ -55,10 +55,11 @@ const std::string* HotSessions::FindByDigest(std::string_view digest, int64_t no
   return Hit(it->second, now_us);
 }
 
-const std::string* HotSessions::FindById(std::string_view id, int64_t now_us, uint64_t mono_us) {
+const std::string* HotSessions::FindById(std::string_view id, int64_t now_us, uint64_t mono_us,
+                                         std::string_view tenant) {
   if (!Usable(mono_us)) return nullptr;
   auto it = by_id_.find(id);
-  if (it == by_id_.end()) {
+  if (it == by_id_.end() || it->second->tenant != tenant) {
     stats_.misses++;
     return nullptr;
   }
@@ -79,7 +80,7 @@ const std::string* HotSessions::Hit(Lru::iterator it, int64_t now_us) {
 }
 
 void HotSessions::Insert(uint64_t load_gen, std::string_view digest, std::string_view id, std::string_view user_id,
-                         int64_t expires_at_us, std::string_view packed) {
+                         int64_t expires_at_us, std::string_view packed, std::string_view tenant) {
   if (!active()) return;
   if (load_gen < loads_before_ || MarkedSince('d', digest, load_gen) || MarkedSince('i', id, load_gen) ||
       MarkedSince('u', user_id, load_gen)) {
@@ -88,7 +89,8 @@ void HotSessions::Insert(uint64_t load_gen, std::string_view digest, std::string
   }
   if (auto it = by_digest_.find(digest); it != by_digest_.end()) Erase(it->second);
   if (auto it = by_id_.find(id); it != by_id_.end()) Erase(it->second);
-  lru_.push_front(Entry{std::string(digest), std::string(id), std::string(user_id), expires_at_us, std::string(packed)});
+  lru_.push_front(Entry{std::string(digest), std::string(id), std::string(user_id), expires_at_us, std::string(packed),
+                        std::string(tenant)});
   Entry& e = lru_.front();
   by_digest_.emplace(e.digest, lru_.begin());
   by_id_.emplace(e.id, lru_.begin());

@@ -23,7 +23,8 @@
 //    every invalidation takes a new generation, and a load remembers the
 //    generation it started in.
 //
-// Entries are keyed by the token's digest, with an id -> digest index
+// Entries are keyed by the token's digest (prefixed with the tenant's name
+// outside the default tenant: HotDigestKey, ops.h), with an id -> digest index
 // (events carry the session id only) and a user -> ids index (user
 // deletions). Least recently used entries go first past `capacity`.
 // Loop thread only.
@@ -96,13 +97,17 @@ class HotSessions {
   // and the lease against `mono_us`. Counts hits, misses, bypasses and
   // lookups with the lease lapsed.
   const std::string* FindByDigest(std::string_view digest, int64_t now_us, uint64_t mono_us);
-  const std::string* FindById(std::string_view id, int64_t now_us, uint64_t mono_us);
+  // By session id, only an entry of `tenant` (ids are unique across
+  // tenants; another tenant's entry is a miss, as in the database).
+  const std::string* FindById(std::string_view id, int64_t now_us, uint64_t mono_us,
+                              std::string_view tenant = "default");
 
   // The generation a load starts in; hand it back to Insert.
   uint64_t generation() const { return gen_; }
   // Inserts a loaded row unless its key was invalidated after `load_gen`.
+  // `digest` is the key of the digest in its tenant (HotDigestKey, ops.h).
   void Insert(uint64_t load_gen, std::string_view digest, std::string_view id, std::string_view user_id,
-              int64_t expires_at_us, std::string_view packed);
+              int64_t expires_at_us, std::string_view packed, std::string_view tenant = "default");
 
   // Invalidations: remove the entries and mark the key, so that loads in
   // flight are not inserted.
@@ -137,6 +142,7 @@ class HotSessions {
     std::string user_id;
     int64_t expires_at_us = 0;
     std::string packed;
+    std::string tenant;
   };
   using Lru = std::list<Entry>;
 

@@ -1,7 +1,9 @@
 // Expired-session cleanup and other pruning, in batches.
 #include "janitor.h"
 
+#include <map>
 #include <random>
+#include <string>
 
 #include "torii/log.h"
 #include "torii/values.h"
@@ -16,14 +18,23 @@ constexpr const char* kPassLock = "128022013144938";
 
 // One batch: set torii.cleanup for this statement's transaction (the
 // scalar subquery runs before any row is deleted, so the row triggers see
-// it), then delete up to $2 expired rows that no one else holds.
+// it), then delete up to $2 expired rows that no one else holds, of every
+// tenant (the janitor's connection has torii.tenant '*'); one row per
+// tenant with rows deleted: its name and how many.
 constexpr const char* kDeleteBatch =
     "WITH quiet AS (SELECT set_config('torii.cleanup', 'on', true) AS v), "
     "doomed AS (SELECT id FROM sessions "
     "  WHERE expires_at < (timestamptz 'epoch' + $1::int8 * interval '1 microsecond') "
     "  ORDER BY expires_at LIMIT $2::int8 FOR UPDATE SKIP LOCKED), "
-    "gone AS (DELETE FROM sessions WHERE (SELECT v FROM quiet) = 'on' AND id IN (SELECT id FROM doomed) RETURNING 1) "
-    "SELECT count(*) FROM gone";
+    "gone AS (DELETE FROM sessions WHERE (SELECT v FROM quiet) = 'on' AND id IN (SELECT id FROM doomed) "
+    "RETURNING tenant) "
+    "SELECT tenant, count(*) FROM gone GROUP BY tenant";
+
+// One summary (event and audit row, 0014) per tenant: $1 the tenants,
+// $3 their counts, as arrays.
+constexpr const char* kSummaries =
+    "SELECT torii_cleanup_summary(x.n, timestamptz 'epoch' + $2::int8 * interval '1 microsecond', x.t) "
+    "FROM unnest($1::text[], $3::int8[]) AS x(t, n)";
 
 // One batch of a cleanup target: $1 its cutoff (microseconds since the
 // epoch), $2 the batch size; the rows of `table` whose `key` is picked by
@@ -62,7 +73,8 @@ const CleanupTarget kCleanupTargets[] = {
     {"login_failures", "login_failures",
      CLEANUP_BATCH("login_failures", "id",
                    "at < " CLEANUP_CUTOFF " AND NOT EXISTS (SELECT 1 FROM users u "
-                   "WHERE lower(u.email) = login_failures.email AND u.locked_at IS NOT NULL)"),
+                   "WHERE u.tenant = login_failures.tenant AND lower(u.email) = login_failures.email "
+                   "AND u.locked_at IS NOT NULL)"),
      &JanitorOptions::login_failure_retention_s},
 };
 constexpr size_t kCleanupTargetCount = sizeof(kCleanupTargets) / sizeof(kCleanupTargets[0]);
@@ -74,6 +86,7 @@ struct Janitor::Pass {
   uint64_t started_ms = 0;
   int64_t cutoff_us = 0;
   uint64_t deleted = 0;
+  std::map<std::string, uint64_t> deleted_by_tenant;  // expired sessions
   uint64_t target_deleted[kCleanupTargetCount] = {};
   uint64_t pruned = 0;
   bool locked = false;
@@ -192,10 +205,11 @@ void Janitor::Begin(bool wait_for_lock, Done done) {
       return;
     }
     std::string sql = wait_for_lock
-                          ? std::string("SELECT true, (extract(epoch from now()) * 1000000)::int8 FROM pg_advisory_lock(") +
+                          ? std::string("SELECT true, (extract(epoch from now()) * 1000000)::int8, "
+                                        "set_config('torii.tenant', '*', false) FROM pg_advisory_lock(") +
                                 kPassLock + ")"
                           : std::string("SELECT pg_try_advisory_lock(") + kPassLock +
-                                "), (extract(epoch from now()) * 1000000)::int8";
+                                "), (extract(epoch from now()) * 1000000)::int8, set_config('torii.tenant', '*', false)";
     conn_->Query(sql, {}, [this, pass](Result<PgResult>&& r) {
       if (!r.ok()) {
         Finish(pass, r.error());
@@ -224,7 +238,12 @@ void Janitor::Batch(std::shared_ptr<Pass> pass) {
                    Finish(pass, r.error());
                    return;
                  }
-                 uint64_t n = std::strtoull(PQgetvalue(r->get(), 0, 0), nullptr, 10);
+                 uint64_t n = 0;
+                 for (int row = 0; row < PQntuples(r->get()); row++) {
+                   uint64_t k = std::strtoull(PQgetvalue(r->get(), row, 1), nullptr, 10);
+                   pass->deleted_by_tenant[PQgetvalue(r->get(), row, 0)] += k;
+                   n += k;
+                 }
                  pass->deleted += n;
                  bool more = n == opt_.batch_size;
                  bool over_budget = uv_now(loop_) - pass->started_ms > opt_.time_budget_ms;
@@ -237,8 +256,19 @@ void Janitor::Batch(std::shared_ptr<Pass> pass) {
                    TargetBatch(pass, 0);
                    return;
                  }
-                 conn_->Query("SELECT torii_cleanup_summary($1::int8, timestamptz 'epoch' + $2::int8 * interval '1 microsecond')",
-                              {std::to_string(pass->deleted), std::to_string(pass->cutoff_us)},
+                 // Tenant names are [a-z0-9_.-]: array literals need no quoting.
+                 std::string tenants = "{", counts = "{";
+                 for (const auto& [tenant, count] : pass->deleted_by_tenant) {
+                   if (tenants.size() > 1) {
+                     tenants += ',';
+                     counts += ',';
+                   }
+                   tenants += tenant;
+                   counts += std::to_string(count);
+                 }
+                 tenants += '}';
+                 counts += '}';
+                 conn_->Query(kSummaries, {tenants, std::to_string(pass->cutoff_us), counts},
                               [this, pass](Result<PgResult>&& s) {
                                 if (!s.ok()) {
                                   Finish(pass, s.error());

@@ -15,7 +15,10 @@ namespace torii::daemon {
 bool LookupBatches::Batchable(const Job& job) {
   if (!job.groupable || job.cmds.size() != 1) return false;
   const Command& c = job.cmds[0];
-  return Statement(c.stmt).batched != Stmt::kCount && c.values.size() == 1 && !c.null(0);
+  const StatementDef& def = Statement(c.stmt);
+  // The key, and the tenant when the statement has one.
+  const size_t params = def.tenant_param >= 0 ? 2 : 1;
+  return def.batched != Stmt::kCount && c.values.size() == params && !c.null(0);
 }
 
 uint64_t LookupBatches::front_queued_at() const { return queue_.front()->queued_at_ms; }
@@ -38,7 +41,9 @@ std::vector<Job*> LookupBatches::TakeNext() {
   queue_.pop_front();
   if (queue_.empty()) return members;
   Stmt stmt = members[0]->cmds[0].stmt;
-  while (!queue_.empty() && members.size() < kMaxBatch && queue_.front()->cmds[0].stmt == stmt) {
+  // One batch is one tenant's: its statement takes one tenant.
+  while (!queue_.empty() && members.size() < kMaxBatch && queue_.front()->cmds[0].stmt == stmt &&
+         queue_.front()->tenant == members[0]->tenant) {
     members.push_back(queue_.front());
     queue_.pop_front();
   }
@@ -48,6 +53,7 @@ std::vector<Job*> LookupBatches::TakeNext() {
 Command LookupBatches::BatchCommand(const std::vector<Job*>& members) {
   Command cmd(Statement(members[0]->cmds[0].stmt).batched);
   cmd.Add(BatchKeys(members.size(), [&members](size_t i) -> const std::string& { return members[i]->cmds[0].values[0]; }));
+  if (Statement(cmd.stmt).tenant_param >= 0) cmd.Add(members[0]->tenant);
   return cmd;
 }
 

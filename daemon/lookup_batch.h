@@ -54,7 +54,8 @@ class LookupBatches {
   static constexpr size_t kMaxBatch = 64;
 
   // Whether `job` may join a batch: one groupable command whose statement
-  // has a batched form, with a non-NULL key.
+  // has a batched form, with a non-NULL key (and its tenant). A batch holds
+  // the lookups of one tenant.
   static bool Batchable(const Job& job);
 
   void Push(Job* job) { queue_.push_back(job); }

@@ -63,9 +63,10 @@ void Pool::AddConn() {
 
 size_t Pool::waiting() const { return pending_.size() + lookups_->size(); }
 
-JobId Pool::Submit(std::vector<Command> cmds, bool groupable, JobDone done) {
+JobId Pool::Submit(std::vector<Command> cmds, bool groupable, JobDone done, std::string tenant) {
   const JobId id = next_job_id_++;
   Job* job = jobs_.emplace(id, std::make_unique<Job>(id, std::move(cmds), groupable, std::move(done))).first->second.get();
+  job->tenant = std::move(tenant);
   if (closing_) {
     FailJob(job, Error::Unavailable("the daemon is shutting down"));
     return 0;
@@ -144,6 +145,7 @@ Job* Pool::TakeLookups() {
   const JobId id = next_job_id_++;
   Job* carrier = jobs_.emplace(id, std::make_unique<Job>(id, std::move(cmds), true, nullptr)).first->second.get();
   carrier->queued_at_ms = members[0]->queued_at_ms;
+  carrier->tenant = members[0]->tenant;
   for (Job* m : members) m->carrier = carrier;
   carrier->members = std::move(members);
   counters_.batches++;

@@ -92,8 +92,12 @@ class Pool {
   // commit or roll back together) or actor requests (their role setting
   // would leak into the next job). Fails it at once (overloaded,
   // unavailable) when the queue is full or no connection can be made now:
-  // `done` has then already run, and the result is 0.
-  [[nodiscard]] JobId Submit(std::vector<Command> cmds, bool groupable, JobDone done);
+  // `done` has then already run, and the result is 0. The job runs with
+  // torii.tenant set to `tenant` (row-level security, 0014): a connection
+  // is switched, in a transaction of its own, only when it was last set to
+  // another tenant, so a deployment that names none never switches.
+  [[nodiscard]] JobId Submit(std::vector<Command> cmds, bool groupable, JobDone done,
+                             std::string tenant = "default");
   // The caller gave up on the job (deadline). Queued: removed and freed.
   // In flight: its results are discarded when they come, and its statement
   // is cancelled when it is the one running. `done` never runs.

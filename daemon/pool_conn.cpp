@@ -124,14 +124,15 @@ void PoolConn::StartPreparing() {
   // that match nothing (all-zero digests) settle it on the generic plan.
   const std::string zero(32, '\0');
   std::string zeros = BatchKeys(LookupBatches::kMaxBatch, [&zero](size_t) -> const std::string& { return zero; });
-  const char* values[1] = {zeros.data()};
-  int lengths[1] = {static_cast<int>(zeros.size())};
-  int formats[1] = {1};
+  const char* values[2] = {zeros.data(), "default"};
+  int lengths[2] = {static_cast<int>(zeros.size()), 7};
+  int formats[2] = {1, 0};
   for (int i = 0; i < kStatementCount; i++) {
     const StatementDef& def = Statement(static_cast<Stmt>(i));
     if (def.batched == Stmt::kCount) continue;
+    const int n = Statement(def.batched).tenant_param >= 0 ? 2 : 1;
     for (int run = 0; run < 5; run++) {
-      if (PQsendQueryPrepared(conn_, Statement(def.batched).name, 1, values, lengths, formats, 0) != 1) {
+      if (PQsendQueryPrepared(conn_, Statement(def.batched).name, n, values, lengths, formats, 0) != 1) {
         Break("cannot send statements");
         return;
       }
@@ -156,12 +157,37 @@ bool PoolConn::Flush() {
   return true;
 }
 
+bool PoolConn::SwitchTenant(Job* job) {
+  // The open group's Sync first: the switch is not part of its transaction.
+  if (group_open_) CloseGroup();
+  if (state_ != ConnState::kReady) {
+    pool_->Requeue(job);
+    return false;
+  }
+  const char* values[1] = {job->tenant.c_str()};
+  int lengths[1] = {static_cast<int>(job->tenant.size())};
+  int formats[1] = {0};
+  if (PQsendQueryPrepared(conn_, Statement(Stmt::kSetTenant).name, 1, values, lengths, formats, 0) != 1 ||
+      PQpipelineSync(conn_) != 1) {
+    pool_->Requeue(job);
+    Break(std::string("send failed: ") + PQerrorMessage(conn_));
+    return false;
+  }
+  if (inflight_.empty()) last_progress_ = Now();
+  InFlight f;
+  f.tenant_switch = true;
+  inflight_.push_back(std::move(f));
+  tenant_ = job->tenant;
+  return true;
+}
+
 bool PoolConn::Send(Job* job) {
   if (!job->groupable && group_open_) CloseGroup();
   if (state_ != ConnState::kReady) {
     pool_->Requeue(job);
     return false;
   }
+  if (job->tenant != tenant_ && !SwitchTenant(job)) return false;
   for (const Command& cmd : job->cmds) {
     const StatementDef& def = Statement(cmd.stmt);
     size_t n = cmd.values.size();
@@ -234,6 +260,7 @@ void PoolConn::ReadResults() {
           if (state_ != ConnState::kReady) return;
           continue;
         }
+        if (head.tenant_switch) continue;  // its Sync follows
       }
       if (state_ == ConnState::kPreparing) continue;
       break;
@@ -286,6 +313,19 @@ void PoolConn::HandleResult(PGresult* r) {
       return;
     }
     FinishHead();
+    return;
+  }
+  if (head.job == nullptr && head.tenant_switch) {
+    if (st != PGRES_TUPLES_OK) {
+      // Rolled back (a cancel aimed at another job may hit it): the jobs
+      // sent behind it run in the tenant the connection had, and find
+      // nothing of theirs (their statements name their tenant too); the
+      // next job switches again.
+      Error e = ErrorFromResult(r);
+      TLOG_WARN("pool: conn %lu: switching tenant failed: %s", (unsigned long)id_, e.message().c_str());
+      tenant_.clear();
+    }
+    PQclear(r);
     return;
   }
   if (head.job == nullptr) {

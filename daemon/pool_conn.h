@@ -79,12 +79,14 @@ class PoolConn {
 
  private:
   // A job in flight and what has been read of its results. job == nullptr
-  // stands for the Sync that ends a group of read-only jobs.
+  // stands for the Sync that ends a group of read-only jobs, or, with
+  // tenant_switch, for a switch of torii.tenant and its own Sync.
   struct InFlight {
     Job* job = nullptr;
     size_t cur = 0;  // command whose results are being read
     bool got_current = false;
     JobEnd end;
+    bool tenant_switch = false;
   };
 
   void OnConnected(Result<PGconn*>&& conn);
@@ -96,6 +98,10 @@ class PoolConn {
   void ReadResults();
   void HandleResult(PGresult* r);
   void FinishHead();
+  // Sets torii.tenant to `job`'s tenant, in a transaction of its own (so
+  // that no job's failure rolls it back); false when the job went back to
+  // the pool's queue instead.
+  bool SwitchTenant(Job* job);
   void Cancel();
   bool Flush();
   void Watch(int events);
@@ -111,6 +117,10 @@ class PoolConn {
   std::deque<InFlight> inflight_;  // in send order
   size_t jobs_ = 0;                // entries of inflight_ with a job
   bool group_open_ = false;
+  // What torii.tenant is set to on this connection as far as what was sent
+  // goes (a new connection has none: the default tenant); empty when a
+  // switch failed, so that the next job switches again.
+  std::string tenant_ = "default";
   int prepares_left_ = 0;
   bool cancel_sent_ = false;
   uint64_t cancel_first_at_ = 0;  // the first cancel for the job running now

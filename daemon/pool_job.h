@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "pool.h"
@@ -33,6 +34,7 @@ struct Job {
   bool abandoned = false;      // the caller gave up: freed, never answered
   bool cancel_wanted = false;  // deadline passed; cancel it, but still report how it ended
   bool retried = false;        // already run again once after a cancel that hit it by mistake
+  std::string tenant = "default";  // torii.tenant while it runs (Pool::Submit)
   PoolConn* conn = nullptr;    // the connection it is in flight on, else nullptr
   // Lookup batches (lookup_batch.h): a carrier runs the batched statement
   // for its members; a member points to its carrier until answered.

@@ -32,6 +32,9 @@ struct Requests::Ctx {
   uint64_t hot_gen = 0;   // the cache's generation when it was sent
   Plan plan;
   RequestMark mark;  // per-operation metrics, when they are on
+  // While the tenant it names is looked up (not yet known to exist).
+  std::unique_ptr<Request> waiting;
+  bool bound = false;  // its client key is bound to its tenant
 };
 
 Requests::Requests(uv_loop_t* loop, Router& router, Pool& pool, DecodeLimits limits)
@@ -83,9 +86,69 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
   ctx->deadline_it = deadlines_.emplace(uv_now(loop_) + timeout, ctx);
   ArmTimer();
 
+  std::string tenant = req.tenant ? std::move(*req.tenant) : std::string(kDefaultTenant);
+  if (bound_tenant_) {
+    // A client key bound to a tenant (PROTOCOL.md section 6) acts in it
+    // whatever it names, and naming another is refused.
+    if (std::optional<std::string> bound = bound_tenant_(body)) {
+      if (req.tenant && tenant != *bound) {
+        ReplyError(ctx, Error::Forbidden("this client's key is bound to another tenant"));
+        return;
+      }
+      tenant = std::move(*bound);
+      ctx->bound = true;
+    }
+  }
+  if (tenant != kDefaultTenant && known_tenants_.count(tenant) == 0) {
+    CheckTenant(ctx, std::make_unique<Request>(std::move(req)), std::move(tenant));
+    return;
+  }
+  Dispatch(ctx, req, tenant);
+}
+
+void Requests::CheckTenant(Ctx* ctx, std::unique_ptr<Request> req, std::string tenant) {
+  ctx->waiting = std::move(req);
+  Command check(Stmt::kTenantExists);
+  check.Add(tenant);
+  std::vector<Command> cmds;
+  cmds.push_back(std::move(check));
+  const uint64_t seq = ctx->seq;
+  JobId job = pool_.Submit(std::move(cmds), true, [this, seq, tenant](Result<JobOutput>&& out) {
+    auto found = live_.find(seq);
+    if (found == live_.end()) return;
+    Ctx* ctx = found->second.get();
+    ctx->job = 0;
+    if (!out.ok()) {
+      if (ctx->cancelling) {
+        stats_.timeouts++;
+        ReplyError(ctx, Error::Timeout("the request's deadline passed before it completed"));
+        return;
+      }
+      ReplyError(ctx, out.error());
+      return;
+    }
+    if (out->results.empty() || PQntuples(out->results[0].get()) == 0) {
+      ReplyError(ctx, Error::NotFound("no tenant named '" + tenant + "'"));
+      return;
+    }
+    known_tenants_.insert(tenant);  // tenants are never deleted by the daemon
+    std::unique_ptr<Request> req = std::move(ctx->waiting);
+    Dispatch(ctx, *req, tenant);
+  });
+  if (job != 0) ctx->job = job;
+}
+
+void Requests::Dispatch(Ctx* ctx, Request& req, const std::string& tenant) {
+  const uint64_t seq = ctx->seq;
+  tenant_requests_[tenant]++;
   Args args(req.args);
   if (auto it = local_.find(req.op); it != local_.end()) {
     if (metrics_ != nullptr) ctx->mark.op = metrics_->Op(&it->second, it->first);
+    // stats and cleanup act on every tenant; ping on none.
+    if (ctx->bound && req.op != "ping") {
+      ReplyError(ctx, Error::Forbidden("'" + req.op + "' spans tenants: not for a key bound to a tenant"));
+      return;
+    }
     if (req.actor) {
       ReplyError(ctx, Error::InvalidArgument("'" + req.op + "' does not take an actor"));
       return;
@@ -107,7 +170,11 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
     return;
   }
   if (metrics_ != nullptr) ctx->mark.op = metrics_->Op(op, op->name);
-  auto plan = BuildPlan(*op, args, req.actor);
+  if (ctx->bound && op->spans_tenants) {
+    ReplyError(ctx, Error::Forbidden("'" + req.op + "' spans tenants: not for a key bound to a tenant"));
+    return;
+  }
+  auto plan = BuildPlan(*op, args, req.actor, tenant);
   if (!plan.ok()) {
     ReplyError(ctx, plan.error());
     return;
@@ -119,7 +186,7 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
     // The lease is judged on the clock the listener's probes are timed by.
     uint64_t mono_us = uv_hrtime() / 1000;
     const std::string* hit = key.kind == HotKey::kDigest ? hot_->FindByDigest(key.value, NowMicros(), mono_us)
-                                                          : hot_->FindById(key.value, NowMicros(), mono_us);
+                                                          : hot_->FindById(key.value, NowMicros(), mono_us, ctx->plan.tenant);
     if (hit != nullptr) {
       ReplyOk(ctx, hit->data(), hit->size());
       return;
@@ -129,7 +196,7 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
     ctx->hot_gen = hot_->generation();
   }
   JobId job = pool_.Submit(std::move(ctx->plan.cmds), ctx->plan.read_only,
-                           [this, seq](Result<JobOutput>&& out) { OnJobDone(seq, std::move(out)); });
+                           [this, seq](Result<JobOutput>&& out) { OnJobDone(seq, std::move(out)); }, ctx->plan.tenant);
   // 0: it failed at once, and the request is answered and gone.
   if (job != 0) ctx->job = job;
 }
@@ -178,7 +245,7 @@ void Requests::FillHot(Ctx* ctx, const JobOutput& out, size_t result_at) {
   std::string_view id = session->id, user_id = session->user_id;
   int64_t expires_at = session->expires_at_us;
   std::string_view packed(reply_.data() + result_at, reply_.size() - result_at);
-  hot_->Insert(ctx->hot_gen, ctx->plan.hot.value, id, user_id, expires_at, packed);
+  hot_->Insert(ctx->hot_gen, ctx->plan.hot.value, id, user_id, expires_at, packed, ctx->plan.tenant);
 }
 
 void Requests::ReplyOk(Ctx* ctx, const char* result, size_t len) {

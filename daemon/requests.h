@@ -14,8 +14,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "hot_sessions.h"
 #include "ops/ops.h"
@@ -54,11 +56,17 @@ class Requests {
   // The per-operation counters /metrics serves (owned by Metrics, which
   // must outlive its use here); nullptr, the default: metrics are off.
   void set_metrics(RequestMetrics* metrics) { metrics_ = metrics; }
+  // The tenant a request's client key is bound to (ZapHandler::BoundTenant),
+  // nullopt when unbound; unset (the default): no key is bound (CURVE off).
+  using BoundTenantFn = std::function<std::optional<std::string>(const zmq::message_t& body)>;
+  void set_bound_tenant(BoundTenantFn fn) { bound_tenant_ = std::move(fn); }
   size_t in_flight() const { return live_.size(); }
   // Calls `on_idle` once, on a later loop turn, as soon as no request is
   // in flight (shutdown waits for that). Close() drops it.
   void WhenIdle(std::function<void()> on_idle);
   const RequestStats& stats() const { return stats_; }
+  // Requests dispatched per tenant (stats' `tenants`).
+  const std::unordered_map<std::string, uint64_t>& tenant_requests() const { return tenant_requests_; }
   // Answers every open request with `error` now (shutdown deadline).
   void FailAll(const Error& error);
   void Close();
@@ -76,6 +84,11 @@ class Requests {
   void InvalidateHot(Ctx* ctx);
   void FillHot(Ctx* ctx, const JobOutput& out, size_t result_at);
   void OnJobDone(uint64_t seq, Result<JobOutput>&& out);
+  // A request naming a tenant not known yet: looks it up, then Dispatch
+  // (or not_found).
+  void CheckTenant(Ctx* ctx, std::unique_ptr<Request> req, std::string tenant);
+  // Runs the decoded request in `tenant` (a local operation, or a plan).
+  void Dispatch(Ctx* ctx, Request& req, const std::string& tenant);
   void ArmTimer();
   static void OnTimer(uv_timer_t* t);
   static void OnIdleTimer(uv_timer_t* t);
@@ -85,6 +98,7 @@ class Requests {
   Pool& pool_;
   HotSessions* hot_ = nullptr;
   RequestMetrics* metrics_ = nullptr;
+  BoundTenantFn bound_tenant_;
   DecodeLimits limits_;
   uint64_t default_timeout_ms_ = 5000;
   std::unordered_map<std::string, LocalOp> local_;
@@ -96,6 +110,10 @@ class Requests {
   uint64_t timer_due_ = 0;
   uint64_t next_seq_ = 1;
   RequestStats stats_;
+  // Tenants seen to exist (the default always does); others are looked up
+  // once (CheckTenant).
+  std::unordered_set<std::string> known_tenants_{std::string(kDefaultTenant)};
+  std::unordered_map<std::string, uint64_t> tenant_requests_;
   msgpack::sbuffer reply_;  // reused for every reply (cleared, not freed)
 };
 

@@ -171,7 +171,9 @@ CREATE INDEX idx_audit_logs_tenant_record_seq ON audit_logs (tenant, record_id, 
 CREATE INDEX idx_audit_logs_tenant_table_seq ON audit_logs (tenant, table_name, seq);
 
 -- Row-level security. The tenant is read once per statement (the scalar
--- subqueries become init plans), so a policy costs a comparison per row.
+-- subquery becomes one init plan; `x = ANY (ARRAY[a, b])` names it once,
+-- where `x = a OR x = b` or `x IN (a, b)` would make two), so a policy
+-- costs a comparison per row.
 DO $$
 DECLARE
     t text;
@@ -183,8 +185,8 @@ BEGIN
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant_isolation ON %I AS RESTRICTIVE FOR ALL '
-                       'USING (tenant = (SELECT torii_current_tenant()) OR (SELECT torii_current_tenant()) = ''*'') '
-                       'WITH CHECK (tenant = (SELECT torii_current_tenant()) OR (SELECT torii_current_tenant()) = ''*'')',
+                       'USING ((SELECT torii_current_tenant()) = ANY (ARRAY[tenant, ''*''])) '
+                       'WITH CHECK ((SELECT torii_current_tenant()) = ANY (ARRAY[tenant, ''*'']))',
                        t);
         -- The owner (the daemon's role) was exempt from RLS; FORCE would
         -- subject it to the actor policies, which admit no row without an

@@ -29,6 +29,10 @@ struct LocalOpHooks {
   uint64_t schema_version = 0;
   // The packed `stats` result.
   std::function<std::string()> stats;
+  // The value of stats' `tenants` key, packed ({name: {users, sessions,
+  // requests}}), or an error (stats is then answered without it); empty:
+  // no such key.
+  std::function<void(std::function<void(Result<std::string>)> done)> tenants;
   // Runs one cleanup pass now; `done` gets the number of sessions it deleted.
   std::function<void(std::function<void(Result<uint64_t>)> done)> cleanup;
 };

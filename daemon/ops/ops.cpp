@@ -28,7 +28,7 @@ using OpIndex = std::unordered_map<std::string_view, Entry>;
 OpIndex BuildIndex() {
   OpIndex index;
   for (auto family : {UserOps(), SessionOps(), AuditOps(), OAuthOps(), PasskeyOps(), TokenOps(), GuardOps(),
-                      JwtOps()}) {
+                      JwtOps(), TenantOps()}) {
     for (const OpDef& op : family) {
       const OperationInfo* info = FindOperation(op.name);
       index.emplace(op.name, Entry{&op, info != nullptr && info->read_only});
@@ -57,12 +57,27 @@ std::vector<const OpDef*> DatabaseOps() {
   return all;
 }
 
-Result<Plan> BuildPlan(const OpDef& op, const Args& args, const std::optional<std::string>& actor) {
+Result<Plan> BuildPlan(const OpDef& op, const Args& args, const std::optional<std::string>& actor,
+                       std::string_view tenant) {
   if (actor && op.actor_forbidden) {
     return Error::Forbidden(std::string("'") + op.name + "' is not available to requests with an actor");
   }
   auto plan = op.build(args);
   if (!plan.ok()) return plan;
+  for (Command& cmd : plan->cmds) {
+    int param = Statement(cmd.stmt).tenant_param;
+    if (param < 0) continue;
+    if (cmd.values.size() != static_cast<size_t>(param)) {
+      return Error::Internal(std::string("'") + op.name + "': a statement's parameters do not match its tenant's place");
+    }
+    cmd.Add(std::string(tenant));
+  }
+  if (tenant != kDefaultTenant) {
+    plan->tenant = std::string(tenant);
+    // The hot-session cache keys a named tenant's digests apart (a default
+    // tenant's key is the bare 32-byte digest, as before tenants).
+    if (plan->hot.kind == HotKey::kDigest) plan->hot.value = HotDigestKey(tenant, plan->hot.value);
+  }
   auto it = Index().find(op.name);
   plan->read_only = it != Index().end() && it->second.read_only && !actor;
   if (!actor) return plan;

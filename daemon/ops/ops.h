@@ -37,6 +37,18 @@ struct HotKey {
   bool read = false;  // get_session: answered from the cache, filled on a miss
 };
 
+// The hot-session cache's key for a token digest in `tenant`: the bare
+// digest in the default tenant (as before tenants), else the tenant's name,
+// a NUL and the digest (never 32 bytes long, so never a default key).
+inline std::string HotDigestKey(std::string_view tenant, std::string_view digest) {
+  if (tenant == kDefaultTenant) return std::string(digest);
+  std::string key;
+  key.reserve(tenant.size() + 1 + digest.size());
+  key.append(tenant).push_back('\0');
+  key.append(digest);
+  return key;
+}
+
 struct Plan {
   std::vector<Command> cmds;
   size_t main = 0;  // the command whose result is rendered
@@ -46,6 +58,10 @@ struct Plan {
   int64_t limit = 0;  // list ops: the page size, to tell whether more follow
   bool read_only = false;  // writes nothing and runs as the daemon's role
   HotKey hot;
+  // The tenant the plan acts in (BuildPlan): every command of a statement
+  // with a tenant parameter carries it, and the pool runs the job with
+  // torii.tenant set to it.
+  std::string tenant{kDefaultTenant};
 };
 
 using BuildFn = Result<Plan> (*)(const Args& args);
@@ -56,6 +72,9 @@ struct OpDef {
   const char* name;
   BuildFn build;
   bool actor_forbidden = false;  // an `actor` request is refused (forbidden)
+  // Acts on every tenant (create_tenant, list_tenants): refused to a client
+  // key bound to a tenant.
+  bool spans_tenants = false;
 };
 
 // nullptr when `name` is not a database operation.
@@ -65,6 +84,8 @@ std::vector<const OpDef*> DatabaseOps();
 // Builds the plan; with an actor, the statements run under row-level
 // security as that user (a set_config command goes first). A read-only
 // operation (OperationInfo::read_only) without an actor gets a read-only plan.
-Result<Plan> BuildPlan(const OpDef& op, const Args& args, const std::optional<std::string>& actor);
+// Every statement with a tenant parameter gets `tenant` (a valid name).
+Result<Plan> BuildPlan(const OpDef& op, const Args& args, const std::optional<std::string>& actor,
+                       std::string_view tenant = kDefaultTenant);
 
 }  // namespace torii::daemon

@@ -19,14 +19,14 @@ const StatementDef kStatements[] = {
     // `before` cursor (a seq, exclusive) or NULL. One statement per filter so
     // that each plan uses its own index (0003_audit.sql).
     {Stmt::kListAudit, "t_list_audit",
-     "SELECT " AUDIT_COLS " FROM audit_logs WHERE ($1::int8 IS NULL OR seq < $1::int8) "
+     "SELECT " AUDIT_COLS " FROM audit_logs WHERE tenant = $T AND ($1::int8 IS NULL OR seq < $1::int8) "
      "ORDER BY seq DESC LIMIT $2::int4", 0},
     {Stmt::kListAuditByTable, "t_list_audit_by_table",
-     "SELECT " AUDIT_COLS " FROM audit_logs WHERE table_name = $1 AND ($2::int8 IS NULL OR seq < $2::int8) "
+     "SELECT " AUDIT_COLS " FROM audit_logs WHERE tenant = $T AND table_name = $1 AND ($2::int8 IS NULL OR seq < $2::int8) "
      "ORDER BY seq DESC LIMIT $3::int4", 0},
     // $2 optional table filter.
     {Stmt::kListAuditByRecord, "t_list_audit_by_record",
-     "SELECT " AUDIT_COLS " FROM audit_logs WHERE record_id = $1::uuid AND ($2::text IS NULL OR table_name = $2) "
+     "SELECT " AUDIT_COLS " FROM audit_logs WHERE tenant = $T AND record_id = $1::uuid AND ($2::text IS NULL OR table_name = $2) "
      "AND ($3::int8 IS NULL OR seq < $3::int8) ORDER BY seq DESC LIMIT $4::int4", 0},
 };
 

@@ -129,6 +129,7 @@ std::span<const StatementDef> GuardStatements();
 std::span<const StatementDef> JwtStatements();
 std::span<const StatementDef> OAuthStatements();
 std::span<const StatementDef> PasskeyStatements();
+std::span<const StatementDef> TenantStatements();
 std::span<const OpDef> UserOps();
 std::span<const OpDef> SessionOps();
 std::span<const OpDef> AuditOps();
@@ -137,5 +138,6 @@ std::span<const OpDef> GuardOps();
 std::span<const OpDef> JwtOps();
 std::span<const OpDef> OAuthOps();
 std::span<const OpDef> PasskeyOps();
+std::span<const OpDef> TenantOps();
 
 }  // namespace torii::daemon

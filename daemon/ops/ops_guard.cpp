@@ -20,28 +20,28 @@ const StatementDef kStatements[] = {
     // insert, then the count (a new snapshot, taken after the lock, so it
     // sees every failure committed before) with the lock of the user.
     // Two-key form: its key space is apart from the janitor's int8 key.
-    {Stmt::kGuardLock, "t_guard_lock", "SELECT pg_advisory_xact_lock(1953460841, hashtext(lower($1)))", 0},
+    {Stmt::kGuardLock, "t_guard_lock", "SELECT pg_advisory_xact_lock(1953460841, hashtext($T || ' ' || lower($1)))", 0},
     {Stmt::kInsertLoginFailure, "t_insert_login_failure",
-     "INSERT INTO login_failures (email, ip_address) VALUES (lower($1), $2)", 0},
+     "INSERT INTO login_failures (email, ip_address, tenant) VALUES (lower($1), $2, $T)", 0},
     // $2 window seconds, $3 max failures or NULL. A user already locked
     // keeps its locked_at.
     {Stmt::kCountLoginFailures, "t_count_login_failures",
      "WITH n AS (SELECT count(*) AS n FROM login_failures "
-     "  WHERE email = lower($1) AND at > now() - $2::int8 * interval '1 second'), "
+     "  WHERE tenant = $T AND email = lower($1) AND at > now() - $2::int8 * interval '1 second'), "
      "locked_user AS (UPDATE users SET locked_at = now() WHERE $3::int8 IS NOT NULL AND (SELECT n FROM n) >= $3::int8 "
-     "  AND lower(email) = lower($1) AND locked_at IS NULL RETURNING 1) "
+     "  AND tenant = $T AND lower(email) = lower($1) AND locked_at IS NULL RETURNING 1) "
      "SELECT n, $3::int8 IS NOT NULL AND n >= $3::int8, (SELECT count(*) FROM locked_user) FROM n", 0},
     // $2 since (micros) or NULL: the last 900 s.
     {Stmt::kLoginFailures, "t_login_failures",
      "SELECT count(*), " US("max(at)") " FROM login_failures "
-     "WHERE email = lower($1) AND at >= coalesce(" TS("$2") ", now() - interval '900 seconds')", 0},
-    {Stmt::kClearLoginFailures, "t_clear_login_failures", "DELETE FROM login_failures WHERE email = lower($1)", 0},
+     "WHERE tenant = $T AND email = lower($1) AND at >= coalesce(" TS("$2") ", now() - interval '900 seconds')", 0},
+    {Stmt::kClearLoginFailures, "t_clear_login_failures", "DELETE FROM login_failures WHERE tenant = $T AND email = lower($1)", 0},
     {Stmt::kSetUserLock, "t_set_user_lock",
-     "UPDATE users SET locked_at = " TS("$2") " WHERE lower(email) = lower($1) "
+     "UPDATE users SET locked_at = " TS("$2") " WHERE tenant = $T AND lower(email) = lower($1) "
      "AND locked_at IS DISTINCT FROM " TS("$2"), 0},
     // Always one row, so a missing user looks like an unlocked one.
     {Stmt::kGetUserLock, "t_get_user_lock",
-     "SELECT " US("(SELECT locked_at FROM users WHERE lower(email) = lower($1))"), 0},
+     "SELECT " US("(SELECT locked_at FROM users WHERE tenant = $T AND lower(email) = lower($1))"), 0},
 };
 
 constexpr int64_t kDefaultWindowS = 900;

@@ -19,33 +19,33 @@ const StatementDef kStatements[] = {
     // JWT deny-list. Revoking again never shortens: expires_at only grows,
     // a user_id is only filled in; an unchanged row is not updated (no event).
     {Stmt::kRevokeJwt, "t_revoke_jwt",
-     "INSERT INTO jwt_revocations AS r (jti, user_id, expires_at) VALUES ($1, $2::uuid, " TS("$3") ") "
-     "ON CONFLICT (jti) DO UPDATE SET expires_at = greatest(r.expires_at, excluded.expires_at), "
+     "INSERT INTO jwt_revocations AS r (jti, user_id, expires_at, tenant) VALUES ($1, $2::uuid, " TS("$3") ", $T) "
+     "ON CONFLICT (tenant, jti) DO UPDATE SET expires_at = greatest(r.expires_at, excluded.expires_at), "
      "user_id = coalesce(r.user_id, excluded.user_id) "
      "WHERE r.expires_at < excluded.expires_at OR (r.user_id IS NULL AND excluded.user_id IS NOT NULL)", 0},
     // $2 issued_before (micros) or NULL: now; $3 expires_at (micros) or NULL:
     // issued_before + 30 days. A cutoff never moves back.
     {Stmt::kRevokeUserJwts, "t_revoke_user_jwts",
-     "INSERT INTO jwt_user_cutoffs AS c (user_id, issued_before, expires_at) "
-     "SELECT $1::uuid, b, coalesce(" TS("$3") ", b + interval '30 days') FROM (SELECT coalesce(" TS("$2") ", now()) AS b) AS t "
-     "ON CONFLICT (user_id) DO UPDATE SET issued_before = greatest(c.issued_before, excluded.issued_before), "
+     "INSERT INTO jwt_user_cutoffs AS c (user_id, issued_before, expires_at, tenant) "
+     "SELECT $1::uuid, b, coalesce(" TS("$3") ", b + interval '30 days'), $T FROM (SELECT coalesce(" TS("$2") ", now()) AS b) AS t "
+     "ON CONFLICT (tenant, user_id) DO UPDATE SET issued_before = greatest(c.issued_before, excluded.issued_before), "
      "expires_at = greatest(c.expires_at, excluded.expires_at), updated_at = now() "
      "WHERE c.issued_before < excluded.issued_before OR c.expires_at < excluded.expires_at", 0},
     // $2 user_id, $3 issued_at (micros); a user_id without issued_at is
     // revoked by any cutoff of that user (the JWT cannot show it is newer).
     {Stmt::kIsJwtRevoked, "t_is_jwt_revoked",
-     "SELECT EXISTS (SELECT 1 FROM jwt_revocations WHERE jti = $1 AND expires_at > now()) "
-     "OR ($2::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM jwt_user_cutoffs WHERE user_id = $2::uuid "
+     "SELECT EXISTS (SELECT 1 FROM jwt_revocations WHERE tenant = $T AND jti = $1 AND expires_at > now()) "
+     "OR ($2::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM jwt_user_cutoffs WHERE tenant = $T AND user_id = $2::uuid "
      "AND expires_at > now() AND ($3::int8 IS NULL OR " TS("$3") " < issued_before)))", 0},
     // One page of the unexpired deny-list: jtis in jti order, then user
     // cutoffs in user_id order. $1 cursor kind (NULL: start; 0 after jti $2;
     // 1 after user $3), $4 limit (one more row is read to tell whether more
     // follow). Columns: kind, jti or user_id, expires_at or issued_before.
     {Stmt::kListJwtRevocations, "t_list_jwt_revocations",
-     "(SELECT 0 AS kind, jti COLLATE \"C\" AS k, " US("expires_at") " FROM jwt_revocations WHERE expires_at > now() "
+     "(SELECT 0 AS kind, jti COLLATE \"C\" AS k, " US("expires_at") " FROM jwt_revocations WHERE tenant = $T AND expires_at > now() "
      "  AND ($1::int4 IS NULL OR ($1::int4 = 0 AND jti > $2::text COLLATE \"C\")) ORDER BY jti LIMIT $4::int4) "
      "UNION ALL "
-     "(SELECT 1, user_id::text COLLATE \"C\", " US("issued_before") " FROM jwt_user_cutoffs WHERE expires_at > now() "
+     "(SELECT 1, user_id::text COLLATE \"C\", " US("issued_before") " FROM jwt_user_cutoffs WHERE tenant = $T AND expires_at > now() "
      "  AND ($1::int4 IS NULL OR $1::int4 = 0 OR user_id > $3::uuid) ORDER BY user_id LIMIT $4::int4) "
      "ORDER BY kind, k LIMIT $4::int4", 0},
 };

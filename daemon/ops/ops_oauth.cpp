@@ -19,28 +19,28 @@ const StatementDef kStatements[] = {
     // link_oauth_account, the same way: the SELECT tells an existing link of
     // this user (idempotent) from one of another user (duplicate).
     {Stmt::kLinkOAuthInsert, "t_link_oauth_insert",
-     "INSERT INTO oauth_accounts (user_id, provider, subject) VALUES ($1::uuid, $2, $3) "
-     "ON CONFLICT (provider, subject) DO NOTHING", 0},
+     "INSERT INTO oauth_accounts (user_id, provider, subject, tenant) VALUES ($1::uuid, $2, $3, $T) "
+     "ON CONFLICT (tenant, provider, subject) DO NOTHING", 0},
     {Stmt::kLinkOAuthSelect, "t_link_oauth_select",
-     "SELECT " OAUTH_COLS ", user_id = $3::uuid AS own FROM oauth_accounts WHERE provider = $1 AND subject = $2", 0},
+     "SELECT " OAUTH_COLS ", user_id = $3::uuid AS own FROM oauth_accounts WHERE tenant = $T AND provider = $1 AND subject = $2", 0},
     {Stmt::kGetOAuthAccount, "t_get_oauth_account",
-     "SELECT " OAUTH_COLS " FROM oauth_accounts WHERE provider = $1 AND subject = $2", 0},
+     "SELECT " OAUTH_COLS " FROM oauth_accounts WHERE tenant = $T AND provider = $1 AND subject = $2", 0},
     {Stmt::kGetUserByOAuth, "t_get_user_by_oauth",
      "SELECT " USER_COLS_NO_HASH " FROM users "
-     "WHERE id = (SELECT user_id FROM oauth_accounts WHERE provider = $1 AND subject = $2)", 0},
+     "WHERE tenant = $T AND id = (SELECT user_id FROM oauth_accounts WHERE tenant = $T AND provider = $1 AND subject = $2)", 0},
     {Stmt::kListOAuthAccounts, "t_list_oauth_accounts",
-     "SELECT " OAUTH_COLS " FROM oauth_accounts WHERE user_id = $1::uuid ORDER BY created_at, id", 0},
+     "SELECT " OAUTH_COLS " FROM oauth_accounts WHERE tenant = $T AND user_id = $1::uuid ORDER BY created_at, id", 0},
     {Stmt::kUnlinkOAuthAccount, "t_unlink_oauth_account",
-     "DELETE FROM oauth_accounts WHERE user_id = $1::uuid AND provider = $2 AND ($3::text IS NULL OR subject = $3)",
+     "DELETE FROM oauth_accounts WHERE tenant = $T AND user_id = $1::uuid AND provider = $2 AND ($3::text IS NULL OR subject = $3)",
      0},
     {Stmt::kPutOAuthState, "t_put_oauth_state",
-     "INSERT INTO oauth_states (state, verifier, expires_at) VALUES ($1, $2, now() + $3::int8 * interval '1 second') "
-     "ON CONFLICT (state) DO UPDATE SET verifier = EXCLUDED.verifier, expires_at = EXCLUDED.expires_at "
+     "INSERT INTO oauth_states (state, verifier, expires_at, tenant) VALUES ($1, $2, now() + $3::int8 * interval '1 second', $T) "
+     "ON CONFLICT (tenant, state) DO UPDATE SET verifier = EXCLUDED.verifier, expires_at = EXCLUDED.expires_at "
      "RETURNING " US("expires_at"), 0},
     // Single use: the row goes in the statement that reads it; an expired
     // row goes too, reported as not found.
     {Stmt::kTakeOAuthState, "t_take_oauth_state",
-     "DELETE FROM oauth_states WHERE state = $1 RETURNING verifier, expires_at > now() AS live", 0},
+     "DELETE FROM oauth_states WHERE tenant = $T AND state = $1 RETURNING verifier, expires_at > now() AS live", 0},
 };
 
 constexpr size_t kMaxProviderBytes = 64;

@@ -19,13 +19,13 @@ namespace {
 // The family's statements (statements.cpp joins every family's).
 const StatementDef kStatements[] = {
     {Stmt::kAddPasskey, "t_add_passkey",
-     "INSERT INTO passkeys (user_id, credential_id, public_key, name, sign_count) "
-     "VALUES ($1::uuid, $2::bytea, $3::bytea, $4, coalesce($5::int8, 0)) RETURNING " PASSKEY_COLS,
+     "INSERT INTO passkeys (user_id, credential_id, public_key, name, sign_count, tenant) "
+     "VALUES ($1::uuid, $2::bytea, $3::bytea, $4, coalesce($5::int8, 0), $T) RETURNING " PASSKEY_COLS,
      (1u << 1) | (1u << 2)},
-    {Stmt::kGetPasskey, "t_get_passkey", "SELECT " PASSKEY_COLS " FROM passkeys WHERE credential_id = $1::bytea",
+    {Stmt::kGetPasskey, "t_get_passkey", "SELECT " PASSKEY_COLS " FROM passkeys WHERE tenant = $T AND credential_id = $1::bytea",
      1u << 0},
     {Stmt::kListPasskeys, "t_list_passkeys",
-     "SELECT " PASSKEY_COLS " FROM passkeys WHERE user_id = $1::uuid ORDER BY created_at, id", 0},
+     "SELECT " PASSKEY_COLS " FROM passkeys WHERE tenant = $T AND user_id = $1::uuid ORDER BY created_at, id", 0},
     // The counter rule in the UPDATE's WHERE, so it holds against the latest
     // row even under concurrent uses (READ COMMITTED re-checks it on the row
     // a concurrent update left). A given count of 0 or none keeps the stored
@@ -34,21 +34,21 @@ const StatementDef kStatements[] = {
     {Stmt::kUsePasskey, "t_use_passkey",
      "WITH upd AS (UPDATE passkeys SET last_used_at = now(), "
      "sign_count = CASE WHEN coalesce($2::int8, 0) = 0 THEN sign_count ELSE $2::int8 END "
-     "WHERE credential_id = $1::bytea "
+     "WHERE tenant = $T AND credential_id = $1::bytea "
      "AND NOT (coalesce($2::int8, 0) <> 0 AND sign_count <> 0 AND $2::int8 <= sign_count) "
      "RETURNING " PASSKEY_COLS ") "
      "SELECT *, true AS updated FROM upd UNION ALL "
-     "SELECT " PASSKEY_COLS ", false FROM passkeys WHERE credential_id = $1::bytea AND NOT EXISTS (SELECT 1 FROM upd)",
+     "SELECT " PASSKEY_COLS ", false FROM passkeys WHERE tenant = $T AND credential_id = $1::bytea AND NOT EXISTS (SELECT 1 FROM upd)",
      1u << 0},
-    {Stmt::kDeletePasskey, "t_delete_passkey", "DELETE FROM passkeys WHERE credential_id = $1::bytea", 1u << 0},
-    {Stmt::kDeleteUserPasskeys, "t_delete_user_passkeys", "DELETE FROM passkeys WHERE user_id = $1::uuid", 0},
+    {Stmt::kDeletePasskey, "t_delete_passkey", "DELETE FROM passkeys WHERE tenant = $T AND credential_id = $1::bytea", 1u << 0},
+    {Stmt::kDeleteUserPasskeys, "t_delete_user_passkeys", "DELETE FROM passkeys WHERE tenant = $T AND user_id = $1::uuid", 0},
     {Stmt::kPutPasskeyChallenge, "t_put_passkey_challenge",
-     "INSERT INTO passkey_challenges (challenge_id, challenge, user_id, expires_at) "
-     "VALUES ($1, $2::bytea, $3::uuid, now() + $4::int8 * interval '1 second') "
-     "ON CONFLICT (challenge_id) DO UPDATE SET challenge = EXCLUDED.challenge, user_id = EXCLUDED.user_id, "
+     "INSERT INTO passkey_challenges (challenge_id, challenge, user_id, expires_at, tenant) "
+     "VALUES ($1, $2::bytea, $3::uuid, now() + $4::int8 * interval '1 second', $T) "
+     "ON CONFLICT (tenant, challenge_id) DO UPDATE SET challenge = EXCLUDED.challenge, user_id = EXCLUDED.user_id, "
      "expires_at = EXCLUDED.expires_at RETURNING " US("expires_at"), 1u << 1},
     {Stmt::kTakePasskeyChallenge, "t_take_passkey_challenge",
-     "DELETE FROM passkey_challenges WHERE challenge_id = $1 RETURNING challenge, user_id, expires_at > now() AS live", 0},
+     "DELETE FROM passkey_challenges WHERE tenant = $T AND challenge_id = $1 RETURNING challenge, user_id, expires_at > now() AS live", 0},
 };
 
 constexpr size_t kMaxCredentialIdBytes = 1023;

@@ -20,31 +20,31 @@ namespace {
 const StatementDef kStatements[] = {
     // $3 token digest (binary); expiry from $4 (micros) or now() + $5 seconds.
     {Stmt::kCreateSession, "t_create_session",
-     "INSERT INTO sessions (id, user_id, token_hash, expires_at, user_agent, ip_address, metadata) "
+     "INSERT INTO sessions (id, user_id, token_hash, expires_at, user_agent, ip_address, metadata, tenant) "
      "VALUES (coalesce($1::uuid, gen_random_uuid()), $2::uuid, $3::bytea, "
-     "coalesce(" TS("$4") ", now() + $5::int8 * interval '1 second'), $6, $7, coalesce($8::jsonb, '{}'::jsonb)) "
+     "coalesce(" TS("$4") ", now() + $5::int8 * interval '1 second'), $6, $7, coalesce($8::jsonb, '{}'::jsonb), $T) "
      "RETURNING " SESSION_COLS, 1u << 2},
     {Stmt::kGetSessionByToken, "t_get_session_by_token",
-     "SELECT " SESSION_COLS " FROM sessions WHERE token_hash = $1::bytea AND expires_at > now()", 1u << 0,
+     "SELECT " SESSION_COLS " FROM sessions WHERE tenant = $T AND token_hash = $1::bytea AND expires_at > now()", 1u << 0,
      Stmt::kGetSessionsByTokens},
     {Stmt::kGetSessionById, "t_get_session_by_id",
-     "SELECT " SESSION_COLS " FROM sessions WHERE id = $1::uuid AND expires_at > now()", 0},
+     "SELECT " SESSION_COLS " FROM sessions WHERE id = $1::uuid AND tenant = $T AND expires_at > now()", 0},
     {Stmt::kExtendSessionByToken, "t_extend_session_by_token",
      "UPDATE sessions SET expires_at = coalesce(" TS("$2") ", now() + $3::int8 * interval '1 second') "
-     "WHERE token_hash = $1::bytea AND expires_at > now() RETURNING " SESSION_COLS, 1u << 0},
+     "WHERE tenant = $T AND token_hash = $1::bytea AND expires_at > now() RETURNING " SESSION_COLS, 1u << 0},
     {Stmt::kExtendSessionById, "t_extend_session_by_id",
      "UPDATE sessions SET expires_at = coalesce(" TS("$2") ", now() + $3::int8 * interval '1 second') "
-     "WHERE id = $1::uuid AND expires_at > now() RETURNING " SESSION_COLS, 0},
+     "WHERE id = $1::uuid AND tenant = $T AND expires_at > now() RETURNING " SESSION_COLS, 0},
     // An expired session is deleted too, but reported as not found.
     {Stmt::kDeleteSessionByToken, "t_delete_session_by_token",
-     "DELETE FROM sessions WHERE token_hash = $1::bytea RETURNING expires_at > now()", 1u << 0},
+     "DELETE FROM sessions WHERE tenant = $T AND token_hash = $1::bytea RETURNING expires_at > now()", 1u << 0},
     {Stmt::kDeleteSessionById, "t_delete_session_by_id",
-     "DELETE FROM sessions WHERE id = $1::uuid RETURNING expires_at > now()", 0},
+     "DELETE FROM sessions WHERE id = $1::uuid AND tenant = $T RETURNING expires_at > now()", 0},
     {Stmt::kListSessions, "t_list_sessions",
-     "SELECT " SESSION_COLS " FROM sessions WHERE user_id = $1::uuid AND expires_at > now() "
+     "SELECT " SESSION_COLS " FROM sessions WHERE tenant = $T AND user_id = $1::uuid AND expires_at > now() "
      "ORDER BY created_at DESC, id DESC", 0},
     {Stmt::kDeleteUserSessions, "t_delete_user_sessions",
-     "DELETE FROM sessions WHERE user_id = $1::uuid AND ($2::uuid IS NULL OR id <> $2::uuid)", 0},
+     "DELETE FROM sessions WHERE tenant = $T AND user_id = $1::uuid AND ($2::uuid IS NULL OR id <> $2::uuid)", 0},
     // The batched form of kGetSessionByToken: $1 is a bytea[] of digests;
     // a row per session found, with its digest (hex text, kBatchKeyColumn)
     // to tell which lookups it answers. One index probe per key, one
@@ -53,14 +53,14 @@ const StatementDef kStatements[] = {
     // runs settle it on the generic plan (PoolConn::StartPreparing).
     {Stmt::kGetSessionsByTokens, "t_get_sessions_by_tokens",
      "SELECT " SESSION_COLS ", token_hash AS batch_key FROM sessions "
-     "WHERE token_hash = ANY($1::bytea[]) AND expires_at > now()",
+     "WHERE tenant = $T AND token_hash = ANY($1::bytea[]) AND expires_at > now()",
      1u << 0},
     // get_session with include_expired: no expiry condition, and no batched
     // form (the batch's statement filters expired rows), so such a lookup
     // runs alone, on the uncached path.
     {Stmt::kGetAnySessionByToken, "t_get_any_session_by_token",
-     "SELECT " SESSION_COLS " FROM sessions WHERE token_hash = $1::bytea", 1u << 0},
-    {Stmt::kGetAnySessionById, "t_get_any_session_by_id", "SELECT " SESSION_COLS " FROM sessions WHERE id = $1::uuid",
+     "SELECT " SESSION_COLS " FROM sessions WHERE tenant = $T AND token_hash = $1::bytea", 1u << 0},
+    {Stmt::kGetAnySessionById, "t_get_any_session_by_id", "SELECT " SESSION_COLS " FROM sessions WHERE id = $1::uuid AND tenant = $T",
      0},
 };
 

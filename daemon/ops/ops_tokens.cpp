@@ -21,19 +21,19 @@ const StatementDef kStatements[] = {
     // path for an unknown, used, expired or wrong-purpose token: one index
     // probe on token_hash, then the other conditions.
     {Stmt::kCreateToken, "t_create_token",
-     "INSERT INTO secure_tokens (user_id, purpose, token_hash, expires_at) "
-     "VALUES ($1::uuid, $2, $3::bytea, now() + $4::int8 * interval '1 second') RETURNING " TOKEN_COLS, 1u << 2},
+     "INSERT INTO secure_tokens (user_id, purpose, token_hash, expires_at, tenant) "
+     "VALUES ($1::uuid, $2, $3::bytea, now() + $4::int8 * interval '1 second', $T) RETURNING " TOKEN_COLS, 1u << 2},
     {Stmt::kCheckToken, "t_check_token",
-     "SELECT " TOKEN_COLS " FROM secure_tokens WHERE token_hash = $1::bytea AND purpose = $2 "
+     "SELECT " TOKEN_COLS " FROM secure_tokens WHERE tenant = $T AND token_hash = $1::bytea AND purpose = $2 "
      "AND used_at IS NULL AND expires_at > now()", 1u << 0},
     // One statement: of concurrent calls, the first to lock the row sets
     // used_at; the others re-check used_at IS NULL on the new version and
     // update nothing.
     {Stmt::kUseToken, "t_use_token",
-     "UPDATE secure_tokens SET used_at = now() WHERE token_hash = $1::bytea AND purpose = $2 "
+     "UPDATE secure_tokens SET used_at = now() WHERE tenant = $T AND token_hash = $1::bytea AND purpose = $2 "
      "AND used_at IS NULL AND expires_at > now() RETURNING " TOKEN_COLS, 1u << 0},
     {Stmt::kDeleteUserTokens, "t_delete_user_tokens",
-     "DELETE FROM secure_tokens WHERE user_id = $1::uuid AND ($2::text IS NULL OR purpose = $2)", 0},
+     "DELETE FROM secure_tokens WHERE tenant = $T AND user_id = $1::uuid AND ($2::text IS NULL OR purpose = $2)", 0},
 };
 
 Result<std::string> PurposeArg(const Args& args, bool required) {

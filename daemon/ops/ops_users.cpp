@@ -13,11 +13,11 @@ namespace {
 // The family's statements (statements.cpp joins every family's).
 const StatementDef kStatements[] = {
     {Stmt::kCreateUser, "t_create_user",
-     "INSERT INTO users (id, email, password_hash, metadata, name, email_verified_at) "
-     "VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, coalesce($4::jsonb, '{}'::jsonb), $5, " TS("$6") ") "
+     "INSERT INTO users (id, email, password_hash, metadata, name, email_verified_at, tenant) "
+     "VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, coalesce($4::jsonb, '{}'::jsonb), $5, " TS("$6") ", $T) "
      "RETURNING " USER_COLS, 0},
-    {Stmt::kGetUser, "t_get_user", "SELECT " USER_COLS " FROM users WHERE id = $1::uuid", 0},
-    {Stmt::kGetUserByEmail, "t_get_user_by_email", "SELECT " USER_COLS " FROM users WHERE lower(email) = lower($1)", 0},
+    {Stmt::kGetUser, "t_get_user", "SELECT " USER_COLS " FROM users WHERE id = $1::uuid AND tenant = $T", 0},
+    {Stmt::kGetUserByEmail, "t_get_user_by_email", "SELECT " USER_COLS " FROM users WHERE tenant = $T AND lower(email) = lower($1)", 0},
     // $3: whether password_hash is given ($4 its value, NULL clears it);
     // $5 replaces metadata, then $6 is merged into it; $7/$8 and $9/$10 set
     // name and locked_at the way $3/$4 set the hash.
@@ -29,21 +29,21 @@ const StatementDef kStatements[] = {
      "email_verified_at = CASE WHEN $11::bool THEN " TS("$12") " ELSE email_verified_at END, "
      "metadata = CASE WHEN $5::jsonb IS NULL AND $6::jsonb IS NULL THEN metadata "
      "ELSE coalesce($5::jsonb, metadata, '{}'::jsonb) || coalesce($6::jsonb, '{}'::jsonb) END "
-     "WHERE id = $1::uuid RETURNING " USER_COLS, 0},
+     "WHERE id = $1::uuid AND tenant = $T RETURNING " USER_COLS, 0},
     {Stmt::kVerifyEmail, "t_verify_email",
-     "UPDATE users SET email_verified_at = coalesce(" TS("$2") ", now()) WHERE id = $1::uuid RETURNING " USER_COLS, 0},
-    {Stmt::kDeleteUser, "t_delete_user", "DELETE FROM users WHERE id = $1::uuid", 0},
+     "UPDATE users SET email_verified_at = coalesce(" TS("$2") ", now()) WHERE id = $1::uuid AND tenant = $T RETURNING " USER_COLS, 0},
+    {Stmt::kDeleteUser, "t_delete_user", "DELETE FROM users WHERE id = $1::uuid AND tenant = $T", 0},
     // Cursor ($1 micros, $2 id) is the last row of the previous page.
     {Stmt::kListUsers, "t_list_users",
      "SELECT " USER_COLS_NO_HASH " FROM users "
-     "WHERE $1::int8 IS NULL OR (created_at, id) > (" TS("$1") ", $2::uuid) "
+     "WHERE tenant = $T AND ($1::int8 IS NULL OR (created_at, id) > (" TS("$1") ", $2::uuid)) "
      "ORDER BY created_at, id LIMIT $3::int4", 0},
     // Query $1 through torii_search_query (0012_search_parts.sql: the
     // web-search query, or its words' parts as phrases); best match first, id breaking ties so that pages are stable. An empty
     // or all-stopword query matches nothing (PostgreSQL only notices it).
     {Stmt::kSearchUsers, "t_search_users",
      "SELECT " USER_COLS_NO_HASH " FROM users, torii_search_query($1) AS q "
-     "WHERE search_vector @@ q ORDER BY ts_rank(search_vector, q) DESC, id LIMIT $2::int4 OFFSET $3::int8", 0},
+     "WHERE tenant = $T AND search_vector @@ q ORDER BY ts_rank(search_vector, q) DESC, id LIMIT $2::int4 OFFSET $3::int8", 0},
     // get_or_create_user is two statements of one pipeline (one round trip,
     // one implicit transaction). The INSERT waits for a concurrent insert of
     // the same email to commit and then does nothing; the SELECT, a new
@@ -53,13 +53,13 @@ const StatementDef kStatements[] = {
     // this transaction wrote the row (its xmin is our xid; no trigger fires
     // for a user that already existed, unlike ON CONFLICT DO UPDATE).
     {Stmt::kGetOrCreateUserInsert, "t_get_or_create_user_insert",
-     "INSERT INTO users (id, email, name, metadata) "
-     "VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, coalesce($4::jsonb, '{}'::jsonb)) "
-     "ON CONFLICT ((lower(email))) DO NOTHING", 0},
+     "INSERT INTO users (id, email, name, metadata, tenant) "
+     "VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, coalesce($4::jsonb, '{}'::jsonb), $T) "
+     "ON CONFLICT (tenant, (lower(email))) DO NOTHING", 0},
     {Stmt::kGetOrCreateUserSelect, "t_get_or_create_user_select",
      "SELECT " USER_COLS_NO_HASH ", xmin::text::int8 = "
      "coalesce(pg_current_xact_id_if_assigned()::text::int8 % 4294967296, -1) AS created "
-     "FROM users WHERE lower(email) = lower($1)", 0},
+     "FROM users WHERE tenant = $T AND lower(email) = lower($1)", 0},
 };
 
 Status RenderUserDeleted(const PGresult* r, const Plan&, Packer& pk) {

@@ -1,5 +1,6 @@
 // Every SQL statement the request path runs, by id, prepared once on each
-// pooled connection. Parameters are text, except those marked binary
+// pooled connection. Statements that act in a tenant say so with `$T`
+// (StatementDef::tenant_param). Parameters are text, except those marked binary
 // (bytea). Each family's SQL is beside the code that reads its columns
 // (ops_sessions.cpp, ...); statements.cpp joins them. Constant data, built
 // on first use; any thread.
@@ -70,6 +71,13 @@ enum class Stmt : uint8_t {
   // get_session with include_expired: the row whatever its expiry.
   kGetAnySessionByToken,
   kGetAnySessionById,
+  // Tenants (ops_tenants.cpp): the pool's switch of torii.tenant, and the
+  // admin operations.
+  kSetTenant,
+  kTenantExists,
+  kCreateTenant,
+  kListTenants,
+  kTenantCounts,
   kCount,
 };
 
@@ -83,6 +91,12 @@ struct StatementDef {
   // binary array and returns this statement's columns plus the key each row
   // answers (bytea, in hex text) in the column named kBatchKeyColumn.
   Stmt batched = Stmt::kCount;
+  // Set by the statement table, not by the families: the index of the
+  // tenant parameter, or -1. A family writes `$T` in its SQL wherever the
+  // request's tenant goes; the table replaces it with the parameter after
+  // the statement's own highest one, and BuildPlan (ops.h) appends the
+  // tenant to every command of such a statement.
+  int tenant_param = -1;
 };
 
 // The name of a batched statement's key column (see StatementDef::batched).

@@ -59,6 +59,9 @@ constexpr OperationInfo kOperations[] = {
     {"revoke_user_jwts", false, false, false},
     {"is_jwt_revoked", true, true, false},
     {"list_jwt_revocations", true, true, false},
+    // section 6: tenants (admin: refused to keys bound to a tenant)
+    {"create_tenant", false, false, false},
+    {"list_tenants", true, true, false},
 };
 
 }  // namespace

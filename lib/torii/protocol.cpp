@@ -110,6 +110,7 @@ Status DecodeRequest(const char* data, size_t len, const DecodeLimits& limits, R
   const msgpack::object* v = nullptr;
   const msgpack::object* timeout = nullptr;
   const msgpack::object* actor = nullptr;
+  const msgpack::object* tenant = nullptr;
   for (uint32_t i = 0; i < root.via.map.size; i++) {
     const auto& kv = root.via.map.ptr[i];
     if (kv.key.type != msgpack::type::STR) return Error::BadRequest("request keys must be strings");
@@ -128,6 +129,8 @@ Status DecodeRequest(const char* data, size_t len, const DecodeLimits& limits, R
       timeout = &kv.val;
     } else if (k == "actor") {
       actor = &kv.val;
+    } else if (k == "tenant") {
+      tenant = &kv.val;
     }
     // Other keys are ignored: room for later protocol additions.
   }
@@ -161,6 +164,14 @@ Status DecodeRequest(const char* data, size_t len, const DecodeLimits& limits, R
     auto uuid = NormalizeUuid(AsStr(*actor));
     if (!uuid) return Error::InvalidArgument("'actor' is not a uuid");
     out->actor = std::move(*uuid);
+  }
+  if (tenant != nullptr && tenant->type != msgpack::type::NIL) {
+    if (tenant->type != msgpack::type::STR) return WrongType("tenant", "a string", *tenant);
+    std::string_view name = AsStr(*tenant);
+    if (!IsValidTenantName(name)) {
+      return Error::InvalidArgument("'tenant' must be 1 to 64 bytes of [a-z0-9_.-]");
+    }
+    out->tenant = std::string(name);
   }
   return {};
 }

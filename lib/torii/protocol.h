@@ -14,6 +14,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "torii/error.h"
+#include "torii/tenant.h"
 #include "torii/values.h"
 
 namespace torii {
@@ -40,8 +41,10 @@ struct Request {
   std::string id_raw;                   // the `id` value as msgpack bytes; empty: no id
   std::optional<uint64_t> timeout_ms;
   std::optional<std::string> actor;     // normalised uuid
+  std::optional<std::string> tenant;    // a valid tenant name (tenant.h); absent: the default tenant
   msgpack::object_handle handle;
 };
+
 
 // Decodes a request body. On failure `out->id_raw` is still filled when the
 // body had a readable id, so the error reply can echo it.

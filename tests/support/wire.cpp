@@ -115,6 +115,7 @@ std::string Req::Encode() const {
   if (v) m.emplace_back("v", *v);
   if (timeout_ms) m.emplace_back("timeout_ms", *timeout_ms);
   if (actor) m.emplace_back("actor", *actor);
+  if (tenant) m.emplace_back("tenant", *tenant);
   return V::Map(std::move(m)).Encode();
 }
 

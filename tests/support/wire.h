@@ -68,6 +68,7 @@ struct Req {
   std::optional<V> v = {};
   std::optional<V> timeout_ms = {};
   std::optional<V> actor = {};
+  std::optional<V> tenant = {};
   std::string Encode() const;
 };
 

@@ -21,6 +21,8 @@ std::unique_ptr<Job> Lookup(JobId id, std::string key, Stmt stmt = Stmt::kGetSes
   std::vector<Command> cmds;
   cmds.emplace_back(stmt);
   cmds.back().Add(std::move(key));
+  // As BuildPlan makes it: the tenant after the statement's own parameters.
+  if (Statement(stmt).tenant_param >= 0) cmds.back().Add("default");
   return std::make_unique<Job>(id, std::move(cmds), groupable, nullptr);
 }
 
@@ -36,6 +38,19 @@ TEST(LookupBatches, OnlyGroupableSingleKeyLookupsWithABatchedFormMayJoin) {
   null_key.emplace_back(Stmt::kGetSessionByToken);
   null_key.back().AddNull();
   EXPECT_FALSE(LookupBatches::Batchable(Job(5, std::move(null_key), true, nullptr))) << "a NULL key";
+}
+
+TEST(LookupBatches, ABatchHoldsTheLookupsOfOneTenant) {
+  LookupBatches q;
+  auto a = Lookup(1, "a"), b = Lookup(2, "b"), c = Lookup(3, "c");
+  b->tenant = "acme";
+  for (Job* j : {a.get(), b.get(), c.get()}) q.Push(j);
+  EXPECT_EQ(q.TakeNext().size(), 1u) << "a, then acme's b";
+  std::vector<Job*> next = q.TakeNext();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0], b.get());
+  Command cmd = LookupBatches::BatchCommand({b.get()});
+  EXPECT_EQ(cmd.values[1], "acme");
 }
 
 TEST(LookupBatches, TakesALoneLookupAloneAndABatchOfOneStatementUpToTheLimit) {
@@ -64,7 +79,8 @@ TEST(LookupBatches, TheBatchedCommandCarriesEveryKeyAsABinaryByteaArray) {
   auto a = Lookup(1, "ab"), b = Lookup(2, "");
   Command cmd = LookupBatches::BatchCommand({a.get(), b.get()});
   EXPECT_EQ(cmd.stmt, Stmt::kGetSessionsByTokens);
-  ASSERT_EQ(cmd.values.size(), 1u);
+  ASSERT_EQ(cmd.values.size(), 2u) << "the keys and the members' tenant";
+  EXPECT_EQ(cmd.values[1], "default");
   const std::string& v = cmd.values[0];
   auto be32 = [&v](size_t at) {
     uint32_t x;

@@ -281,7 +281,11 @@ void PlainWorker(int first, int last, const LoadGenOptions& opt, zmq::context_t&
     Draw d = DrawOp(opt.op, c.rng, opt);
     buf.clear();
     Packer pk(buf);
-    pk.pack_map(4);
+    pk.pack_map(opt.tenant.empty() ? 4 : 5);
+    if (!opt.tenant.empty()) {
+      pk.pack("tenant");
+      pk.pack(opt.tenant);
+    }
     pk.pack("op");
     pk.pack(OpKindName(d.op));
     pk.pack("id");
@@ -491,6 +495,9 @@ nlohmann::json LoadGenReport::ToJson() const {
 Result<LoadGenReport> RunLoad(const LoadGenOptions& opt) {
   if (opt.endpoints.empty()) return Error::InvalidArgument("no endpoint");
   if (opt.connections < 1 || opt.depth < 1) return Error::InvalidArgument("connections and depth must be >= 1");
+  if (!opt.tenant.empty() && !opt.plain) {
+    return Error::InvalidArgument("--tenant needs the plain client (--plain)");
+  }
   if (opt.plain && (opt.rate > 0 || opt.cleanup)) {
     return Error::InvalidArgument("the plain client runs at max rate only (no --rate, no --cleanup)");
   }

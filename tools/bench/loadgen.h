@@ -59,6 +59,8 @@ struct LoadGenOptions {
   // decoded by hand with msgpack, the way a user of any language talks to
   // toriid; no torii::Client. Max-rate mode only.
   bool plain = false;
+  // Plain client only: the request's `tenant` (empty: none, the default).
+  std::string tenant;
   // Processes whose CPU time (user + system, /proc/PID/stat) is read at the
   // start and end of the measured window, by name: `cpu` the process
   // alone, `cpu_tree` the process and its direct children (a postmaster:

@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
   run->add_option("--timeout-ms", go.timeout_ms, "request deadline")->capture_default_str();
   run->add_flag("--cleanup", go.cleanup, "measure while cleanup_expired_sessions runs");
   run->add_flag("--plain", go.plain, "raw libzmq DEALER sockets and zmq_poll instead of torii::Client");
+  run->add_option("--tenant", go.tenant, "plain client: the requests' tenant (default: none, the default tenant)");
   run->add_option("--cpu", cpu_flags, "NAME=PID: report that process's CPU per reply over the window (repeatable)");
   run->add_option("--cpu-tree", cpu_tree_flags,
                   "NAME=PID: the same for the process and its children (a postmaster: its backends)");

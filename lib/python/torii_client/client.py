@@ -721,6 +721,16 @@ class Client(SocketOwner):
         return self.call("list_jwt_revocations", _args(after=after, limit=limit), timeout=timeout,
                          actor=actor)
 
+    # --- section 6: tenants (admin operations; refused to keys bound to a tenant) ---
+
+    def create_tenant(self, name: str, *, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """``create_tenant``: registers tenant ``name``; ``{"name", "created_at"}``."""
+        return self.call("create_tenant", _args(name=name), timeout=timeout)
+
+    def list_tenants(self, *, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """``list_tenants``: ``{"tenants": [{"name", "created_at"}...]}`` by name."""
+        return self.call("list_tenants", {}, timeout=timeout)
+
 
 # Every method that takes ``timeout`` (and the constructor) also takes the
 # deprecated ``timeout_ms``.

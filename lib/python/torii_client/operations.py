@@ -66,6 +66,9 @@ OPERATIONS: Dict[str, Operation] = {op.name: op for op in (
     Operation("revoke_user_jwts", False, False, False),
     Operation("is_jwt_revoked", True, True, False),
     Operation("list_jwt_revocations", True, True, False),
+    # section 6: tenants
+    Operation("create_tenant", False, False, False),
+    Operation("list_tenants", True, True, False),
 )}
 """Every operation by name, in the order of PROTOCOL.md's tables."""
 

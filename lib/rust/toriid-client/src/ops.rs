@@ -73,6 +73,9 @@ pub const OPERATIONS: &[Operation] = &[
     op("revoke_user_jwts", false, false, false),
     op("is_jwt_revoked", true, true, false),
     op("list_jwt_revocations", true, true, false),
+    // section 6: tenants
+    op("create_tenant", false, false, false),
+    op("list_tenants", true, true, false),
 ];
 
 /// The row of `name`, if it is an operation of the protocol.
