@@ -439,7 +439,7 @@ TEST_F(CliTest, TenantCommands) {
   EXPECT_EQ(names, (std::vector<std::string>{"acme", "default"})) << list.dump();
   CliRun text = T({"tenant", "list"});
   ASSERT_EQ(text.status, 0) << Dump(text);
-  EXPECT_NE(text.out.find("created_at"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("CREATED_AT"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("(2 rows)"), std::string::npos) << text.out;
 
   // The same email in both tenants: two users, each found in its tenant.
