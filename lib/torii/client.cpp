@@ -22,6 +22,7 @@
 #include <zmq.hpp>
 
 #include "torii/operations.h"
+#include "torii/tenant.h"
 #include "torii/zmq_client.h"
 
 namespace torii {
@@ -192,7 +193,7 @@ struct Client::Impl {
 
     buf.clear();
     Packer pk(buf);
-    pk.pack_map(opts.actor.empty() ? 5 : 6);
+    pk.pack_map(5 + (opts.actor.empty() ? 0 : 1) + (options.tenant.empty() ? 0 : 1));
     PackStr(pk, "v");
     pk.pack_uint8(1);
     PackStr(pk, "id");
@@ -204,6 +205,10 @@ struct Client::Impl {
     if (!opts.actor.empty()) {
       PackStr(pk, "actor");
       PackStr(pk, opts.actor);
+    }
+    if (!options.tenant.empty()) {
+      PackStr(pk, "tenant");
+      PackStr(pk, options.tenant);
     }
     PackStr(pk, "args");
     args.PackInto(pk, buf);
@@ -495,6 +500,9 @@ Client::~Client() = default;
 
 Result<Client> Client::Create(ClientOptions options) {
   if (options.endpoints.empty()) return Error::InvalidArgument("the client needs at least one endpoint");
+  if (!options.tenant.empty() && !IsValidTenantName(options.tenant)) {
+    return Error::InvalidArgument("tenant: a tenant name is 1 to 64 bytes of [a-z0-9_.-]");
+  }
   Result<bool> wanted = ClientCurveWanted(options.server_public_key, options.client_public_key,
                                           options.client_secret_key);
   if (!wanted.ok()) return wanted.error();

@@ -79,6 +79,15 @@ struct ClientOptions {
   // A ZeroMQ context to share (required for inproc:// endpoints); not
   // owned, must outlive the Client. Null: the Client owns its own.
   zmq::context_t* context = nullptr;
+  // The tenant every request acts in (PROTOCOL.md section 6), sent as the
+  // request's `tenant` key. Empty: the key is not sent and the daemon uses
+  // the default tenant (or the tenant the client's CURVE key is bound to),
+  // so a client that never sets it sends the same bytes as before tenants.
+  // One Client per tenant: an application serving several tenants keeps
+  // one Client each. Create() refuses a name that is not 1 to 64 bytes of
+  // [a-z0-9_.-] (invalid_argument); whether the tenant exists is the
+  // daemon's answer (not_found on the first request).
+  std::string tenant;
 };
 
 struct CallOptions {
@@ -153,7 +162,8 @@ struct ClientStats {
 class Client {
  public:
   // Creates the DEALER socket and connects it to every endpoint. Fails with
-  // invalid_argument for no endpoints or malformed CURVE keys, internal for
+  // invalid_argument for no endpoints, malformed CURVE keys or a malformed
+  // tenant name, internal for
   // a ZeroMQ failure (e.g. a malformed endpoint). Connecting does not wait
   // for the daemon.
   static Result<Client> Create(ClientOptions options);

@@ -28,10 +28,18 @@
 #include "torii/log.h"
 #include "torii/migrations.h"
 #include "torii/pg.h"
+#include "torii/tenant.h"
 
 namespace torii {
 
-std::string MigratedUserId(const std::string& torii_id) { return UserIdFromToriiId(torii_id); }
+std::string MigratedUserId(const std::string& torii_id, const std::string& tenant) {
+  return UserIdFromToriiId(torii_id, tenant);
+}
+
+std::string MigratedSessionId(const std::string& session_id, const std::string& tenant) {
+  if (tenant.empty() || tenant == kDefaultTenant) return UuidV5(kSqliteMigrateNamespace, session_id);
+  return UuidV5(kSqliteMigrateNamespace, tenant + "/" + session_id);
+}
 
 namespace {
 
@@ -176,6 +184,7 @@ struct Staged {
 };
 
 struct Source {
+  std::string tenant;  // the ids' tenant (UserIdFromToriiId); empty: the default one
   std::array<Staged, kTableCount> tables;
   Staged& operator[](Table t) { return tables[t]; }
   const Staged& operator[](Table t) const { return tables[t]; }
@@ -187,7 +196,9 @@ struct Source {
 // verified; the steps of MigrateFromSqlite loop over this table. The checks
 // that refuse data (Check below) are per table by nature and stay there.
 // Timestamps travel as int8 microseconds so that no text date format or
-// time zone setting is involved.
+// time zone setting is involved. "{t:A}" in the SQL keeps target rows (alias
+// A) to the tenant migrated into (TenantSql below); lookups by id are not
+// kept to it: ids are unique across tenants.
 struct MigratedTable {
   const char* source;   // the SQLite table it is read from
   const char* name;     // in messages: the target table
@@ -222,7 +233,7 @@ constexpr MigratedTable kTables[kTableCount] = {
      "id uuid NOT NULL, torii_id text NOT NULL, email text NOT NULL, password_hash text, email_verified_us int8, "
      "metadata jsonb NOT NULL, created_us int8 NOT NULL, updated_us int8 NOT NULL, name text, locked_us int8",
      true, "public.users",
-     "SELECT count(*) FROM torii_import_users s JOIN public.users u USING (id)",
+     "SELECT count(*) FROM torii_import_users s JOIN public.users u ON u.id = s.id{t:u}",
      "INSERT INTO public.users (id, email, password_hash, email_verified_at, metadata, "
      "created_at, updated_at, name, locked_at) "
      "SELECT s.id, s.email, s.password_hash, "
@@ -232,14 +243,14 @@ constexpr MigratedTable kTables[kTableCount] = {
      "timestamptz 'epoch' + s.locked_us * interval '1 microsecond' "
      "FROM torii_import_users s "
      "WHERE NOT EXISTS (SELECT 1 FROM public.users u WHERE u.id = s.id)",
-     // every source user is in the target under its id
-     "SELECT count(*) FROM torii_import_users s JOIN public.users u USING (id)",
+     // every source user is in the target tenant under its id
+     "SELECT count(*) FROM torii_import_users s JOIN public.users u ON u.id = s.id{t:u}",
      true, true, "inserted users", &SqliteMigrateReport::users_present, &SqliteMigrateReport::users_new},
     {"sessions", "sessions", "torii_import_sessions",
      "id uuid NOT NULL, user_id uuid NOT NULL, token_hash bytea NOT NULL, expires_us int8 NOT NULL, "
      "user_agent text, ip_address text, created_us int8 NOT NULL, metadata jsonb NOT NULL",
      false, "public.sessions",
-     "SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t USING (id)",
+     "SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t ON t.id = s.id{t:t}",
      "INSERT INTO public.sessions (id, user_id, token_hash, expires_at, user_agent, ip_address, "
      "created_at, metadata) "
      "SELECT s.id, s.user_id, s.token_hash, "
@@ -249,7 +260,7 @@ constexpr MigratedTable kTables[kTableCount] = {
      "WHERE NOT EXISTS (SELECT 1 FROM public.sessions t WHERE t.id = s.id)",
      // every copied session under its id with its token's digest
      "SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t "
-     "ON t.id = s.id AND t.token_hash = s.token_hash",
+     "ON t.id = s.id AND t.token_hash = s.token_hash{t:t}",
      true, true, "inserted sessions", &SqliteMigrateReport::sessions_present, &SqliteMigrateReport::sessions_new},
     // OAuth accounts and passkeys (section 5), per row published and
     // audited by their own triggers (the bulk-import switch covers users
@@ -260,30 +271,30 @@ constexpr MigratedTable kTables[kTableCount] = {
      "updated_us int8 NOT NULL",
      false, "public.oauth_accounts",
      "SELECT count(*) FROM (SELECT DISTINCT s.provider, s.subject FROM torii_import_oauth s "
-     "JOIN public.oauth_accounts t ON t.provider = s.provider AND t.subject = s.subject) d",
+     "JOIN public.oauth_accounts t ON t.provider = s.provider AND t.subject = s.subject{t:t}) d",
      "INSERT INTO public.oauth_accounts (user_id, provider, subject, created_at, updated_at) "
      "SELECT DISTINCT ON (s.provider, s.subject) s.user_id, s.provider, s.subject, "
      "timestamptz 'epoch' + s.created_us * interval '1 microsecond', "
      "timestamptz 'epoch' + s.updated_us * interval '1 microsecond' "
      "FROM torii_import_oauth s WHERE NOT EXISTS (SELECT 1 FROM public.oauth_accounts t "
-     "WHERE t.provider = s.provider AND t.subject = s.subject) "
+     "WHERE t.provider = s.provider AND t.subject = s.subject{t:t}) "
      "ORDER BY s.provider, s.subject, s.created_us",
      "SELECT count(*) FROM torii_import_oauth s WHERE EXISTS (SELECT 1 FROM public.oauth_accounts t "
-     "WHERE t.provider = s.provider AND t.subject = s.subject AND t.user_id = s.user_id)",
+     "WHERE t.provider = s.provider AND t.subject = s.subject AND t.user_id = s.user_id{t:t})",
      false, false, "inserted OAuth accounts", &SqliteMigrateReport::oauth_present, &SqliteMigrateReport::oauth_new},
     {"passkeys", "passkeys", "torii_import_passkeys",
      "user_id uuid NOT NULL, credential_id bytea NOT NULL, public_key bytea NOT NULL, name text, "
      "created_us int8 NOT NULL, last_used_us int8",
      false, "public.passkeys",
-     "SELECT count(*) FROM torii_import_passkeys s JOIN public.passkeys t USING (credential_id)",
+     "SELECT count(*) FROM torii_import_passkeys s JOIN public.passkeys t ON t.credential_id = s.credential_id{t:t}",
      "INSERT INTO public.passkeys (user_id, credential_id, public_key, name, created_at, last_used_at) "
      "SELECT s.user_id, s.credential_id, s.public_key, s.name, "
      "timestamptz 'epoch' + s.created_us * interval '1 microsecond', "
      "timestamptz 'epoch' + s.last_used_us * interval '1 microsecond' "
      "FROM torii_import_passkeys s WHERE NOT EXISTS (SELECT 1 FROM public.passkeys t "
-     "WHERE t.credential_id = s.credential_id)",
+     "WHERE t.credential_id = s.credential_id{t:t})",
      "SELECT count(*) FROM torii_import_passkeys s JOIN public.passkeys t "
-     "ON t.credential_id = s.credential_id AND t.user_id = s.user_id",
+     "ON t.credential_id = s.credential_id AND t.user_id = s.user_id{t:t}",
      false, false, "inserted passkeys", &SqliteMigrateReport::passkeys_present, &SqliteMigrateReport::passkeys_new},
     // Failed login attempts (migration 0011), per lower-cased email; those
     // already there (same email, time and address) are not copied again.
@@ -295,7 +306,7 @@ constexpr MigratedTable kTables[kTableCount] = {
      "SELECT lower(s.email), s.ip_address, timestamptz 'epoch' + s.at_us * interval '1 microsecond' "
      "FROM torii_import_login_failures s WHERE NOT EXISTS (SELECT 1 FROM public.login_failures f "
      "WHERE f.email = lower(s.email) AND f.at = timestamptz 'epoch' + s.at_us * interval '1 microsecond' "
-     "AND f.ip_address IS NOT DISTINCT FROM s.ip_address)",
+     "AND f.ip_address IS NOT DISTINCT FROM s.ip_address{t:f})",
      nullptr, false, false, "inserted login failures", nullptr, &SqliteMigrateReport::login_failures_new},
 };
 
@@ -343,7 +354,7 @@ Status ReadUsers(sqlite3* db, Micros now, Source* src, std::unordered_set<std::s
     // still a user who may log in by id: copy it and say so.
     if (!ValidEmail(*email) && ++invalid_emails <= 5)
       rep->warnings.push_back("user " + *orig + ": email '" + *email + "' is not a valid address");
-    std::string id = MigratedUserId(*orig);
+    std::string id = MigratedUserId(*orig, src->tenant);
     nlohmann::json meta = nlohmann::json::object();
     if (id != NormalizeUuid(*orig).value_or("")) {
       rep->users_mapped_ids++;
@@ -470,13 +481,13 @@ Status ReadSessions(sqlite3* db, Micros now, const std::unordered_set<std::strin
       rep->sessions_no_token++;
       continue;
     }
-    std::string user_id = user ? MigratedUserId(*user) : std::string();
+    std::string user_id = user ? MigratedUserId(*user, src->tenant) : std::string();
     if (!user || !user_ids.count(user_id)) {
       rep->sessions_orphaned++;
       continue;
     }
     auto created = ColSeconds(s, 6, &unreadable);
-    std::string sid = UuidV5(kSqliteMigrateNamespace, *orig);
+    std::string sid = MigratedSessionId(*orig, src->tenant);
     std::array<uint8_t, 32> digest = stored_digests ? HexDigest(*token) : TokenDigest(*token);
     if (!seen_ids.insert(sid).second ||
         !seen_digests.insert(std::string(reinterpret_cast<const char*>(digest.data()), digest.size())).second)
@@ -602,7 +613,7 @@ Status ReadOAuthAccounts(sqlite3* db, Micros now, const std::unordered_set<std::
     auto user = ColText(s, 0);
     auto provider = ColText(s, 1);
     auto subject = ColText(s, 2);
-    std::string user_id = user ? MigratedUserId(*user) : std::string();
+    std::string user_id = user ? MigratedUserId(*user, src->tenant) : std::string();
     if (provider) std::transform(provider->begin(), provider->end(), provider->begin(), [](unsigned char c) {
       return std::tolower(c);
     });
@@ -665,7 +676,7 @@ Status ReadPasskeys(sqlite3* db, Micros now, const std::unordered_set<std::strin
     auto cred = ColBytes(s, 1);
     auto key = ColBytes(s, 2);
     auto name = ColText(s, 3);
-    std::string user_id = user ? MigratedUserId(*user) : std::string();
+    std::string user_id = user ? MigratedUserId(*user, src->tenant) : std::string();
     if (!user || !user_ids.count(user_id) || !cred || cred->empty() || cred->size() > 1023 || !key ||
         key->empty() || key->size() > 4096) {
       rep->passkeys_skipped++;
@@ -716,7 +727,7 @@ Status ReadOtherTables(sqlite3* db, SqliteMigrateReport* rep) {
   return {};
 }
 
-Result<Source> ReadSource(const std::string& path, Micros now, SqliteMigrateReport* rep) {
+Result<Source> ReadSource(const std::string& path, const std::string& tenant, Micros now, SqliteMigrateReport* rep) {
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
   SqliteDb db(raw);
@@ -730,6 +741,7 @@ Result<Source> ReadSource(const std::string& path, Micros now, SqliteMigrateRepo
     return SqliteError(db.get(), "begin");
   }
   Source src;
+  src.tenant = tenant;
   std::unordered_set<std::string> ids;
   if (auto s = ReadUsers(db.get(), now, &src, &ids, rep); !s.ok()) return s.error();
   if (auto s = ReadSessions(db.get(), now, ids, &src, rep); !s.ok()) return s.error();
@@ -742,6 +754,40 @@ Result<Source> ReadSource(const std::string& path, Micros now, SqliteMigrateRepo
 }
 
 // ---- PostgreSQL side ------------------------------------------------------
+
+// The tenant migrated into, in SQL text. "{t:A}" becomes " AND A.tenant =
+// 'T'" and "{other_t:A}" " AND A.tenant <> 'T'"; against a target whose
+// schema predates tenants (0014) every row is the default tenant's, and
+// they become "" and " AND false". T is a valid tenant name ([a-z0-9_.-]),
+// so it needs no escaping. Besides these explicit conditions (a superuser
+// bypasses row-level security), each transaction sets torii.tenant to T,
+// which the tenant policies and the tenant column's default read.
+struct TenantSql {
+  std::string name;     // T
+  bool column = false;  // the target has the tenant column
+
+  std::string operator()(std::string_view sql) const {
+    std::string out;
+    size_t at = 0;
+    for (;;) {
+      size_t open = sql.find('{', at);
+      if (open == std::string_view::npos) break;
+      size_t colon = sql.find(':', open);
+      size_t close = sql.find('}', open);
+      out.append(sql.substr(at, open - at));
+      std::string_view kind = sql.substr(open + 1, colon - open - 1);
+      std::string alias(sql.substr(colon + 1, close - colon - 1));
+      if (kind == "t") {
+        if (column) out += " AND " + alias + ".tenant = '" + name + "'";
+      } else {
+        out += column ? " AND " + alias + ".tenant <> '" + name + "'" : std::string(" AND false");
+      }
+      at = close + 1;
+    }
+    out.append(sql.substr(at));
+    return out;
+  }
+};
 
 Result<int64_t> ScalarInt(PGconn* conn, const std::string& sql) {
   auto r = ExecBlocking(conn, sql);
@@ -780,6 +826,7 @@ Status CopyIn(PGconn* conn, const std::string& sql, const std::string& data) {
 
 struct TargetState {
   bool has_tables = false;  // public.users and public.sessions exist
+  bool has_tenants = false;  // public.tenants exists (schema/0014)
   int pending = 0;          // embedded migrations not recorded
 };
 
@@ -790,6 +837,9 @@ Result<TargetState> InspectTarget(PGconn* conn) {
                           "to_regclass('public.sessions') IS NOT NULL)::int");
   if (!tables.ok()) return tables.error();
   t.has_tables = *tables == 1;
+  auto tenants = ScalarInt(conn, "SELECT (to_regclass('public.tenants') IS NOT NULL)::int");
+  if (!tenants.ok()) return tenants.error();
+  t.has_tenants = *tenants == 1;
   std::set<int> recorded;
   auto has_log = ScalarInt(conn, "SELECT (to_regclass('public.torii_schema_migrations') IS NOT NULL)::int");
   if (!has_log.ok()) return has_log.error();
@@ -828,7 +878,7 @@ Status Stage(PGconn* conn, const Source& src, bool before_schema_only) {
 // (0 where the target lacks the table or the count is not kept).
 using Present = std::array<int64_t, kTableCount>;
 
-Result<Present> CountPresent(PGconn* conn, bool target_tables) {
+Result<Present> CountPresent(PGconn* conn, bool target_tables, const TenantSql& ts) {
   Present present{};
   if (!target_tables) return present;
   for (int i = 0; i < kTableCount; i++) {
@@ -837,7 +887,7 @@ Result<Present> CountPresent(PGconn* conn, bool target_tables) {
     auto exists = ScalarInt(conn, std::string("SELECT (to_regclass('") + t.needs + "') IS NOT NULL)::int");
     if (!exists.ok()) return exists.error();
     if (*exists != 1) continue;
-    auto n = ScalarInt(conn, t.present_sql);
+    auto n = ScalarInt(conn, ts(t.present_sql));
     if (!n.ok()) return n.error();
     present[i] = *n;
   }
@@ -845,7 +895,7 @@ Result<Present> CountPresent(PGconn* conn, bool target_tables) {
 }
 
 // Each a line of the refusal; empty when the data may be written.
-Result<std::vector<std::string>> Check(PGconn* conn, bool target_tables) {
+Result<std::vector<std::string>> Check(PGconn* conn, bool target_tables, const TenantSql& ts) {
   std::vector<std::string> problems;
   auto dup_ids = Column(conn,
                         "SELECT string_agg(torii_id, ', ' ORDER BY torii_id) FROM torii_import_users "
@@ -879,35 +929,41 @@ Result<std::vector<std::string>> Check(PGconn* conn, bool target_tables) {
                                       "to_regclass('public.passkeys') IS NOT NULL)::int");
   if (!has_accounts.ok()) return has_accounts.error();
   if (*has_accounts == 1) {
-    auto pairs = ScalarInt(conn,
-                           "SELECT count(*) FROM torii_import_oauth s JOIN public.oauth_accounts t "
-                           "ON t.provider = s.provider AND t.subject = s.subject AND t.user_id <> s.user_id");
+    auto pairs = ScalarInt(conn, ts("SELECT count(*) FROM torii_import_oauth s JOIN public.oauth_accounts t "
+                                    "ON t.provider = s.provider AND t.subject = s.subject AND t.user_id <> s.user_id{t:t}"));
     if (!pairs.ok()) return pairs.error();
     if (*pairs > 0)
       problems.push_back(std::to_string(*pairs) + " OAuth account(s) already linked to another user in the target");
-    auto creds = ScalarInt(conn,
-                           "SELECT count(*) FROM torii_import_passkeys s JOIN public.passkeys t "
-                           "ON t.credential_id = s.credential_id AND t.user_id <> s.user_id");
+    auto creds = ScalarInt(conn, ts("SELECT count(*) FROM torii_import_passkeys s JOIN public.passkeys t "
+                                    "ON t.credential_id = s.credential_id AND t.user_id <> s.user_id{t:t}"));
     if (!creds.ok()) return creds.error();
     if (*creds > 0)
       problems.push_back(std::to_string(*creds) + " passkey(s) whose credential id another user has in the target");
   }
 
-  auto taken = Column(conn,
-                      "SELECT s.email || ' (the target has ' || u.email || ')' FROM torii_import_users s "
-                      "JOIN public.users u ON lower(u.email) = lower(s.email) AND u.id <> s.id ORDER BY 1");
+  auto taken = Column(conn, ts("SELECT s.email || ' (the target has ' || u.email || ')' FROM torii_import_users s "
+                               "JOIN public.users u ON lower(u.email) = lower(s.email) AND u.id <> s.id{t:u} "
+                               "ORDER BY 1"));
   if (!taken.ok()) return taken.error();
   for (const auto& t : *taken) problems.push_back("email already taken in the target by another user: " + t);
 
-  auto clash = ScalarInt(conn,
-                         "SELECT (SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t "
-                         "ON t.id = s.id AND t.token_hash <> s.token_hash) + "
-                         "(SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t "
-                         "ON t.token_hash = s.token_hash AND t.id <> s.id)");
+  auto clash = ScalarInt(conn, ts("SELECT (SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t "
+                                  "ON t.id = s.id AND t.token_hash <> s.token_hash) + "
+                                  "(SELECT count(*) FROM torii_import_sessions s JOIN public.sessions t "
+                                  "ON t.token_hash = s.token_hash AND t.id <> s.id{t:t})"));
   if (!clash.ok()) return clash.error();
   if (*clash > 0)
     problems.push_back(std::to_string(*clash) +
                        " session(s) collide with a different session already in the target (same id or token)");
+
+  // Ids are unique across tenants: one taken by another tenant's row
+  // cannot be written here.
+  auto elsewhere = ScalarInt(conn, ts("SELECT (SELECT count(*) FROM torii_import_users s JOIN public.users u "
+                                      "ON u.id = s.id{other_t:u}) + (SELECT count(*) FROM torii_import_sessions s "
+                                      "JOIN public.sessions t ON t.id = s.id{other_t:t})"));
+  if (!elsewhere.ok()) return elsewhere.error();
+  if (*elsewhere > 0)
+    problems.push_back(std::to_string(*elsewhere) + " user or session id(s) already used by another tenant");
   return problems;
 }
 
@@ -920,12 +976,12 @@ Error Refusal(const std::vector<std::string>& problems) {
 // Verify before committing: every staged row of a verified table is in the
 // target, and where each new row is one insert, as many were inserted as
 // were missing. The error names the table that fell short.
-Status Verify(PGconn* conn, const Source& src, const SqliteMigrateReport& rep) {
+Status Verify(PGconn* conn, const Source& src, const SqliteMigrateReport& rep, const TenantSql& ts) {
   for (int i = 0; i < kTableCount; i++) {
     const auto& t = kTables[i];
     if (t.verify_sql == nullptr) continue;
     int64_t staged = src[Table(i)].rows;
-    auto found = ScalarInt(conn, t.verify_sql);
+    auto found = ScalarInt(conn, ts(t.verify_sql));
     if (!found.ok()) return found.error();
     if (*found != staged)
       return Error::Internal(std::string("verification failed, nothing was written: expected ") +
@@ -940,10 +996,10 @@ Status Verify(PGconn* conn, const Source& src, const SqliteMigrateReport& rep) {
   return {};
 }
 
-Status TargetTotals(PGconn* conn, SqliteMigrateReport* rep) {
-  auto u = ScalarInt(conn, "SELECT count(*) FROM public.users");
+Status TargetTotals(PGconn* conn, SqliteMigrateReport* rep, const TenantSql& ts) {
+  auto u = ScalarInt(conn, ts("SELECT count(*) FROM public.users u WHERE true{t:u}"));
   if (!u.ok()) return u.error();
-  auto s = ScalarInt(conn, "SELECT count(*) FROM public.sessions");
+  auto s = ScalarInt(conn, ts("SELECT count(*) FROM public.sessions s WHERE true{t:s}"));
   if (!s.ok()) return s.error();
   rep->target_users = *u;
   rep->target_sessions = *s;
@@ -998,7 +1054,11 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
     lap = t;
   };
 
-  auto src = ReadSource(opt.sqlite_path, now, &rep);
+  const std::string tenant = opt.tenant.empty() ? std::string(kDefaultTenant) : opt.tenant;
+  if (!IsValidTenantName(tenant)) {
+    return Error::InvalidArgument("tenant: a tenant name is 1 to 64 bytes of [a-z0-9_.-]");
+  }
+  auto src = ReadSource(opt.sqlite_path, tenant, now, &rep);
   if (!src.ok()) return src.error();
   step("read the SQLite database");
 
@@ -1012,6 +1072,34 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
   auto target = InspectTarget(conn);
   if (!target.ok()) return target.error();
   rep.migrations_pending = target->pending;
+  rep.tenant = tenant;
+
+  // The tenant must exist: a misspelt --tenant must not scatter users into
+  // a new tenant. A schema before tenants has the default tenant only.
+  if (target->has_tenants) {
+    auto known = ScalarInt(conn, "SELECT count(*) FROM public.tenants WHERE name = '" + tenant + "'");
+    if (!known.ok()) return known.error();
+    if (*known == 0) {
+      return Error::NotFound("the target has no tenant named " + tenant + ": create it first (torii tenant add " +
+                             tenant + ")");
+    }
+    // A role bound to a tenant (tenant_roles) acts in that tenant whatever
+    // torii.tenant says: its rows would not land where they are checked.
+    auto acts_in = Column(conn, "SELECT public.torii_current_tenant() FROM (SELECT set_config('torii.tenant', '" +
+                                    tenant + "', false)) s");
+    if (!acts_in.ok()) return acts_in.error();
+    if (acts_in->size() != 1 || (*acts_in)[0] != tenant) {
+      return Error::Forbidden("the --to role is bound to tenant " + (acts_in->empty() ? "?" : (*acts_in)[0]) +
+                              " (tenant_roles): it cannot import into " + tenant);
+    }
+  } else if (tenant != kDefaultTenant) {
+    return Error::NotFound("the target has no tenant named " + tenant +
+                           " (its schema predates tenants): start toriid on it once, create the tenant (torii "
+                           "tenant add " + tenant + "), then migrate");
+  }
+  // Every transaction below acts in the tenant.
+  const std::string set_tenant = "SELECT set_config('torii.tenant', '" + tenant + "', true)";
+  TenantSql ts{tenant, target->has_tenants};
 
   auto finish = [&]() {
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -1023,14 +1111,15 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
   if (opt.dry_run || target->pending > 0) {
     Txn txn(conn);
     if (auto s = txn.Begin(); !s.ok()) return s.error();
+    if (auto r = ExecBlocking(conn, set_tenant); !r.ok()) return r.error();
     if (auto s = Stage(conn, *src, !target->has_tables); !s.ok()) return s.error();
     step("staged the rows for validation");
-    auto problems = Check(conn, target->has_tables);
+    auto problems = Check(conn, target->has_tables, ts);
     if (!problems.ok()) return problems.error();
     step("validated");
     if (!problems->empty()) return Refusal(*problems);
     if (opt.dry_run) {
-      auto present = CountPresent(conn, target->has_tables);
+      auto present = CountPresent(conn, target->has_tables, ts);
       if (!present.ok()) return present.error();
       for (int i = 0; i < kTableCount; i++) {
         const auto& t = kTables[i];
@@ -1039,7 +1128,7 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
         rep.*t.inserted = (*src)[Table(i)].rows - (*present)[i];
       }
       if (target->has_tables)
-        if (auto s = TargetTotals(conn, &rep); !s.ok()) return s.error();
+        if (auto s = TargetTotals(conn, &rep, ts); !s.ok()) return s.error();
       finish();
       return rep;  // Txn rolls back
     }
@@ -1051,9 +1140,11 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
     rep.migrations_applied = applied->applied;
     step("applied toriid's migrations");
   }
+  ts.column = true;  // the migrations include 0014
 
   Txn txn(conn);
   if (auto s = txn.Begin(); !s.ok()) return s.error();
+  if (auto r = ExecBlocking(conn, set_tenant); !r.ok()) return r.error();
   // Writers wait until we commit, so what the checks saw is what we write
   // against. Readers (get_session, ...) go on.
   auto lock = ExecBlocking(conn, "LOCK TABLE public.users, public.sessions, public.oauth_accounts, public.passkeys "
@@ -1061,10 +1152,10 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
   if (!lock.ok()) return lock.error();
   if (auto s = Stage(conn, *src, false); !s.ok()) return s.error();
   step("staged the rows");
-  auto problems = Check(conn, true);
+  auto problems = Check(conn, true, ts);
   if (!problems.ok()) return problems.error();
   if (!problems->empty()) return Refusal(*problems);
-  auto present = CountPresent(conn, true);
+  auto present = CountPresent(conn, true, ts);
   if (!present.ok()) return present.error();
   step("checked the rows against the target");
   auto missing = [&](int i) { return (*src)[Table(i)].rows > (*present)[i]; };
@@ -1101,13 +1192,13 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
   for (int i = 0; i < kTableCount; i++) {
     const auto& t = kTables[i];
     if (!missing(i)) continue;
-    auto ins = ExecBlocking(conn, t.insert_sql);
+    auto ins = ExecBlocking(conn, ts(t.insert_sql));
     if (!ins.ok()) return ins.error();
     rep.*t.inserted = Tuples(*ins);
     step(t.inserted_step);
   }
 
-  if (auto s = Verify(conn, *src, rep); !s.ok()) return s.error();
+  if (auto s = Verify(conn, *src, rep, ts); !s.ok()) return s.error();
   rep.verified = true;
 
   if (bulk) {
@@ -1128,7 +1219,7 @@ Result<SqliteMigrateReport> MigrateFromSqlite(const SqliteMigrateOptions& opt) {
   } else {
     step("verified and committed");
   }
-  if (auto s = TargetTotals(conn, &rep); !s.ok()) return s.error();
+  if (auto s = TargetTotals(conn, &rep, ts); !s.ok()) return s.error();
   finish();
   return rep;
 }
@@ -1143,6 +1234,7 @@ std::string FormatMigrateReport(const SqliteMigrateReport& r) {
   };
   const char* would = r.dry_run ? "would insert" : "inserted";
   if (r.dry_run) o += "dry run: nothing was written\n";
+  if (!r.tenant.empty() && r.tenant != kDefaultTenant) o += "tenant:   " + r.tenant + "\n";
   if (r.migrations_pending > 0) {
     if (r.dry_run) add("schema:   would apply %d toriid migration(s)", r.migrations_pending);
     else add("schema:   applied %d toriid migration(s)", r.migrations_applied);

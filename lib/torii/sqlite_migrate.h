@@ -19,6 +19,9 @@
 //   report says so.
 // - dry_run reads and checks everything and writes nothing (the checks run
 //   in a transaction on temporary tables that is rolled back).
+// - Tenants (PROTOCOL.md section 6): everything goes into one tenant,
+//   options.tenant (the default one when empty), which must exist; the same
+//   file may be imported into several tenants (their ids differ).
 // - Never puts a password hash, a token or a token digest in a message.
 //
 // Blocking; for tools and tests. Errors: unavailable when the target cannot
@@ -45,18 +48,30 @@ namespace torii {
 // It is the namespace of the Torii id rule (types.h, kToriiIdNamespace).
 inline constexpr const char* kSqliteMigrateNamespace = kToriiIdNamespace;
 
-// The id a Torii user id gets in toriid: UserIdFromToriiId (types.h).
-std::string MigratedUserId(const std::string& torii_id);
+// The id a Torii user id gets in toriid: UserIdFromToriiId (types.h), in
+// `tenant` (empty: the default tenant).
+std::string MigratedUserId(const std::string& torii_id, const std::string& tenant = "");
+// The id a Torii session id gets: UuidV5(ns, id as text) in the default
+// tenant, UuidV5(ns, tenant + "/" + id) in another (ids are unique across
+// tenants, so the same file can be imported into two tenants).
+std::string MigratedSessionId(const std::string& session_id, const std::string& tenant = "");
 
 struct SqliteMigrateOptions {
   std::string sqlite_path;  // the file, without the "sqlite:" prefix
   std::string target;       // libpq URI or key=value string
   bool dry_run = false;
   Micros now = 0;           // "migration time"; 0: the clock at the start
+  // The tenant the rows go to (empty: the default tenant). It must exist in
+  // the target (not_found otherwise: `torii tenant add` creates it); users
+  // and session ids get the tenant's ids (MigratedUserId), and every check
+  // (emails taken, rows already present, OAuth pairs, credential ids) looks
+  // at that tenant's rows only.
+  std::string tenant;
 };
 
 struct SqliteMigrateReport {
   bool dry_run = false;
+  std::string tenant;  // the tenant written to (set once the target is reached)
   // "token column" (torii 0.3+), "token column of SHA-256 hex digests"
   // (torii-rs HEAD: the digest is carried over), "session id is the token"
   // (0.2 era),
@@ -103,8 +118,8 @@ struct SqliteMigrateReport {
   std::vector<std::string> not_migrated_columns;
   std::vector<std::string> warnings;
 
-  // Rows in the target after the run (dry run: before it; -1 when the
-  // target has no schema yet).
+  // Rows of the tenant in the target after the run (dry run: before it; -1
+  // when the target has no schema yet).
   int64_t target_users = -1;
   int64_t target_sessions = -1;
   // Every source user and every copied session was found in the target

@@ -3,6 +3,7 @@
 
 #include "torii/client.h"
 #include "torii/protocol.h"
+#include "torii/tenant.h"
 
 namespace torii {
 
@@ -100,9 +101,13 @@ Result<Session> SessionFromObject(const msgpack::object& o) {
   return s;
 }
 
-std::string UserIdFromToriiId(std::string_view torii_id) {
-  if (auto u = NormalizeUuid(torii_id)) return *u;
-  return UuidV5(kToriiIdNamespace, torii_id);
+std::string UserIdFromToriiId(std::string_view torii_id, std::string_view tenant) {
+  std::optional<std::string> uuid = NormalizeUuid(torii_id);
+  if (tenant.empty() || tenant == kDefaultTenant) return uuid ? *uuid : UuidV5(kToriiIdNamespace, torii_id);
+  std::string name(tenant);
+  name += '/';
+  name += uuid ? std::string_view(*uuid) : torii_id;
+  return UuidV5(kToriiIdNamespace, name);
 }
 
 }  // namespace torii

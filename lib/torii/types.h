@@ -49,7 +49,15 @@ Result<Session> SessionFromObject(const msgpack::object& o);
 // the user's metadata as "torii_id". Deterministic, so an adapter creates
 // and finds a user by Torii's id in one round trip (get_user, or
 // get_or_create_user with `id`).
+//
+// In a tenant other than the default one (`tenant` not empty and not
+// "default") every id, a UUID too, becomes UUIDv5(kToriiIdNamespace,
+// tenant + "/" + id, a UUID lower-cased first): users.id is unique across
+// tenants, so the same Torii database imported into two tenants, or two
+// applications that happen to use the same ids, must not share a uuid. The
+// id is then always kept in metadata.torii_id. A client acting for a
+// tenant passes that tenant (docs/torii.md, "Tenants").
 inline constexpr const char* kToriiIdNamespace = "6af69e92-7b68-53eb-b1a6-0f7f935d8f4b";
-std::string UserIdFromToriiId(std::string_view torii_id);
+std::string UserIdFromToriiId(std::string_view torii_id, std::string_view tenant = {});
 
 }  // namespace torii

@@ -24,6 +24,7 @@
 #include "eventually.h"
 #include "pg_cluster.h"
 #include "torii/pg.h"
+#include "torii/types.h"
 #include "torii/values.h"
 
 namespace torii {
@@ -62,6 +63,7 @@ class Child {
       // The tests set endpoints explicitly; a stray environment must not.
       unsetenv("TORII_ENDPOINT");
       unsetenv("TORII_EVENTS_ENDPOINT");
+      unsetenv("TORII_TENANT");
       execv(kCli.c_str(), argv.data());
       _exit(127);
     }
@@ -175,6 +177,13 @@ TEST(CliUsage, ExitStatusesWithoutADaemon) {
   CliRun empty = Cli({"--endpoint", "", "ping"});
   EXPECT_EQ(empty.status, 2) << Dump(empty);
   EXPECT_NE(empty.err.find("give --endpoint/--events-endpoint a value"), std::string::npos) << Dump(empty);
+  // A malformed tenant name is a usage error before anything is sent.
+  CliRun tenant = Cli({"--tenant", "Acme Corp", "ping"});
+  EXPECT_EQ(tenant.status, 2) << Dump(tenant);
+  EXPECT_NE(tenant.err.find("[a-z0-9_.-]"), std::string::npos) << Dump(tenant);
+  EXPECT_EQ(Cli({"tenant"}).status, 2);
+  EXPECT_EQ(Cli({"tenant", "add"}).status, 2);
+  EXPECT_EQ(Cli({"tenant", "add", "a/b"}).status, 2);
   CliRun help = Cli({"--help"});
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.out.find("migrate"), std::string::npos);
@@ -410,6 +419,116 @@ TEST_F(CliTest, MigrateThroughTheCli) {
   CliRun nodb = T({"migrate", "--from", "sqlite:" + path, "--to",
                 "host=127.0.0.1 port=" + std::to_string(test::FreePort()) + " dbname=x connect_timeout=2"});
   EXPECT_EQ(nodb.status, 3) << Dump(nodb);
+  test::RemoveTree(dir);
+}
+
+// Tenants (issue 26): `torii tenant add/list`, and the global --tenant on
+// every command: the same email in two tenants, a session of one not found
+// in the other, an unknown tenant not_found.
+TEST_F(CliTest, TenantCommands) {
+  CliRun add = T({"tenant", "add", "acme"});
+  ASSERT_EQ(add.status, 0) << Dump(add);
+  EXPECT_NE(add.out.find("acme"), std::string::npos) << Dump(add);
+  CliRun twice = T({"tenant", "add", "acme"});
+  EXPECT_EQ(twice.status, 1) << Dump(twice);
+  EXPECT_NE(twice.err.find("duplicate"), std::string::npos) << Dump(twice);
+  json list = J({"tenant", "list"});
+  std::vector<std::string> names;
+  for (const auto& t : list["tenants"]) names.push_back(t["name"]);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"acme", "default"})) << list.dump();
+  CliRun text = T({"tenant", "list"});
+  ASSERT_EQ(text.status, 0) << Dump(text);
+  EXPECT_NE(text.out.find("CREATED_AT"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("(2 rows)"), std::string::npos) << text.out;
+
+  // The same email in both tenants: two users, each found in its tenant.
+  json in_acme = J({"--tenant", "acme", "user", "create", "--email", "ann@example.com"});
+  json in_default = J({"user", "create", "--email", "ann@example.com"});
+  EXPECT_NE(in_acme["id"], in_default["id"]);
+  EXPECT_EQ(J({"--tenant", "acme", "user", "get", "ANN@example.com"})["id"], in_acme["id"]);
+  EXPECT_EQ(J({"user", "get", "ann@example.com"})["id"], in_default["id"]);
+  // Flags after the subcommand work too.
+  EXPECT_EQ(J({"user", "get", "ann@example.com", "--tenant", "acme"})["id"], in_acme["id"]);
+  CliRun cross = T({"--tenant", "acme", "user", "get", in_default["id"].get<std::string>()});
+  EXPECT_EQ(cross.status, 1) << Dump(cross);
+  EXPECT_NE(cross.err.find("not_found"), std::string::npos) << Dump(cross);
+
+  // A session of acme validates in acme only.
+  json s = J({"--tenant", "acme", "session", "create", "ann@example.com", "--ttl", "600"});
+  std::string token = s["token"];
+  EXPECT_EQ(J({"--tenant", "acme", "session", "get", "--token", token})["user_id"], in_acme["id"]);
+  CliRun elsewhere = T({"session", "get", "--token", token});
+  EXPECT_EQ(elsewhere.status, 1) << Dump(elsewhere);
+  EXPECT_NE(elsewhere.err.find("not_found"), std::string::npos) << Dump(elsewhere);
+  EXPECT_EQ(elsewhere.err.find(token), std::string::npos);
+
+  // --torii-id follows the tenant's id rule (docs/torii.md).
+  json t = J({"--tenant", "acme", "user", "create", "--email", "t@example.com", "--torii-id", "usr_cli"});
+  EXPECT_EQ(t["id"], UserIdFromToriiId("usr_cli", "acme"));
+  EXPECT_NE(t["id"], UserIdFromToriiId("usr_cli"));
+
+  // A tenant nobody created.
+  CliRun ghost = T({"--tenant", "ghost", "user", "list"});
+  EXPECT_EQ(ghost.status, 1) << Dump(ghost);
+  EXPECT_NE(ghost.err.find("not_found"), std::string::npos) << Dump(ghost);
+  EXPECT_NE(ghost.err.find("ghost"), std::string::npos) << Dump(ghost);
+
+  // Per-tenant counts stay out of the Prometheus text (cardinality).
+  CliRun prom = T({"stats", "--prometheus"});
+  ASSERT_EQ(prom.status, 0) << Dump(prom);
+  EXPECT_EQ(prom.out.find("acme"), std::string::npos) << prom.out;
+}
+
+// `torii migrate --tenant`: into that tenant only; the same file into two
+// tenants; a tenant that does not exist is refused and nothing is written.
+TEST_F(CliTest, MigrateIntoATenant) {
+  std::string dir = test::MakeTempDir("torii-cli-mig-tenant");
+  std::string path = dir + "/torii.db";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::string token = NewSessionToken();
+  std::string sql =
+      "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email TEXT, email_verified_at INTEGER,"
+      " password_hash TEXT, created_at INTEGER, updated_at INTEGER);"
+      "CREATE TABLE sessions (id INTEGER PRIMARY KEY, token TEXT, user_id TEXT, user_agent TEXT, ip_address TEXT,"
+      " expires_at INTEGER, created_at INTEGER, updated_at INTEGER);"
+      "INSERT INTO users VALUES ('usr_cli', 'Cli', 'cli@example.com', NULL, NULL, 1600000000, NULL);"
+      "INSERT INTO sessions VALUES (1, '" + token + "', 'usr_cli', NULL, NULL, 4102444800, 1600000000, NULL);";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  const std::vector<std::string> from = {"migrate", "--from", "sqlite:" + path, "--to", d_->database_url()};
+  auto with = [&](std::vector<std::string> head) {
+    head.insert(head.end(), from.begin(), from.end());
+    return head;
+  };
+
+  CliRun ghost = T(with({"--tenant", "acme"}));
+  EXPECT_EQ(ghost.status, 1) << Dump(ghost);
+  EXPECT_NE(ghost.err.find("torii tenant add acme"), std::string::npos) << Dump(ghost);
+  ASSERT_EQ(T({"tenant", "add", "acme"}).status, 0);
+  ASSERT_EQ(T({"tenant", "add", "beta"}).status, 0);
+
+  json a = J(with({"--tenant", "acme"}));
+  EXPECT_EQ(a["tenant"], "acme");
+  EXPECT_EQ(a["users"]["new"], 1);
+  EXPECT_EQ(a["sessions"]["new"], 1);
+  json b = J(with({"--tenant", "beta"}));
+  EXPECT_EQ(b["users"]["new"], 1) << "the same file into a second tenant";
+  EXPECT_EQ(b["sessions"]["new"], 1);
+  CliRun again = T(with({"--tenant", "acme"}));
+  ASSERT_EQ(again.status, 0) << Dump(again);
+  EXPECT_NE(again.out.find("tenant:   acme"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("nothing to do"), std::string::npos) << again.out;
+
+  for (const char* t : {"acme", "beta"}) {
+    json g = J({"--tenant", t, "session", "get", "--token", token});
+    EXPECT_EQ(g["user_id"], UserIdFromToriiId("usr_cli", t)) << t;
+  }
+  CliRun plain = T({"session", "get", "--token", token});
+  EXPECT_EQ(plain.status, 1) << "nothing went to the default tenant: " << Dump(plain);
+  json users = J({"user", "list"});
+  EXPECT_TRUE(users["users"].empty()) << users.dump();
   test::RemoveTree(dir);
 }
 

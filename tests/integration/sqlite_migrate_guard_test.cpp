@@ -56,7 +56,7 @@ TEST(SqliteMigrateGuard, FailedLoginAttemptsBecomeLoginFailures) {
                           " ('Ann@Example.com', '10.0.0.1', 1700000000), ('ann@example.com', NULL, 1700000100),"
                           " ('nobody@example.com', '10.0.0.2', 1700000200), ('', NULL, 1700000300),"
                           " ('x@example.com', NULL, 'garbage');");
-  auto r = MigrateFromSqlite({fx.path, fx.db, false, kNowS * 1000000});
+  auto r = MigrateFromSqlite({fx.path, fx.db, false, kNowS * 1000000, ""});
   ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(r->login_failures_read, 5);
   EXPECT_EQ(r->login_failures_skipped, 2);
@@ -73,7 +73,7 @@ TEST(SqliteMigrateGuard, FailedLoginAttemptsBecomeLoginFailures) {
   EXPECT_EQ(Query(c, "SELECT count(*) FROM login_failures"), "3");
 
   // Again: nothing new.
-  auto again = MigrateFromSqlite({fx.path, fx.db, false, kNowS * 1000000});
+  auto again = MigrateFromSqlite({fx.path, fx.db, false, kNowS * 1000000, ""});
   ASSERT_TRUE(again.ok()) << again.error().ToString();
   EXPECT_EQ(again->login_failures_new, 0);
   EXPECT_TRUE(again->NothingToDo());
@@ -83,7 +83,7 @@ TEST(SqliteMigrateGuard, FailedLoginAttemptsBecomeLoginFailures) {
 TEST(SqliteMigrateGuard, AFileWithoutTheTableIsFine) {
   Files fx;
   SqliteExec(fx.path, std::string(kSchema) + "INSERT INTO users (id, email) VALUES ('usr_a', 'a@example.com');");
-  auto r = MigrateFromSqlite({fx.path, fx.db, false, kNowS * 1000000});
+  auto r = MigrateFromSqlite({fx.path, fx.db, false, kNowS * 1000000, ""});
   ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(r->login_failures_read, 0);
   EXPECT_EQ(r->users_new, 1);

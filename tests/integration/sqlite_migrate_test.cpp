@@ -102,7 +102,7 @@ std::string Query(PGconn* c, const std::string& sql) {
 }
 
 SqliteMigrateReport Migrate(const std::string& path, const std::string& target, bool dry_run = false) {
-  auto r = MigrateFromSqlite({path, target, dry_run, kNow});
+  auto r = MigrateFromSqlite({path, target, dry_run, kNow, ""});
   if (!r.ok()) throw std::runtime_error(r.error().ToString());
   return std::move(r).value();
 }
@@ -368,7 +368,7 @@ TEST(SqliteMigrate, OAuthAccountOfAnotherUserInTheTargetIsRefused) {
   PgConn c = Connect(fx.db);
   Query(c.get(), "WITH u AS (INSERT INTO users (id, email) VALUES (gen_random_uuid(), 'other@example.com') RETURNING id) "
                  "INSERT INTO oauth_accounts (user_id, provider, subject) SELECT id, 'github', '1' FROM u RETURNING 1");
-  auto r = MigrateFromSqlite({f.path(), fx.db, false, kNow});
+  auto r = MigrateFromSqlite({f.path(), fx.db, false, kNow, ""});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
   EXPECT_NE(r.error().message().find("already linked to another user"), std::string::npos) << r.error().message();
@@ -426,7 +426,7 @@ TEST(SqliteMigrate, CaseConflictsRefusedBeforeAnythingIsWritten) {
   f.Exec("INSERT INTO users (id, email, created_at, updated_at) VALUES"
          " ('usr_1', 'Dup@Example.com', 1, 1), ('usr_2', 'dup@example.COM', 1, 1),"
          " ('usr_3', 'Zed@x.org', 1, 1), ('usr_4', 'zed@x.org', 1, 1), ('usr_5', 'fine@x.org', 1, 1);");
-  auto r = MigrateFromSqlite({f.path(), fx.db, false, kNow});
+  auto r = MigrateFromSqlite({f.path(), fx.db, false, kNow, ""});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
   for (const char* e : {"Dup@Example.com", "dup@example.COM", "Zed@x.org", "zed@x.org"})
@@ -444,7 +444,7 @@ TEST(SqliteMigrate, CaseConflictsRefusedBeforeAnythingIsWritten) {
     g.Exec("INSERT INTO users (id, email) VALUES ('usr_x', 'Carol@x.org')");
     ASSERT_EQ(Migrate(g.path(), fx.db).users_new, 1);
     g.Exec("DELETE FROM users; INSERT INTO users (id, email) VALUES ('usr_y', 'carol@X.org'), ('usr_z', 'z@x.org')");
-    auto again = MigrateFromSqlite({g.path(), fx.db, false, kNow});
+    auto again = MigrateFromSqlite({g.path(), fx.db, false, kNow, ""});
     ASSERT_FALSE(again.ok());
     EXPECT_NE(again.error().message().find("carol@X.org (the target has Carol@x.org)"), std::string::npos)
         << again.error().message();
@@ -471,7 +471,7 @@ TEST(SqliteMigrate, RerunChangesNothingAndSaysSo) {
   std::string before = Query(c.get(), snapshot);
 
   // A later "now": NULL timestamps would differ if anything were rewritten.
-  auto second = MigrateFromSqlite({f.path(), fx.db, false, kNow + 3600000000LL});
+  auto second = MigrateFromSqlite({f.path(), fx.db, false, kNow + 3600000000LL, ""});
   ASSERT_TRUE(second.ok()) << second.error().ToString();
   EXPECT_EQ(second->users_new, 0);
   EXPECT_EQ(second->users_present, 2);
@@ -482,6 +482,126 @@ TEST(SqliteMigrate, RerunChangesNothingAndSaysSo) {
   EXPECT_TRUE(second->verified);
   EXPECT_NE(FormatMigrateReport(*second).find("nothing to do"), std::string::npos);
   EXPECT_EQ(Query(c.get(), snapshot), before);
+}
+
+SqliteMigrateReport MigrateInto(const std::string& path, const std::string& target, const std::string& tenant) {
+  auto r = MigrateFromSqlite({path, target, false, kNow, tenant});
+  if (!r.ok()) throw std::runtime_error(r.error().ToString());
+  return std::move(r).value();
+}
+
+// --tenant (PROTOCOL.md section 6): the rows go to one tenant, which must
+// exist; every check looks at that tenant only, so the same file goes into
+// two tenants (each with its own ids), and the tenant's users and sessions
+// are found through the daemon in that tenant only.
+TEST(SqliteMigrate, IntoOneTenantAndTheSameFileIntoTwo) {
+  Fixture fx;
+  SqliteFile f(fx.dir);
+  CreateModernSchema(f);
+  const std::string token = NewSessionToken();
+  f.Exec("INSERT INTO users (id, email, password_hash) VALUES ('usr_1', 'Ann@x.org', 'h1'), ('usr_2', 'bob@x.org', NULL);"
+         "INSERT INTO sessions (token, user_id, expires_at) VALUES ('" + token + "', 'usr_1', " +
+         std::to_string(kNowS + 86400 * 365 * 50) + ");");
+
+  // A schema before tenants has none but the default: nothing is written.
+  auto early = MigrateFromSqlite({f.path(), fx.db, false, kNow, "acme"});
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.error().code(), Code::kNotFound);
+  EXPECT_NE(early.error().message().find("torii tenant add acme"), std::string::npos) << early.error().message();
+  PgConn c = Connect(fx.db);
+  EXPECT_EQ(Query(c.get(), "SELECT to_regclass('public.users') IS NULL"), "t");
+
+  ASSERT_TRUE(ApplyMigrations(c.get()).ok());
+  test::Exec(c.get(), "INSERT INTO tenants (name) VALUES ('acme'), ('beta')");
+  auto ghost = MigrateFromSqlite({f.path(), fx.db, false, kNow, "ghost"});
+  ASSERT_FALSE(ghost.ok());
+  EXPECT_EQ(ghost.error().code(), Code::kNotFound);
+  EXPECT_NE(ghost.error().message().find("no tenant named ghost"), std::string::npos) << ghost.error().message();
+  auto bad = MigrateFromSqlite({f.path(), fx.db, false, kNow, "Acme"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM users"), "0");
+
+  SqliteMigrateReport acme = MigrateInto(f.path(), fx.db, "acme");
+  EXPECT_EQ(acme.users_new, 2);
+  EXPECT_EQ(acme.sessions_new, 1);
+  EXPECT_EQ(acme.target_users, 2);
+  EXPECT_EQ(acme.tenant, "acme");
+  EXPECT_NE(FormatMigrateReport(acme).find("tenant:   acme"), std::string::npos);
+  const std::string in_acme = MigratedUserId("usr_1", "acme");
+  EXPECT_NE(in_acme, MigratedUserId("usr_1"));
+  EXPECT_EQ(Query(c.get(), "SELECT string_agg(tenant, ',' ORDER BY tenant) FROM users"), "acme,acme");
+  EXPECT_EQ(Query(c.get(), "SELECT tenant || ' ' || email || ' ' || (metadata->>'torii_id') FROM users WHERE id = '" +
+                               in_acme + "'"),
+            "acme Ann@x.org usr_1");
+  EXPECT_EQ(Query(c.get(), "SELECT tenant || ' ' || user_id FROM sessions WHERE id = '" +
+                               MigratedSessionId("1", "acme") + "'"),
+            "acme " + in_acme);
+
+  // The same file into a second tenant: the emails and the token are taken
+  // in acme only, so nothing is refused; new ids again.
+  SqliteMigrateReport beta = MigrateInto(f.path(), fx.db, "beta");
+  EXPECT_EQ(beta.users_new, 2);
+  EXPECT_EQ(beta.users_present, 0);
+  EXPECT_EQ(beta.sessions_new, 1);
+  EXPECT_EQ(beta.target_users, 2);
+  EXPECT_EQ(Query(c.get(), "SELECT tenant FROM users WHERE id = '" + MigratedUserId("usr_1", "beta") + "'"), "beta");
+  EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM users WHERE tenant = 'acme'"), "2");
+  EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM sessions WHERE tenant = 'beta'"), "1");
+  EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM users WHERE tenant = 'default'"), "0");
+
+  // A re-run into acme finds its rows there and writes nothing.
+  SqliteMigrateReport again = MigrateInto(f.path(), fx.db, "acme");
+  EXPECT_EQ(again.users_new, 0);
+  EXPECT_EQ(again.users_present, 2);
+  EXPECT_EQ(again.sessions_present, 1);
+  EXPECT_TRUE(again.NothingToDo());
+
+  // Without a tenant: the default one, with the ids of a deployment
+  // without tenants.
+  SqliteMigrateReport plain = Migrate(f.path(), fx.db);
+  EXPECT_EQ(plain.users_new, 2);
+  EXPECT_EQ(plain.tenant, "default");
+  EXPECT_EQ(Query(c.get(), "SELECT tenant FROM users WHERE id = '" + MigratedUserId("usr_1") + "'"), "default");
+  EXPECT_EQ(Query(c.get(), "SELECT count(*) FROM users"), "6");
+
+  // In a tenant, an email its users already have (another id) is refused;
+  // in another tenant it is not.
+  test::Exec(c.get(), "INSERT INTO tenants (name) VALUES ('gamma')");
+  test::Exec(c.get(), "SELECT set_config('torii.tenant', 'gamma', false)");
+  test::Exec(c.get(), "INSERT INTO users (id, email, tenant) VALUES (gen_random_uuid(), 'ANN@x.org', 'gamma')");
+  auto taken = MigrateFromSqlite({f.path(), fx.db, false, kNow, "gamma"});
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().code(), Code::kInvalidArgument);
+  EXPECT_NE(taken.error().message().find("email already taken"), std::string::npos) << taken.error().message();
+
+  // Through the daemon: each tenant's session validates in that tenant only.
+  DaemonOptions o;
+  o.database_url = fx.db;
+  DaemonProcess d(o);
+  for (const char* t : {"acme", "beta"}) {
+    ClientOptions co;
+    co.endpoints = {d.request_endpoint()};
+    co.tenant = t;
+    auto client = Client::Create(co);
+    ASSERT_TRUE(client.ok()) << client.error().ToString();
+    auto g = client->CallJson("get_session", {{"token", token}});
+    ASSERT_TRUE(g.ok()) << t << ": " << g.error().ToString();
+    EXPECT_EQ((*g)["user_id"], MigratedUserId("usr_1", t));
+    auto u = client->CallJson("get_user_by_email", {{"email", "ann@x.org"}});
+    ASSERT_TRUE(u.ok()) << t << ": " << u.error().ToString();
+    EXPECT_EQ((*u)["id"], MigratedUserId("usr_1", t));
+  }
+  ClientOptions co;
+  co.endpoints = {d.request_endpoint()};
+  auto plain_client = Client::Create(co);
+  ASSERT_TRUE(plain_client.ok());
+  auto g = plain_client->CallJson("get_session", {{"token", token}});
+  ASSERT_TRUE(g.ok()) << g.error().ToString();
+  EXPECT_EQ((*g)["user_id"], MigratedUserId("usr_1"));
+  auto other = plain_client->CallJson("get_user", {{"id", in_acme}});
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code(), Code::kNotFound);
 }
 
 TEST(SqliteMigrate, DryRunWritesNothing) {

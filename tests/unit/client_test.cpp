@@ -237,6 +237,65 @@ TEST(ClientTest, CallSendsTheProtocolsRequestBodyAndReadsTheResult) {
   EXPECT_EQ(Get(*Get(b, "args"), "n")->via.i64, 7);
 }
 
+// The keys of each request body, in order, as the router saw them.
+std::vector<std::string> BodyKeys(const msgpack::object& body) {
+  std::vector<std::string> keys;
+  for (uint32_t i = 0; i < body.via.map.size; i++) keys.emplace_back(S(body.via.map.ptr[i].key));
+  return keys;
+}
+
+TEST(ClientTest, TenantIsSentOnlyWhenSet) {
+  zmq::context_t ctx;
+  std::mutex mu;
+  std::vector<msgpack::object_handle> bodies;
+  ScriptedRouter router(ctx, [&](const Incoming& in, ScriptedRouter& r) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      bodies.push_back(msgpack::clone(in.root()));
+    }
+    r.Reply(in, OkBody(in.id, [](Packer& pk) { pk.pack_map(0); }));
+  });
+  // Unset: the body is exactly what it was before tenants.
+  Client plain = MakeClient({router.endpoint()});
+  ASSERT_TRUE(plain.Call("ping").ok());
+  ClientOptions o;
+  o.endpoints = {router.endpoint()};
+  o.tenant = "acme";
+  auto acme = Client::Create(o);
+  ASSERT_TRUE(acme.ok()) << acme.error().ToString();
+  ASSERT_TRUE(acme->Call("ping").ok());
+  CallOptions as_user;
+  as_user.actor = "6f1c9a8e-0000-4000-8000-000000000001";
+  ASSERT_TRUE(acme->Call("get_user", {}, as_user).ok());
+
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(bodies.size(), 3u);
+  EXPECT_EQ(BodyKeys(bodies[0].get()), (std::vector<std::string>{"v", "id", "op", "timeout_ms", "args"}));
+  EXPECT_EQ(BodyKeys(bodies[1].get()), (std::vector<std::string>{"v", "id", "op", "timeout_ms", "tenant", "args"}));
+  EXPECT_EQ(S(*Get(bodies[1].get(), "tenant")), "acme");
+  EXPECT_EQ(BodyKeys(bodies[2].get()),
+            (std::vector<std::string>{"v", "id", "op", "timeout_ms", "actor", "tenant", "args"}));
+  EXPECT_EQ(S(*Get(bodies[2].get(), "tenant")), "acme");
+}
+
+TEST(ClientTest, CreateRejectsAMalformedTenant) {
+  for (std::string bad : {std::string("Acme"), std::string("acme corp"), std::string(65, 'a'), std::string("a/b"),
+                          std::string("@acme")}) {
+    SCOPED_TRACE(bad);
+    ClientOptions o;
+    o.endpoints = {"tcp://127.0.0.1:1"};
+    o.tenant = bad;
+    auto r = Client::Create(o);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
+    EXPECT_NE(r.error().message().find("[a-z0-9_.-]"), std::string::npos) << r.error().message();
+  }
+  ClientOptions longest;
+  longest.endpoints = {"tcp://127.0.0.1:1"};
+  longest.tenant = std::string(64, 'a');
+  EXPECT_TRUE(Client::Create(longest).ok());
+}
+
 TEST(ClientTest, ArgsMayBeAlreadyPackedOrAbsent) {
   zmq::context_t ctx;
   ScriptedRouter router(ctx, [](const Incoming& in, ScriptedRouter& r) {

@@ -110,5 +110,20 @@ TEST(TypesTest, SessionWithToken) {
   EXPECT_EQ(s->token.value_or(""), "t0k");
 }
 
+// The Torii id rule, per tenant. The literals are Python's
+// uuid.uuid5(UUID("6af69e92-..."), name): the Rust provider's tests hold the same.
+TEST(TypesTest, ToriiIdsMapPerTenant) {
+  const std::string usr = "usr_3yQBbNQ4E1WK6xqJ5";
+  EXPECT_EQ(UserIdFromToriiId(usr), "e6d48606-e9dc-542f-abb0-e60a709a635f");
+  EXPECT_EQ(UserIdFromToriiId(usr, "default"), UserIdFromToriiId(usr));
+  EXPECT_EQ(UserIdFromToriiId(usr, "acme"), "e99616d9-cb80-547d-b235-37f6d65fb67d");
+  EXPECT_NE(UserIdFromToriiId(usr, "acme"), UserIdFromToriiId(usr, "beta"));
+  // A UUID is kept in the default tenant and mapped, case-blind, in any other.
+  const std::string upper = "9F1C2B3A-0000-4000-8000-00000000000A";
+  EXPECT_EQ(UserIdFromToriiId(upper), "9f1c2b3a-0000-4000-8000-00000000000a");
+  EXPECT_EQ(UserIdFromToriiId(upper, "acme"), "909c7c3e-7a53-52a0-8f8d-665c1066a279");
+  EXPECT_EQ(UserIdFromToriiId("9f1c2b3a-0000-4000-8000-00000000000a", "acme"), UserIdFromToriiId(upper, "acme"));
+}
+
 }  // namespace
 }  // namespace torii

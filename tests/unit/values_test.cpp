@@ -1,6 +1,7 @@
 // Unit tests of lib/torii/values: uuids, emails, session tokens and their
 // digests, against known vectors where the standard gives one.
 #include "torii/values.h"
+#include "torii/tenant.h"
 
 #include <gtest/gtest.h>
 
@@ -107,6 +108,34 @@ TEST(Email, Rules) {
     EXPECT_EQ(ValidEmail(c.email), c.valid);
   }
   EXPECT_EQ((std::string(64, 'x') + "@" + std::string(189, 'y')).size(), 254u);
+}
+
+TEST(TenantName, IsOneTo64BytesOfLowerCaseLettersDigitsAndUnderscoreDotDash) {
+  struct {
+    std::string name;
+    bool valid;
+  } cases[] = {
+      {"default", true},
+      {"acme", true},
+      {"a", true},
+      {"acme-corp_2.eu", true},
+      {"0", true},
+      {std::string(64, 'x'), true},
+      {"", false},
+      {std::string(65, 'x'), false},
+      {"Acme", false},  // no upper case: names are compared byte for byte
+      {"acme corp", false},
+      {"acme/eu", false},
+      {"@acme", false},  // would look like an event topic's tenant prefix
+      {"*", false},
+      {std::string("a\0b", 3), false},
+      {"jörg", false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    EXPECT_EQ(IsValidTenantName(c.name), c.valid);
+  }
+  EXPECT_TRUE(IsValidTenantName(kDefaultTenant));
 }
 
 TEST(Token, Is43CharsOfBase64UrlAndUnique) {

@@ -71,6 +71,7 @@ Conn Connect(const Globals& g) {
   ClientOptions o;
   o.endpoints = g.endpoints;
   o.default_timeout_ms = g.timeout_ms;
+  o.tenant = g.tenant;
   if (!LoadCurveKeys(g, o)) {
     c.failed = kExitUsage;
     return c;
@@ -203,7 +204,7 @@ int Call(const Globals& g, const std::string& op, const nlohmann::json& given) {
   if (g.json) {
     PrintJsonLine(*r);
   } else if (r->is_object() && (r->contains("users") || r->contains("sessions") || r->contains("entries") ||
-                                r->contains("deleted"))) {
+                                r->contains("tenants") || r->contains("deleted"))) {
     PrintResult(std::cout, *r);
   } else {
     PrintRecord(std::cout, *r);
@@ -324,6 +325,7 @@ int Migrate(const Globals& g, const std::string& from, const std::string& to, bo
   o.sqlite_path = path;
   o.target = to;
   o.dry_run = dry_run;
+  o.tenant = g.tenant;
   auto r = MigrateFromSqlite(o);
   if (!r.ok()) {
     PrintError(g, r.error());
@@ -332,6 +334,7 @@ int Migrate(const Globals& g, const std::string& from, const std::string& to, bo
   }
   if (g.json) {
     nlohmann::json j = {{"dry_run", r->dry_run},
+                        {"tenant", r->tenant},
                         {"migrations_pending", r->migrations_pending},
                         {"migrations_applied", r->migrations_applied},
                         {"users", {{"read", r->users_read}, {"new", r->users_new}, {"present", r->users_present},

@@ -26,6 +26,7 @@ struct Globals {
   int64_t timeout_ms = 5000;
   bool json = false;
   std::string actor;  // optional `actor` uuid of every request
+  std::string tenant;  // optional `tenant` of every request (empty: none sent)
   // CURVE (both or neither): the daemon's public key file, and this
   // client's secret key file (its public key is derived from it).
   std::string server_key_file;
@@ -79,6 +80,8 @@ struct WatchOptions {
 // Runs until SIGINT/SIGTERM (exit 0) or `count` events.
 int Watch(const Globals& g, const WatchOptions& w);
 
+// `torii migrate`: into g.tenant when set (the tenant must exist: `torii
+// tenant add` first), else into the default tenant.
 int Migrate(const Globals& g, const std::string& from, const std::string& to, bool dry_run);
 
 // `torii resync`: SELECT torii_resync(reason) on `database` (libpq URI or

@@ -14,6 +14,7 @@
 #include "accounts.h"
 #include "commands.h"
 #include "tokens.h"
+#include "torii/tenant.h"
 #include "torii/types.h"
 #include "torii/values.h"
 
@@ -46,6 +47,8 @@ std::vector<std::string> SplitList(const std::string& text) {
   return out;
 }
 
+constexpr const char* kTenantNameRule = "a tenant name is 1 to 64 bytes of [a-z0-9_.-]";
+
 std::string Join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
@@ -77,6 +80,10 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_flag("--json", g.json, "print one JSON value per line");
   app.add_option("--actor", g.actor, "act on behalf of this user, by id or email (row-level security)");
+  if (const char* e = std::getenv("TORII_TENANT"); e && *e) g.tenant = e;
+  app.add_option("--tenant", g.tenant,
+                 "act in this tenant (1 to 64 of [a-z0-9_.-]; env TORII_TENANT; default: the default tenant, "
+                 "or the one the client key is bound to)");
   app.add_option("--server-key", g.server_key_file, "CURVE: file with the daemon's public key (Z85)");
   app.add_option("--client-key", g.client_key_file, "CURVE: file with this client's secret key (from torii keygen)");
 
@@ -121,7 +128,7 @@ int main(int argc, char** argv) {
           args["metadata"] = *m;
         }
         if (tid->count()) {
-          args["id"] = torii::UserIdFromToriiId(torii_id);
+          args["id"] = torii::UserIdFromToriiId(torii_id, g.tenant);
           args["metadata"]["torii_id"] = torii_id;
         }
         return torii::cli::Call(g, "create_user", args);
@@ -328,6 +335,22 @@ int main(int argc, char** argv) {
     });
   }
 
+  // ---- tenant ----
+  auto* tenant = app.add_subcommand("tenant", "tenants (for an unbound client key)")->require_subcommand(1);
+  {
+    auto* add = tenant->add_subcommand("add", "register a tenant");
+    add->add_option("name,--name", s1, "1 to 64 bytes of [a-z0-9_.-]")->required();
+    add->callback([&] {
+      run.action = [&] {
+        if (!torii::IsValidTenantName(s1)) return torii::cli::UsageError(kTenantNameRule);
+        return torii::cli::Call(g, "create_tenant", {{"name", s1}});
+      };
+    });
+    tenant->add_subcommand("list", "every tenant")->callback([&] {
+      run.action = [&] { return torii::cli::Call(g, "list_tenants", json::object()); };
+    });
+  }
+
   // ---- token, guard, jwt (tokens.cpp) ----
   torii::cli::AddTokenCommands(app, g, run.action);
 
@@ -377,6 +400,9 @@ int main(int argc, char** argv) {
   if (g.endpoints.empty() || g.events_endpoints.empty()) {
     return torii::cli::UsageError(
         "no endpoint: give --endpoint/--events-endpoint a value (or TORII_ENDPOINT/TORII_EVENTS_ENDPOINT one)");
+  }
+  if (!g.tenant.empty() && !torii::IsValidTenantName(g.tenant)) {
+    return torii::cli::UsageError(std::string("--tenant: ") + kTenantNameRule);
   }
   g.endpoint = Join(g.endpoints);
   g.events_endpoint = Join(g.events_endpoints);

@@ -129,6 +129,8 @@ void PrintResult(std::ostream& out, const nlohmann::json& result) {
     list("sessions", {"id", "user_id", "expires_at", "user_agent", "ip_address", "created_at"});
   } else if (result.is_object() && result.contains("entries") && result["entries"].is_array()) {
     list("entries", {"created_at", "table", "operation", "record_id", "actor"});
+  } else if (result.is_object() && result.contains("tenants") && result["tenants"].is_array()) {
+    list("tenants", {"name", "created_at"});
   } else if (result.is_object()) {
     // Nested maps (stats) print as dotted keys, aligned.
     std::vector<std::pair<std::string, nlohmann::json>> flat;
@@ -149,6 +151,9 @@ void PrintPrometheus(std::ostream& out, const nlohmann::json& stats) {
   static const std::set<std::string> kCounters = {"requests", "errors", "events.published", "cleanup.runs",
                                                   "cleanup.deleted"};
   for (const auto& [k, v] : flat) {
+    // stats' per-tenant counts: one series per tenant and counter would grow
+    // with the tenants; the daemon's /metrics has no tenant label either.
+    if (k.rfind("tenants.", 0) == 0) continue;
     std::string name = MetricName(k);
     if (v.is_number() || v.is_boolean()) {
       const char* type = k.rfind("pool.", 0) == 0                             ? "gauge"

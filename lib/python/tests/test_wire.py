@@ -168,6 +168,39 @@ def test_actor_timeout_and_ids(wire):
     assert UNSET is torii_client.client.UNSET and not UNSET
 
 
+def test_tenant_is_sent_only_when_set():
+    r = Router()
+    try:
+        with Client(r.endpoint, timeout=5) as plain:
+            plain.ping()
+        with Client(r.endpoint, timeout=5, tenant="acme") as acme:
+            acme.ping()
+            acme.get_user(UID, actor=UID)
+        # Unset: the body is exactly what it was before tenants.
+        assert sorted(r.bodies[0]) == ["id", "op", "timeout_ms", "v"]
+        assert r.bodies[1]["tenant"] == "acme" and sorted(r.bodies[1]) == ["id", "op", "tenant", "timeout_ms", "v"]
+        assert r.bodies[2]["tenant"] == "acme" and r.bodies[2]["actor"] == UID
+    finally:
+        r.close()
+
+
+def test_tenant_operations(wire):
+    c, r = wire
+    c.create_tenant("acme")
+    assert r.bodies[-1]["op"] == "create_tenant" and r.bodies[-1]["args"] == {"name": "acme"}
+    c.list_tenants()
+    assert r.bodies[-1]["op"] == "list_tenants" and "args" not in r.bodies[-1]
+
+
+@pytest.mark.parametrize("bad", ["", "Acme", "acme corp", "a" * 65, "a/b", "@acme", "*", "jörg", b"acme", 7])
+def test_a_malformed_tenant_is_refused_before_connecting(bad):
+    with pytest.raises(ValueError, match=r"\[a-z0-9_.-\]"):
+        Client("tcp://127.0.0.1:1", tenant=bad)
+    with Client("tcp://127.0.0.1:1", tenant="a" * 64) as c:
+        assert c.tenant == "a" * 64
+    assert torii_client.check_tenant_name(torii_client.DEFAULT_TENANT) == "default"
+
+
 def test_timeout_ms_still_works_with_a_deprecation_warning(wire):
     c, r = wire
     with pytest.warns(DeprecationWarning, match="timeout_ms"):

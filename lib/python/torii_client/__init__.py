@@ -9,7 +9,7 @@
 None of them is thread-safe: use one of each per thread.
 """
 from ._version import __version__
-from .client import IDEMPOTENT_OPS, UNSET, Client
+from .client import DEFAULT_TENANT, IDEMPOTENT_OPS, UNSET, Client, check_tenant_name
 from .codec import packb, unpackb
 from .curve import CurveKeys, public_from_secret, read_key_file
 from .errors import (BadRequest, Conflict, Duplicate, ForeignKey, Forbidden, Internal, InvalidArgument, NotFound,
@@ -31,5 +31,5 @@ __all__ = [
     "result_of_reply", "__version__", "Metadata", "User", "Session", "Audit", "OAuthAccount", "Passkey",
     "SecureToken", "Ping", "Deleted", "Users", "UserPage", "Sessions", "AuditPage", "UserCreated", "OAuthAccounts",
     "Passkeys", "Expiry", "OAuthState", "PasskeyChallenge", "LoginFailureCount", "LoginFailures", "UserLock",
-    "JwtRevoked", "RevokedJti", "UserCutoff", "JwtRevocations",
+    "JwtRevoked", "RevokedJti", "UserCutoff", "JwtRevocations", "DEFAULT_TENANT", "check_tenant_name",
 ]

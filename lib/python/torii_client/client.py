@@ -57,6 +57,7 @@ import datetime as _dt
 import functools
 import inspect
 import itertools
+import re
 import time
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union, cast
@@ -123,6 +124,21 @@ def _args(**kwargs: Any) -> Dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None and v is not UNSET}
 
 
+DEFAULT_TENANT = "default"
+"""The tenant of a request that names none (PROTOCOL.md section 6)."""
+
+_TENANT_NAME = re.compile(r"[a-z0-9_.-]{1,64}")
+
+
+def check_tenant_name(name: Any) -> str:
+    """Returns ``name`` if it is a tenant name (1 to 64 bytes of ``[a-z0-9_.-]``).
+
+    :raises ValueError: it is not (the message says the rule)."""
+    if not isinstance(name, str) or _TENANT_NAME.fullmatch(name) is None:
+        raise ValueError("tenant: a tenant name is 1 to 64 bytes of [a-z0-9_.-]")
+    return name
+
+
 # How long an endpoint that left a request unanswered is tried last.
 SUSPECT_S = 5.0
 
@@ -146,7 +162,12 @@ class Client(SocketOwner):
     :param curve: CURVE keys (:meth:`CurveKeys.from_files`), or None for none.
     :param hwm: send and receive high-water marks, in messages.
     :param context: a ``zmq.Context`` to share (required for ``inproc://``); default a private one.
-    :raises ValueError: no endpoints, a bad timeout or bad CURVE keys.
+    :param tenant: the tenant every request acts in (PROTOCOL.md section 6), sent as the
+        request's ``tenant`` key; None (the default) sends no key, so the daemon uses the
+        default tenant, or the tenant this client's CURVE key is bound to. One Client per
+        tenant. Whether the tenant exists is the daemon's answer (:class:`NotFound`).
+    :raises ValueError: no endpoints, a bad timeout, bad CURVE keys, or a tenant name that
+        is not 1 to 64 bytes of ``[a-z0-9_.-]``.
     :raises zmq.ZMQError: a malformed endpoint.
 
     Connecting does not wait for the daemon. Use as a context manager or call
@@ -155,7 +176,7 @@ class Client(SocketOwner):
 
     def __init__(self, endpoints: Union[str, Sequence[str]], *, timeout: float = 5.0,
                  curve: Optional[CurveKeys] = None, hwm: int = 100000,
-                 context: Optional[zmq.Context] = None) -> None:
+                 context: Optional[zmq.Context] = None, tenant: Optional[str] = None) -> None:
         if isinstance(endpoints, str):
             endpoints = [endpoints]
         endpoints = list(endpoints)
@@ -165,6 +186,9 @@ class Client(SocketOwner):
             raise ValueError("timeout must be positive")
         if curve is not None:
             curve.validate()
+        if tenant is not None:
+            check_tenant_name(tenant)
+        self.tenant: Optional[str] = tenant  # sent with every request when not None
         self.timeout: float = timeout  # default deadline of a call, in seconds
         self._own_context = context is None
         self._context = zmq.Context() if context is None else context
@@ -288,6 +312,8 @@ class Client(SocketOwner):
                 body["args"] = dict(args)
             if actor is not None:
                 body["actor"] = actor
+            if self.tenant is not None:
+                body["tenant"] = self.tenant
             data = codec.packb(body)
             try:
                 ep.socket.send_multipart([b"", data], flags=zmq.NOBLOCK, copy=False)

@@ -20,6 +20,13 @@
 //! # }
 //! ```
 //!
+//! **Tenants** (one daemon serving several applications or customers):
+//! one provider per tenant, over a client built with
+//! [`Config::with_tenant`](toriid_client::Config::with_tenant). It sees only
+//! that tenant's users, sessions, accounts and tokens, and maps Torii's ids
+//! with that tenant's rule ([`toriid_user_id_in`]), the one `torii migrate
+//! --tenant` uses.
+//!
 //! Where Torii's semantics and toriid's differ, the provider gives Torii's
 //! (docs/torii.md in the toriid repository lists each case, the choice and
 //! the test):
@@ -56,7 +63,9 @@
 mod ids;
 mod repos;
 
-pub use ids::{toriid_user_id, SESSION_USER_KEY, TORII_ID_KEY, TORII_ID_NAMESPACE};
+pub use ids::{
+    toriid_user_id, toriid_user_id_in, SESSION_USER_KEY, TORII_ID_KEY, TORII_ID_NAMESPACE,
+};
 pub use repos::{
     ToriidOAuthRepository, ToriidPasskeyRepository, ToriidPasswordRepository,
     ToriidSessionRepository, ToriidTokenRepository, ToriidUserRepository,

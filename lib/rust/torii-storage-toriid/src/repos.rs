@@ -13,7 +13,7 @@ use torii_core::storage::{NewUser, SecureToken, TokenPurpose};
 use torii_core::{Error, OAuthAccount, Session, SessionToken, User, UserId};
 use toriid_client::{self as toriid, Client, ErrorKind, Expiry, SessionCache, SessionKey, Value};
 
-use crate::ids::{needs_keeping, toriid_user_id, SESSION_USER_KEY, TORII_ID_KEY};
+use crate::ids::{needs_keeping_in, toriid_user_id_in, SESSION_USER_KEY, TORII_ID_KEY};
 
 /// toriid's error as Torii's: constraint violations as `Constraint`, an
 /// unreachable or slow daemon as `Connection`, the rest as `Database`. The
@@ -49,10 +49,16 @@ fn absent_ok<T>(r: toriid::Result<T>) -> Result<(), Error> {
     optional(r).map(|_| ())
 }
 
+/// The uuid of a Torii user id in the tenant of `client`'s requests.
+fn toriid_user_id(client: &Client, id: &UserId) -> String {
+    toriid_user_id_in(Some(client.tenant()), id)
+}
+
 /// A one-key metadata map holding a Torii user id, or `None` when the id is
-/// a uuid already (nothing to keep).
-fn keep_id(key: &str, id: &UserId) -> Option<Value> {
-    needs_keeping(id).then(|| Value::Map(vec![(Value::from(key), Value::from(id.as_str()))]))
+/// the uuid itself (nothing to keep).
+fn keep_id(client: &Client, key: &str, id: &UserId) -> Option<Value> {
+    needs_keeping_in(Some(client.tenant()), id)
+        .then(|| Value::Map(vec![(Value::from(key), Value::from(id.as_str()))]))
 }
 
 /// Torii's id of a toriid user: `metadata.torii_id` when kept, else the uuid.
@@ -97,10 +103,10 @@ impl UserRepository for ToriidUserRepository {
             .client
             .create_user(toriid::NewUser {
                 email: user.email,
-                id: Some(toriid_user_id(&user.id)),
+                id: Some(toriid_user_id(&self.client, &user.id)),
                 name: user.name,
                 password_hash: None,
-                metadata: keep_id(TORII_ID_KEY, &user.id),
+                metadata: keep_id(&self.client, TORII_ID_KEY, &user.id),
                 email_verified_at: user.email_verified_at,
             })
             .await
@@ -109,7 +115,11 @@ impl UserRepository for ToriidUserRepository {
     }
 
     async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, Error> {
-        let u = optional(self.client.get_user(&toriid_user_id(id)).await)?;
+        let u = optional(
+            self.client
+                .get_user(&toriid_user_id(&self.client, id))
+                .await,
+        )?;
         Ok(u.map(torii_user))
     }
 
@@ -126,8 +136,8 @@ impl UserRepository for ToriidUserRepository {
             .get_or_create_user(
                 email,
                 None,
-                Some(&toriid_user_id(&id)),
-                keep_id(TORII_ID_KEY, &id),
+                Some(&toriid_user_id(&self.client, &id)),
+                keep_id(&self.client, TORII_ID_KEY, &id),
             )
             .await
             .map_err(storage_error)?;
@@ -140,7 +150,7 @@ impl UserRepository for ToriidUserRepository {
         let updated = self
             .client
             .update_user(
-                &toriid_user_id(&user.id),
+                &toriid_user_id(&self.client, &user.id),
                 toriid::UserUpdate {
                     email: Some(user.email.clone()),
                     name: Some(user.name.clone()),
@@ -154,13 +164,17 @@ impl UserRepository for ToriidUserRepository {
     }
 
     async fn delete(&self, id: &UserId) -> Result<(), Error> {
-        absent_ok(self.client.delete_user(&toriid_user_id(id)).await)
+        absent_ok(
+            self.client
+                .delete_user(&toriid_user_id(&self.client, id))
+                .await,
+        )
     }
 
     async fn mark_email_verified(&self, user_id: &UserId) -> Result<(), Error> {
         absent_ok(
             self.client
-                .verify_email(&toriid_user_id(user_id), None)
+                .verify_email(&toriid_user_id(&self.client, user_id), None)
                 .await,
         )
     }
@@ -188,13 +202,17 @@ impl PasswordRepository for ToriidPasswordRepository {
         };
         absent_ok(
             self.client
-                .update_user(&toriid_user_id(user_id), update)
+                .update_user(&toriid_user_id(&self.client, user_id), update)
                 .await,
         )
     }
 
     async fn get_password_hash(&self, user_id: &UserId) -> Result<Option<String>, Error> {
-        let u = optional(self.client.get_user(&toriid_user_id(user_id)).await)?;
+        let u = optional(
+            self.client
+                .get_user(&toriid_user_id(&self.client, user_id))
+                .await,
+        )?;
         Ok(u.and_then(|u| u.password_hash))
     }
 
@@ -205,7 +223,7 @@ impl PasswordRepository for ToriidPasswordRepository {
         };
         absent_ok(
             self.client
-                .update_user(&toriid_user_id(user_id), update)
+                .update_user(&toriid_user_id(&self.client, user_id), update)
                 .await,
         )
     }
@@ -276,12 +294,12 @@ impl SessionRepository for ToriidSessionRepository {
     /// Torii hands out; only its digest is stored.
     async fn create(&self, session: Session) -> Result<Session, Error> {
         let mut new = toriid::NewSession::new(
-            toriid_user_id(&session.user_id),
+            toriid_user_id(&self.client, &session.user_id),
             Expiry::At(session.expires_at),
         );
         new.user_agent = session.user_agent.clone();
         new.ip_address = session.ip_address.clone();
-        new.metadata = keep_id(SESSION_USER_KEY, &session.user_id);
+        new.metadata = keep_id(&self.client, SESSION_USER_KEY, &session.user_id);
         let created = self
             .client
             .create_session(new)
@@ -331,7 +349,7 @@ impl SessionRepository for ToriidSessionRepository {
 
     async fn delete_by_user_id(&self, user_id: &UserId) -> Result<(), Error> {
         self.client
-            .delete_user_sessions(&toriid_user_id(user_id), None)
+            .delete_user_sessions(&toriid_user_id(&self.client, user_id), None)
             .await
             .map(|_| ())
             .map_err(storage_error)
@@ -389,7 +407,7 @@ impl OAuthRepository for ToriidOAuthRepository {
     ) -> Result<OAuthAccount, Error> {
         let a = self
             .client
-            .link_oauth_account(&toriid_user_id(user_id), provider, subject)
+            .link_oauth_account(&toriid_user_id(&self.client, user_id), provider, subject)
             .await
             .map_err(storage_error)?;
         Ok(torii_account(a, Some(user_id)))
@@ -420,7 +438,7 @@ impl OAuthRepository for ToriidOAuthRepository {
         subject: &str,
     ) -> Result<(), Error> {
         self.client
-            .link_oauth_account(&toriid_user_id(user_id), provider, subject)
+            .link_oauth_account(&toriid_user_id(&self.client, user_id), provider, subject)
             .await
             .map(|_| ())
             .map_err(storage_error)
@@ -487,7 +505,7 @@ impl PasskeyRepository for ToriidPasskeyRepository {
         let p = self
             .client
             .add_passkey(
-                &toriid_user_id(user_id),
+                &toriid_user_id(&self.client, user_id),
                 &credential_id,
                 &public_key,
                 name.as_deref(),
@@ -504,7 +522,7 @@ impl PasskeyRepository for ToriidPasskeyRepository {
     ) -> Result<Vec<PasskeyCredential>, Error> {
         let list = self
             .client
-            .list_passkeys(&toriid_user_id(user_id))
+            .list_passkeys(&toriid_user_id(&self.client, user_id))
             .await
             .map_err(storage_error)?;
         Ok(list
@@ -532,7 +550,7 @@ impl PasskeyRepository for ToriidPasskeyRepository {
 
     async fn delete_all_for_user(&self, user_id: &UserId) -> Result<(), Error> {
         self.client
-            .delete_user_passkeys(&toriid_user_id(user_id))
+            .delete_user_passkeys(&toriid_user_id(&self.client, user_id))
             .await
             .map(|_| ())
             .map_err(storage_error)
@@ -590,7 +608,7 @@ impl TokenRepository for ToriidTokenRepository {
         let t = self
             .client
             .create_token(
-                &toriid_user_id(user_id),
+                &toriid_user_id(&self.client, user_id),
                 purpose(p),
                 std_duration(expires_in),
             )

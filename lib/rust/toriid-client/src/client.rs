@@ -60,7 +60,13 @@ impl Config {
         self
     }
 
-    /// The tenant every request acts in (PROTOCOL.md section 6).
+    /// The tenant every request acts in (PROTOCOL.md section 6), sent as
+    /// the request's `tenant` key. Unset, no key is sent: the daemon uses
+    /// the default tenant (or the one this client's CURVE key is bound to),
+    /// and the bytes on the wire are those of a client without tenants.
+    /// One client per tenant. [`Config::connect`] refuses a name that is not
+    /// 1 to 64 bytes of `[a-z0-9_.-]`; whether the tenant exists is the
+    /// daemon's answer (`not_found` on the first request).
     pub fn with_tenant(mut self, tenant: impl Into<String>) -> Config {
         self.tenant = Some(tenant.into());
         self
@@ -85,6 +91,11 @@ impl Config {
     /// Creates the sockets and the I/O thread. Connecting does not wait for
     /// a daemon: a request to an unreachable one times out at its deadline.
     pub fn connect(self) -> Result<Client> {
+        if let Some(tenant) = &self.tenant {
+            if !is_tenant_name(tenant) {
+                return Err(Error::Config(format!("tenant: {TENANT_NAME_RULE}")));
+            }
+        }
         let io = Io::start(&self.endpoints, self.curve)?;
         Ok(Client {
             inner: Arc::new(Inner {
@@ -100,6 +111,19 @@ impl Config {
 struct Inner {
     io: Io,
     tenant: Option<String>,
+}
+
+/// The tenant of a request that names none (PROTOCOL.md section 6).
+pub const DEFAULT_TENANT: &str = "default";
+
+const TENANT_NAME_RULE: &str = "a tenant name is 1 to 64 bytes of [a-z0-9_.-]";
+
+/// Whether `name` is a tenant name: 1 to 64 bytes of `[a-z0-9_.-]`.
+pub fn is_tenant_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-'))
 }
 
 /// An asynchronous client of toriid. Cheap to clone (an `Arc`): clones share
@@ -924,6 +948,31 @@ mod tests {
         assert_eq!(ttl_secs(Duration::from_secs(60)), 60);
         assert!(is_idempotent("get_session"));
         assert!(!is_idempotent("take_oauth_state"));
+    }
+
+    #[test]
+    fn tenant_names_are_checked_before_connecting() {
+        for bad in ["", "Acme", "acme corp", "a/b", "@acme", "*", "jörg"] {
+            let err = Config::new(["tcp://127.0.0.1:9"])
+                .with_tenant(bad)
+                .connect()
+                .unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Config, "{bad}");
+            assert!(err.to_string().contains("[a-z0-9_.-]"), "{err}");
+        }
+        let long = "a".repeat(65);
+        assert!(Config::new(["tcp://127.0.0.1:9"])
+            .with_tenant(long)
+            .connect()
+            .is_err());
+        let client = Config::new(["tcp://127.0.0.1:9"])
+            .with_tenant("a".repeat(64))
+            .connect()
+            .unwrap();
+        assert_eq!(client.tenant(), "a".repeat(64).as_str());
+        let plain = Config::new(["tcp://127.0.0.1:9"]).connect().unwrap();
+        assert_eq!(plain.tenant(), "default");
+        assert!(is_tenant_name(DEFAULT_TENANT));
     }
 
     #[test]

@@ -71,7 +71,8 @@ mod types;
 mod value;
 
 pub use client::{
-    is_idempotent, Client, Config, Expiry, NewSession, NewUser, SessionKey, UserUpdate,
+    is_idempotent, is_tenant_name, Client, Config, Expiry, NewSession, NewUser, SessionKey,
+    UserUpdate, DEFAULT_TENANT,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use jwt_deny_list::{
