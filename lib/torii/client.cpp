@@ -606,6 +606,8 @@ size_t Client::in_flight() const { return impl_->in_flight; }
 
 void* Client::socket_handle() { return static_cast<void*>(*impl_->eps[0].socket); }
 
+const std::string& Client::tenant() const { return impl_->options.tenant; }
+
 bool Client::connected(size_t index) const { return index < impl_->eps.size() && impl_->eps[index].connected; }
 
 const ClientStats& Client::stats() const { return impl_->stats; }

@@ -203,6 +203,8 @@ class Client {
   // Whether endpoint `index` is connected now (several endpoints only: with
   // one, always true as far as the client knows).
   bool connected(size_t index) const;
+  // ClientOptions::tenant: the tenant named in every request (empty: none).
+  const std::string& tenant() const;
 
   // JSON bridge for tools: `args` (a JSON object or null) is packed as
   // msgpack as is (strings stay strings, even ones that look like

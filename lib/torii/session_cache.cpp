@@ -5,7 +5,9 @@
 #include <optional>
 #include <utility>
 
+#include "torii/log.h"
 #include "torii/protocol.h"
+#include "torii/tenant.h"
 
 namespace torii {
 
@@ -22,6 +24,21 @@ std::string StrKey(const msgpack::object& map, std::string_view key) {
 SessionCache::SessionCache(Client& client, Subscriber& subscriber, SessionCacheOptions options)
     : client_(client), subscriber_(subscriber), options_(options) {
   if (options_.max_entries == 0) options_.max_entries = 1;
+  // The client's requests act in one tenant; the subscriber must follow
+  // that tenant's stream, or its deletions would never reach this cache.
+  // A subscriber of the default stream is live on the default tenant's
+  // heartbeats alone, so without this check a cache in front of another
+  // tenant's client would serve sessions deleted since.
+  const std::string client_tenant = client.tenant().empty() ? std::string(kDefaultTenant) : client.tenant();
+  const std::string& followed = subscriber.tenant();
+  covered_ = followed == "*" || followed == client_tenant || (followed.empty() && client_tenant == kDefaultTenant);
+  if (!covered_) {
+    TLOG_WARN("session cache: its client acts in tenant '%s' but its subscriber follows %s%s%s; "
+              "nothing will be cached (set SubscriberOptions::tenant to the client's tenant)",
+              client_tenant.c_str(), followed.empty() ? "the default tenant" : "tenant '",
+              followed.empty() ? "" : followed.c_str(), followed.empty() ? "" : "'");
+  }
+  if (options_.tenant.empty()) options_.tenant = client_tenant;
   listener_ = subscriber_.AddListener([this](const Event& e) { OnEvent(e); },
                                       [this](const StaleReason&) { OnStale(); });
 }
@@ -129,7 +146,7 @@ Result<std::shared_ptr<const CachedSession>> SessionCache::Get(std::string_view 
 
   auto digest = TokenDigest(token);
   std::string key(reinterpret_cast<const char*>(digest.data()), digest.size());
-  const bool fresh = Fresh();
+  const bool fresh = covered_ && Fresh();
   if (!fresh) stats_.silent_lookups++;
   auto found = fresh ? by_key_.find(key) : by_key_.end();
   if (found != by_key_.end()) {
@@ -187,7 +204,7 @@ Result<std::shared_ptr<const CachedSession>> SessionCache::Get(std::string_view 
   session->reply = std::move(reply.value());
 
   bool cache = true;
-  if (!live_at_start || !subscriber_.live() || global_gen_ != global_at_start) {
+  if (!covered_ || !live_at_start || !subscriber_.live() || global_gen_ != global_at_start) {
     stats_.not_cached_stale++;
     cache = false;
   } else if (TouchedSince(session->id, event_at_start) || TouchedSince(session->user_id, event_at_start)) {

@@ -84,9 +84,12 @@ struct SessionCacheOptions {
   int64_t max_staleness_ms = 0;
   // The tenant of the Client's requests ("default" for the default
   // tenant): only that tenant's events evict, so another tenant's deletion
-  // of a session or user id never touches this cache. Empty: every
-  // tenant's events evict by id (safe, since ids are unique across
-  // tenants, only less precise).
+  // of a session or user id never touches this cache. Empty: the Client's
+  // tenant (ClientOptions::tenant, or the default tenant). The Subscriber
+  // must follow that tenant's stream (SubscriberOptions::tenant: the same
+  // name, or "*"; empty for the default tenant): otherwise the cache
+  // caches nothing and every Get() goes to the daemon, with a warning at
+  // construction, since the tenant's deletions would never reach it.
   std::string tenant;
 };
 
@@ -147,6 +150,7 @@ class SessionCache {
   bool TouchedSince(const std::string& id, uint64_t gen) const;
   // A live endpoint spoke within options_.max_staleness_ms (true when unset).
   bool Fresh() const;
+  bool covered_ = true;  // the subscriber follows the client's tenant
 
   Client& client_;
   Subscriber& subscriber_;

@@ -652,6 +652,8 @@ uint64_t Subscriber::stale_generation() const { return impl_->stale_generation; 
 
 const SubscriberStats& Subscriber::stats() const { return impl_->stats; }
 
+const std::string& Subscriber::tenant() const { return impl_->options.tenant; }
+
 std::vector<int> Subscriber::fds() const {
   std::vector<int> out;
   for (const auto& ep : impl_->endpoints) out.push_back(ep.socket->get(zmq::sockopt::fd));

@@ -242,6 +242,8 @@ class Subscriber {
   // since I last looked".
   uint64_t stale_generation() const;
   const SubscriberStats& stats() const;
+  // SubscriberOptions::tenant: whose stream this subscriber follows.
+  const std::string& tenant() const;
   // The ZeroMQ file descriptors (ZMQ_FD, edge-triggered: after readiness,
   // call Poll(0) until it returns 0), for an outer event loop.
   std::vector<int> fds() const;

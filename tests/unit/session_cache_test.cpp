@@ -145,8 +145,10 @@ struct Rig {
   int events = 0;
 
   // `sub_tenant`: the Subscriber's tenant option; `cache_tenant`: the cache's.
-  explicit Rig(size_t max_entries = 100, const std::string& sub_tenant = "", const std::string& cache_tenant = "") {
+  explicit Rig(size_t max_entries = 100, const std::string& sub_tenant = "", const std::string& cache_tenant = "",
+               const std::string& client_tenant = "") {
     ClientOptions co;
+    co.tenant = client_tenant;
     co.endpoints = {daemon.requests_endpoint()};
     co.context = &ctx;
     co.default_timeout_ms = 3000;
@@ -278,6 +280,31 @@ TEST(SessionCacheTest, OnlyItsTenantsEventsEvict) {
   ASSERT_TRUE(rig.WaitEvents(1));
   EXPECT_EQ(rig.cache->size(), 0u);
   EXPECT_EQ(rig.cache->stats().evictions, 1u);
+}
+
+// A cache in front of a client of tenant acme whose subscriber follows the
+// default stream would never hear of acme's deletions, though the default
+// tenant's heartbeats keep the subscriber live: it caches nothing, and
+// every Get goes to the daemon. Following every tenant's stream ("*", live
+// on this fake daemon's default heartbeats) caches.
+TEST(SessionCacheTest, ASubscriberOfAnotherTenantsStreamCachesNothing) {
+  {
+    Rig rig(100, "", "", "acme");
+    ASSERT_TRUE(rig.WaitLive());
+    rig.daemon.Put("tok-a", {"s-a", "u-1", InOneHour()});
+    for (int i = 0; i < 3; i++) ASSERT_TRUE(rig.cache->Get("tok-a").ok());
+    EXPECT_EQ(rig.daemon.gets(), 3);
+    EXPECT_EQ(rig.cache->size(), 0u);
+    EXPECT_EQ(rig.cache->stats().hits, 0u);
+  }
+  {
+    Rig rig(100, "*", "", "acme");
+    ASSERT_TRUE(rig.WaitLive());
+    rig.daemon.Put("tok-a", {"s-a", "u-1", InOneHour()});
+    for (int i = 0; i < 3; i++) ASSERT_TRUE(rig.cache->Get("tok-a").ok());
+    EXPECT_EQ(rig.daemon.gets(), 1);
+    EXPECT_EQ(rig.cache->stats().hits, 2u);
+  }
 }
 
 TEST(SessionCacheTest, UserUpdatedOrDeletedEvictsAllItsSessions) {

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from torii_client import Client, NotFound, SessionCache, StaleKind, Subscriber
+from torii_client import Client, Duplicate, NotFound, SessionCache, StaleKind, Subscriber
 from conftest import BASE_SETTINGS, HEARTBEAT_MS, unique_email, wait_until
 
 UTC = dt.timezone.utc
@@ -109,6 +109,28 @@ def test_nothing_cached_until_the_subscriber_is_live(daemon):
             assert len(cache) == 1 and cache.stats["misses"] == 2
             cache.get(s["token"])
             assert cache.stats["hits"] == 1
+
+
+def test_a_subscriber_of_another_tenants_stream_caches_nothing(daemon):
+    """A client of tenant acme with a subscriber of the default stream: the
+    subscriber is live on the default tenant's heartbeats but would never
+    hear of acme's deletions, so the cache caches nothing."""
+    with Client(daemon.request_endpoint) as admin:
+        try:
+            admin.create_tenant(name="acme")
+        except Duplicate:  # made by an earlier test on this database
+            pass
+    with Client(daemon.request_endpoint, tenant="acme") as c, \
+            Subscriber(daemon.event_endpoint, heartbeat_ms=HEARTBEAT_MS) as sub:
+        with pytest.warns(RuntimeWarning, match="nothing will be cached"):
+            cache = SessionCache(c, sub)
+        with cache:
+            u = c.create_user(unique_email("cache"))
+            s = c.create_session(u["id"], ttl_s=3600)
+            wait_until(sub.live, 20, poll=lambda: sub.poll(50), what="live")
+            for _ in range(3):
+                assert cache.get(s["token"]).id == s["id"]
+            assert len(cache) == 0 and cache.stats["hits"] == 0 and cache.stats["misses"] == 3
 
 
 def test_stale_drops_everything(daemon, cluster, database):

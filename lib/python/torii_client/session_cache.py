@@ -10,7 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Set
 
-from .client import Client
+from .client import DEFAULT_TENANT, Client
 from .codec import UTC
 from .errors import Internal
 from .subscriber import Event, StaleReason, Subscriber
@@ -108,6 +108,18 @@ class SessionCache:
         if tenant is None and isinstance(getattr(client, "tenant", None), str):
             tenant = getattr(client, "tenant")
         self._tenant = tenant
+        # The subscriber must follow the stream of the tenant the client acts
+        # in, or that tenant's deletions never reach this cache (a subscriber
+        # of the default stream stays live on the default tenant's heartbeats
+        # alone): then nothing is cached and every get goes to the daemon.
+        acts_in = getattr(client, "tenant", None)
+        acts_in = acts_in if isinstance(acts_in, str) and acts_in else DEFAULT_TENANT
+        followed = getattr(subscriber, "tenant", "") or ""
+        self._covered = followed in ("*", acts_in) or (followed == "" and acts_in == DEFAULT_TENANT)
+        if not self._covered:
+            warnings.warn(f"SessionCache: the client acts in tenant {acts_in!r} but the subscriber follows "
+                          f"{('tenant ' + repr(followed)) if followed else 'the default tenant'}; nothing will "
+                          "be cached (give the Subscriber tenant= the client's tenant)", RuntimeWarning, stacklevel=2)
         self._max_staleness_ms = max_staleness_ms
         self._subscriber = subscriber
         self._max_entries = max(1, max_entries)
@@ -240,7 +252,7 @@ class SessionCache:
         # over the lookup below.
         self._drain_events()
         key = hashlib.sha256(token.encode("utf-8")).digest()
-        fresh = self._fresh()
+        fresh = self._covered and self._fresh()
         if not fresh:
             self._stats["silent_lookups"] += 1
         s = self._lru.get(key) if fresh else None
@@ -272,7 +284,8 @@ class SessionCache:
             session = CachedSession(sid, uid if isinstance(uid, str) else "", exp, data)
 
             cache = True
-            if not live_at_start or not self._subscriber.live() or self._global_gen != global_at_start:
+            if not self._covered or not live_at_start or not self._subscriber.live() or \
+                    self._global_gen != global_at_start:
                 self._stats["not_cached_stale"] += 1
                 cache = False
             elif self._touched_since(session.id, event_at_start) or \

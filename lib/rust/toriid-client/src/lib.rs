@@ -83,7 +83,7 @@ pub use rmpv::Value;
 pub use session_cache::{SessionCache, SessionCacheConfig, SessionCacheStats};
 pub use subscriber::{
     Event, EventStream, Listener, Notice, Position, StaleKind, StaleReason, Subscriber,
-    SubscriberConfig, SubscriberStats, DEFAULT_TENANT,
+    SubscriberConfig, SubscriberStats,
 };
 pub use types::{
     AuditPage, JwtRevocations, LoginFailure, LoginFailures, OAuthAccount, Passkey,

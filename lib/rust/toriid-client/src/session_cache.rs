@@ -549,7 +549,10 @@ impl SessionCache {
     /// Counts a hit when it answers; a `None` is not counted as a miss.
     pub fn lookup(&self, tenant: &str, token: &str) -> Option<Arc<Session>> {
         let key = token_key(tenant, token);
-        self.lookup_key(&key, self.serving())
+        self.lookup_key(
+            &key,
+            self.serving() && self.inner.subscriber.follows(tenant),
+        )
     }
 
     fn lookup_key(&self, key: &Key, serving: bool) -> Option<Arc<Session>> {
@@ -600,6 +603,16 @@ impl SessionCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<Session, E>>,
     {
+        if !self.inner.subscriber.follows(tenant) {
+            // This tenant's deletions never reach the subscriber: nothing
+            // of it may be kept, every check goes to the daemon.
+            lock(self.shard_of(&token_key(tenant, token)))
+                .stats
+                .not_live_lookups += 1;
+            let mut session = fetch().await?;
+            session.token = None;
+            return Ok(Arc::new(session));
+        }
         let key = token_key(tenant, token);
         let serving = self.serving();
         if let Some(s) = self.lookup_key(&key, serving) {

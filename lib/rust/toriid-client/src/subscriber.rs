@@ -74,8 +74,8 @@ use crate::error::{Error, Result};
 use crate::io::CurveKeys;
 use crate::value::timestamp_from_value;
 
-/// The default tenant's name: events whose topic has no `@T/` prefix.
-pub const DEFAULT_TENANT: &str = "default";
+// The default tenant: events whose topic has no `@T/` prefix.
+use crate::client::DEFAULT_TENANT;
 
 /// A flood must not keep the thread from checking deadlines.
 const MAX_MESSAGES_PER_SOCKET_PER_ROUND: usize = 10_000;
@@ -277,6 +277,11 @@ impl SubscriberConfig {
             stale_generation: AtomicU64::new(0),
             listeners: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            followed: if self.families.is_empty() {
+                None
+            } else {
+                Some(self.tenants.clone())
+            },
         });
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -598,6 +603,18 @@ impl Subscriber {
         }
     }
 
+    /// Whether this subscriber receives `tenant`'s events: every tenant's
+    /// without families, else the tenants of
+    /// [`with_tenants`](SubscriberConfig::with_tenants) (`default` unless
+    /// set). A cache must not keep a tenant's sessions when its deletions
+    /// never arrive.
+    pub fn follows(&self, tenant: &str) -> bool {
+        match &self.shared.followed {
+            None => true,
+            Some(tenants) => tenants.iter().any(|t| t == tenant),
+        }
+    }
+
     /// [`live`](Self::live) without touching the anchor and without a
     /// lock (two atomic loads): for a cache's hit path, which serves only
     /// entries read after an earlier `live()`.
@@ -744,6 +761,9 @@ struct Shared {
     stale_generation: AtomicU64,
     listeners: Mutex<Vec<Weak<dyn Listener>>>,
     stop: AtomicBool,
+    // The tenants whose streams the sockets subscribe to (None: every
+    // tenant's, the subscription to everything).
+    followed: Option<Vec<String>>,
 }
 
 impl Shared {

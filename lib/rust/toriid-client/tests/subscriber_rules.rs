@@ -782,3 +782,22 @@ async fn the_event_stream_yields_events_and_stale_conditions() {
     assert!(matches!(&got[1], Notice::Stale(r) if r.kind == StaleKind::Gap));
     assert!(matches!(&got[2], Notice::Event(e) if e.str("id") == Some("u2")));
 }
+
+// Which tenants' events a subscriber receives, for a cache deciding what it
+// may keep: with families, the tenants named (default unless named); without,
+// every tenant's.
+#[test]
+fn follows_the_tenants_it_subscribes_to() {
+    let ctx = zmq::Context::new();
+    let p = Pub::new(&ctx);
+    let default_only = SubscriberConfig::new([p.endpoint.clone()])
+        .with_families(["session"])
+        .start()
+        .unwrap();
+    assert!(default_only.follows("default"));
+    assert!(!default_only.follows("acme"));
+    let named = start(&[p.endpoint.as_str()], 100);
+    assert!(named.follows("acme") && named.follows("default") && !named.follows("beta"));
+    let every = SubscriberConfig::new([p.endpoint.clone()]).start().unwrap();
+    assert!(every.follows("beta"));
+}
