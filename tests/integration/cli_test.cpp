@@ -366,6 +366,30 @@ TEST_F(CliTest, WatchPrintsEventsAndMarksAResync) {
   EXPECT_EQ(t.Finish(10000), 0);  // --count 1
 }
 
+// watch --tenant follows that tenant's stream only: a change of the default
+// tenant made between two of the tenant's never shows.
+TEST_F(CliTest, WatchFollowsItsTenant) {
+  ASSERT_EQ(T({"tenant", "add", "watched"}).status, 0);
+  std::string uid;
+  auto created_and_seen = [&](Child& watch, const std::string& prefix) {
+    return Eventually(
+        [&] {
+          uid = J({"--tenant", "watched", "user", "create", "--email", prefix + std::to_string(rand()) + "@example.com"})
+              ["id"];
+          return watch.WaitFor(uid, 1000);
+        },
+        20000, [] {});
+  };
+  Child w({"--tenant", "watched", "--events-endpoint", d_->event_endpoint(), "watch", "--json"});
+  ASSERT_TRUE(created_and_seen(w, "a")) << "no event of the tenant reached watch: " << w.out << w.err;
+  std::string other = J({"user", "create", "--email", "b" + std::to_string(rand()) + "@example.com"})["id"];
+  ASSERT_TRUE(created_and_seen(w, "c")) << w.out << w.err;
+  EXPECT_EQ(w.out.find(other), std::string::npos) << "a default-tenant event reached watch --tenant: " << w.out;
+  EXPECT_NE(w.out.find("\"tenant\":\"watched\""), std::string::npos) << w.out;
+  w.Signal(SIGTERM);
+  EXPECT_EQ(w.Finish(10000), 0);
+}
+
 TEST_F(CliTest, MigrateThroughTheCli) {
   std::string dir = test::MakeTempDir("torii-cli-mig");
   std::string path = dir + "/torii.db";

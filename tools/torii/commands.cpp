@@ -267,6 +267,7 @@ int Watch(const Globals& g, const WatchOptions& w) {
   o.endpoints = g.events_endpoints;
   o.families = w.families;
   o.heartbeat_ms = w.heartbeat_ms;
+  o.tenant = g.tenant;  // --tenant: that tenant's stream (empty: the default tenant's)
   o.deliver_torii_events = true;  // resyncs are printed by on_stale; heartbeats on request
   if (!LoadCurveKeys(g, o)) return kExitUsage;
   auto sub = Subscriber::Create(o);
