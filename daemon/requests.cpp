@@ -310,6 +310,9 @@ void Requests::FillHot(Ctx* ctx, const JobOutput& out, size_t result_at) {
   if (!session) return;
   std::string_view id = session->id, user_id = session->user_id;
   int64_t expires_at = session->expires_at_us;
+  // Only live sessions: get_session with include_expired may read an
+  // expired one, which the cache must never answer a plain lookup with.
+  if (expires_at <= NowMicros()) return;
   std::string_view packed(reply_.data() + result_at, reply_.size() - result_at);
   hot_->Insert(ctx->hot_gen, ctx->plan.hot.value, id, user_id, expires_at, packed, ctx->plan.tenant);
 }

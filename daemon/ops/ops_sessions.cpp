@@ -56,8 +56,8 @@ const StatementDef kStatements[] = {
      "WHERE tenant = $T AND token_hash = ANY($1::bytea[]) AND expires_at > now()",
      1u << 0},
     // get_session with include_expired: no expiry condition, and no batched
-    // form (the batch's statement filters expired rows), so such a lookup
-    // runs alone, on the uncached path.
+    // form (the batch's statement filters expired rows), so a lookup that
+    // the session cache does not answer runs alone.
     {Stmt::kGetAnySessionByToken, "t_get_any_session_by_token",
      "SELECT " SESSION_COLS " FROM sessions WHERE tenant = $T AND token_hash = $1::bytea", 1u << 0},
     {Stmt::kGetAnySessionById, "t_get_any_session_by_id", "SELECT " SESSION_COLS " FROM sessions WHERE id = $1::uuid AND tenant = $T",
@@ -145,15 +145,21 @@ Result<Plan> BuildGetSession(const Args& args) {
   TRY(any, args.Bool("include_expired"));
   Plan p;
   if (any->value_or(false)) {
-    // An expired session too: never from the hot-session cache (which holds
-    // only live sessions) nor in a lookup batch (no batched form), so no
-    // hot key and no render_row.
+    // An expired session too. The hot-session cache answers it all the same
+    // (it holds, and returns, only unexpired sessions: for those the answer
+    // is the same with or without include_expired), and a row read by token
+    // fills it unless expired (Requests::FillHot). Torii's provider asks
+    // every check this way, so that an expired session is told apart from
+    // a missing one in one request. No lookup batch: it has no batched form
+    // (the batch's statement filters expired rows), so no render_row.
     if (*which == 0) {
       TRY(token, TokenArg(args));
+      p.hot = {HotKey::kDigest, DigestParam(*token), true};
       p.cmds.emplace_back(Stmt::kGetAnySessionByToken);
-      p.cmds.back().Add(DigestParam(*token));
+      p.cmds.back().Add(p.hot.value);
     } else {
       TRY(id, args.RequiredUuid("id"));
+      p.hot = {HotKey::kId, *id, true};
       p.cmds.emplace_back(Stmt::kGetAnySessionById);
       p.cmds.back().Add(*id);
     }
