@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "eventually.h"
 #include "request_fixture.h"
 #include "torii/pg.h"
 
@@ -519,6 +520,13 @@ TEST_F(RequestOpsTest, GetSessionIncludeExpired) {
   EXPECT_EQ(live.result()["id"].str(), id);
   EXPECT_GT(live.result()["expires_at"].micros() / 1000, NowMs());
   ExpireSession(id);
+  // That lookup filled the daemon's session cache; the plain SQL update
+  // evicts the entry through its event, and until the daemon has it the
+  // entry may still answer (the cache's rule for writes made outside it).
+  ASSERT_TRUE(Eventually([&] {
+    Reply r = Call("get_session", V::Map({{"token", token}, {"include_expired", true}}));
+    return r.ok() && r.result()["expires_at"].micros() / 1000 < NowMs();
+  })) << "the expiry never reached the daemon's cache";
   for (const char* key : {"token", "id"}) {
     SCOPED_TRACE(key);
     V value = std::string(key) == "token" ? V(token) : V(id);
