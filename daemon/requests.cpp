@@ -61,19 +61,33 @@ void Requests::Close() {
 
 void Requests::AddLocalOp(std::string name, LocalOp op) { local_[std::move(name)] = std::move(op); }
 
+Requests::TenantChoice Requests::ChooseTenant(const zmq::message_t& body, Request& req) const {
+  TenantChoice c;
+  c.tenant = req.tenant ? std::move(*req.tenant) : std::string(kDefaultTenant);
+  if (bound_tenant_) {
+    // A client key bound to a tenant (PROTOCOL.md section 6) acts in it
+    // whatever it names, and naming another is refused.
+    if (std::optional<std::string> bound = bound_tenant_(body)) {
+      c.forbidden = req.tenant.has_value() && c.tenant != *bound;
+      c.tenant = std::move(*bound);
+      c.bound = true;
+    }
+  }
+  return c;
+}
+
 // The shape of a get_session the cache may answer before anything else is
 // built for it: no actor, a deadline, no top-level key but op, id, args, v,
 // timeout_ms and tenant, and args exactly {"token": a string of 1 to 1024
 // bytes}, which BuildGetSession turns into a cache lookup by digest and
 // nothing else. Any other shape takes the general path (and gets its
 // error, or the same lookup, there).
-// This runs before the checks OnMessage makes after decoding, so it makes
-// the same choice of tenant (the one named, or the one the client's key is
-// bound to) and leaves to the general path every request those checks may
-// refuse: a bound key naming another tenant, a tenant not known yet. A
-// check added there that can refuse a get_session or change what it reads
-// must be made here too, or keep such requests off this path.
-bool Requests::AnswerFromCache(Envelope& env, const zmq::message_t& body, const Request& req, RequestMark& mark,
+// This runs before the checks OnMessage makes after decoding: it takes the
+// same tenant (ChooseTenant) and leaves to the general path every request
+// those checks may refuse: a bound key naming another tenant, a tenant not
+// known yet. A check added there that can refuse a get_session or change
+// what it reads must be made here too, or keep such requests off this path.
+bool Requests::AnswerFromCache(Envelope& env, const TenantChoice& choice, const Request& req, RequestMark& mark,
                                bool* looked_up) {
   if (req.actor || req.op != "get_session" || req.timeout_ms.value_or(default_timeout_ms_) == 0) return false;
   const msgpack::object& root = req.handle.get();
@@ -88,13 +102,8 @@ bool Requests::AnswerFromCache(Envelope& env, const zmq::message_t& body, const 
       kv.val.type != msgpack::type::STR || kv.val.via.str.size == 0 || kv.val.via.str.size > kMaxTokenBytes) {
     return false;
   }
-  std::string_view tenant = req.tenant ? std::string_view(*req.tenant) : kDefaultTenant;
-  std::optional<std::string> bound;
-  if (bound_tenant_ && (bound = bound_tenant_(body))) {
-    if (req.tenant && *req.tenant != *bound) return false;  // forbidden, said by the general path
-    tenant = *bound;
-  }
-  if (tenant != kDefaultTenant && known_tenants_.count(std::string(tenant)) == 0) return false;
+  const std::string& tenant = choice.tenant;
+  if (choice.forbidden || (tenant != kDefaultTenant && known_tenants_.count(tenant) == 0)) return false;
   auto digest = TokenDigest(std::string_view(kv.val.via.str.ptr, kv.val.via.str.size));
   std::string_view digest_view(reinterpret_cast<const char*>(digest.data()), digest.size());
   // The lease is judged on the clock the listener's probes are timed by.
@@ -104,7 +113,7 @@ bool Requests::AnswerFromCache(Envelope& env, const zmq::message_t& body, const 
           : hot_->FindByDigest(HotDigestKey(tenant, digest_view), NowMicros(), uv_hrtime() / 1000);
   *looked_up = true;
   if (hit == nullptr) return false;
-  tenant_requests_[std::string(tenant)]++;
+  tenant_requests_[tenant]++;
   reply_.clear();
   BeginOkReply(reply_, req.id_raw);
   reply_.write(hit->data(), hit->size());
@@ -125,8 +134,10 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
   Status decoded = DecodeRequest(static_cast<const char*>(body.data()), body.size(), limits_, &req);
   // A cache hit is answered here, with no per-request state: no context, no
   // deadline, no plan. A lookup that missed is not repeated below.
+  TenantChoice tenant;
+  if (decoded.ok()) tenant = ChooseTenant(body, req);
   bool hot_looked_up = false;
-  if (decoded.ok() && hot_ != nullptr && AnswerFromCache(env, body, req, mark, &hot_looked_up)) return;
+  if (decoded.ok() && hot_ != nullptr && AnswerFromCache(env, tenant, req, mark, &hot_looked_up)) return;
 
   const uint64_t seq = next_seq_++;
   Ctx* ctx = live_.emplace(seq, std::make_unique<Ctx>()).first->second.get();
@@ -149,24 +160,16 @@ void Requests::OnMessage(Envelope&& env, zmq::message_t&& body) {
   ctx->deadline_it = deadlines_.emplace(uv_now(loop_) + timeout, ctx);
   ArmTimer();
 
-  std::string tenant = req.tenant ? std::move(*req.tenant) : std::string(kDefaultTenant);
-  if (bound_tenant_) {
-    // A client key bound to a tenant (PROTOCOL.md section 6) acts in it
-    // whatever it names, and naming another is refused.
-    if (std::optional<std::string> bound = bound_tenant_(body)) {
-      if (req.tenant && tenant != *bound) {
-        ReplyError(ctx, Error::Forbidden("this client's key is bound to another tenant"));
-        return;
-      }
-      tenant = std::move(*bound);
-      ctx->bound = true;
-    }
-  }
-  if (tenant != kDefaultTenant && known_tenants_.count(tenant) == 0) {
-    CheckTenant(ctx, std::make_unique<Request>(std::move(req)), std::move(tenant));
+  if (tenant.forbidden) {
+    ReplyError(ctx, Error::Forbidden("this client's key is bound to another tenant"));
     return;
   }
-  Dispatch(ctx, req, tenant, hot_looked_up);
+  ctx->bound = tenant.bound;
+  if (tenant.tenant != kDefaultTenant && known_tenants_.count(tenant.tenant) == 0) {
+    CheckTenant(ctx, std::make_unique<Request>(std::move(req)), std::move(tenant.tenant));
+    return;
+  }
+  Dispatch(ctx, req, tenant.tenant, hot_looked_up);
 }
 
 void Requests::CheckTenant(Ctx* ctx, std::unique_ptr<Request> req, std::string tenant) {

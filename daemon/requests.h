@@ -77,7 +77,16 @@ class Requests {
   // Answers a plain get_session by token from the cache, at once; false
   // when it cannot (another shape, or a miss: then `*looked_up` says the
   // cache was already asked).
-  bool AnswerFromCache(Envelope& env, const zmq::message_t& body, const Request& req, RequestMark& mark,
+  // The tenant a decoded request acts in: the one it names (else the
+  // default), or the one its client's key is bound to; `forbidden` when a
+  // bound key names another. Moves req.tenant out.
+  struct TenantChoice {
+    std::string tenant;
+    bool bound = false;
+    bool forbidden = false;
+  };
+  TenantChoice ChooseTenant(const zmq::message_t& body, Request& req) const;
+  bool AnswerFromCache(Envelope& env, const TenantChoice& tenant, const Request& req, RequestMark& mark,
                        bool* looked_up);
   void ReplyOk(Ctx* ctx, const char* result, size_t len);
   // reply_, cleared and begun as an ok reply to `ctx`; the caller packs the
