@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use rmpv::Value;
 use tokio::sync::oneshot;
 
-use crate::curve::read_key_file;
 use crate::error::{Error, Result};
 use crate::io::{CurveKeys, Io, Request};
 use crate::types::*;
@@ -80,11 +79,11 @@ impl Config {
         client_public: impl AsRef<Path>,
         client_secret: impl AsRef<Path>,
     ) -> Result<Config> {
-        self.curve = Some(CurveKeys {
-            server_public: read_key_file(server_public)?,
-            client_public: read_key_file(client_public)?,
-            client_secret: read_key_file(client_secret)?,
-        });
+        self.curve = Some(CurveKeys::from_files(
+            server_public,
+            client_public,
+            client_secret,
+        )?);
         Ok(self)
     }
 

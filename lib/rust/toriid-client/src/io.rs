@@ -6,6 +6,7 @@
 //! is queued, so it can sleep in `zmq::poll` on all its sockets at once.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use rmpv::Value;
 use tokio::sync::oneshot;
 
+use crate::curve::read_key_file;
 use crate::error::{Error, Result};
 
 /// One request handed to the I/O thread.
@@ -38,6 +40,22 @@ pub(crate) struct CurveKeys {
     pub server_public: Vec<u8>,
     pub client_public: Vec<u8>,
     pub client_secret: Vec<u8>,
+}
+
+impl CurveKeys {
+    /// The three Z85 key files `torii keygen` writes: the daemon's public
+    /// key and this side's key pair.
+    pub fn from_files(
+        server_public: impl AsRef<Path>,
+        client_public: impl AsRef<Path>,
+        client_secret: impl AsRef<Path>,
+    ) -> Result<CurveKeys> {
+        Ok(CurveKeys {
+            server_public: read_key_file(server_public)?,
+            client_public: read_key_file(client_public)?,
+            client_secret: read_key_file(client_secret)?,
+        })
+    }
 }
 
 pub(crate) struct Io {

@@ -69,7 +69,6 @@ use chrono::{DateTime, Utc};
 use rmpv::Value;
 use tokio::sync::mpsc;
 
-use crate::curve::read_key_file;
 use crate::error::{Error, Result};
 use crate::io::CurveKeys;
 use crate::value::timestamp_from_value;
@@ -178,11 +177,11 @@ impl SubscriberConfig {
         client_public: impl AsRef<Path>,
         client_secret: impl AsRef<Path>,
     ) -> Result<SubscriberConfig> {
-        self.curve = Some(CurveKeys {
-            server_public: read_key_file(server_public)?,
-            client_public: read_key_file(client_public)?,
-            client_secret: read_key_file(client_secret)?,
-        });
+        self.curve = Some(CurveKeys::from_files(
+            server_public,
+            client_public,
+            client_secret,
+        )?);
         Ok(self)
     }
 
