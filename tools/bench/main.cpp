@@ -147,6 +147,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> floor_endpoints;
   auto* fl = app.add_subcommand("floor", "the cheapest plain libzmq ROUTER server (answers as a ping) until SIGTERM");
   fl->add_option("--endpoint", floor_endpoints, "endpoint to bind (repeatable)")->required();
+  bool floor_session = false;
+  fl->add_flag("--session-reply", floor_session,
+               "answer every request with a session of the benchmark's data set (a cached get_session's reply)");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -194,7 +197,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*fl) {
-    torii::Status st = RunFloorServer(floor_endpoints);
+    torii::Status st = RunFloorServer(floor_endpoints, floor_session);
     return st.ok() ? 0 : Fail(st.error());
   }
   if (*rv) {
