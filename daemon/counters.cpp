@@ -113,6 +113,8 @@ constexpr CounterDef kCounters[] = {
      "times the LISTEN connection was opened again", [](const S& s) { return Count(s.listener.reconnects); }},
     {"events.probe_failures", "toriid_listener_probe_failures_total", C, Form::kCount,
      "self-notify probes not heard back in time", [](const S& s) { return Count(s.listener.probe_failures); }},
+    {"events.probes_out", "toriid_listener_probes_out", G, Form::kCount,
+     "self-notify probes sent and not heard back yet", [](const S& s) { return Count(s.listener.probes_out); }},
     {"events.last_probe_rtt_us", "toriid_listener_probe_rtt_seconds", G, Form::kMicrosOrNone,
      "round trip of the last self-notify probe (-1: none yet)",
      [](const S& s) { return Signed(s.listener.last_probe_rtt_us); }},

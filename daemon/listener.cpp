@@ -242,7 +242,8 @@ void Listener::OnConnected() {
       started_before_ = true;
       CheckServerIdentity();
       publisher_.StartHeartbeat(heartbeat_ms_);
-      probe_outstanding_ = false;
+      probes_out_.clear();
+      stats_.probes_out = 0;
       StartProbing();
       heartbeat_paused_ = false;
       if (on_listening_) on_listening_();
@@ -333,6 +334,8 @@ void Listener::OnLost(const Error& why) {
   uv_timer_stop(&probe_timer_);
   uv_timer_stop(&probe_deadline_);
   uv_timer_stop(&lease_timer_);
+  probes_out_.clear();
+  stats_.probes_out = 0;
   heartbeat_paused_ = false;
   publisher_.StopHeartbeat();
   backoff_ms_ = NextBackoffMs(backoff_ms_);
@@ -345,16 +348,15 @@ void Listener::OnLost(const Error& why) {
 }
 
 void Listener::SendProbe() {
-  if (!stats_.listening || probe_outstanding_) return;
+  if (!stats_.listening || probes_out_.size() >= kMaxProbesOut) return;
   // A tenant created since the last look gets heartbeats before its first
   // event (within kTenantsRefreshMs).
   if (uv_now(loop_) - tenants_refreshed_ms_ >= kTenantsRefreshMs) RefreshTenants(nullptr);
-  probe_outstanding_ = true;
   probe_seq_++;
-  probe_sent_us_ = uv_hrtime() / 1000;
+  probes_out_.push_back({probe_seq_, uv_hrtime() / 1000});
   stats_.probes++;
-  uv_timer_start(&probe_deadline_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->ProbeTimedOut(); },
-                 probe_timeout_ms_, 0);
+  stats_.probes_out = probes_out_.size();
+  if (probes_out_.size() == 1) ArmProbeDeadline();
   conn_->Query("SELECT pg_notify($1, $2), pg_notification_queue_usage()",
                {probe_channel_, std::to_string(probe_seq_)}, [this](Result<PgResult>&& r) {
                  if (!r.ok() || PQntuples(r->get()) != 1) return;
@@ -366,25 +368,45 @@ void Listener::SendProbe() {
                });
 }
 
+// The deadline of the oldest probe still out: probe_timeout_ms after it was sent.
+void Listener::ArmProbeDeadline() {
+  stats_.probes_out = probes_out_.size();
+  if (probes_out_.empty()) {
+    uv_timer_stop(&probe_deadline_);
+    return;
+  }
+  const uint64_t now_us = uv_hrtime() / 1000;
+  const uint64_t due_us = probes_out_.front().sent_us + probe_timeout_ms_ * 1000;
+  const uint64_t in_ms = due_us > now_us ? (due_us - now_us + 999) / 1000 : 0;
+  uv_timer_start(&probe_deadline_, [](uv_timer_t* t) { static_cast<Listener*>(t->data)->ProbeTimedOut(); },
+                 in_ms, 0);
+}
+
 void Listener::ProbeTimedOut() {
-  if (!probe_outstanding_ || !stats_.listening) return;
+  if (probes_out_.empty() || !stats_.listening) return;
   stats_.probe_failures++;
   TLOG_WARN("listener: probe not heard back within %lu ms; reconnecting", (unsigned long)probe_timeout_ms_);
-  probe_outstanding_ = false;
+  probes_out_.clear();
+  stats_.probes_out = 0;
   conn_->Close("probe timed out");
   OnLost(Error::Unavailable("probe timed out"));
 }
 
 void Listener::OnNotify(const char* channel, const char* payload) {
   if (probe_channel_ == channel) {
-    if (probe_outstanding_ && std::to_string(probe_seq_) == payload) {
-      probe_outstanding_ = false;
-      uv_timer_stop(&probe_deadline_);
-      stats_.last_probe_rtt_us = static_cast<int64_t>(uv_hrtime() / 1000 - probe_sent_us_);
-      // In commit order, every notification sent before the probe has
-      // been handled before this one.
-      Proven(probe_sent_us_);
-    }
+    // Probes come back in the order they were sent (NOTIFY delivers in
+    // commit order); one whose statement failed never does, and is passed
+    // over by the next that comes back.
+    const uint64_t seq = std::strtoull(payload, nullptr, 10);
+    if (probes_out_.empty() || seq < probes_out_.front().seq || seq > probes_out_.back().seq) return;
+    while (probes_out_.front().seq < seq) probes_out_.pop_front();
+    const uint64_t sent_us = probes_out_.front().sent_us;
+    probes_out_.pop_front();
+    ArmProbeDeadline();
+    stats_.last_probe_rtt_us = static_cast<int64_t>(uv_hrtime() / 1000 - sent_us);
+    // In commit order, every notification sent before the probe has
+    // been handled before this one.
+    Proven(sent_us);
     return;
   }
   stats_.received++;

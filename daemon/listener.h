@@ -11,6 +11,13 @@
 // while it was away are lost. Heartbeats pause while it is not listening, so
 // subscribers also notice a long outage from their side.
 //
+// Probes go out on the timer whether or not earlier ones have come back
+// (at most kMaxProbesOut at once): one slow round trip then delays only its
+// own proof, not the next probe's sending, so under a loaded machine the
+// lease lapses only when no probe sent within lease_ms has come back, not
+// when two round trips in a row take half of it. The oldest probe still out
+// must come back within probe_timeout_ms.
+//
 // Each probe that comes back (and the LISTEN itself) is a proof of life
 // that renews the hot-session cache's lease (hot_sessions.h): on_alive gets
 // the monotonic time, in microseconds of uv_hrtime(), at which the proving
@@ -26,6 +33,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -42,6 +50,7 @@ struct ListenerStats {
   uint64_t reconnects = 0;
   uint64_t probes = 0;
   uint64_t probe_failures = 0;
+  uint64_t probes_out = 0;  // sent, not heard back yet
   uint64_t probe_every_ms = 0;  // the interval in use: probe_interval_ms, or lease_ms / 4 if shorter
   uint64_t lease_lapses = 0;    // times no proof came back within lease_ms (heartbeats paused)
   int64_t last_probe_rtt_us = -1;
@@ -88,11 +97,15 @@ class Listener {
   // resumes heartbeats if they were paused.
   void Proven(uint64_t sent_us);
   void LeaseLapsed();
+  void ArmProbeDeadline();
   void ProbeTimedOut();
   void Publish(const std::string& payload);
   void RefreshTenants(std::function<void()> then);
   // How often the tenants table is read again (on the probe timer).
   static constexpr uint64_t kTenantsRefreshMs = 5000;
+  // Probes out at once, at most (see above); the timer's next tick sends
+  // none past it.
+  static constexpr size_t kMaxProbesOut = 16;
   void CheckServerIdentity();
 
   uv_loop_t* loop_;
@@ -116,9 +129,12 @@ class Listener {
   uint64_t tenants_refreshed_ms_ = 0;  // loop time of the last read of the tenants table
   bool tenants_error_logged_ = false;
   int backoff_ms_ = 0;
+  struct ProbeOut {
+    uint64_t seq;
+    uint64_t sent_us;  // uv_hrtime() / 1000 when it was sent
+  };
   uint64_t probe_seq_ = 0;
-  uint64_t probe_sent_us_ = 0;
-  bool probe_outstanding_ = false;
+  std::deque<ProbeOut> probes_out_;  // sent, not heard back yet, oldest first
   bool started_before_ = false;
   bool closed_ = false;
   std::string system_id_;  // pg_control_system().system_identifier; empty until known

@@ -443,8 +443,14 @@ TEST_F(HotCacheLeaseTest, AProbeThatComesBackRestoresTheLeaseWithoutAFlush) {
   ASSERT_TRUE(Eventually([&] { return !Cache()["leased"].boolean(); }, 3000)) << "the lease never lapsed";
   EXPECT_EQ(GetByToken(deleted["token"].str()).code(), "not_found");
   EXPECT_EQ(Cache()["entries"].u64(), 2u) << "entries are kept while the lease has lapsed";
+  // Probes keep going out (every lease_ms / 4) while the first is still out:
+  // one slow round trip does not hold back the next probe.
+  auto probes_out = [&] { return client().Call("stats").result()["events"]["probes_out"].u64(); };
+  EXPECT_TRUE(Eventually([&] { return probes_out() >= 3; }, 3000)) << "a probe still out held back the next";
   frozen->Thaw();
   ASSERT_TRUE(Eventually([&] { return Cache()["leased"].boolean(); })) << "the lease never came back";
+  // They all come back, in order (a probe or two may be out at any moment).
+  EXPECT_TRUE(Eventually([&] { return probes_out() <= 1; }, 3000)) << "probes sent while frozen never came back";
   Reply after = client().Call("stats");
   EXPECT_EQ(after.result()["events"]["reconnects"].u64(), before.result()["events"]["reconnects"].u64())
       << "the listener reconnected: thawed too late for this test (probe_timeout_ms)";

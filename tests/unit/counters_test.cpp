@@ -51,6 +51,7 @@ CounterSnapshot Distinct() {
   s.listener.reconnects = next();
   s.listener.probes = next();
   s.listener.probe_failures = next();
+  s.listener.probes_out = next();
   s.listener.last_probe_rtt_us = 2500;
   s.listener.queue_usage = 0.25;
   s.listener.listening = true;
@@ -197,7 +198,7 @@ TEST(Counters, StatsKeepsEveryKeyAndItsShape) {
       {"pool.batched_lookups", kUint}, {"events", msgpack::type::MAP}, {"events.seq", msgpack::type::MAP},
       {"events.epoch", msgpack::type::STR}, {"events.published", kUint}, {"events.received", kUint},
       {"events.malformed", kUint}, {"events.listening", msgpack::type::BOOLEAN}, {"events.reconnects", kUint},
-      {"events.probe_failures", kUint}, {"events.last_probe_rtt_us", kUint},
+      {"events.probe_failures", kUint}, {"events.probes_out", kUint}, {"events.last_probe_rtt_us", kUint},
       {"events.queue_usage", msgpack::type::FLOAT64}, {"events.timeline", kUint}, {"events.server_changes", kUint},
       {"cache", msgpack::type::MAP}, {"cache.active", msgpack::type::BOOLEAN}, {"cache.capacity", kUint},
       {"cache.entries", kUint}, {"cache.memory_bytes", kUint}, {"cache.hits", kUint}, {"cache.misses", kUint},
