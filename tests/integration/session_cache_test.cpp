@@ -198,6 +198,15 @@ TEST_F(StalenessTest, AFrozenDaemonIsTrustedForAtMostTheBound) {
   ASSERT_TRUE(deny_tight.Load().ok());
   Value s = NewSession(NewUser()["id"].str());
   std::string token = s["token"].str();
+  // The session's own session.created event evicts its id: wait until it
+  // has been delivered, or it could arrive after the fill (sent before the
+  // freeze) and empty both caches at the first lookup.
+  bool created_seen = false;
+  (*sub)->AddListener([&](const Event& e) {
+    if (e.topic == "session.created" && e.Str("id") == s["id"].str()) created_seen = true;
+  }, nullptr);
+  while (!created_seen && Clock::now() < deadline) (*sub)->Poll(50);
+  ASSERT_TRUE(created_seen) << "the session's session.created never arrived";
   for (SessionCache* c : {&by_default, &tight}) {
     while (c->stats().hits == 0 && Clock::now() < deadline) ASSERT_TRUE(c->Get(token).ok());
     ASSERT_GT(c->stats().hits, 0u) << "never cached";
