@@ -500,26 +500,28 @@ void Disturber(const LoadGenOptions& opt, Shared& sh, int64_t start_ns, int64_t 
 }
 
 // utime + stime in microseconds from one line of /proc/PID/stat (or of a
-// thread's /proc/PID/task/TID/stat); -1 if it cannot be read.
-int64_t StatCpuUs(const std::string& line) {
+// thread's /proc/PID/task/TID/stat), plus cutime + cstime (the CPU of its
+// children that have exited and been waited for) with `reaped`; -1 if it
+// cannot be read.
+int64_t StatCpuUs(const std::string& line, bool reaped = false) {
   size_t close = line.rfind(')');
   if (close == std::string::npos || close + 2 > line.size()) return -1;
   std::istringstream rest(line.substr(close + 2));
   std::string field;
-  uint64_t utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; i++) {
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
+  uint64_t ticks = 0;
+  for (int i = 3; i <= 17 && rest >> field; i++) {
+    if (i == 14 || i == 15 || (reaped && (i == 16 || i == 17))) ticks += std::stoull(field);
   }
-  return int64_t((utime + stime) * 1000000 / uint64_t(sysconf(_SC_CLK_TCK)));
+  return int64_t(ticks * 1000000 / uint64_t(sysconf(_SC_CLK_TCK)));
 }
 
-// utime + stime of a process in microseconds (/proc/PID/stat); -1 if gone.
-int64_t ProcCpuUs(int pid) {
+// utime + stime of a process in microseconds (/proc/PID/stat), with its
+// reaped children's (see StatCpuUs); -1 if gone.
+int64_t ProcCpuUs(int pid, bool reaped = false) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   if (!std::getline(f, line)) return -1;
-  return StatCpuUs(line);
+  return StatCpuUs(line, reaped);
 }
 
 // CPU microseconds of each thread of a process so far, by thread name
@@ -568,7 +570,11 @@ CpuSample SampleCpu(const std::vector<int>& pids, const std::vector<int>& trees)
   CpuSample s;
   for (int p : pids) s.by_pid[p] = ProcCpuUs(p);
   if (!trees.empty()) {
-    for (int p : trees) s.by_pid[p] = ProcCpuUs(p);
+    // A tree's root with the CPU of its children that exited: a child that
+    // ends within the window (a backend whose client left) moves its CPU
+    // from the children's sum into the root's (the postmaster reaps it at
+    // once), so the total neither drops nor loses it.
+    for (int p : trees) s.by_pid[p] = ProcCpuUs(p, true);
     if (DIR* d = opendir("/proc")) {
       while (dirent* e = readdir(d)) {
         int pid = std::atoi(e->d_name);
@@ -594,6 +600,15 @@ int64_t CpuBetween(const CpuSample& a, const CpuSample& b, const std::vector<int
     auto it = a.by_pid.find(pid);
     int64_t us0 = it != a.by_pid.end() && it->second >= 0 ? it->second : 0;
     sum += us1 - us0;
+  }
+  // A tree's child gone since the first sample: its whole CPU is in its
+  // root's reaped children's now, so what it had used before the window
+  // comes off.
+  for (const auto& [pid, us0] : a.by_pid) {
+    bool root = std::find(pids.begin(), pids.end(), pid) != pids.end() ||
+                std::find(trees.begin(), trees.end(), pid) != trees.end();
+    auto it = b.by_pid.find(pid);
+    if (!root && us0 > 0 && (it == b.by_pid.end() || it->second < 0)) sum -= us0;
   }
   return sum;
 }

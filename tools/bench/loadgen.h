@@ -63,7 +63,8 @@ struct LoadGenOptions {
   std::string tenant;
   // Processes whose CPU time (user + system, /proc/PID/stat) is read at the
   // start and end of the measured window, by name: `cpu` the process
-  // alone, `cpu_tree` the process and its direct children (a postmaster:
+  // alone, `cpu_tree` the process and its direct children, with the children
+  // that exited and were waited for meanwhile (a postmaster:
   // its backends). Reported per reply in that window.
   std::map<std::string, int> cpu, cpu_tree;
   // Disturbances beside the measured connections (plain DEALER sockets on

@@ -23,8 +23,9 @@
 //! handler would; the latency of each call goes to an HDR histogram; the
 //! first `warmup` seconds are not counted. CPU per check: utime + stime
 //! (/proc/PID/stat) over the measured window of this process (the
-//! service), of the daemon (`--daemon-pid`) and of every PostgreSQL process
-//! listed in pg_stat_activity (`--pg`), divided by the checks.
+//! service), of the daemon (`--daemon-pid`) and of the PostgreSQL server
+//! (`--pg`: its postmaster, every child process, and the children that
+//! exited meanwhile), divided by the checks.
 
 mod cached;
 mod cpu;
@@ -253,14 +254,18 @@ pub async fn measure<R: RepositoryProvider + 'static>(
     plan: &Plan,
     c: usize,
 ) -> Result<serde_json::Value, BoxError> {
-    let pg_pids: Vec<u32> = match &plan.pg {
-        Some(pool) => sqlx::query_scalar::<_, i32>("SELECT pid FROM pg_stat_activity")
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|p| p as u32)
-            .collect(),
-        None => Vec::new(),
+    // The postmaster: the parent of this connection's backend.
+    let postmaster: Option<u32> = match &plan.pg {
+        Some(pool) => {
+            let backend = sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+                .fetch_one(pool)
+                .await? as u32;
+            std::fs::read_to_string(format!("/proc/{backend}/status"))?
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .and_then(|v| v.trim().parse().ok())
+        }
+        None => None,
     };
     let start = Instant::now();
     let warm_end = start + Duration::from_secs_f64(plan.warmup);
@@ -272,7 +277,7 @@ pub async fn measure<R: RepositoryProvider + 'static>(
         (
             cpu::seconds(std::process::id()),
             daemon.map(cpu::seconds).unwrap_or(0.0),
-            cpu::sum(&pg_pids),
+            postmaster.map(cpu::tree),
         )
     };
     let snapper = tokio::task::spawn_blocking(move || {
@@ -352,7 +357,10 @@ pub async fn measure<R: RepositoryProvider + 'static>(
         "cpu_us_per_check": {
             "service": per(a.0, b.0),
             "daemon": per(a.1, b.1),
-            "postgres": per(a.2, b.2),
+            "postgres": match (&a.2, &b.2) {
+                (Some(x), Some(y)) => per(0.0, cpu::tree_between(x, y)),
+                _ => 0.0,
+            },
         },
     }))
 }
