@@ -25,7 +25,7 @@ class Rig:
         self.url = cluster.create_database()
         self.dbname = self.url.rsplit("dbname=", 1)[1]
         self.d = [daemon_factory(self.url, dict(BASE_SETTINGS)), daemon_factory(self.url, dict(BASE_SETTINGS))]
-        self.client = Client([d.request_endpoint for d in self.d], timeout_ms=10000)
+        self.client = Client([d.request_endpoint for d in self.d], timeout=10)
         self.sub = None
         self.cache = None
         self.deleted = set()
@@ -49,7 +49,7 @@ class Rig:
         for d in self.d:
             if not d.running():
                 continue
-            with Client(d.request_endpoint, timeout_ms=10000) as c:
+            with Client(d.request_endpoint, timeout=10) as c:
                 wait_until(lambda: c.stats()["events"]["seq"].get("session", 0) >= sessions, 20,
                            what="the daemon to relay the creations")
 
@@ -88,7 +88,7 @@ class Rig:
         if via is None:
             self.cluster.psql(self.dbname, f"DELETE FROM sessions WHERE id = '{s['id']}'")
         else:
-            with Client(self.d[via].request_endpoint, timeout_ms=10000) as c:
+            with Client(self.d[via].request_endpoint, timeout=10) as c:
                 c.delete_session(id=s["id"])
         duplicates = self.sub.stats["duplicates"]
         wait_until(lambda: s["id"] in self.deleted, 10, poll=lambda: self.sub.poll(10),

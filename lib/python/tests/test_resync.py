@@ -33,9 +33,9 @@ def two(daemon_factory, cluster):
 @pytest.fixture
 def rig(two, cluster):
     url, d1, d2 = two
-    with Client([d1.request_endpoint, d2.request_endpoint], timeout_ms=10000) as c, \
-            Client(d1.request_endpoint, timeout_ms=10000) as c1, \
-            Client(d2.request_endpoint, timeout_ms=10000) as c2, \
+    with Client([d1.request_endpoint, d2.request_endpoint], timeout=10) as c, \
+            Client(d1.request_endpoint, timeout=10) as c1, \
+            Client(d2.request_endpoint, timeout=10) as c2, \
             Subscriber([d1.event_endpoint, d2.event_endpoint], families=["user", "session"],
                        heartbeat_ms=HEARTBEAT_MS, deliver_torii_events=True) as sub:
         resyncs, reports = [], []

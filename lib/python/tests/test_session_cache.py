@@ -16,8 +16,8 @@ UTC = dt.timezone.utc
 
 @pytest.fixture
 def parts(daemon):
-    with Client(daemon.request_endpoint, timeout_ms=10000) as c, \
-            Client(daemon.request_endpoint, timeout_ms=10000) as other, \
+    with Client(daemon.request_endpoint, timeout=10) as c, \
+            Client(daemon.request_endpoint, timeout=10) as other, \
             Subscriber(daemon.event_endpoint, families=["user", "session"], heartbeat_ms=HEARTBEAT_MS) as sub:
         seen = []
         sub.add_listener(seen.append, None)
@@ -221,7 +221,7 @@ def test_a_frozen_daemon_is_trusted_for_at_most_the_bound(daemon_factory, databa
     settings = dict(BASE_SETTINGS, **{"events.heartbeat_ms": str(heartbeat_ms)})
     frozen_daemon = daemon_factory(database, settings)
     other = daemon_factory(database, settings)
-    with Client(other.request_endpoint, timeout_ms=10000) as c, \
+    with Client(other.request_endpoint, timeout=10) as c, \
             Subscriber(frozen_daemon.event_endpoint, heartbeat_ms=heartbeat_ms) as sub, \
             SessionCache(c, sub) as by_default, \
             SessionCache(c, sub, max_staleness_ms=tight_ms) as tight:
