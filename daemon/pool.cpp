@@ -107,15 +107,11 @@ void Pool::Kick() {
 }
 
 void Pool::Dispatch() {
+  auto has_room = [this](const PoolConn& c) {
+    return c.accepting() && c.inflight() < static_cast<size_t>(opt_.pipeline_depth);
+  };
   while (waiting() > 0) {
-    PoolConn* best = nullptr;
-    for (auto& c : conns_) {
-      if (c->state() != ConnState::kReady) continue;
-      if (c->inflight() >= static_cast<size_t>(opt_.pipeline_depth)) continue;
-      if (best == nullptr || c->inflight() < best->inflight()) best = c.get();
-    }
-    if (best == nullptr) break;
-    if (best->inflight() > 0) MaybeGrow();
+    if (std::none_of(conns_.begin(), conns_.end(), [&](const auto& c) { return has_room(*c); })) break;
     // Oldest first between the two queues.
     Job* job;
     if (!pending_.empty() && (lookups_->empty() || pending_.front()->queued_at_ms <= lookups_->front_queued_at())) {
@@ -124,6 +120,19 @@ void Pool::Dispatch() {
     } else {
       job = TakeLookups();
     }
+    // The least busy connection already in the job's tenant, else the least
+    // busy one (which switches first: PoolConn::SwitchTenant).
+    PoolConn* best = nullptr;
+    bool best_same = false;
+    for (auto& c : conns_) {
+      if (!has_room(*c)) continue;
+      const bool same = c->tenant() == job->tenant;
+      if (best == nullptr || (same && !best_same) || (same == best_same && c->inflight() < best->inflight())) {
+        best = c.get();
+        best_same = same;
+      }
+    }
+    if (best->inflight() > 0) MaybeGrow();
     if (!best->Send(job)) continue;  // the job went back to the queue
   }
   if (waiting() > 0) MaybeGrow();
@@ -284,7 +293,8 @@ void Pool::OnMaintenanceTimer(uv_timer_t* t) {
       continue;
     }
     c->ResendCancel(now);
-    if (c->inflight() == 0 && ready > self->opt_.min_connections && now - c->idle_since() > kIdleCloseMs) {
+    if (c->inflight() == 0 && c->accepting() && ready > self->opt_.min_connections &&
+        now - c->idle_since() > kIdleCloseMs) {
       TLOG_INFO("pool: conn %lu: closing, idle", (unsigned long)c->id());
       c->CloseIdle();
       ready--;

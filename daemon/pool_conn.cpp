@@ -157,28 +157,26 @@ bool PoolConn::Flush() {
   return true;
 }
 
-bool PoolConn::SwitchTenant(Job* job) {
+void PoolConn::SwitchTenant(Job* job) {
+  pool_->Requeue(job);
   // The open group's Sync first: the switch is not part of its transaction.
   if (group_open_) CloseGroup();
-  if (state_ != ConnState::kReady) {
-    pool_->Requeue(job);
-    return false;
-  }
+  if (state_ != ConnState::kReady) return;
   const char* values[1] = {job->tenant.c_str()};
   int lengths[1] = {static_cast<int>(job->tenant.size())};
   int formats[1] = {0};
   if (PQsendQueryPrepared(conn_, Statement(Stmt::kSetTenant).name, 1, values, lengths, formats, 0) != 1 ||
       PQpipelineSync(conn_) != 1) {
-    pool_->Requeue(job);
     Break(std::string("send failed: ") + PQerrorMessage(conn_));
-    return false;
+    return;
   }
   if (inflight_.empty()) last_progress_ = Now();
   InFlight f;
   f.tenant_switch = true;
   inflight_.push_back(std::move(f));
   tenant_ = job->tenant;
-  return true;
+  switching_ = true;
+  Flush();
 }
 
 bool PoolConn::Send(Job* job) {
@@ -187,7 +185,10 @@ bool PoolConn::Send(Job* job) {
     pool_->Requeue(job);
     return false;
   }
-  if (job->tenant != tenant_ && !SwitchTenant(job)) return false;
+  if (job->tenant != tenant_) {
+    SwitchTenant(job);
+    return false;
+  }
   for (const Command& cmd : job->cmds) {
     const StatementDef& def = Statement(cmd.stmt);
     size_t n = cmd.values.size();
@@ -306,6 +307,14 @@ void PoolConn::HandleResult(PGresult* r) {
   InFlight& head = inflight_.front();
   if (st == PGRES_PIPELINE_SYNC) {
     PQclear(r);
+    if (head.tenant_switch) {
+      // Confirmed, or failed (tenant_ is cleared then): jobs may go again.
+      inflight_.pop_front();
+      switching_ = false;
+      if (jobs_ == 0) idle_since_ = Now();
+      pool_->Kick();
+      return;
+    }
     if (head.job == nullptr) {
       // The end of a group of read-only jobs, all already answered.
       inflight_.pop_front();

@@ -53,6 +53,11 @@ class PoolConn {
   uint64_t id() const { return id_; }
   ConnState state() const { return state_; }
   size_t inflight() const { return jobs_; }
+  // Ready, and not waiting for a switch of torii.tenant to be confirmed
+  // (see SwitchTenant): may be sent jobs.
+  bool accepting() const { return state_ == ConnState::kReady && !switching_; }
+  // The tenant its next job runs in without a switch (empty: unknown).
+  const std::string& tenant() const { return tenant_; }
   uint64_t idle_since() const { return idle_since_; }
   // libuv refused to watch the socket of a ready connection
   // (PgSocketWatch::error()): it hears nothing and must be given up. (While
@@ -99,9 +104,12 @@ class PoolConn {
   void HandleResult(PGresult* r);
   void FinishHead();
   // Sets torii.tenant to `job`'s tenant, in a transaction of its own (so
-  // that no job's failure rolls it back); false when the job went back to
-  // the pool's queue instead.
-  bool SwitchTenant(Job* job);
+  // that no job's failure rolls it back), and sends nothing more until its
+  // result says it took: a cancel aimed at an earlier job can land on it,
+  // and a job sent behind a switch that failed would run in the tenant the
+  // connection had (with the policies in force, finding nothing). The job
+  // goes back to the front of the pool's queue either way.
+  void SwitchTenant(Job* job);
   void Cancel();
   bool Flush();
   void Watch(int events);
@@ -121,6 +129,7 @@ class PoolConn {
   // goes (a new connection has none: the default tenant); empty when a
   // switch failed, so that the next job switches again.
   std::string tenant_ = "default";
+  bool switching_ = false;  // a switch is sent, its result not read yet
   int prepares_left_ = 0;
   bool cancel_sent_ = false;
   uint64_t cancel_first_at_ = 0;  // the first cancel for the job running now
