@@ -243,7 +243,6 @@ void Listener::OnConnected() {
       CheckServerIdentity();
       publisher_.StartHeartbeat(heartbeat_ms_);
       probes_out_.clear();
-      stats_.probes_out = 0;
       StartProbing();
       heartbeat_paused_ = false;
       if (on_listening_) on_listening_();
@@ -335,7 +334,6 @@ void Listener::OnLost(const Error& why) {
   uv_timer_stop(&probe_deadline_);
   uv_timer_stop(&lease_timer_);
   probes_out_.clear();
-  stats_.probes_out = 0;
   heartbeat_paused_ = false;
   publisher_.StopHeartbeat();
   backoff_ms_ = NextBackoffMs(backoff_ms_);
@@ -355,7 +353,6 @@ void Listener::SendProbe() {
   probe_seq_++;
   probes_out_.push_back({probe_seq_, uv_hrtime() / 1000});
   stats_.probes++;
-  stats_.probes_out = probes_out_.size();
   if (probes_out_.size() == 1) ArmProbeDeadline();
   conn_->Query("SELECT pg_notify($1, $2), pg_notification_queue_usage()",
                {probe_channel_, std::to_string(probe_seq_)}, [this](Result<PgResult>&& r) {
@@ -370,7 +367,6 @@ void Listener::SendProbe() {
 
 // The deadline of the oldest probe still out: probe_timeout_ms after it was sent.
 void Listener::ArmProbeDeadline() {
-  stats_.probes_out = probes_out_.size();
   if (probes_out_.empty()) {
     uv_timer_stop(&probe_deadline_);
     return;
@@ -387,7 +383,6 @@ void Listener::ProbeTimedOut() {
   stats_.probe_failures++;
   TLOG_WARN("listener: probe not heard back within %lu ms; reconnecting", (unsigned long)probe_timeout_ms_);
   probes_out_.clear();
-  stats_.probes_out = 0;
   conn_->Close("probe timed out");
   OnLost(Error::Unavailable("probe timed out"));
 }

@@ -50,7 +50,7 @@ struct ListenerStats {
   uint64_t reconnects = 0;
   uint64_t probes = 0;
   uint64_t probe_failures = 0;
-  uint64_t probes_out = 0;  // sent, not heard back yet
+  uint64_t probes_out = 0;  // sent, not heard back yet (filled in by stats())
   uint64_t probe_every_ms = 0;  // the interval in use: probe_interval_ms, or lease_ms / 4 if shorter
   uint64_t lease_lapses = 0;    // times no proof came back within lease_ms (heartbeats paused)
   int64_t last_probe_rtt_us = -1;
@@ -83,7 +83,11 @@ class Listener {
   // Probes at least every lease_ms / 4, and pauses heartbeats while the
   // lease has lapsed; 0: every probe_interval_ms only, no pause.
   void SetLease(uint64_t lease_ms);
-  const ListenerStats& stats() const { return stats_; }
+  ListenerStats stats() const {
+    ListenerStats s = stats_;
+    s.probes_out = probes_out_.size();
+    return s;
+  }
 
  private:
   void Connect();
