@@ -110,6 +110,10 @@ void Pool::Dispatch() {
   auto has_room = [this](const PoolConn& c) {
     return c.accepting() && c.inflight() < static_cast<size_t>(opt_.pipeline_depth);
   };
+  // Jobs whose tenant a connection is switching to: they wait for it
+  // rather than switch another connection too, and go back to the front of
+  // the queue, in their order, after this pass.
+  std::vector<Job*> deferred;
   while (waiting() > 0) {
     if (std::none_of(conns_.begin(), conns_.end(), [&](const auto& c) { return has_room(*c); })) break;
     // Oldest first between the two queues.
@@ -132,9 +136,16 @@ void Pool::Dispatch() {
         best_same = same;
       }
     }
+    if (!best_same && std::any_of(conns_.begin(), conns_.end(), [&](const auto& c) {
+          return c->switching() && c->tenant() == job->tenant;
+        })) {
+      deferred.push_back(job);
+      continue;
+    }
     if (best->inflight() > 0) MaybeGrow();
     if (!best->Send(job)) continue;  // the job went back to the queue
   }
+  for (auto it = deferred.rbegin(); it != deferred.rend(); ++it) Requeue(*it);
   if (waiting() > 0) MaybeGrow();
   // A failed Sync breaks its connection, and OnConnBroken takes it out of
   // conns_ at once: walk by index, and do not step past the connection that

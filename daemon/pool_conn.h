@@ -56,8 +56,10 @@ class PoolConn {
   // Ready, and not waiting for a switch of torii.tenant to be confirmed
   // (see SwitchTenant): may be sent jobs.
   bool accepting() const { return state_ == ConnState::kReady && !switching_; }
-  // The tenant its next job runs in without a switch (empty: unknown).
+  // The tenant its next job runs in without a switch (empty: unknown);
+  // while switching(), the one it is switching to.
   const std::string& tenant() const { return tenant_; }
+  bool switching() const { return switching_; }
   uint64_t idle_since() const { return idle_since_; }
   // libuv refused to watch the socket of a ready connection
   // (PgSocketWatch::error()): it hears nothing and must be given up. (While
