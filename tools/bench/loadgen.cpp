@@ -129,6 +129,18 @@ struct Conn {
   int64_t next = 0;  // fixed rate: the next intended send time
 };
 
+// An epoll instance for one worker thread, closed when the thread is done
+// with it (fd < 0 if it could not be made: errno says why).
+struct Epoll {
+  int fd = epoll_create1(EPOLL_CLOEXEC);
+  Epoll() = default;
+  Epoll(const Epoll&) = delete;
+  Epoll& operator=(const Epoll&) = delete;
+  ~Epoll() {
+    if (fd >= 0) close(fd);
+  }
+};
+
 // Drives connections [first, last) from one thread: sends what is due,
 // waits on all of their ZMQ_FDs at once with epoll (microsecond timeouts),
 // reads the replies. zmq_poll would ask every socket for ZMQ_EVENTS twice
@@ -140,15 +152,12 @@ void Worker(int first, int last, const LoadGenOptions& opt, zmq::context_t& ctx,
   const int64_t interval = fixed ? int64_t(1e9 * opt.connections / opt.rate) : 0;
   const size_t cap = fixed ? size_t(std::max(opt.depth, 1000)) : size_t(std::max(opt.depth, 1));
   const int64_t tick_ns = int64_t(opt.tick_us) * 1000;
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  if (ep < 0) {
+  Epoll epoll;
+  if (epoll.fd < 0) {
     out.fatal = std::string("epoll_create1: ") + std::strerror(errno);
     return;
   }
-  struct CloseFd {
-    int fd;
-    ~CloseFd() { close(fd); }
-  } close_ep{ep};
+  const int ep = epoll.fd;
   for (int i = first; i < last; i++) {
     ClientOptions co;
     co.endpoints = opt.endpoints;
@@ -281,15 +290,12 @@ void PlainWorker(int first, int last, const LoadGenOptions& opt, zmq::context_t&
   };
   std::vector<PConn> conns;
   conns.reserve(size_t(last - first));
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  if (ep < 0) {
+  Epoll epoll;
+  if (epoll.fd < 0) {
     out.fatal = std::string("epoll_create1: ") + std::strerror(errno);
     return;
   }
-  struct CloseFd {
-    int fd;
-    ~CloseFd() { close(fd); }
-  } close_ep{ep};
+  const int ep = epoll.fd;
   try {
     for (int i = first; i < last; i++) {
       PConn c;
